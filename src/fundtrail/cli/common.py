@@ -1,0 +1,141 @@
+"""What every command shares: the workspace option, output rendering, progress, error translation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fundtrail.progress import Task
+from fundtrail.store import Workspace
+
+console = Console()
+err_console = Console(stderr=True)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", envvar="FUNDTRAIL_HOME", help="Workspace directory (default ./.fundtrail).",
+                 show_default=False),
+]
+
+
+def workspace(home: Path | None) -> Workspace:
+    return Workspace(home)
+
+
+def render_table(table: pa.Table, fmt: str = "table", title: str | None = None) -> None:
+    """Print an Arrow table as a rich table, JSON lines or CSV."""
+    if fmt == "json":
+        for row in table.to_pylist():
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+    elif fmt == "csv":
+        buf = pa.BufferOutputStream()
+        pacsv.write_csv(table, buf)
+        sys.stdout.write(buf.getvalue().to_pybytes().decode())
+    else:
+        t = Table(title=title, show_lines=False)
+        for name in table.column_names:
+            t.add_column(name, overflow="fold")
+        for row in table.to_pylist():
+            t.add_row(*["" if v is None else str(v) for v in row.values()])
+        console.print(t)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+# --- progress: a bar on a terminal, log lines otherwise ---------------------------------------------
+
+class _RichTask:
+    def __init__(self, progress: Progress, description: str, total: float | None, unit: str) -> None:
+        self._p = progress
+        self._id = progress.add_task(description, total=total, figures="")
+        self._unit = unit
+        self._start = time.monotonic()
+        self._sums: dict[str, float] = {}
+        self._n = 0.0
+
+    def advance(self, n: float = 1, **figures: float) -> None:
+        self._n += n
+        for k, v in figures.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        dt = max(time.monotonic() - self._start, 1e-9)
+        rates = [f"{self._n / dt:,.0f} {self._unit}/s"] + [f"{v / dt:,.1f} {k}/s" for k, v in self._sums.items()]
+        self._p.update(self._id, advance=n, figures="  ".join(rates))
+
+    def note(self, message: str) -> None:
+        self._p.console.print(message)
+
+    def close(self) -> None:
+        self._p.stop_task(self._id)
+
+
+class _LogTask:
+    def __init__(self, description: str, total: float | None, unit: str) -> None:
+        self._d, self._total, self._unit = description, total, unit
+        self._start = self._last = time.monotonic()
+        self._n = 0.0
+        self._sums: dict[str, float] = {}
+
+    def advance(self, n: float = 1, **figures: float) -> None:
+        self._n += n
+        for k, v in figures.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        now = time.monotonic()
+        if now - self._last >= 5:
+            self._last = now
+            self._line()
+
+    def _line(self) -> None:
+        dt = max(time.monotonic() - self._start, 1e-9)
+        of = f"/{self._total:,.0f}" if self._total else ""
+        rates = ", ".join(f"{v / dt:,.1f} {k}/s" for k, v in self._sums.items())
+        err_console.print(f"{self._d}: {self._n:,.0f}{of} {self._unit} ({self._n / dt:,.1f} {self._unit}/s"
+                          + (f", {rates}" if rates else "") + ")", highlight=False)
+
+    def note(self, message: str) -> None:
+        err_console.print(message, highlight=False)
+
+    def close(self) -> None:
+        self._line()
+
+
+class CliProgress:
+    """The CLI's ``Progress``: use as a context manager around the service call."""
+
+    def __init__(self) -> None:
+        self._tty = err_console.is_terminal
+        self._rich: Progress | None = None
+
+    def __enter__(self) -> CliProgress:
+        if self._tty:
+            self._rich = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}"),
+                                  TextColumn("{task.fields[figures]}"), TimeElapsedColumn(), console=err_console,
+                                  transient=False)
+            self._rich.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+    def task(self, description: str, total: float | None = None, unit: str = "") -> Task:
+        if self._rich is not None:
+            return _RichTask(self._rich, description, total, unit)
+        return _LogTask(description, total, unit)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -1,0 +1,65 @@
+"""The ``fundtrail`` command. Commands only translate: parse options, call one service, render.
+
+Each area adds its commands in its own module (cli/ingest.py, cli/tags.py, …) through ``register(app)``.
+Errors from the library are translated here, once, into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from fundtrail.cli.common import err_console, setup_logging
+from fundtrail.errors import FundtrailError
+
+app = typer.Typer(name="fundtrail", help="Open-source blockchain forensics: follow stolen funds to where they "
+                  "are cashed out.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  add_completion=False)
+
+# the modules that add commands; each defines register(app)
+COMMAND_MODULES = ("query", "ingest", "tags", "cluster", "trace", "simulate")
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr.")) -> None:
+    setup_logging(verbose)
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(f"fundtrail.cli.{_name}")
+    except ModuleNotFoundError as _e:  # an area not built yet
+        if _e.name != f"fundtrail.cli.{_name}":
+            raise
+        continue
+    _mod.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except FundtrailError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        return e.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as e:  # click usage errors come as click exceptions
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Exit):
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

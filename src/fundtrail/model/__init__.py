@@ -1,0 +1,1 @@
+"""Frozen, typed records and chain parameters. Imports nothing from the rest of fundtrail but errors."""

@@ -1,0 +1,146 @@
+"""Arrow schemas of the stored (raw) tables. docs/schema.md documents every column.
+
+Stored tables hold integer address ids (``*_id`` columns, dense per chain, see ``addresses``); the
+contract's tables (``blocks``, ``outputs``, ``transfers`` …) are DuckDB views over these (store/views.py)
+that show address strings. Amounts are int64 where they fit (satoshi) and DECIMAL(38,0) otherwise (wei,
+token units); a token amount beyond 38 digits is kept exactly in ``amount_raw`` with ``amount`` null.
+
+Extend a schema by adding columns at the end; never rename (the contract is stable).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from fundtrail.errors import UsageError
+
+TS = pa.timestamp("s", tz="UTC")
+AMOUNT = pa.decimal128(38, 0)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    # --- every chain ---------------------------------------------------------------------------------
+    "addresses": pa.schema([
+        ("chain", pa.string()), ("address_id", pa.int64()), ("address", pa.string()),
+        ("script_type", pa.string()),
+    ]),
+    # --- UTXO chains (Bitcoin) ---------------------------------------------------------------------------
+    "utxo_blocks": pa.schema([
+        ("chain", pa.string()), ("height", pa.int64()), ("hash", pa.string()), ("prev_hash", pa.string()),
+        ("time", TS), ("tx_count", pa.int32()), ("size", pa.int64()), ("version", pa.int64()),
+        ("merkle_root", pa.string()), ("bits", pa.int64()), ("nonce", pa.int64()),
+    ]),
+    "utxo_transactions": pa.schema([
+        ("chain", pa.string()), ("height", pa.int64()), ("tx_index", pa.int32()), ("txid", pa.string()),
+        ("time", TS), ("fee", pa.int64()), ("is_coinbase", pa.bool_()), ("version", pa.int64()),
+        ("locktime", pa.int64()), ("size", pa.int32()), ("vsize", pa.int32()),
+        ("input_count", pa.int32()), ("output_count", pa.int32()),
+        ("input_value", pa.int64()), ("output_value", pa.int64()), ("has_witness", pa.bool_()),
+    ]),
+    "utxo_outputs": pa.schema([
+        ("chain", pa.string()), ("height", pa.int64()), ("txid", pa.string()), ("n", pa.int32()),
+        ("value", pa.int64()), ("address_id", pa.int64()), ("script_type", pa.string()),
+    ]),
+    "utxo_inputs": pa.schema([
+        ("chain", pa.string()), ("height", pa.int64()), ("txid", pa.string()), ("n", pa.int32()),
+        ("prev_txid", pa.string()), ("prev_n", pa.int64()), ("value", pa.int64()),
+        ("address_id", pa.int64()), ("script_type", pa.string()), ("sequence", pa.int64()),
+    ]),
+    # --- EVM chains ------------------------------------------------------------------------------------
+    "evm_blocks": pa.schema([
+        ("chain", pa.string()), ("height", pa.int64()), ("hash", pa.string()), ("prev_hash", pa.string()),
+        ("time", TS), ("tx_count", pa.int32()), ("miner", pa.string()), ("gas_used", pa.int64()),
+        ("gas_limit", pa.int64()), ("base_fee_per_gas", AMOUNT), ("size", pa.int64()),
+        ("withdrawal_count", pa.int32()),
+    ]),
+    "evm_transactions": pa.schema([
+        ("chain", pa.string()), ("height", pa.int64()), ("tx_index", pa.int32()), ("txid", pa.string()),
+        ("time", TS), ("from_id", pa.int64()), ("to_id", pa.int64()), ("value", AMOUNT),
+        ("gas", pa.int64()), ("gas_price", AMOUNT), ("gas_used", pa.int64()),
+        ("effective_gas_price", AMOUNT), ("fee", AMOUNT), ("status", pa.int8()),
+        ("created_contract_id", pa.int64()), ("nonce", pa.int64()), ("tx_type", pa.int16()),
+        ("input_selector", pa.string()),
+    ]),
+    # one row per movement of value: kind in call | internal | create | selfdestruct | token |
+    # withdrawal | fee | reward
+    "evm_transfers": pa.schema([
+        ("chain", pa.string()), ("height", pa.int64()), ("time", TS), ("txid", pa.string()),
+        ("tx_index", pa.int32()), ("seq", pa.int32()), ("from_id", pa.int64()), ("to_id", pa.int64()),
+        ("asset", pa.string()), ("amount", AMOUNT), ("amount_raw", pa.string()), ("kind", pa.string()),
+        ("trace_address", pa.string()), ("log_index", pa.int32()),
+    ]),
+    "evm_logs": pa.schema([
+        ("chain", pa.string()), ("height", pa.int64()), ("txid", pa.string()), ("tx_index", pa.int32()),
+        ("log_index", pa.int32()), ("address", pa.string()), ("topic0", pa.string()),
+        ("topic1", pa.string()), ("topic2", pa.string()), ("topic3", pa.string()), ("data", pa.string()),
+    ]),
+    "tokens": pa.schema([
+        ("chain", pa.string()), ("address", pa.string()), ("symbol", pa.string()), ("name", pa.string()),
+        ("decimals", pa.int32()), ("status", pa.string()), ("first_height", pa.int64()),
+    ]),
+    # --- attribution (global) ----------------------------------------------------------------------------
+    "tags": pa.schema([
+        ("chain", pa.string()), ("address", pa.string()), ("label", pa.string()),
+        ("category", pa.string()), ("entity", pa.string()), ("country", pa.string()),
+        ("source", pa.string()), ("confidence", pa.float64()), ("valid_from", TS), ("valid_to", TS),
+        ("confidence_name", pa.string()), ("source_category", pa.string()), ("actor", pa.string()),
+        ("is_cluster_definer", pa.bool_()), ("program", pa.string()), ("tagpack", pa.string()),
+        ("file", pa.string()), ("line", pa.int64()), ("imported_at", TS),
+    ]),
+    "actors": pa.schema([
+        ("actor", pa.string()), ("label", pa.string()), ("category", pa.string()),
+        ("countries", pa.list_(pa.string())), ("uri", pa.string()), ("source", pa.string()),
+        ("context", pa.string()),
+    ]),
+    # --- clustering (per chain) --------------------------------------------------------------------------
+    "cluster_members": pa.schema([
+        ("chain", pa.string()), ("address_id", pa.int64()), ("cluster_id", pa.int64()),
+    ]),
+    # one row per union that joined two different clusters
+    "cluster_evidence": pa.schema([
+        ("chain", pa.string()), ("seq", pa.int64()), ("a_id", pa.int64()), ("b_id", pa.int64()),
+        ("txid", pa.string()), ("heuristic", pa.string()), ("confidence", pa.float64()),
+        ("height", pa.int64()),
+    ]),
+    # --- prices and incidents (global) -------------------------------------------------------------------
+    "prices": pa.schema([
+        ("date", pa.date32()), ("asset", pa.string()), ("usd", pa.float64()), ("source", pa.string()),
+    ]),
+}
+
+TABLES: tuple[str, ...] = tuple(SCHEMAS)
+
+
+def register(name: str, schema: pa.Schema) -> None:
+    """Add a stored table (for modules that own one, e.g. heuristics results)."""
+    if name in SCHEMAS and SCHEMAS[name] != schema:
+        raise UsageError(f"table {name!r} is already registered with another schema")
+    SCHEMAS[name] = schema
+    global TABLES
+    TABLES = tuple(SCHEMAS)
+
+
+def schema_of(table: str) -> pa.Schema:
+    try:
+        return SCHEMAS[table]
+    except KeyError:
+        raise UsageError(f"unknown table {table!r}") from None
+
+
+def conform(data: pa.Table, schema: pa.Schema, table: str) -> pa.Table:
+    """Order and cast ``data``'s columns to ``schema``; missing nullable columns become nulls."""
+    cols = []
+    for field in schema:
+        if field.name in data.column_names:
+            col = data[field.name]
+            if col.type != field.type:
+                try:
+                    col = col.cast(field.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                    raise UsageError(f"table {table}: column {field.name} cannot be {field.type}: {e}") from e
+            cols.append(col)
+        else:
+            cols.append(pa.nulls(data.num_rows, field.type))
+    extra = set(data.column_names) - set(schema.names)
+    if extra:
+        raise UsageError(f"table {table}: columns not in its schema: {sorted(extra)}")
+    return pa.Table.from_arrays(cols, schema=schema)

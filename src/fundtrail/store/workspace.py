@@ -1,0 +1,293 @@
+"""The workspace: a directory of Parquet parts and one manifest that says which parts are committed.
+
+Layout::
+
+    HOME/
+      manifest.json            committed state: chains (tip, network, …) and the parts of every table
+      tables/TABLE/CHAIN/*.parquet
+      lock                     held (flock) by the one writer
+
+Crash safety comes from the order of writes. A :class:`Transaction` writes new Parquet parts under fresh
+names, then replaces ``manifest.json`` atomically (write, fsync, rename). Readers only ever see parts the
+manifest lists, so a crash at any moment leaves either the old committed state or the new one; parts
+written by a transaction that never committed are orphans and are deleted when the next writer starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fundtrail.errors import LockedError, NotFoundError, UsageError, WorkspaceError
+from fundtrail.store import schema as S
+
+MANIFEST = "manifest.json"
+GLOBAL = "_"  # the chain key of tables that are not per chain (tags, incidents, prices)
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("FUNDTRAIL_HOME") or ".fundtrail")
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    file: str  # relative to HOME
+    rows: int
+    lo: int | None  # lowest height in the part (tables with a height column)
+    hi: int | None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Workspace:
+    """A workspace directory. Reading needs no lock; writing goes through :meth:`transaction`."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "tables").mkdir(exist_ok=True)
+        self._manifest = self._load()
+
+    # --- reading -----------------------------------------------------------------------------------
+    def _load(self) -> dict[str, Any]:
+        p = self.home / MANIFEST
+        if not p.exists():
+            return {"version": 1, "generation": 0, "chains": {}, "tables": {}, "settings": {}}
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise WorkspaceError(f"{p}: manifest is not valid JSON ({e})") from e
+
+    def refresh(self) -> None:
+        self._manifest = self._load()
+
+    @property
+    def generation(self) -> int:
+        return int(self._manifest["generation"])
+
+    def chains(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self._manifest["chains"])
+
+    def chain(self, name: str) -> dict[str, Any] | None:
+        c = self._manifest["chains"].get(name)
+        return copy.deepcopy(c) if c is not None else None
+
+    def require_chain(self, name: str) -> dict[str, Any]:
+        c = self.chain(name)
+        if c is None:
+            known = ", ".join(sorted(self._manifest["chains"])) or "none yet"
+            raise NotFoundError(f"chain {name!r} is not in the workspace {self.home} (chains: {known})")
+        return c
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        return copy.deepcopy(self._manifest.get("settings", {}).get(key, default))
+
+    def parts(self, table: str, chain: str | None = None) -> list[Part]:
+        t = self._manifest["tables"].get(table, {})
+        keys = [chain] if chain is not None else sorted(t)
+        return [Part(**p) for k in keys for p in t.get(k, [])]
+
+    def part_paths(self, table: str, chain: str | None = None) -> list[Path]:
+        return [self.home / p.file for p in self.parts(table, chain)]
+
+    def row_count(self, table: str, chain: str | None = None) -> int:
+        return sum(p.rows for p in self.parts(table, chain))
+
+    def read(self, table: str, chain: str | None = None, columns: list[str] | None = None,
+             filter: Any = None) -> pa.Table:
+        """All committed rows of a table (of one chain, or all), as one Arrow table."""
+        schema = S.schema_of(table)
+        paths = self.part_paths(table, chain)
+        if not paths:
+            empty = schema.empty_table()
+            return empty.select(columns) if columns else empty
+        tables = [pq.read_table(p, columns=columns, filters=filter, schema=schema) for p in paths]
+        return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with a view per committed table and the contract's views."""
+        from fundtrail.store.views import install_views
+
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        for table in S.TABLES:
+            paths = [str(p) for p in self.part_paths(table)]
+            if paths:
+                files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{files}], union_by_name=true)")
+            else:
+                con.register(f"__empty_{table}", S.schema_of(table).empty_table())
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM __empty_{table}")
+        install_views(con)
+        return con
+
+    def query(self, sql: str) -> pa.Table:
+        """Run read-only SQL over the workspace's tables and views."""
+        con = self.connect()
+        try:
+            for st in con.extract_statements(sql):
+                if st.type not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+                    raise UsageError(f"query is read-only: {st.type.name} statements are not allowed")
+            rel = con.sql(sql)
+            return rel.to_arrow_table() if rel is not None else pa.table({})
+        except duckdb.Error as e:
+            raise UsageError(f"query failed: {e}") from e
+        finally:
+            con.close()
+
+    # --- writing -----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Exclusive write access; commits on normal exit, leaves the workspace untouched on error."""
+        lock_path = self.home / "lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockedError(f"{self.home}: another fundtrail process is writing this workspace") from None
+            self.refresh()
+            self._collect_orphans()
+            txn = Transaction(self, copy.deepcopy(self._manifest))
+            try:
+                yield txn
+            except BaseException:
+                txn._abort()
+                raise
+            txn._commit()
+            self.refresh()
+        finally:
+            os.close(fd)
+
+    def _collect_orphans(self) -> None:
+        listed = {p["file"] for t in self._manifest["tables"].values() for ps in t.values() for p in ps}
+        root = self.home / "tables"
+        for f in root.rglob("*.parquet"):
+            if str(f.relative_to(self.home)) not in listed:
+                f.unlink(missing_ok=True)
+        for f in root.rglob("*.tmp"):
+            f.unlink(missing_ok=True)
+
+
+class Transaction:
+    """Changes to a workspace that become visible together, at commit."""
+
+    def __init__(self, ws: Workspace, manifest: dict[str, Any]) -> None:
+        self.ws = ws
+        self.m = manifest
+        self._written: list[Path] = []
+        self._dropped: list[str] = []
+
+    # chains and settings
+    def chain(self, name: str) -> dict[str, Any] | None:
+        return self.m["chains"].get(name)
+
+    def set_chain(self, name: str, **state: Any) -> None:
+        self.m["chains"].setdefault(name, {}).update(state)
+
+    def set_setting(self, key: str, value: Any) -> None:
+        self.m.setdefault("settings", {})[key] = value
+
+    def parts(self, table: str, chain: str) -> list[Part]:
+        return [Part(**p) for p in self.m["tables"].get(table, {}).get(chain, [])]
+
+    # parts
+    def append(self, table: str, chain: str, data: pa.Table) -> Part | None:
+        """Write ``data`` as a new part of ``table`` for ``chain`` (``GLOBAL`` for global tables)."""
+        if data.num_rows == 0:
+            return None
+        schema = S.schema_of(table)
+        data = S.conform(data, schema, table)
+        lo = hi = None
+        if "height" in data.column_names:
+            mm = pc.min_max(data["height"]).as_py()
+            lo, hi = mm["min"], mm["max"]
+        rel = Path("tables") / table / chain / f"{uuid.uuid4().hex}.parquet"
+        path = self.ws.home / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(data, tmp, compression="zstd", row_group_size=1 << 20)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        self._written.append(path)
+        part = Part(str(rel), data.num_rows, lo, hi)
+        self.m["tables"].setdefault(table, {}).setdefault(chain, []).append(
+            {"file": part.file, "rows": part.rows, "lo": lo, "hi": hi})
+        return part
+
+    def replace(self, table: str, chain: str, data: pa.Table | None) -> None:
+        """Replace every part of ``table`` for ``chain`` by ``data`` (or by nothing)."""
+        for p in self.m["tables"].get(table, {}).get(chain, []):
+            self._dropped.append(p["file"])
+        self.m["tables"].setdefault(table, {})[chain] = []
+        if data is not None:
+            self.append(table, chain, data)
+
+    def truncate_above(self, table: str, chain: str, height: int) -> int:
+        """Remove the rows of ``table`` for ``chain`` whose height is above ``height``; returns rows removed."""
+        removed = 0
+        kept: list[dict[str, Any]] = []
+        rewrite: list[Path] = []
+        for p in self.m["tables"].get(table, {}).get(chain, []):
+            if p["hi"] is None or p["hi"] <= height:
+                kept.append(p)
+            elif p["lo"] > height:
+                removed += p["rows"]
+                self._dropped.append(p["file"])
+            else:
+                rewrite.append(self.ws.home / p["file"])
+                self._dropped.append(p["file"])
+        self.m["tables"].setdefault(table, {})[chain] = kept
+        for path in rewrite:
+            t = pq.read_table(path, schema=S.schema_of(table))
+            keep = t.filter(pc.less_equal(t["height"], height))
+            removed += t.num_rows - keep.num_rows
+            self.append(table, chain, keep)
+        return removed
+
+    def compact(self, table: str, chain: str) -> None:
+        """Merge the parts of a table into one (fewer files, same rows)."""
+        parts = self.m["tables"].get(table, {}).get(chain, [])
+        if len(parts) <= 1:
+            return
+        data = pa.concat_tables([pq.read_table(self.ws.home / p["file"], schema=S.schema_of(table))
+                                 for p in parts])
+        self.replace(table, chain, data)
+
+    # commit / abort
+    def _commit(self) -> None:
+        self.m["generation"] = int(self.m.get("generation", 0)) + 1
+        path = self.ws.home / MANIFEST
+        tmp = path.with_suffix(".json.tmp")
+        with open(tmp, "w") as fh:
+            json.dump(self.m, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.ws.home)
+        for f in self._dropped:
+            (self.ws.home / f).unlink(missing_ok=True)
+
+    def _abort(self) -> None:
+        for p in self._written:
+            p.unlink(missing_ok=True)
