@@ -39,6 +39,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "utxo_outputs": pa.schema([
         ("chain", pa.string()), ("height", pa.int64()), ("txid", pa.string()), ("n", pa.int32()),
         ("value", pa.int64()), ("address_id", pa.int64()), ("script_type", pa.string()),
+        ("op_return", pa.binary()),  # the data an OP_RETURN output carries (its pushes, concatenated)
     ]),
     "utxo_inputs": pa.schema([
         ("chain", pa.string()), ("height", pa.int64()), ("txid", pa.string()), ("n", pa.int32()),
