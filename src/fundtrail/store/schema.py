@@ -46,6 +46,16 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("prev_txid", pa.string()), ("prev_n", pa.int64()), ("value", pa.int64()),
         ("address_id", pa.int64()), ("script_type", pa.string()), ("sequence", pa.int64()),
     ]),
+    # the address key of every address the Bitcoin ingester gave an id (ingest/bitcoin/script.py)
+    "utxo_address_keys": pa.schema([
+        ("chain", pa.string()), ("address_id", pa.int64()), ("key", pa.binary()),
+    ]),
+    # previous outputs supplied from outside the ingested blocks (e.g. a btcd utxostore)
+    "utxo_prevouts": pa.schema([
+        ("chain", pa.string()), ("txid", pa.string()), ("n", pa.int64()), ("value", pa.int64()),
+        ("address_id", pa.int64()), ("script_type", pa.string()), ("height", pa.int64()),
+        ("source", pa.string()),
+    ]),
     # --- EVM chains ------------------------------------------------------------------------------------
     "evm_blocks": pa.schema([
         ("chain", pa.string()), ("height", pa.int64()), ("hash", pa.string()), ("prev_hash", pa.string()),
@@ -86,11 +96,15 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("confidence_name", pa.string()), ("source_category", pa.string()), ("actor", pa.string()),
         ("is_cluster_definer", pa.bool_()), ("program", pa.string()), ("tagpack", pa.string()),
         ("file", pa.string()), ("line", pa.int64()), ("imported_at", TS),
+        # added by attribution (issue 4): snapshot date, history unit, source asset code, flags, notes
+        ("as_of", TS), ("dataset", pa.string()), ("asset", pa.string()), ("sanctioned", pa.bool_()),
+        ("uri", pa.string()), ("note", pa.string()),
     ]),
     "actors": pa.schema([
         ("actor", pa.string()), ("label", pa.string()), ("category", pa.string()),
         ("countries", pa.list_(pa.string())), ("uri", pa.string()), ("source", pa.string()),
         ("context", pa.string()),
+        ("categories", pa.list_(pa.string())), ("aliases", pa.list_(pa.string())), ("as_of", TS),
     ]),
     # --- clustering (per chain) --------------------------------------------------------------------------
     "cluster_members": pa.schema([
@@ -102,11 +116,47 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("txid", pa.string()), ("heuristic", pa.string()), ("confidence", pa.float64()),
         ("height", pa.int64()),
     ]),
+    # CoinJoin verdicts per transaction (cluster/coinjoin.py)
+    "coinjoin_txs": pa.schema([
+        ("chain", pa.string()), ("txid", pa.string()), ("height", pa.int64()), ("protocol", pa.string()),
+        ("confidence", pa.float64()), ("equal_value", pa.int64()), ("equal_count", pa.int32()),
+        ("input_count", pa.int32()), ("output_count", pa.int32()), ("reason", pa.string()),
+    ]),
+    # change-output verdicts per transaction and heuristic (cluster/change.py)
+    "change_outputs": pa.schema([
+        ("chain", pa.string()), ("txid", pa.string()), ("height", pa.int64()), ("n", pa.int32()),
+        ("address_id", pa.int64()), ("heuristic", pa.string()), ("confidence", pa.float64()),
+        ("used", pa.bool_()),
+    ]),
+    # EVM deposit addresses and the hot wallet they sweep to (cluster/deposit.py)
+    "deposit_addresses": pa.schema([
+        ("chain", pa.string()), ("address_id", pa.int64()), ("hot_wallet_id", pa.int64()),
+        ("entity", pa.string()), ("senders", pa.int64()), ("assets", pa.int64()), ("forwards", pa.int64()),
+        ("forwarded_ratio", pa.float64()), ("max_delay_s", pa.int64()), ("txid", pa.string()),
+        ("height", pa.int64()), ("confidence", pa.float64()),
+    ]),
+    # supercluster alarms: merges of two clusters both at least the alarm size (cluster/service.py)
+    "cluster_alarms": pa.schema([
+        ("chain", pa.string()), ("seq", pa.int64()), ("a_id", pa.int64()), ("b_id", pa.int64()),
+        ("size_a", pa.int64()), ("size_b", pa.int64()), ("txid", pa.string()), ("heuristic", pa.string()),
+        ("height", pa.int64()), ("clustered_at", pa.timestamp("s", tz="UTC")),
+    ]),
     # --- prices and incidents (global) -------------------------------------------------------------------
     "prices": pa.schema([
         ("date", pa.date32()), ("asset", pa.string()), ("usd", pa.float64()), ("source", pa.string()),
     ]),
+    # one row per incident; seeds are (chain, address | txid[, n]) (fundtrail.incidents)
+    "incidents": pa.schema([
+        ("name", pa.string()), ("chains", pa.list_(pa.string())),
+        ("seeds", pa.list_(pa.struct([("chain", pa.string()), ("address", pa.string()),
+                                      ("txid", pa.string()), ("n", pa.int32())]))),
+        ("actor", pa.string()), ("since", TS), ("created", TS), ("description", pa.string()),
+    ]),
 }
+
+# attribution (issue 4): every imported snapshot's tags as read (``tags`` holds their history, rebuilt
+# from these per dataset); same columns as ``tags``
+SCHEMAS["tag_observations"] = SCHEMAS["tags"]
 
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 

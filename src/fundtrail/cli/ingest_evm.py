@@ -1,0 +1,39 @@
+"""``fundtrail ingest evm --rpc URL --chain NAME [--from N] [--to N] [--follow]``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fundtrail.cli.common import CliProgress, HomeOpt, console, workspace
+
+
+def register(ingest_app: typer.Typer) -> None:
+    @ingest_app.command("evm")
+    def ingest_evm_cmd(
+        rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL (http(s)://…) or a replay file:///…/rpc.jsonl.")],
+        chain: Annotated[str, typer.Option("--chain", help="Chain name in the workspace (ethereum, base, …).")],
+        start: Annotated[int | None, typer.Option("--from", help="First block (default: after the last ingested).")] = None,
+        end: Annotated[int | None, typer.Option("--to", help="Last block (default: the node's tip).")] = None,
+        follow: Annotated[bool, typer.Option("--follow", help="Keep polling for new blocks.")] = False,
+        batch_blocks: Annotated[int, typer.Option("--batch-blocks", help="Blocks fetched and committed together.")] = 20,
+        trace: Annotated[str, typer.Option("--trace", help="auto | debug | trace | none")] = "auto",
+        home: HomeOpt = None,
+    ) -> None:
+        """Ingest an EVM chain over JSON-RPC: blocks, transactions, transfers (internal ones from traces),
+        logs and tokens."""
+        from fundtrail.ingest.evm.service import ingest_evm
+
+        ws = workspace(home)
+        with CliProgress() as progress:
+            try:
+                st = ingest_evm(ws, rpc, chain, start=start, end=end, follow=follow, progress=progress,
+                                batch_blocks=batch_blocks, trace_method=trace)
+            except KeyboardInterrupt:
+                console.print("stopped; the last committed batch is kept and the next run resumes after it")
+                return
+        rng = f"{st.first_height}..{st.last_height}" if st.blocks else "nothing new"
+        console.print(f"{st.chain} (chain id {st.chain_id}): {st.blocks:,} blocks ({rng}), {st.transactions:,} "
+                      f"transactions, {st.transfers:,} transfers, {st.logs:,} logs, {st.tokens:,} new tokens; "
+                      f"traces: {st.trace_method}; {st.reorgs} reorgs; {st.seconds:.1f}s", highlight=False)

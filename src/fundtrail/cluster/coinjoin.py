@@ -1,0 +1,261 @@
+"""CoinJoin detection: which transactions are multi-party, so their inputs must not be clustered together.
+
+Each detector looks at one transaction's structure (input and output values, addresses, script types,
+OP_RETURN) and answers a protocol and a confidence. The rules follow the protocols' published structure;
+docs/heuristics.md says what each assumes and where it fails. A false positive only withholds merges
+(the safe direction); a false negative glues CoinJoin participants together, which is why detection runs
+before the co-spend heuristic and why the rules are deliberately broad.
+
+Protocols (``protocol`` column):
+
+* ``whirlpool``: Samourai/Sparrow Whirlpool mix: exactly 5 inputs and 5 outputs, every output exactly one
+  pool denomination (0.001, 0.01, 0.05, 0.5 BTC), every known input worth the denomination up to a
+  miner-fee allowance above it (premix inputs pay the fee, remixes bring exactly the denomination).
+* ``whirlpool_tx0``: the single-owner transaction that enters a pool: an OP_RETURN output (the encrypted
+  fee payload), one or more equal premix outputs just above a pool denomination, the coordinator fee and
+  the change. It is *not* multi-party; it is recorded for tracing and its inputs are clustered as usual.
+* ``wasabi1``: Wasabi 1.x (ZeroLink, Chaumian CoinJoin): many equal outputs at a base denomination
+  around 0.1 BTC, "mixing levels" at about 2, 4, 8 … times that, the coordinator fee output.
+* ``wasabi2``: Wasabi 2.x (WabiSabi): many inputs and outputs, most outputs at the standard
+  denominations (powers of 2, powers of 3 and twice them, 1-2-5 powers of 10, at least 5,000 sat), several
+  of them repeated.
+* ``joinmarket``: k >= 3 equal outputs (1 taker + k-1 makers), 2k-1 or 2k outputs in all (the makers'
+  changes plus maybe the taker's), at least k inputs.
+* ``generic``: k >= 3 equal outputs to distinct fresh addresses paid by at least k distinct input
+  addresses, and few other outputs (each participant's change plus a fee); confidence grows with k.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+BTC = 100_000_000
+WHIRLPOOL_POOLS: tuple[int, ...] = (100_000, 1_000_000, 5_000_000, 50_000_000)  # 0.001 0.01 0.05 0.5 BTC
+# Wasabi 1.x coordinator fee addresses (GraphSense TagPack wasabi_collector.yaml, after nopara73's
+# WasabiVsSamourai CoinJoinIndexer)
+WASABI_COORDINATORS: tuple[str, ...] = (
+    "bc1qs604c7jv6amk4cxqlnvuxv26hv3e48cds4m0ew",
+    "bc1qa24tsgchvuxsaccp8vrnkfd85hrcpafg20kmjw",
+)
+WASABI2_MIN_OUTPUT = 5_000
+NOT_MULTI_PARTY = frozenset({"whirlpool_tx0"})  # recorded, but its inputs belong to one owner
+
+COLUMNS = ("chain", "txid", "height", "protocol", "confidence", "equal_value", "equal_count",
+           "input_count", "output_count", "reason")
+SCHEMA = pa.schema([
+    ("chain", pa.string()), ("txid", pa.string()), ("height", pa.int64()), ("protocol", pa.string()),
+    ("confidence", pa.float64()), ("equal_value", pa.int64()), ("equal_count", pa.int32()),
+    ("input_count", pa.int32()), ("output_count", pa.int32()), ("reason", pa.string()),
+])
+
+
+def _standard_denominations(lo: int = WASABI2_MIN_OUTPUT, hi: int = 1_000 * BTC) -> frozenset[int]:
+    out: set[int] = set()
+    for base, coefs in ((2, (1,)), (3, (1, 2)), (10, (1, 2, 5))):
+        p = 1
+        while p <= hi:
+            for c in coefs:
+                if lo <= c * p <= hi:
+                    out.add(c * p)
+            p *= base
+    return frozenset(out)
+
+
+WASABI2_DENOMINATIONS = _standard_denominations()
+
+
+@dataclass(frozen=True, slots=True)
+class TxIn:
+    value: int | None  # None when the spent output is not known (its block was not ingested)
+    address_id: int  # -1 when unknown or not an address
+    script_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TxOut:
+    value: int
+    address_id: int
+    script_type: str | None
+    is_op_return: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    protocol: str
+    confidence: float
+    equal_value: int
+    equal_count: int
+    reason: str
+
+
+def _segwit(types: Iterable[str | None]) -> bool:
+    ts = [t for t in types]
+    return bool(ts) and all(t in ("p2wpkh", "p2tr", "p2wsh") for t in ts)
+
+
+def classify(inputs: Sequence[TxIn], outputs: Sequence[TxOut], *,
+             coordinator_ids: frozenset[int] = frozenset()) -> Verdict | None:
+    """The CoinJoin protocol a transaction follows, or None (a coinbase must not be passed)."""
+    pay = [o for o in outputs if not o.is_op_return]
+    has_op_return = any(o.is_op_return for o in outputs)
+    n_in, n_out = len(inputs), len(pay)
+    if n_in == 0 or n_out == 0:
+        return None
+    counts = Counter(o.value for o in pay if o.value > 0)
+    if not counts:
+        return None
+    # the most repeated value; ties go to the larger value (change is usually smaller)
+    eq_value, eq_count = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    in_addrs = {i.address_id for i in inputs if i.address_id >= 0}
+    known_in = [i.value for i in inputs if i.value is not None]
+
+    # --- Whirlpool mix: 5 x 5 at a pool denomination -------------------------------------------------
+    if n_in == 5 and n_out == 5 and eq_count == 5 and eq_value in WHIRLPOOL_POOLS and not has_op_return:
+        d = eq_value
+        slack = min(d // 5, 1_000_000)
+        if all(d <= v <= d + slack for v in known_in):
+            out_addrs = {o.address_id for o in pay}
+            if len(out_addrs) == 5 and not (out_addrs & in_addrs):
+                segwit = _segwit(o.script_type for o in pay)
+                conf = 0.99 if segwit and len(known_in) == 5 else 0.95 if segwit else 0.9
+                return Verdict("whirlpool", conf, d, 5,
+                               f"5 inputs, 5 outputs of exactly {d} sat (Whirlpool pool)")
+    # --- Whirlpool tx0: OP_RETURN + premix outputs just above a pool denomination ----------------------
+    if has_op_return and n_out >= 3:
+        for d in WHIRLPOOL_POOLS:
+            slack = min(d // 5, 1_000_000)
+            premix = Counter(o.value for o in pay if d < o.value <= d + slack)
+            if premix:
+                pv, pk = max(premix.items(), key=lambda kv: (kv[1], kv[0]))
+                if n_out >= pk + 1:
+                    conf = 0.85 if pk >= 2 else 0.6
+                    return Verdict("whirlpool_tx0", conf, pv, pk,
+                                   f"OP_RETURN and {pk} premix output(s) of {pv} sat for the {d} sat pool")
+    if n_in < 2 or eq_count < 2:
+        return None
+    # --- Wasabi 1.x: many equal outputs near 0.1 BTC, mixing levels, coordinator fee -----------------------
+    if eq_count >= 10 and BTC // 20 <= eq_value <= BTC // 5 and n_in >= eq_count:
+        levels = 0
+        for k in range(1, 8):
+            target = eq_value << k
+            if any(abs(v - target) <= target // 200 and c >= 2 for v, c in counts.items()):
+                levels += 1
+        coord = any(o.address_id in coordinator_ids for o in pay)
+        if coord or levels or _segwit(o.script_type for o in pay):
+            conf = 0.99 if coord else 0.97 if levels else 0.85
+            why = ("coordinator fee output" if coord else f"{levels} mixing level(s)" if levels
+                   else "all outputs native SegWit")
+            return Verdict("wasabi1", conf, eq_value, eq_count,
+                           f"{eq_count} equal outputs of {eq_value} sat, {why} (Wasabi 1.x)")
+    # --- Wasabi 2.x (WabiSabi): standard denominations ---------------------------------------------------
+    if n_in >= 20 and n_out >= 20:
+        std = sum(1 for o in pay if o.value in WASABI2_DENOMINATIONS)
+        repeated = sum(1 for v, c in counts.items() if c >= 2 and v in WASABI2_DENOMINATIONS)
+        if std >= 0.5 * n_out and repeated >= 2:
+            conf = 0.95 if _segwit(o.script_type for o in pay) else 0.85
+            return Verdict("wasabi2", conf, eq_value, eq_count,
+                           f"{std}/{n_out} outputs at standard denominations, {repeated} repeated (WabiSabi)")
+    # --- JoinMarket and generic equal-output mixes ----------------------------------------------------------
+    k = eq_count
+    eq_outs = [o for o in pay if o.value == eq_value]
+    eq_addrs = {o.address_id for o in eq_outs}
+    distinct_outputs = len(eq_addrs) == k and not (eq_addrs & in_addrs)
+    if k >= 3 and distinct_outputs and n_in >= k:
+        if n_out in (2 * k - 1, 2 * k) and len({o.script_type for o in eq_outs}) == 1:
+            return Verdict("joinmarket", 0.8, eq_value, k,
+                           f"{k} equal outputs of {eq_value} sat and {n_out - k} changes (JoinMarket shape)")
+        if len(in_addrs) >= k and n_out <= 2 * k + 1:
+            conf = min(0.4 + 0.05 * k, 0.75)
+            return Verdict("generic", conf, eq_value, k,
+                           f"{k} equal outputs of {eq_value} sat from {len(in_addrs)} input addresses")
+    return None
+
+
+# --- over the workspace ----------------------------------------------------------------------------------
+
+_CANDIDATES_SQL = """
+WITH o AS (
+    SELECT txid, any_value(height) AS height,
+           list(value ORDER BY n) AS ov, list(address_id ORDER BY n) AS oa,
+           list(script_type ORDER BY n) AS ot, list(op_return IS NOT NULL OR script_type = 'nulldata'
+                                                   OR script_type = 'op_return' ORDER BY n) AS oo
+    FROM utxo_outputs WHERE chain = $chain AND height > $lo AND height <= $hi
+    GROUP BY txid
+), mult AS (
+    SELECT txid, max(c) AS maxc FROM (
+        SELECT txid, value, count(*) AS c FROM utxo_outputs
+        WHERE chain = $chain AND height > $lo AND height <= $hi AND value > 0 GROUP BY txid, value)
+    GROUP BY txid
+), opret AS (
+    SELECT DISTINCT txid FROM utxo_outputs
+    WHERE chain = $chain AND height > $lo AND height <= $hi
+      AND (op_return IS NOT NULL OR script_type IN ('nulldata', 'op_return'))
+), i AS (
+    SELECT txid, list(value ORDER BY n) AS iv, list(address_id ORDER BY n) AS ia,
+           list(script_type ORDER BY n) AS it, count(*) AS n_in
+    FROM utxo_inputs WHERE chain = $chain AND height > $lo AND height <= $hi
+    GROUP BY txid
+)
+SELECT o.txid, o.height, o.ov, o.oa, o.ot, o.oo, i.iv, i.ia, i.it
+FROM o JOIN i ON i.txid = o.txid
+LEFT JOIN mult m ON m.txid = o.txid
+LEFT JOIN opret r ON r.txid = o.txid
+WHERE (i.n_in >= 2 AND m.maxc >= 2) OR r.txid IS NOT NULL
+ORDER BY o.height, o.txid
+"""
+
+
+def coordinator_ids(con: duckdb.DuckDBPyConnection, chain: str) -> frozenset[int]:
+    """Address ids of the known CoinJoin coordinators (built in, plus tags of category
+    coinjoin_coordinator) on this chain."""
+    rows = con.execute(
+        "SELECT address_id FROM addresses WHERE chain = $chain AND (list_contains($known, address) "
+        "OR address IN (SELECT address FROM tags WHERE chain = $chain "
+        "AND category = 'coinjoin_coordinator'))",
+        {"chain": chain, "known": list(WASABI_COORDINATORS)}).fetchall()
+    return frozenset(int(r[0]) for r in rows)
+
+
+def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int) -> pa.Table:
+    """Verdicts for the transactions of blocks ``lo < height <= hi`` (an open DuckDB workspace
+    connection); one row per transaction detected, columns :data:`SCHEMA`."""
+    coords = coordinator_ids(con, chain)
+    rel = con.execute(_CANDIDATES_SQL, {"chain": chain, "lo": lo, "hi": hi})
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    while True:
+        batch = rel.fetchmany(10_000)
+        if not batch:
+            break
+        for txid, height, ov, oa, ot, oo, iv, ia, it in batch:
+            outs = [TxOut(int(v or 0), -1 if a is None else int(a), t, bool(r))
+                    for v, a, t, r in zip(ov, oa, ot, oo, strict=True)]
+            ins = [TxIn(None if v is None else int(v), -1 if a is None else int(a), t)
+                   for v, a, t in zip(iv, ia, it, strict=True)]
+            verdict = classify(ins, outs, coordinator_ids=coords)
+            if verdict is None:
+                continue
+            for c, v in (("chain", chain), ("txid", txid), ("height", height),
+                         ("protocol", verdict.protocol), ("confidence", verdict.confidence),
+                         ("equal_value", verdict.equal_value), ("equal_count", verdict.equal_count),
+                         ("input_count", len(ins)), ("output_count", len(outs)), ("reason", verdict.reason)):
+                cols[c].append(v)
+    return pa.table(cols, schema=SCHEMA)
+
+
+def detect_coinjoins(ws, chain: str, *, lo: int = -1, hi: int | None = None) -> pa.Table:
+    """CoinJoin verdicts for a chain's stored transactions (all blocks unless ``lo < height <= hi``);
+    columns chain, txid, height, protocol, confidence, then equal_value, equal_count, input_count,
+    output_count, reason. Usable without running ``fundtrail cluster``."""
+    con = ws.connect()
+    try:
+        if hi is None:
+            hi = con.execute("SELECT coalesce(max(height), -1) FROM utxo_outputs WHERE chain = $c",
+                             {"c": chain}).fetchone()[0]
+        return detect_range(con, chain, lo, int(hi))
+    finally:
+        con.close()

@@ -1,0 +1,462 @@
+"""Output-script classification and address encoding (docs/formats.md, "Script types").
+
+The hot path works on whole batches: :func:`classify` (a numba kernel) gives every output its script type
+and a fixed-width *address key* (kind, witness version, length, payload), so the address dictionary can
+be looked up by key and only addresses never seen before are encoded to strings (:func:`encode_keys`,
+numba base58check / bech32 / bech32m).
+
+P2PK outputs are shown the way mainstream explorers (and Bitcoin Core before 0.?? / bitcoin-etl) show
+them: as the P2PKH address of the public key (``hash160(pubkey)``). Bare multisig, OP_RETURN and
+non-standard outputs have no address (null).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numba as nb
+import numpy as np
+
+from fundtrail.model.address import b58check_encode, segwit_encode
+from fundtrail.model.chain import BitcoinNetwork
+
+# script types (index into SCRIPT_TYPES)
+ST_NONSTANDARD = 0
+ST_P2PK = 1
+ST_P2PKH = 2
+ST_P2SH = 3
+ST_P2WPKH = 4
+ST_P2WSH = 5
+ST_P2TR = 6
+ST_MULTISIG = 7
+ST_OP_RETURN = 8
+ST_WITNESS_UNKNOWN = 9
+SCRIPT_TYPES: tuple[str, ...] = (
+    "nonstandard", "p2pk", "p2pkh", "p2sh", "p2wpkh", "p2wsh", "p2tr", "multisig", "op_return",
+    "witness_unknown",
+)
+SCRIPT_TYPE_CODE = {name: i for i, name in enumerate(SCRIPT_TYPES)}
+
+# address key: [kind, witness version, payload length, payload (<= 40 bytes), zero padding]
+KEYW = 43
+KIND_NONE = 0
+KIND_PKH = 1  # base58check with the network's P2PKH prefix (P2PKH, and P2PK shown as P2PKH)
+KIND_SH = 2  # base58check with the P2SH prefix
+KIND_WIT = 3  # bech32 (v0) / bech32m (v1+) segwit address
+
+
+@nb.njit(cache=True, inline="always")
+def _is_pubkey(buf, p, ln):  # pragma: no cover - numba
+    if ln == 33:
+        return buf[p] == 2 or buf[p] == 3
+    if ln == 65:
+        return buf[p] == 4 or buf[p] == 6 or buf[p] == 7
+    return False
+
+
+@nb.njit(cache=True)
+def classify_one(buf, p, ln):  # pragma: no cover - numba
+    """Script type of the script buf[p:p+ln] (Bitcoin Core's Solver rules, see docs/formats.md)."""
+    if ln == 25 and buf[p] == 0x76 and buf[p + 1] == 0xA9 and buf[p + 2] == 20 and buf[p + 23] == 0x88 \
+            and buf[p + 24] == 0xAC:
+        return ST_P2PKH
+    if ln == 23 and buf[p] == 0xA9 and buf[p + 1] == 20 and buf[p + 22] == 0x87:
+        return ST_P2SH
+    if 4 <= ln <= 42:
+        op = buf[p]
+        if (op == 0 or 0x51 <= op <= 0x60) and buf[p + 1] == ln - 2:
+            if op == 0:
+                if ln == 22:
+                    return ST_P2WPKH
+                if ln == 34:
+                    return ST_P2WSH
+                return ST_NONSTANDARD
+            if op == 0x51 and ln == 34:
+                return ST_P2TR
+            return ST_WITNESS_UNKNOWN
+    if ln >= 1 and buf[p] == 0x6A:
+        return ST_OP_RETURN
+    if (ln == 35 or ln == 67) and buf[p] == ln - 2 and buf[p + ln - 1] == 0xAC and _is_pubkey(buf, p + 1, ln - 2):
+        return ST_P2PK
+    if ln >= 37 and buf[p + ln - 1] == 0xAE:
+        m = buf[p]
+        n = buf[p + ln - 2]
+        if 0x51 <= m <= 0x60 and 0x51 <= n <= 0x60 and m <= n:
+            keys = n - 0x50
+            q = p + 1
+            end = p + ln - 2
+            k = 0
+            while q < end:
+                sz = buf[q]
+                if (sz != 33 and sz != 65) or q + 1 + sz > end or not _is_pubkey(buf, q + 1, sz):
+                    return ST_NONSTANDARD
+                q += 1 + sz
+                k += 1
+            if q == end and k == keys:
+                return ST_MULTISIG
+    return ST_NONSTANDARD
+
+
+@nb.njit(cache=True)
+def classify(buf, offs, lens, types, keys):  # pragma: no cover - numba
+    """Fill ``types[i]`` and ``keys[i]`` for each output script buf[offs[i]:offs[i]+lens[i]].
+
+    P2PK keys are left for the caller (they need hash160 of the public key); their kind is KIND_PKH with
+    payload length 0 until filled.
+    """
+    for i in range(offs.shape[0]):
+        p = offs[i]
+        ln = lens[i]
+        t = classify_one(buf, p, ln)
+        types[i] = t
+        if t == ST_P2PKH:
+            keys[i, 0] = KIND_PKH
+            keys[i, 2] = 20
+            for j in range(20):
+                keys[i, 3 + j] = buf[p + 3 + j]
+        elif t == ST_P2SH:
+            keys[i, 0] = KIND_SH
+            keys[i, 2] = 20
+            for j in range(20):
+                keys[i, 3 + j] = buf[p + 2 + j]
+        elif t == ST_P2WPKH or t == ST_P2WSH or t == ST_P2TR or t == ST_WITNESS_UNKNOWN:
+            keys[i, 0] = KIND_WIT
+            op = buf[p]
+            keys[i, 1] = 0 if op == 0 else op - 0x50
+            plen = ln - 2
+            keys[i, 2] = plen
+            for j in range(plen):
+                keys[i, 3 + j] = buf[p + 2 + j]
+        elif t == ST_P2PK:
+            keys[i, 0] = KIND_PKH
+
+
+def fill_p2pk_keys(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, types: np.ndarray,
+                   keys: np.ndarray) -> None:
+    """Give P2PK outputs the key of the P2PKH address of their public key (hash160)."""
+    idx = np.flatnonzero(types == ST_P2PK)
+    if not len(idx):
+        return
+    cache: dict[bytes, bytes] = {}
+    for i in idx.tolist():
+        p = int(offs[i])
+        pub = buf[p + 1:p + int(lens[i]) - 1].tobytes()
+        h = cache.get(pub)
+        if h is None:
+            h = hashlib.new("ripemd160", hashlib.sha256(pub).digest()).digest()
+            cache[pub] = h
+        keys[i, 2] = 20
+        keys[i, 3:23] = np.frombuffer(h, np.uint8)
+
+
+def script_key(script: bytes) -> tuple[int, bytes]:
+    """(script type, address key) of one script; the slow path for single scripts (RPC prevouts, seeds)."""
+    buf = np.frombuffer(script, np.uint8) if script else np.zeros(1, np.uint8)
+    offs = np.zeros(1, np.int64)
+    lens = np.array([len(script)], np.int64)
+    types = np.zeros(1, np.int8)
+    keys = np.zeros((1, KEYW), np.uint8)
+    classify(buf, offs, lens, types, keys)
+    fill_p2pk_keys(buf, offs, lens, types, keys)
+    return int(types[0]), keys[0].tobytes()
+
+
+# --- address strings ----------------------------------------------------------------------------------
+
+def encode_key_py(key: bytes, network: BitcoinNetwork) -> str | None:
+    """The address string of one key (reference implementation; the batch path is :func:`encode_keys`)."""
+    kind, ver, ln = key[0], key[1], key[2]
+    payload = key[3:3 + ln]
+    if kind == KIND_PKH:
+        return b58check_encode(network.p2pkh_prefix, payload)
+    if kind == KIND_SH:
+        return b58check_encode(network.p2sh_prefix, payload)
+    if kind == KIND_WIT:
+        return segwit_encode(network.hrp, ver, payload)
+    return None
+
+
+def key_of_address(address: str, network: BitcoinNetwork) -> bytes | None:
+    """The key of an address string (the inverse of :func:`encode_key_py`), or None if it is not one."""
+    from fundtrail.model.address import b58check_decode, segwit_decode
+
+    key = bytearray(KEYW)
+    try:
+        if address.lower().startswith(network.hrp + "1"):
+            _, ver, prog = segwit_decode(address)
+            key[0], key[1], key[2] = KIND_WIT, ver, len(prog)
+            key[3:3 + len(prog)] = prog
+            return bytes(key)
+        version, payload = b58check_decode(address)
+    except ValueError:
+        return None
+    if len(payload) != 20:
+        return None
+    if version == network.p2pkh_prefix:
+        key[0] = KIND_PKH
+    elif version == network.p2sh_prefix:
+        key[0] = KIND_SH
+    else:
+        return None
+    key[2] = 20
+    key[3:23] = payload
+    return bytes(key)
+
+
+# numba SHA-256 (one or two 64-byte blocks: enough for the 21-byte base58check payload)
+_K = np.array([
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+], dtype=np.uint32)
+_H0 = np.array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+                0x5be0cd19], dtype=np.uint32)
+
+
+@nb.njit(cache=True, inline="always")
+def _rotr(x, n):  # pragma: no cover - numba
+    return ((x >> np.uint32(n)) | (x << np.uint32(32 - n))) & np.uint32(0xFFFFFFFF)
+
+
+@nb.njit(cache=True)
+def _sha256_block(h, blk, K):  # pragma: no cover - numba
+    w = np.empty(64, np.uint32)
+    for t in range(16):
+        w[t] = (np.uint32(blk[4 * t]) << np.uint32(24)) | (np.uint32(blk[4 * t + 1]) << np.uint32(16)) | \
+            (np.uint32(blk[4 * t + 2]) << np.uint32(8)) | np.uint32(blk[4 * t + 3])
+    for t in range(16, 64):
+        s0 = _rotr(w[t - 15], 7) ^ _rotr(w[t - 15], 18) ^ (w[t - 15] >> np.uint32(3))
+        s1 = _rotr(w[t - 2], 17) ^ _rotr(w[t - 2], 19) ^ (w[t - 2] >> np.uint32(10))
+        w[t] = (w[t - 16] + s0 + w[t - 7] + s1) & np.uint32(0xFFFFFFFF)
+    a, b, c, d, e, f, g, hh = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+    for t in range(64):
+        S1 = _rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)
+        ch = (e & f) ^ (~e & g)
+        t1 = (hh + S1 + ch + K[t] + w[t]) & np.uint32(0xFFFFFFFF)
+        S0 = _rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)
+        mj = (a & b) ^ (a & c) ^ (b & c)
+        t2 = (S0 + mj) & np.uint32(0xFFFFFFFF)
+        hh = g
+        g = f
+        f = e
+        e = (d + t1) & np.uint32(0xFFFFFFFF)
+        d = c
+        c = b
+        b = a
+        a = (t1 + t2) & np.uint32(0xFFFFFFFF)
+    h[0] += a
+    h[1] += b
+    h[2] += c
+    h[3] += d
+    h[4] += e
+    h[5] += f
+    h[6] += g
+    h[7] += hh
+
+
+@nb.njit(cache=True)
+def _sha256_short(msg, n, out, K, H0):  # pragma: no cover - numba
+    """SHA-256 of msg[:n] (n <= 55) into out[:32]."""
+    blk = np.zeros(64, np.uint8)
+    for i in range(n):
+        blk[i] = msg[i]
+    blk[n] = 0x80
+    bits = n * 8
+    blk[62] = (bits >> 8) & 0xFF
+    blk[63] = bits & 0xFF
+    h = H0.copy()
+    _sha256_block(h, blk, K)
+    for i in range(8):
+        out[4 * i] = (h[i] >> np.uint32(24)) & np.uint32(0xFF)
+        out[4 * i + 1] = (h[i] >> np.uint32(16)) & np.uint32(0xFF)
+        out[4 * i + 2] = (h[i] >> np.uint32(8)) & np.uint32(0xFF)
+        out[4 * i + 3] = h[i] & np.uint32(0xFF)
+
+
+_B58 = np.frombuffer(b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", np.uint8).copy()
+_B32 = np.frombuffer(b"qpzry9x8gf2tvdw0s3jn54khce6mua7l", np.uint8).copy()
+_GEN = np.array([0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3], dtype=np.int64)
+OUTW = 96  # widest address string (bech32 limit is 90)
+
+
+@nb.njit(cache=True)
+def _encode_keys(keys, p2pkh, p2sh, hrp, out, out_len, K, H0, B58, B32, GEN):  # pragma: no cover
+    raw = np.empty(25, np.uint8)
+    h1 = np.empty(32, np.uint8)
+    h2 = np.empty(32, np.uint8)
+    digits = np.empty(40, np.int64)
+    data = np.empty(80, np.int64)
+    for i in range(keys.shape[0]):
+        kind = keys[i, 0]
+        if kind == KIND_PKH or kind == KIND_SH:
+            raw[0] = p2pkh if kind == KIND_PKH else p2sh
+            for j in range(20):
+                raw[1 + j] = keys[i, 3 + j]
+            _sha256_short(raw, 21, h1, K, H0)
+            _sha256_short(h1, 32, h2, K, H0)
+            for j in range(4):
+                raw[21 + j] = h2[j]
+            # base58: repeated division of the 25-byte number
+            nd = 0
+            for j in range(25):
+                carry = np.int64(raw[j])
+                for k in range(nd):
+                    carry += digits[k] << 8
+                    digits[k] = carry % 58
+                    carry //= 58
+                while carry > 0:
+                    digits[nd] = carry % 58
+                    nd += 1
+                    carry //= 58
+            zeros = 0
+            while zeros < 25 and raw[zeros] == 0:
+                zeros += 1
+            pos = 0
+            for j in range(zeros):
+                out[i, pos] = B58[0]
+                pos += 1
+            for k in range(nd - 1, -1, -1):
+                out[i, pos] = B58[digits[k]]
+                pos += 1
+            out_len[i] = pos
+        elif kind == KIND_WIT:
+            ver = keys[i, 1]
+            ln = keys[i, 2]
+            nd = 0
+            data[nd] = ver
+            nd += 1
+            acc = 0
+            bits = 0
+            for j in range(ln):
+                acc = ((acc << 8) | keys[i, 3 + j]) & 0xFFFFFF
+                bits += 8
+                while bits >= 5:
+                    bits -= 5
+                    data[nd] = (acc >> bits) & 31
+                    nd += 1
+            if bits > 0:
+                data[nd] = (acc << (5 - bits)) & 31
+                nd += 1
+            # checksum over hrp expansion + data + 6 zeros
+            chk = np.int64(1)
+            nh = hrp.shape[0]
+            for step in range(2 * nh + 1 + nd + 6):
+                if step < nh:
+                    v = np.int64(hrp[step] >> 5)
+                elif step == nh:
+                    v = np.int64(0)
+                elif step < 2 * nh + 1:
+                    v = np.int64(hrp[step - nh - 1] & 31)
+                elif step < 2 * nh + 1 + nd:
+                    v = data[step - 2 * nh - 1]
+                else:
+                    v = np.int64(0)
+                top = chk >> 25
+                chk = ((chk & 0x1FFFFFF) << 5) ^ v
+                for g in range(5):
+                    if (top >> g) & 1:
+                        chk ^= GEN[g]
+            chk ^= 1 if ver == 0 else 0x2BC830A3
+            pos = 0
+            for j in range(nh):
+                out[i, pos] = hrp[j]
+                pos += 1
+            out[i, pos] = 49  # '1'
+            pos += 1
+            for j in range(nd):
+                out[i, pos] = B32[data[j]]
+                pos += 1
+            for j in range(6):
+                out[i, pos] = B32[(chk >> (5 * (5 - j))) & 31]
+                pos += 1
+            out_len[i] = pos
+        else:
+            out_len[i] = 0
+
+
+def encode_keys(keys: np.ndarray, network: BitcoinNetwork):
+    """Address strings (an Arrow string array, null for keyless outputs) of a (n, KEYW) key array."""
+    import pyarrow as pa
+
+    n = keys.shape[0]
+    out = np.zeros((n, OUTW), np.uint8)
+    out_len = np.zeros(n, np.int64)
+    hrp = np.frombuffer(network.hrp.encode(), np.uint8).copy()
+    _encode_keys(keys, network.p2pkh_prefix, network.p2sh_prefix, hrp, out, out_len, _K, _H0, _B58, _B32,
+                 _GEN)
+    return strings_from_fixed(out, out_len, valid=out_len > 0)
+
+
+def strings_from_fixed(chars: np.ndarray, lengths: np.ndarray, valid: np.ndarray | None = None):
+    """An Arrow string array from a (n, width) uint8 array of characters and their lengths."""
+    import pyarrow as pa
+
+    n = chars.shape[0]
+    lengths = lengths.astype(np.int64)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    if n and lengths.min() == chars.shape[1]:
+        data = np.ascontiguousarray(chars).reshape(-1)
+    else:
+        mask = np.arange(chars.shape[1])[None, :] < lengths[:, None]
+        data = chars[mask]
+    validity = None
+    nulls = 0
+    if valid is not None and not valid.all():
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        nulls = int((~valid).sum())
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                 null_count=nulls)
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def hex_strings(raw: np.ndarray, reverse: bool = True):
+    """Hex strings (Arrow) of a (n, w) byte array; ``reverse`` for Bitcoin's display order of hashes."""
+    if reverse:
+        raw = raw[:, ::-1]
+    n, w = raw.shape
+    chars = np.empty((n, 2 * w), np.uint8)
+    chars[:, 0::2] = _HEX[raw >> 4]
+    chars[:, 1::2] = _HEX[raw & 15]
+    return strings_from_fixed(chars, np.full(n, 2 * w, np.int64))
+
+
+def op_return_data(script: bytes) -> bytes:
+    """The data an OP_RETURN script carries: its pushes concatenated (small-int opcodes carry none).
+
+    A script with any other opcode after OP_RETURN, or a push running past the end, gives the raw bytes
+    after OP_RETURN.
+    """
+    out = bytearray()
+    i = 1
+    n = len(script)
+    while i < n:
+        op = script[i]
+        i += 1
+        if 1 <= op <= 0x4B:
+            ln = op
+        elif op == 0x4C and i + 1 <= n:
+            ln = script[i]
+            i += 1
+        elif op == 0x4D and i + 2 <= n:
+            ln = int.from_bytes(script[i:i + 2], "little")
+            i += 2
+        elif op == 0x4E and i + 4 <= n:
+            ln = int.from_bytes(script[i:i + 4], "little")
+            i += 4
+        elif op == 0 or op == 0x4F or 0x51 <= op <= 0x60:
+            continue
+        else:
+            return bytes(script[1:])
+        if i + ln > n:
+            return bytes(script[1:])
+        out += script[i:i + ln]
+        i += ln
+    return bytes(out)

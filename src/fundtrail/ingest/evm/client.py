@@ -1,0 +1,220 @@
+"""JSON-RPC client for EVM nodes: batching, retries with backoff, behind a small transport interface.
+
+A :class:`Transport` sends a list of JSON-RPC request objects and returns the response objects (in any
+order; the client matches them by ``id``). :class:`HttpTransport` speaks HTTP(S) through httpx;
+``fundtrail.ingest.evm.replay.ReplayTransport`` answers from a recording (``file:///…jsonl``) or from
+ethereum-etl fixture folders. :func:`open_client` picks one from a URL.
+
+Retries: timeouts, connection errors, HTTP 429 / 5xx, and JSON-RPC errors that say "rate limit" (codes
+-32005, 429, or a message with "rate limit" / "too many requests" / "limit exceeded") are retried with
+exponential backoff (``backoff * 2**attempt``, capped at ``max_backoff``, honouring ``Retry-After``) up to
+``retries`` times; then :class:`fundtrail.errors.RpcError` is raised. Other JSON-RPC errors are not retried.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from fundtrail.errors import RpcError
+
+log = logging.getLogger(__name__)
+
+METHOD_NOT_FOUND = -32601
+_RATE_CODES = {-32005, 429, -32029}
+_RATE_WORDS = ("rate limit", "too many requests", "limit exceeded", "rate-limit", "exceeded the quota")
+
+
+class RetryableError(Exception):
+    """A transport-level failure worth retrying (timeout, 429, 5xx, connection reset)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Transport(Protocol):
+    url: str
+
+    def send(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send JSON-RPC requests (one batch); return their response objects. Raise RetryableError on a
+        failure worth retrying, RpcError on one that is not."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class HttpTransport:
+    def __init__(self, url: str, *, timeout: float = 60.0, headers: dict[str, str] | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
+        self.url = url
+        self._http = httpx.Client(timeout=timeout, headers=headers, auth=auth)
+
+    def send(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        body = requests if len(requests) > 1 else requests[0]
+        try:
+            r = self._http.post(self.url, json=body)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
+            raise RetryableError(f"{type(e).__name__}: {e}") from e
+        except httpx.HTTPError as e:
+            raise RpcError(str(e), url=self.url) from e
+        if r.status_code == 429 or r.status_code >= 500:
+            ra = r.headers.get("retry-after")
+            try:
+                retry_after = float(ra) if ra else None
+            except ValueError:
+                retry_after = None
+            raise RetryableError(f"HTTP {r.status_code}", retry_after)
+        if r.status_code >= 400 and not r.content:
+            raise RpcError(f"HTTP {r.status_code}", url=self.url)
+        try:
+            data = r.json()
+        except json.JSONDecodeError as e:
+            raise RpcError(f"HTTP {r.status_code}: response is not JSON: {r.text[:200]!r}", url=self.url) from e
+        if isinstance(data, dict):
+            data = [data]
+        return data
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    """A JSON-RPC error answer for one request of a batch (returned by ``batch(..., errors=True)``)."""
+
+    method: str
+    code: int | None
+    message: str
+
+    def raise_(self, url: str | None = None) -> None:
+        raise RpcError(f"error {self.code}: {self.message}", url=url, method=self.method, code=self.code)
+
+
+def _is_rate_limit(err: dict[str, Any]) -> bool:
+    code = err.get("code")
+    msg = str(err.get("message", "")).lower()
+    return code in _RATE_CODES or any(w in msg for w in _RATE_WORDS)
+
+
+class RpcClient:
+    """Calls over a transport. ``batch`` splits into batches of ``max_batch`` requests."""
+
+    def __init__(self, transport: Transport, *, max_batch: int = 50, retries: int = 6, backoff: float = 0.25,
+                 max_backoff: float = 20.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.transport = transport
+        self.url = transport.url
+        self.max_batch = max(1, max_batch)
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._ids = itertools.count(1)
+        self.requests_sent = 0
+        self.retried = 0
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> RpcClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        res = self.batch([(method, params)], errors=True)[0]
+        if isinstance(res, CallError):
+            res.raise_(self.url)
+        return res
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, errors: bool = False) -> list[Any]:
+        """Results of ``calls`` in order. A JSON-RPC error raises RpcError, or with ``errors=True`` comes
+        back as a :class:`CallError` in its place."""
+        out: list[Any] = []
+        for i in range(0, len(calls), self.max_batch):
+            out.extend(self._one_batch(calls[i : i + self.max_batch]))
+        if not errors:
+            for r in out:
+                if isinstance(r, CallError):
+                    r.raise_(self.url)
+        return out
+
+    def _wait(self, attempt: int, retry_after: float | None, why: str) -> None:
+        if attempt >= self.retries:
+            raise RpcError(f"giving up after {attempt + 1} attempts: {why}", url=self.url)
+        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_backoff * 3))
+        self.retried += 1
+        log.warning("%s: %s; retrying in %.2fs", self.url, why, delay)
+        self._sleep(delay)
+
+    def _one_batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        results: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        attempt = 0
+        while pending:
+            reqs = []
+            by_id: dict[int, int] = {}
+            for k in pending:
+                rid = next(self._ids)
+                by_id[rid] = k
+                m, p = calls[k]
+                reqs.append({"jsonrpc": "2.0", "id": rid, "method": m, "params": list(p)})
+            try:
+                self.requests_sent += len(reqs)
+                resps = self.transport.send(reqs)
+            except RetryableError as e:
+                self._wait(attempt, e.retry_after, str(e))
+                attempt += 1
+                continue
+            retry: list[int] = []
+            seen: set[int] = set()
+            for r in resps:
+                rid = r.get("id")
+                if rid not in by_id:
+                    # a whole-batch error (no id): rate limit -> retry everything, else fail
+                    err = r.get("error") or {}
+                    if err and _is_rate_limit(err):
+                        retry = list(pending)
+                        seen = set(by_id)
+                        break
+                    raise RpcError(f"unexpected response without a matching id: {str(r)[:200]}", url=self.url)
+                k = by_id[rid]
+                seen.add(rid)
+                if "error" in r and r["error"] is not None:
+                    err = r["error"]
+                    if _is_rate_limit(err):
+                        retry.append(k)
+                    else:
+                        results[k] = CallError(calls[k][0], err.get("code"), str(err.get("message", err)))
+                else:
+                    results[k] = r.get("result")
+            missing = [by_id[i] for i in by_id if i not in seen]
+            if missing:
+                raise RpcError(f"{len(missing)} requests of a batch got no response", url=self.url)
+            if retry:
+                self._wait(attempt, None, f"rate limited ({len(retry)} of {len(reqs)} requests)")
+                attempt += 1
+            pending = retry
+        return results
+
+
+def open_client(url: str, **kw: Any) -> RpcClient:
+    """A client for an http(s):// node or a file:// replay (a .jsonl recording or an ethereum-etl
+    fixture folder)."""
+    if url.startswith(("http://", "https://")):
+        return RpcClient(HttpTransport(url), **kw)
+    if url.startswith("file://") or "://" not in url:
+        from fundtrail.ingest.evm.replay import ReplayTransport
+
+        return RpcClient(ReplayTransport.open(url), **kw)
+    raise RpcError(f"unsupported RPC URL scheme (use http://, https:// or file://): {url}", url=url)

@@ -1,0 +1,664 @@
+"""Taint propagation: poison, haircut and FIFO, exact in integers.
+
+Bitcoin (output level, numba kernel :func:`propagate_utxo`)
+    A transaction's outputs (and its fee) inherit the taint of its inputs:
+
+    * poison  - any tainted input taints every output (and the fee) in full;
+    * haircut - the tainted amount ``T`` is shared over the slots (outputs in order, then the fee) in
+      proportion to their values ``w`` (``W`` = their sum), exactly: each slot gets ``floor(T*w/W)`` and
+      the ``R = T - sum(floor)`` units left over go one each to the R slots with the largest remainders
+      ``(T*w) mod W``, ties to the lower slot (the fee is the last slot). This is the largest-remainder
+      (Hamilton) rule: the shares add up to ``T`` exactly and no slot gets more than its value;
+    * FIFO    - the inputs' satoshis, in input order, fill the outputs in output order and then the fee.
+      Each output keeps the exact order of its tainted and clean satoshis as a list of segments, so a
+      partly tainted output passes its taint on from the right positions. (An output that carries taint
+      without segments - the output of a CoinJoin traced by haircut - counts its tainted satoshis first.)
+
+    CoinJoin transactions are always split by haircut, whatever the model. Backward tracing runs the same
+    rules in reverse: a transaction's inputs inherit the taint of its outputs (haircut pro rata over the
+    inputs by value; FIFO output order onto input order, the fee counted as clean; poison marks every input).
+
+    Transactions are processed in chain order from a heap of the transactions the taint reached (descending
+    for backward), so a transaction is handled once, after every tainted input it has is final; the work
+    is proportional to the reachable subgraph.
+
+EVM (account level, :class:`EvmTaint`)
+    Per account and asset, in processing order. Each (account, asset) that taint reaches gets a balance
+    (its ledger's prefix sum at that moment: clean) and its taint: haircut keeps a tainted amount and each
+    outflow takes ``x * taint / balance`` (largest-remainder split of the taint between the outflow and
+    what stays, ties to the outflow); FIFO keeps a queue of lots ``[amount, tainted]`` (inflows appended,
+    outflows taken from the front, preserving order); poison taints the whole balance (clean inflows into a
+    tainted account become tainted: that growth is reported as ``absorbed``). Amounts are Python ints (wei
+    exceeds int64). ``fee`` rows are the sender's gas: their taint goes to fees.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+POISON, HAIRCUT, FIFO = 0, 1, 2
+MODELS = {"poison": POISON, "haircut": HAIRCUT, "fifo": FIFO}
+
+# node status (UTXO kernel)
+UNTOUCHED, FOLLOWED, ENDPOINT, MIXER, BRIDGE, UNSPENT, STOP_HOPS, STOP_DUST, BURNED = range(9)
+# address stop kinds
+S_NONE, S_SERVICE, S_MIXER, S_BRIDGE = 0, 1, 2, 3
+# per-transaction sinks (forward: fee; backward: coinbase / inputs the workspace lacks)
+SINK_FEE, SINK_COINBASE, SINK_MISSING = 0, 1, 2
+
+I64_MAX = np.iinfo(np.int64).max
+
+
+# --- exact integer helpers ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def muldiv(a: int, b: int, c: int) -> tuple[int, int]:
+    """``(q, r)`` with ``a*b = q*c + r``, ``0 <= r < c``; for ``0 <= a <= c`` and ``0 <= b < 2**53``.
+
+    The product can exceed int64 (satoshi * satoshi): the quotient is estimated in float64 (error a few
+    units) and the exact remainder recovered with wrapping 64-bit arithmetic, then corrected.
+    """
+    if a == 0 or b == 0:
+        return 0, 0
+    if a <= I64_MAX // b:
+        p = a * b
+        return p // c, p % c
+    q = np.int64(np.float64(a) * (np.float64(b) / np.float64(c)))
+    r = np.int64(np.uint64(a) * np.uint64(b) - np.uint64(q) * np.uint64(c))
+    while r < 0:
+        q -= 1
+        r += c
+    while r >= c:
+        q += 1
+        r -= c
+    return q, r
+
+
+@njit(cache=True)
+def split_largest_remainder(total: int, weights: np.ndarray, out: np.ndarray) -> None:
+    """Share ``total`` over ``weights`` exactly (largest remainder, ties to the lower index) into ``out``."""
+    k = len(weights)
+    W = np.int64(0)
+    for i in range(k):
+        W += weights[i]
+    if W == 0 or total == 0:
+        for i in range(k):
+            out[i] = 0
+        return
+    rem = np.empty(k, np.int64)
+    given = np.int64(0)
+    for i in range(k):
+        q, r = muldiv(total, weights[i], W)
+        out[i] = q
+        rem[i] = r
+        given += q
+    left = total - given
+    if left > 0:
+        order = np.argsort(-rem, kind="mergesort")
+        j = 0
+        while left > 0:
+            out[order[j]] += 1
+            left -= 1
+            j += 1
+
+
+def split_exact(total: int, weights: list[int]) -> list[int]:
+    """The same largest-remainder rule in Python ints (wei, token units): shares adding up to ``total``."""
+    W = sum(weights)
+    if W == 0 or total == 0:
+        return [0] * len(weights)
+    qr = [divmod(total * w, W) for w in weights]
+    out = [q for q, _ in qr]
+    left = total - sum(out)
+    if left:
+        for i in sorted(range(len(weights)), key=lambda i: (-qr[i][1], i))[:left]:
+            out[i] += 1
+    return out
+
+
+# --- a heap of int64 in numba ------------------------------------------------------------------------
+
+@njit(cache=True)
+def _hpush(h: np.ndarray, n: int, v: int) -> tuple[np.ndarray, int]:
+    if n == len(h):
+        h2 = np.empty(2 * len(h) + 16, np.int64)
+        h2[:n] = h[:n]
+        h = h2
+    h[n] = v
+    i = n
+    while i > 0:
+        p = (i - 1) >> 1
+        if h[p] <= h[i]:
+            break
+        h[p], h[i] = h[i], h[p]
+        i = p
+    return h, n + 1
+
+
+@njit(cache=True)
+def _hpop(h: np.ndarray, n: int) -> tuple[int, int]:
+    top = h[0]
+    n -= 1
+    h[0] = h[n]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        c = left
+        if left + 1 < n and h[left + 1] < h[left]:
+            c = left + 1
+        if h[i] <= h[c]:
+            break
+        h[i], h[c] = h[c], h[i]
+        i = c
+    return top, n
+
+
+@njit(cache=True)
+def _grow(a: np.ndarray, need: int) -> np.ndarray:
+    if need <= len(a):
+        return a
+    b = np.empty(max(need, 2 * len(a) + 64), a.dtype)
+    b[:len(a)] = a
+    return b
+
+
+# --- the UTXO kernel ---------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _classify(node: int, is_seed: bool, forward: bool, taint: np.ndarray, status: np.ndarray,
+              out_addr: np.ndarray, addr_stop: np.ndarray, out_opret: np.ndarray, out_spent_tx: np.ndarray,
+              out_tx: np.ndarray, dust: int) -> int:
+    """Set the node's status; return the tx to queue next (or -1)."""
+    if taint[node] <= 0:
+        return -1
+    a = out_addr[node]
+    if not is_seed:
+        k = addr_stop[a] if 0 <= a < len(addr_stop) else S_NONE
+        if k == S_SERVICE:
+            status[node] = ENDPOINT
+            return -1
+        if k == S_MIXER:
+            status[node] = MIXER
+            return -1
+        if k == S_BRIDGE:
+            status[node] = BRIDGE
+            return -1
+        if forward and out_opret[node]:
+            status[node] = BURNED
+            return -1
+        if dust > 0 and taint[node] < dust:
+            status[node] = STOP_DUST
+            return -1
+    if forward:
+        t = out_spent_tx[node]
+        if t < 0:
+            status[node] = UNSPENT
+            return -1
+    else:
+        t = out_tx[node]
+    status[node] = FOLLOWED
+    return t
+
+
+@njit(cache=True)
+def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray,
+                   in_node: np.ndarray, in_value: np.ndarray, out_value: np.ndarray, out_addr: np.ndarray,
+                   out_tx: np.ndarray, out_spent_tx: np.ndarray, out_opret: np.ndarray, tx_fee: np.ndarray,
+                   tx_coinjoin: np.ndarray, addr_stop: np.ndarray, seed_nodes: np.ndarray,
+                   seed_taint: np.ndarray, max_hops: int, dust: int):
+    """Propagate taint from seed outputs. Returns per-node taint/status/hop, the processed txs (in order)
+    with their hop, sink amount (fee forward; coinbase/missing backward) and kind, the best tainted
+    predecessor of each processed tx (for evidence paths), the FIFO segments and the absorbed amount
+    (poison's growth)."""
+    nout = len(out_value)
+    ntx = len(tx_fee)
+    taint = np.zeros(nout, np.int64)
+    status = np.zeros(nout, np.int8)
+    hop = np.zeros(nout, np.int32)
+    queued = np.zeros(ntx, np.bool_)
+    tx_hop = np.full(ntx, -1, np.int32)
+    tx_best = np.full(ntx, -1, np.int64)
+    fifo = model == FIFO
+    seg_start = np.full(nout if fifo else 0, -1, np.int64)
+    seg_cnt = np.zeros(nout if fifo else 0, np.int32)
+    seg_amt = np.empty(1024 if fifo else 0, np.int64)
+    seg_flag = np.empty(1024 if fifo else 0, np.int8)
+    nseg = 0
+    heap = np.empty(1024, np.int64)
+    hn = 0
+    done = np.empty(256, np.int64)
+    sink = np.empty(256, np.int64)
+    sink_kind = np.empty(256, np.int8)
+    nd = 0
+    absorbed = np.int64(0)
+    # scratch
+    s_amt = np.empty(64, np.int64)
+    s_flag = np.empty(64, np.int8)
+    w = np.empty(64, np.int64)
+    share = np.empty(64, np.int64)
+
+    for i in range(len(seed_nodes)):
+        nd_ = seed_nodes[i]
+        add = seed_taint[i]
+        if add > out_value[nd_] - taint[nd_]:
+            add = out_value[nd_] - taint[nd_]
+        taint[nd_] += add
+    for i in range(len(seed_nodes)):
+        nd_ = seed_nodes[i]
+        if status[nd_] != UNTOUCHED:
+            continue
+        t = _classify(nd_, True, forward, taint, status, out_addr, addr_stop, out_opret, out_spent_tx, out_tx,
+                      dust)
+        if t >= 0 and not queued[t]:
+            queued[t] = True
+            heap, hn = _hpush(heap, hn, t if forward else -t)
+
+    while hn > 0:
+        v, hn = _hpop(heap, hn)
+        t = v if forward else -v
+        i0, i1 = tx_in_ptr[t], tx_in_ptr[t + 1]
+        o0, o1 = tx_out_ptr[t], tx_out_ptr[t + 1]
+        # the tainted side of t: inputs (forward) or outputs (backward)
+        h = np.int32(2147483647)
+        T = np.int64(0)
+        best = np.int64(-1)
+        bestv = np.int64(-1)
+        if forward:
+            for j in range(i0, i1):
+                p = in_node[j]
+                if p >= 0 and status[p] == FOLLOWED and out_spent_tx[p] == t:
+                    T += taint[p]
+                    if hop[p] < h:
+                        h = hop[p]
+                    if taint[p] > bestv:
+                        bestv = taint[p]
+                        best = p
+        else:
+            for o in range(o0, o1):
+                if status[o] == FOLLOWED:
+                    T += taint[o]
+                    if hop[o] < h:
+                        h = hop[o]
+                    if taint[o] > bestv:
+                        bestv = taint[o]
+                        best = o
+        if T == 0:
+            continue
+        h += 1
+        if h > max_hops:
+            if forward:
+                for j in range(i0, i1):
+                    p = in_node[j]
+                    if p >= 0 and status[p] == FOLLOWED and out_spent_tx[p] == t:
+                        status[p] = STOP_HOPS
+            else:
+                for o in range(o0, o1):
+                    if status[o] == FOLLOWED:
+                        status[o] = STOP_HOPS
+            continue
+        tx_hop[t] = h
+        tx_best[t] = best
+        # slots: forward = outputs then fee; backward = inputs
+        V_in = np.int64(0)
+        for j in range(i0, i1):
+            V_in += in_value[j]
+        V_out = np.int64(0)
+        for o in range(o0, o1):
+            V_out += out_value[o]
+        fee = V_in - V_out if V_in > V_out else np.int64(0)
+        if forward:
+            k = (o1 - o0) + 1
+        else:
+            k = (i1 - i0) + 1  # the last slot: coinbase / unexplained (no inputs, or outputs > inputs)
+        if k > len(w):
+            w = np.empty(2 * k, np.int64)
+            share = np.empty(2 * k, np.int64)
+        if forward:
+            for o in range(o0, o1):
+                w[o - o0] = out_value[o]
+            w[k - 1] = fee
+        else:
+            for j in range(i0, i1):
+                w[j - i0] = in_value[j]
+            w[k - 1] = V_out + fee - V_in if V_out + fee > V_in else np.int64(0)
+        m = model
+        if tx_coinjoin[t]:
+            m = HAIRCUT
+        if m == POISON:
+            tot = np.int64(0)
+            for s in range(k):
+                share[s] = w[s]
+                tot += w[s]
+            absorbed += tot - T
+        elif m == HAIRCUT:
+            split_largest_remainder(T, w[:k], share[:k])
+        else:
+            # FIFO: the stream of the tainted side's satoshis in order, cut into the slots in order
+            ns = 0
+            if forward:
+                for j in range(i0, i1):
+                    p = in_node[j]
+                    tainted = p >= 0 and status[p] == FOLLOWED and out_spent_tx[p] == t
+                    if tainted and seg_start[p] >= 0:
+                        for q in range(seg_start[p], seg_start[p] + seg_cnt[p]):
+                            s_amt = _grow(s_amt, ns + 1)
+                            s_flag = _grow(s_flag, ns + 1)
+                            s_amt[ns] = seg_amt[q]
+                            s_flag[ns] = seg_flag[q]
+                            ns += 1
+                    elif tainted:
+                        s_amt = _grow(s_amt, ns + 2)
+                        s_flag = _grow(s_flag, ns + 2)
+                        s_amt[ns] = taint[p]
+                        s_flag[ns] = 1
+                        s_amt[ns + 1] = in_value[j] - taint[p]
+                        s_flag[ns + 1] = 0
+                        ns += 2
+                    else:
+                        s_amt = _grow(s_amt, ns + 1)
+                        s_flag = _grow(s_flag, ns + 1)
+                        s_amt[ns] = in_value[j]
+                        s_flag[ns] = 0
+                        ns += 1
+            else:
+                for o in range(o0, o1):
+                    if status[o] == FOLLOWED and seg_start[o] >= 0:
+                        for q in range(seg_start[o], seg_start[o] + seg_cnt[o]):
+                            s_amt = _grow(s_amt, ns + 1)
+                            s_flag = _grow(s_flag, ns + 1)
+                            s_amt[ns] = seg_amt[q]
+                            s_flag[ns] = seg_flag[q]
+                            ns += 1
+                    elif status[o] == FOLLOWED:
+                        s_amt = _grow(s_amt, ns + 2)
+                        s_flag = _grow(s_flag, ns + 2)
+                        s_amt[ns] = taint[o]
+                        s_flag[ns] = 1
+                        s_amt[ns + 1] = out_value[o] - taint[o]
+                        s_flag[ns + 1] = 0
+                        ns += 2
+                    else:
+                        s_amt = _grow(s_amt, ns + 1)
+                        s_flag = _grow(s_flag, ns + 1)
+                        s_amt[ns] = out_value[o]
+                        s_flag[ns] = 0
+                        ns += 1
+                s_amt = _grow(s_amt, ns + 1)
+                s_flag = _grow(s_flag, ns + 1)
+                s_amt[ns] = fee
+                s_flag[ns] = 0
+                ns += 1
+            # cut the stream into the slots
+            cur = 0
+            left_in_cur = s_amt[0] if ns > 0 else np.int64(0)
+            for s in range(k):
+                need = w[s]
+                got = np.int64(0)
+                node = np.int64(-1)
+                if s < k - 1:
+                    if forward:
+                        node = o0 + s
+                    else:
+                        node = in_node[i0 + s]
+                start = nseg
+                cnt = 0
+                while need > 0 and cur < ns:
+                    if left_in_cur == 0:
+                        cur += 1
+                        if cur < ns:
+                            left_in_cur = s_amt[cur]
+                        continue
+                    take = need if need < left_in_cur else left_in_cur
+                    fl = s_flag[cur]
+                    if fl == 1:
+                        got += take
+                    if node >= 0:
+                        if cnt > 0 and seg_flag[nseg - 1] == fl:
+                            seg_amt[nseg - 1] += take
+                        else:
+                            seg_amt = _grow(seg_amt, nseg + 1)
+                            seg_flag = _grow(seg_flag, nseg + 1)
+                            seg_amt[nseg] = take
+                            seg_flag[nseg] = fl
+                            nseg += 1
+                            cnt += 1
+                    need -= take
+                    left_in_cur -= take
+                share[s] = got
+                if node >= 0:
+                    if got > 0 and status[node] == UNTOUCHED:
+                        seg_start[node] = start
+                        seg_cnt[node] = cnt
+                    else:
+                        nseg = start  # nothing tainted (or already set): drop the segments
+        # the consumed side is done; hand the shares to the other side
+        if forward:
+            for j in range(i0, i1):
+                p = in_node[j]
+                if p >= 0 and status[p] == FOLLOWED and out_spent_tx[p] == t:
+                    status[p] = FOLLOWED  # consumed (taint moved on); stays FOLLOWED
+        sink_amt = share[k - 1]
+        for s in range(k - 1):
+            if forward:
+                node = o0 + s
+            else:
+                node = in_node[i0 + s]
+                if node < 0:
+                    sink_amt += share[s]
+                    continue
+            if share[s] <= 0:
+                continue
+            if status[node] != UNTOUCHED:
+                # already carries seed taint: cap at its value (overlap leaves the accounting)
+                room = out_value[node] - taint[node]
+                add = share[s] if share[s] < room else room
+                absorbed -= share[s] - add
+                taint[node] += add
+                continue
+            taint[node] = share[s]
+            hop[node] = h
+            nt = _classify(node, False, forward, taint, status, out_addr, addr_stop, out_opret, out_spent_tx,
+                           out_tx, dust)
+            if nt >= 0 and not queued[nt]:
+                queued[nt] = True
+                heap, hn = _hpush(heap, hn, nt if forward else -nt)
+        done = _grow(done, nd + 1)
+        sink = _grow(sink, nd + 1)
+        sink_kind = _grow(sink_kind, nd + 1)
+        done[nd] = t
+        sink[nd] = sink_amt
+        if forward:
+            sink_kind[nd] = SINK_FEE
+        elif i1 == i0:
+            sink_kind[nd] = SINK_COINBASE
+        else:
+            sink_kind[nd] = SINK_MISSING
+        nd += 1
+    return (taint, status, hop, done[:nd], sink[:nd], sink_kind[:nd], tx_hop, tx_best, seg_start, seg_cnt,
+            seg_amt[:nseg], seg_flag[:nseg], absorbed)
+
+
+@dataclass(slots=True)
+class UtxoOutcome:
+    taint: np.ndarray
+    status: np.ndarray
+    hop: np.ndarray
+    done: np.ndarray  # processed txs in order
+    sink: np.ndarray  # per processed tx: fee share (forward) / coinbase or missing-input share (backward)
+    sink_kind: np.ndarray
+    tx_hop: np.ndarray
+    tx_best: np.ndarray
+    seg_start: np.ndarray
+    seg_cnt: np.ndarray
+    seg_amt: np.ndarray
+    seg_flag: np.ndarray
+    absorbed: int
+
+    def nodes(self) -> np.ndarray:
+        """The nodes that carry taint (the reachable subgraph's outputs)."""
+        return np.flatnonzero(self.status)
+
+
+def run_utxo(graph, model: str, forward: bool, tx_coinjoin: np.ndarray, addr_stop: np.ndarray,
+             seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int, dust: int) -> UtxoOutcome:
+    r = propagate_utxo(forward, MODELS[model], graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node, graph.in_value,
+                       graph.out_value, graph.out_addr, graph.out_tx, graph.out_spent_tx, graph.out_opret,
+                       graph.tx_fee, tx_coinjoin, addr_stop, np.asarray(seed_nodes, np.int64),
+                       np.asarray(seed_taint, np.int64), int(max_hops), int(dust))
+    return UtxoOutcome(*r[:-1], absorbed=int(r[-1]))
+
+
+# --- EVM: account-level ledgers in Python ints ----------------------------------------------------------
+
+@dataclass(slots=True)
+class AcctState:
+    bal: int = 0
+    taint: int = 0
+    lots: deque | None = None  # FIFO: [amount, tainted] lots, oldest first
+    hop: int = 0
+    pred: int = -1  # the ledger entry that brought the most taint (evidence paths)
+    pred_amt: int = 0
+    since: int = 0  # time the account was first tainted
+
+
+@dataclass(slots=True)
+class Move:
+    """What one ledger entry carried: ``tainted`` of ``amount``, and for FIFO the lots in order."""
+
+    amount: int
+    tainted: int
+    lots: list | None = None
+
+
+@dataclass(slots=True)
+class EvmTaint:
+    """Per-(account, asset) taint over an :class:`~fundtrail.trace.graph.EvmLedger`.
+
+    The service drives it: :meth:`outflow` takes the taint an entry carries out of its sender,
+    :meth:`inflow` puts taint into a receiver. Balances come from the ledger's own history, so an
+    account first reached at entry ``e`` starts with its clean balance just before ``e``.
+    """
+
+    ledger: object
+    model: str
+    states: dict[tuple[int, int], AcctState] = field(default_factory=dict)
+    absorbed: dict[int, int] = field(default_factory=dict)  # asset -> poison growth
+
+    def balance_before(self, acct: int, asset: int, e: int) -> int:
+        L = self.ledger
+        ents = L.entries(acct)
+        pos = int(np.searchsorted(ents, e))
+        bal = 0
+        for x in ents[:pos].tolist():
+            if L.asset[x] != asset:
+                continue
+            a = L.amount(x)
+            if L.dst[x] == acct and L.src[x] != acct and L.kind[x] != KIND_FEE:
+                bal += a
+            elif L.src[x] == acct and L.dst[x] != acct:
+                bal -= a
+        return max(bal, 0)
+
+    def state(self, acct: int, asset: int) -> AcctState | None:
+        return self.states.get((acct, asset))
+
+    def ensure(self, acct: int, asset: int, e: int, hop: int, when: int) -> AcctState:
+        st = self.states.get((acct, asset))
+        if st is None:
+            bal = self.balance_before(acct, asset, e)
+            st = AcctState(bal=bal, taint=0, lots=deque([[bal, False]]) if self.model == "fifo" and bal else
+                           (deque() if self.model == "fifo" else None), hop=hop, since=when)
+            if self.model == "poison" and bal:
+                st.taint = bal
+                self.absorbed[asset] = self.absorbed.get(asset, 0) + bal
+            self.states[(acct, asset)] = st
+        return st
+
+    def outflow(self, st: AcctState, x: int, asset: int) -> Move:
+        """Take ``x`` out of the account; returns the taint it carries."""
+        if x > st.bal:  # the workspace lacks part of the history: the missing funds count as clean
+            gap = x - st.bal
+            st.bal += gap
+            if self.model == "fifo":
+                st.lots.appendleft([gap, False])
+            elif self.model == "poison" and st.taint:
+                st.taint += gap
+                self.absorbed[asset] = self.absorbed.get(asset, 0) + gap
+        if self.model == "fifo":
+            lots: list = []
+            need = x
+            tainted = 0
+            while need > 0 and st.lots:
+                lot = st.lots[0]
+                take = min(need, lot[0])
+                if lots and lots[-1][1] == lot[1]:
+                    lots[-1][0] += take
+                else:
+                    lots.append([take, lot[1]])
+                if lot[1]:
+                    tainted += take
+                lot[0] -= take
+                need -= take
+                if lot[0] == 0:
+                    st.lots.popleft()
+            st.bal -= x
+            st.taint -= tainted
+            return Move(x, tainted, lots)
+        if self.model == "poison":
+            t = x if st.taint else 0
+        else:
+            t = split_exact(st.taint, [x, st.bal - x])[0] if st.taint else 0
+        st.bal -= x
+        st.taint -= t
+        if self.model == "poison" and st.bal == 0:
+            st.taint = 0
+        return Move(x, t)
+
+    def inflow(self, st: AcctState, mv: Move, asset: int) -> None:
+        st.bal += mv.amount
+        if self.model == "fifo":
+            if mv.lots is not None:
+                for a, f in mv.lots:
+                    if st.lots and st.lots[-1][1] == f:
+                        st.lots[-1][0] += a
+                    else:
+                        st.lots.append([a, f])
+            else:
+                if mv.tainted:
+                    st.lots.append([mv.tainted, True])
+                if mv.amount - mv.tainted:
+                    st.lots.append([mv.amount - mv.tainted, False])
+            st.taint += mv.tainted
+        elif self.model == "poison":
+            clean = mv.amount - mv.tainted
+            if st.taint or mv.tainted:
+                if st.taint == 0 and st.bal - mv.amount:
+                    self.absorbed[asset] = self.absorbed.get(asset, 0) + st.bal - mv.amount
+                st.taint = st.bal
+                if clean:
+                    self.absorbed[asset] = self.absorbed.get(asset, 0) + clean
+        else:
+            st.taint += mv.tainted
+
+
+KIND_FEE = 6  # EvmLedger.KINDS.index("fee")
+
+
+def scale_move(mv: Move, new_amount: int, model: str) -> Move:
+    """The taint of ``mv`` carried over to ``new_amount`` of another asset or chain (swap, bridge)."""
+    if mv.amount == 0 or mv.tainted == 0:
+        return Move(new_amount, 0)
+    if model == "poison":
+        return Move(new_amount, new_amount)
+    # pro rata, rounded down (the assets differ, so there is no remainder to place)
+    return Move(new_amount, min((mv.tainted * new_amount) // mv.amount, new_amount))
+
+
+__all__ = ["propagate_utxo", "run_utxo", "muldiv", "split_largest_remainder", "split_exact", "EvmTaint",
+           "Move", "AcctState", "scale_move"]
