@@ -33,29 +33,38 @@ def part_key(dataset: str) -> str:
     return "ds=" + re.sub(r"[^A-Za-z0-9._=-]+", "_", dataset)
 
 
-def dedupe(obs: pa.Table) -> pa.Table:
+def connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def dedupe(obs: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
     """One row per (key, as_of): the first in file order."""
     if obs.num_rows == 0:
         return obs
-    con = duckdb.connect()
+    own = con is None
+    con = con or connect()
     try:
         con.register("o", obs)
         keys = ", ".join(KEY)
         t = con.sql(f"""SELECT * FROM o QUALIFY row_number() OVER (PARTITION BY {keys}, as_of
                          ORDER BY file, line NULLS LAST) = 1""").to_arrow_table()
+        con.unregister("o")
     finally:
-        con.close()
+        if own:
+            con.close()
     return S.conform(t, TAG_SCHEMA, "tags")
 
 
-def rebuild(obs: pa.Table) -> pa.Table:
+def rebuild(obs: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
     """The ``tags`` rows (with validity intervals) of one dataset's observations."""
     if obs.num_rows == 0:
         return TAG_SCHEMA.empty_table()
     keys = ", ".join(KEY)
-    con = duckdb.connect()
+    own = con is None
+    con = con or connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("obs", obs)
         t = con.sql(f"""
             WITH o AS (
@@ -81,6 +90,8 @@ def rebuild(obs: pa.Table) -> pa.Table:
             WHERE isl.rn = 1
             ORDER BY chain, address, asset, entity, label, category, valid_from NULLS FIRST
         """).to_arrow_table()
+        con.unregister("obs")
     finally:
-        con.close()
+        if own:
+            con.close()
     return S.conform(t, TAG_SCHEMA, "tags")

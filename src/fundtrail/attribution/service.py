@@ -108,6 +108,7 @@ def import_paths(ws: Workspace, paths: Sequence[Path | str], *, as_of: dt.dateti
             groups.setdefault(s.dataset, []).append(s)
     actor_tables = [p.actors for p in parsed if p.actors is not None and p.actors.num_rows]
     task = progress.task("storing tags", total=len(groups), unit="datasets")
+    con = history.connect()
     try:
         with ws.transaction() as txn:
             for dataset, snaps in sorted(groups.items()):
@@ -117,9 +118,9 @@ def import_paths(ws: Workspace, paths: Sequence[Path | str], *, as_of: dt.dateti
                 dates = pa.array(sorted({s.as_of for s in snaps}), TAG_SCHEMA.field("as_of").type)
                 if old.num_rows:
                     old = old.filter(pc.invert(pc.is_in(old["as_of"], value_set=dates)))
-                obs = history.dedupe(pa.concat_tables([old, new]) if old.num_rows else new)
+                obs = history.dedupe(pa.concat_tables([old, new]) if old.num_rows else new, con)
                 txn.replace("tag_observations", key, obs)
-                tags = history.rebuild(obs)
+                tags = history.rebuild(obs, con)
                 txn.replace("tags", key, tags)
                 stats.delisted += int(pc.sum(pc.is_valid(tags["valid_to"])).as_py() or 0) if tags.num_rows else 0
                 first = pc.min(obs["as_of"]) if obs.num_rows else None
@@ -130,6 +131,7 @@ def import_paths(ws: Workspace, paths: Sequence[Path | str], *, as_of: dt.dateti
             if actor_tables:
                 txn.replace("actors", GLOBAL, _merge_actors(ws.read("actors", GLOBAL), actor_tables))
     finally:
+        con.close()
         task.close()
     return stats
 

@@ -74,7 +74,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int) -> No
     """Temp views: cx (candidate transactions), po (their payment outputs), pi (their inputs)."""
     c = chain.replace("'", "''")
     rng = f"chain = '{c}' AND height > {int(lo)} AND height <= {int(hi)}"
-    con.execute(f"""
+    con.sql(f"""
         CREATE OR REPLACE TEMP VIEW _tx AS
         SELECT txid, height, tx_index, version, locktime FROM utxo_transactions
         WHERE {rng} AND NOT is_coinbase AND txid NOT IN (SELECT txid FROM _cj)""")
@@ -166,13 +166,13 @@ def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
     params = {"chain": chain, "hi": int(hi)}
     for name, sql in _SQL.items():
         used_params = {k: v for k, v in params.items() if f"${k}" in sql}
-        t = con.execute(f"SELECT '{name}' AS heuristic, txid, n FROM ({sql})", used_params).to_arrow_table()
+        t = con.sql(f"SELECT '{name}' AS heuristic, txid, n FROM ({sql})", params=used_params).to_arrow_table()
         parts.append(t)
     con.register("_verdicts", pa.concat_tables(parts))
     con.register("_enabled", pa.table({"heuristic": pa.array(list(enabled), pa.string())}))
     conf = pa.table({"heuristic": list(HEURISTICS), "confidence": list(HEURISTICS.values())})
     con.register("_conf", conf)
-    edges = con.execute("""
+    edges = con.sql("""
         WITH v AS (SELECT v.*, c.confidence FROM _verdicts v JOIN _conf c USING (heuristic)
                    WHERE v.heuristic IN (SELECT heuristic FROM _enabled)),
         agree AS (SELECT txid, min(n) AS n, string_agg(heuristic, '+' ORDER BY heuristic) AS hs,
@@ -185,19 +185,19 @@ def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
         JOIN (SELECT txid, min(address_id) AS a FROM pi WHERE address_id >= 0 GROUP BY txid) ia
              ON ia.txid = a.txid
         ORDER BY cx.height, cx.tx_index""").to_arrow_table()
-    used = con.execute("""
+    used = con.sql("""
         SELECT v.heuristic, v.txid, v.n FROM _verdicts v
         JOIN (SELECT txid, min(n) AS n FROM _verdicts WHERE heuristic IN (SELECT heuristic FROM _enabled)
               GROUP BY txid HAVING count(DISTINCT n) = 1) g ON g.txid = v.txid AND g.n = v.n
         WHERE v.heuristic IN (SELECT heuristic FROM _enabled)""").to_arrow_table()
     con.register("_used", used)
-    report = con.execute("""
+    report = con.sql("""
         SELECT $chain AS chain, v.txid, cx.height, CAST(v.n AS INTEGER) AS n, po.address_id, v.heuristic,
                c.confidence, u.txid IS NOT NULL AS used
         FROM _verdicts v JOIN cx ON cx.txid = v.txid JOIN po ON po.txid = v.txid AND po.n = v.n
         JOIN _conf c ON c.heuristic = v.heuristic
         LEFT JOIN _used u ON u.txid = v.txid AND u.n = v.n AND u.heuristic = v.heuristic
-        ORDER BY cx.height, cx.tx_index, v.heuristic""", {"chain": chain}).to_arrow_table()
+        ORDER BY cx.height, cx.tx_index, v.heuristic""", params={"chain": chain}).to_arrow_table()
     for name in ("_cj", "_verdicts", "_enabled", "_conf", "_used"):
         con.unregister(name)
     return report.cast(SCHEMA), edges

@@ -12,8 +12,8 @@ Protocols (``protocol`` column):
   pool denomination (0.001, 0.01, 0.05, 0.5 BTC), every known input worth the denomination up to a
   miner-fee allowance above it (premix inputs pay the fee, remixes bring exactly the denomination).
 * ``whirlpool_tx0``: the single-owner transaction that enters a pool: an OP_RETURN output (the encrypted
-  fee payload), one or more equal premix outputs just above a pool denomination, the coordinator fee and
-  the change. It is *not* multi-party; it is recorded for tracing and its inputs are clustered as usual.
+  fee payload), one or more equal P2WPKH premix outputs just above a pool denomination, the coordinator
+  fee and the change. It is *not* multi-party; it is recorded for tracing and its inputs are clustered as usual.
 * ``wasabi1``: Wasabi 1.x (ZeroLink, Chaumian CoinJoin): many equal outputs at a base denomination
   around 0.1 BTC, "mixing levels" at about 2, 4, 8 … times that, the coordinator fee output.
 * ``wasabi2``: Wasabi 2.x (WabiSabi): many inputs and outputs, most outputs at the standard
@@ -132,7 +132,11 @@ def classify(inputs: Sequence[TxIn], outputs: Sequence[TxOut], *,
             premix = Counter(o.value for o in pay if d < o.value <= d + slack)
             if premix:
                 pv, pk = max(premix.items(), key=lambda kv: (kv[1], kv[0]))
-                if n_out >= pk + 1:
+                # premixes are native SegWit (Samourai, Sparrow), and a coordinator fee output comes
+                # besides them and the change; without these, other OP_RETURN protocols look alike
+                # (Stacks block commits pay two equal P2SH/P2PKH outputs next to an OP_RETURN)
+                pm = [o for o in pay if o.value == pv]
+                if n_out >= pk + 2 and all(o.script_type == "p2wpkh" for o in pm):
                     conf = 0.85 if pk >= 2 else 0.6
                     return Verdict("whirlpool_tx0", conf, pv, pk,
                                    f"OP_RETURN and {pk} premix output(s) of {pv} sat for the {d} sat pool")
@@ -255,7 +259,7 @@ def detect_coinjoins(ws, chain: str, *, lo: int = -1, hi: int | None = None) -> 
     try:
         if hi is None:
             hi = con.execute("SELECT coalesce(max(height), -1) FROM utxo_outputs WHERE chain = $c",
-                             {"c": chain}).fetchone()[0]
+                             {"c": chain}).fetchall()[0][0]
         return detect_range(con, chain, lo, int(hi))
     finally:
         con.close()

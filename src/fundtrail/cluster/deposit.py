@@ -103,8 +103,8 @@ def confidence_for(senders: int) -> float:
 def detect_deposits(con: duckdb.DuckDBPyConnection, chain: str,
                     params: DepositParams = DepositParams()) -> pa.Table:
     """Deposit addresses of a chain (rows of :data:`SCHEMA`) from an open workspace connection."""
-    t = con.execute(_SQL, {"chain": chain, "window": params.window_s, "min_forwarded": params.min_forwarded,
-                           "min_share": params.min_share, "min_senders": params.min_senders}).to_arrow_table()
+    t = con.sql(_SQL, params={"chain": chain, "window": params.window_s, "min_forwarded": params.min_forwarded,
+                              "min_share": params.min_share, "min_senders": params.min_senders}).to_arrow_table()
     conf = pa.array([confidence_for(int(s)) for s in t["senders"].to_pylist()], pa.float64())
     t = t.append_column("confidence", conf)
     return t.select(SCHEMA.names).cast(SCHEMA)

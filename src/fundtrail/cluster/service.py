@@ -88,23 +88,23 @@ def _kind(ws: Workspace, chain: str) -> str:
 
 def _address_count(con: duckdb.DuckDBPyConnection, chain: str) -> int:
     return int(con.execute("SELECT coalesce(max(address_id), -1) + 1 FROM addresses WHERE chain = $c",
-                           {"c": chain}).fetchone()[0])
+                           {"c": chain}).fetchall()[0][0])
 
 
 def _tip(con: duckdb.DuckDBPyConnection, chain: str) -> tuple[int, str | None]:
     row = con.execute("SELECT height, hash FROM utxo_blocks WHERE chain = $c ORDER BY height DESC LIMIT 1",
-                      {"c": chain}).fetchone()
-    if row is not None:
-        return int(row[0]), row[1]
+                      {"c": chain}).fetchall()
+    if row:
+        return int(row[0][0]), row[0][1]
     h = con.execute("SELECT coalesce(max(height), -1) FROM utxo_transactions WHERE chain = $c",
-                    {"c": chain}).fetchone()[0]
+                    {"c": chain}).fetchall()[0][0]
     return int(h), None
 
 
 def _hash_at(con: duckdb.DuckDBPyConnection, chain: str, height: int) -> str | None:
     row = con.execute("SELECT hash FROM utxo_blocks WHERE chain = $c AND height = $h",
-                      {"c": chain, "h": height}).fetchone()
-    return row[0] if row else None
+                      {"c": chain, "h": height}).fetchall()
+    return row[0][0] if row else None
 
 
 def cospend_edges(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
@@ -113,7 +113,7 @@ def cospend_edges(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
     ``skip_txids``) with k distinct input addresses, k-1 edges from the smallest id to the others."""
     con.register("_skip", pa.table({"txid": pa.array(list(skip_txids), pa.string())}))
     try:
-        return con.execute(f"""
+        return con.sql(f"""
             WITH i AS (
                 SELECT DISTINCT i.txid, i.height, i.address_id AS b
                 FROM utxo_inputs i
@@ -128,7 +128,7 @@ def cospend_edges(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
             )
             SELECT txid, height, a, b, 'cospend' AS heuristic, {COSPEND_CONFIDENCE} AS confidence
             FROM e WHERE a <> b ORDER BY height, tx_index, b
-        """, {"chain": chain, "lo": lo, "hi": hi}).to_arrow_table().cast(EDGE_SCHEMA)
+        """, params={"chain": chain, "lo": lo, "hi": hi}).to_arrow_table().cast(EDGE_SCHEMA)
     finally:
         con.unregister("_skip")
 
@@ -268,7 +268,7 @@ def cluster_evm(ws: Workspace, chain: str, *, alarm_size: int = DEFAULT_ALARM_SI
     try:
         n = _address_count(con, chain)
         tip = int(con.execute("SELECT coalesce(max(height), -1) FROM evm_transfers WHERE chain = $c",
-                              {"c": chain}).fetchone()[0])
+                              {"c": chain}).fetchall()[0][0])
         deps = deposit_mod.detect_deposits(con, chain, deposit_params)
     finally:
         con.close()

@@ -223,6 +223,9 @@ class Balance:
     mixers: int
     crossed_out: int = 0  # left this asset through a swap or bridge (appears in the other asset's traced)
     other_stopped: int = 0
+    # poison only: clean value that became tainted by mixing with tainted value (0 for haircut and FIFO,
+    # which conserve); accounted = traced + absorbed
+    absorbed: int = 0
 
     @property
     def accounted(self) -> int:
@@ -231,7 +234,7 @@ class Balance:
 
     @property
     def balanced(self) -> bool:
-        return self.accounted == self.traced
+        return self.accounted == self.traced + self.absorbed
 
     def to_json(self) -> dict[str, Any]:
         f = self.decimals
@@ -240,7 +243,8 @@ class Balance:
                 "fees": format_units(self.fees, f), "stopped_hops": format_units(self.stopped_hops, f),
                 "stopped_dust": format_units(self.stopped_dust, f), "mixers": format_units(self.mixers, f),
                 "crossed_out": format_units(self.crossed_out, f),
-                "other_stopped": format_units(self.other_stopped, f), "balanced": self.balanced}
+                "other_stopped": format_units(self.other_stopped, f),
+                "absorbed": format_units(self.absorbed, f), "balanced": self.balanced}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 from fundtrail.incidents import Incident
 from fundtrail.model.trace import Balance, Endpoint, Holding, TraceResult
 from fundtrail.prices.book import PriceBook
+from fundtrail.report.countries import country_name
 from fundtrail.report.model import (
     ComparisonRow,
     CountryRollup,
@@ -32,7 +33,6 @@ from fundtrail.report.model import (
     category_label,
     usd_sum,
 )
-from fundtrail.report.countries import country_name
 
 MODEL_ORDER = ("poison", "haircut", "fifo")
 
@@ -148,7 +148,7 @@ def _by_entity(assets: _Assets, endpoints: Sequence[Endpoint]) -> tuple[EntityTo
     for e in endpoints:
         groups[(e.entity, e.category, e.country, e.chain, e.asset)].append(e)
     out = []
-    for (entity, category, country, chain, asset), es in groups.items():
+    for (entity, category, country, _chain, _asset), es in groups.items():
         total = _sum_totals(assets, ((e.chain, e.asset, e.amount, e.usd) for e in es))[0]
         firsts = [e.first_seen for e in es if e.first_seen is not None]
         lasts = [e.last_seen or e.first_seen for e in es if (e.last_seen or e.first_seen) is not None]
@@ -201,7 +201,7 @@ def _balances(assets: _Assets, r: TraceResult) -> tuple[Balance, ...]:
     keys = {(a.chain, a.asset) for a in r.traced}
     out = []
     for chain, asset in sorted(keys):
-        def s(items: Iterable[Any]) -> int:
+        def s(items: Iterable[Any], chain: str = chain, asset: str = asset) -> int:
             return sum(int(x.amount) for x in items if x.chain == chain and x.asset == asset)
         out.append(Balance(
             chain=chain, asset=asset, decimals=assets.decimals.get((chain, asset), 0),
@@ -327,6 +327,7 @@ def _comparison(summaries: Sequence[ModelSummary], assets: _Assets) -> tuple[Com
         ("mixers", lambda b: b.mixers), ("fees", lambda b: b.fees),
         ("stopped (hop limit)", lambda b: b.stopped_hops), ("stopped (dust)", lambda b: b.stopped_dust),
         ("stopped (other)", lambda b: b.other_stopped), ("crossed to other asset", lambda b: b.crossed_out),
+        ("absorbed clean value (poison)", lambda b: b.absorbed),
     ]
     rows = []
     for chain, asset in keys:
@@ -381,7 +382,7 @@ def assemble_report(incident: Incident, results: Sequence[TraceResult], *, prima
     for s in summaries:
         for b in s.balances:
             if not b.balanced:
-                diff = b.traced - b.accounted
+                diff = b.traced + b.absorbed - b.accounted
                 notes.append(f"{s.model}: {asset_label(b.asset, assets.symbols.get((b.chain, b.asset)))} on "
                              f"{b.chain} does not balance: traced - accounted = {diff} base units")
     missing_usd = [e for s in summaries for e in s.by_entity if e.total.usd is None]

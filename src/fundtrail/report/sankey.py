@@ -9,11 +9,12 @@ Columns
     2. endpoint entities;
     3. the entities' countries.
 
-Widths must be comparable across assets (BTC and ETH cannot be added), so a flow's width is its share of
-the stolen value: a flow of ``x`` units of asset ``A`` weighs ``x / traced(A) * w(A)``, where ``w`` of a
-stolen asset is its USD value at the theft (or an equal share when a price is missing) and ``w`` of an
-asset reached through a swap or bridge is the weight of what crossed into it. Ribbons are split by the
-endpoint's country all the way from the seed, so each country's colour can be followed back.
+Widths must be comparable across assets (BTC and ETH cannot be added), so a width is a share of the
+stolen value: each stolen asset weighs its USD value at the theft (or an equal share when a price is
+missing); an asset reached through a swap or bridge carries, per stolen asset, the weight of what crossed
+into it; a flow of ``x`` units of asset ``A`` weighs ``x / traced(A)`` times ``A``'s weight, split by the
+stolen asset it came from. When every traced unit is accounted for, the seeds' widths sum to 1. Ribbons
+are split by the endpoint's country all the way from the seed, so each country's colour can be followed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ HOP_BANDS = ((1, 1, "1 hop"), (2, 3, "2–3 hops"), (4, 6, "4–6 hops"), (7, 10
 PALETTE = ("#d1495b", "#3d7dca", "#edae49", "#00798c", "#8f5fbf", "#e07a3f", "#5aa469", "#c2549d",
            "#6b8e23", "#a0522d", "#4682b4", "#b8860b")
 UNKNOWN_COLOR = "#8a8f98"
+MAX_ENTITY_NODES = 20
 OUTCOME_COLORS = {"unspent": "#2e8b57", "mixers": "#7d5ba6", "stopped": "#a89f91", "fees": "#c9c9c9"}
 
 
@@ -58,7 +60,8 @@ class Sankey:
     nodes: tuple[SankeyNode, ...]
     links: tuple[SankeyLink, ...]
     unit: str  # what widths measure, in words
-    countries: tuple[str, ...]  # endpoint countries drawn ("" = unknown)
+    countries: tuple[str, ...]  # endpoint countries drawn as their own node ("" = unknown)
+    other_countries: tuple[str, ...] = ()  # the smaller ones, drawn together as "N other countries"
 
 
 def _band(hops: int) -> str:
@@ -68,20 +71,35 @@ def _band(hops: int) -> str:
     return HOP_BANDS[0][2]
 
 
+OTHER_COUNTRIES_COLOR = "#b4bac3"
+
+
 def country_colors(report: Report, model: str | None = None) -> dict[str, str]:
+    """A colour per endpoint country: the largest ones (by USD, then amount) get the palette's distinct
+    colours; beyond that they share one (and one node in the diagram)."""
     s = report.summary(model)
     out: dict[str, str] = {}
+    named = 0
     for g in s.by_country:
         key = g.key or ""
-        if key not in out:
-            out[key] = UNKNOWN_COLOR if not key else PALETTE[len([k for k in out if k]) % len(PALETTE)]
+        if key in out:
+            continue
+        if not key:
+            out[key] = UNKNOWN_COLOR
+        elif named < len(PALETTE):
+            out[key] = PALETTE[named]
+            named += 1
+        else:
+            out[key] = OTHER_COUNTRIES_COLOR
     return out
 
 
 def build_sankey(report: Report, model: str | None = None) -> Sankey:
     s = report.summary(model)
     r = s.result
-    traced = {(b.chain, b.asset): b.traced for b in s.balances} or {(a.chain, a.asset): a.amount for a in r.traced}
+    # what ends somewhere: the traced amount, plus (poison) the clean value it absorbed on the way
+    traced = ({(b.chain, b.asset): b.traced + b.absorbed for b in s.balances}
+              or {(a.chain, a.asset): a.amount for a in r.traced})
     for a in r.traced:
         traced.setdefault((a.chain, a.asset), a.amount)
 
@@ -95,31 +113,34 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
     else:
         weight = {k: 1.0 / len(origins) for k in origins}
         unit = "share of the stolen amount, each stolen asset weighted equally (no USD price for all of them)"
-    origin_of: dict[tuple[str, str], tuple[str, str]] = {k: k for k in origins}
+    # contrib[A][o]: the weight (share of the stolen value) that asset A's traced amount carries from the
+    # stolen asset o; crossings pass it on in proportion to the amount that crossed (fixpoint over chains
+    # of crossings, cycles included).
+    Key = tuple[str, str]
+    contrib: dict[Key, dict[Key, float]] = {k: {k: weight[k]} for k in origins}
     crossings = sorted((*r.swaps, *r.bridges), key=lambda c: (c.time is None, c.time))
-    for _ in range(len(crossings) + 1):  # propagate along chains of crossings in any order
-        changed = False
-        acc: dict[tuple[str, str], float] = defaultdict(float)
+    for _ in range(2 * len(crossings) + 1):
+        new: dict[Key, dict[Key, float]] = {k: {k: weight[k]} for k in origins}
         for c in crossings:
-            src = (c.from_chain, c.from_asset)
-            if src in weight and traced.get(src):
-                acc[(c.to_chain, c.to_asset)] += weight[src] * c.from_amount / traced[src]
-                origin_of.setdefault((c.to_chain, c.to_asset), origin_of.get(src, src))
-        for k, v in acc.items():
-            if k in origins:
+            src, dst = (c.from_chain, c.from_asset), (c.to_chain, c.to_asset)
+            t_src = traced.get(src)
+            if not t_src or src not in contrib:
                 continue
-            if abs(weight.get(k, -1.0) - v) > 1e-15:
-                weight[k] = v
-                changed = True
-        if not changed:
+            frac = c.from_amount / t_src
+            bucket = new.setdefault(dst, {})
+            for o, v in contrib[src].items():
+                bucket[o] = bucket.get(o, 0.0) + v * frac
+        if new == contrib:
             break
+        contrib = new
 
-    def w(chain: str, asset: str, amount: int) -> float:
+    def shares(chain: str, asset: str, amount: int) -> list[tuple[Key, float]]:
+        """(stolen asset, weight) of ``amount`` units of (chain, asset)."""
         k = (chain, asset)
         t = traced.get(k)
-        if not t or k not in weight:
-            return 0.0
-        return weight[k] * amount / t
+        if not t or k not in contrib:
+            return []
+        return [(o, v * amount / t) for o, v in contrib[k].items() if v > 0]
 
     colors = country_colors(report, model)
     nodes: dict[str, SankeyNode] = {}
@@ -142,30 +163,48 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
         nodes[nid] = SankeyNode(nid, f"{t.display} {t.label} stolen", 0, "seed", "#444b55",
                                 f"{t.text(with_chain=True)} stolen — {fmt_usd(t.usd, t.usd_partial)}")
 
-    def seed_of(chain: str, asset: str) -> str:
-        o = origin_of.get((chain, asset), (chain, asset))
+    def seed_of(o: tuple[str, str]) -> str:
         if o not in seed_label:
             nid = f"seed:{o[0]}:{o[1]}"
             seed_label[o] = nid
             nodes[nid] = SankeyNode(nid, f"{report.label(*o)} ({o[0]})", 0, "seed", "#444b55", f"{o[1]} on {o[0]}")
         return seed_label[o]
 
+    # at most MAX_ENTITY_NODES entity nodes: the smaller ones share one node (their ribbons keep their colours)
+    ent_weight: dict[str, float] = defaultdict(float)
     for e in r.endpoints:
-        v = w(e.chain, e.asset, e.amount)
+        ent_weight[e.entity] += sum(x for _, x in shares(e.chain, e.asset, e.amount))
+    ranked = sorted(ent_weight, key=lambda k: -ent_weight[k])
+    grouped = set(ranked[MAX_ENTITY_NODES - 1:]) if len(ranked) > MAX_ENTITY_NODES else set()
+    other_id = "entity:__other__"
+    other_countries = {c for c, col in colors.items() if col == OTHER_COUNTRIES_COLOR}
+
+    for e in r.endpoints:
+        parts = shares(e.chain, e.asset, e.amount)
+        v = sum(x for _, x in parts)
         cc = e.country or ""
         color = colors.get(cc, UNKNOWN_COLOR)
         amount = f"{fmt_amount(e.amount, e.decimals)} {report.label(e.chain, e.asset)}"
         band = _band(e.hops)
         hid, eid, cid = f"hops:{band}", f"entity:{e.entity}", f"country:{cc}"
+        if cc in other_countries:
+            cid = "country:__other__"
+            nodes.setdefault(cid, SankeyNode(cid, f"{len(other_countries)} other countries", 3, "country",
+                                             OTHER_COUNTRIES_COLOR, ", ".join(sorted(other_countries)), None))
         nodes.setdefault(hid, SankeyNode(hid, band, 1, "hops", "#5b6470", f"endpoint funds that took {band}"))
-        nodes.setdefault(eid, SankeyNode(eid, e.entity, 2, "entity", color,
-                                         f"{e.entity} — {category_label(e.category)}, "
-                                         f"{country_name(e.country, article=False)}", cc))
+        if e.entity in grouped:
+            eid = other_id
+            nodes.setdefault(eid, SankeyNode(eid, f"{len(grouped)} other entities", 2, "entity", UNKNOWN_COLOR,
+                                             ", ".join(sorted(grouped)), None))
+        else:
+            nodes.setdefault(eid, SankeyNode(eid, e.entity, 2, "entity", color,
+                                             f"{e.entity} — {category_label(e.category)}, "
+                                             f"{country_name(e.country, article=False)}", cc))
         nodes.setdefault(cid, SankeyNode(cid, country_name(e.country, article=False) + (f" ({cc})" if cc else ""),
                                          3, "country", color, f"endpoints in {country_name(e.country)}", cc))
         usd = fmt_usd(e.usd)
-        src = seed_of(e.chain, e.asset)
-        link(src, hid, v, color, f"{amount} → {e.entity} ({usd})", cc)
+        for o, x in parts:
+            link(seed_of(o), hid, x, color, f"{amount} → {e.entity} ({usd})", cc)
         link(hid, eid, v, color, f"{amount} → {e.entity} in {e.hops} hops ({usd})", cc)
         link(eid, cid, v, color, f"{e.entity}: {amount} ({usd})", cc)
 
@@ -184,12 +223,12 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
     for kind, items in outcomes.items():
         nid = f"outcome:{kind}"
         for chain, asset, amount, dec in items:
-            v = w(chain, asset, amount)
-            if v <= 0:
-                continue
-            nodes.setdefault(nid, SankeyNode(nid, names[kind], 1, "outcome", OUTCOME_COLORS[kind], names[kind]))
-            link(seed_of(chain, asset), nid, v, OUTCOME_COLORS[kind],
-                 f"{fmt_amount(amount, dec)} {report.label(chain, asset)} on {chain}: {names[kind].lower()}", None)
+            for o, v in shares(chain, asset, amount):
+                if v <= 0:
+                    continue
+                nodes.setdefault(nid, SankeyNode(nid, names[kind], 1, "outcome", OUTCOME_COLORS[kind], names[kind]))
+                link(seed_of(o), nid, v, OUTCOME_COLORS[kind],
+                     f"{fmt_amount(amount, dec)} {report.label(chain, asset)} on {chain}: {names[kind].lower()}", None)
 
     # order: hop bands in order then outcomes; entities grouped by country (largest first)
     country_value: dict[str, float] = defaultdict(float)
@@ -208,14 +247,16 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
         if n.kind in ("hops", "outcome"):
             return (float(band_rank.get(n.id, outcome_rank.get(n.id, 50))),)
         if n.kind == "entity":
+            if n.id == other_id:
+                return (1000.0, 0.0)
             return (float(country_rank.get(f"country:{n.country}", 99)), -entity_value[n.id])
-        return (float(country_rank.get(n.id, 99)),)
+        return (float(country_rank.get(n.id, 99)) if n.id != "country:__other__" else 1000.0,)
 
     ordered = sorted(nodes.values(), key=lambda n: (n.column, order(n)))
     link_list = tuple(SankeyLink(src, dst, float(v), str(c), str(d), cc)  # type: ignore[arg-type]
                       for (src, dst, cc), (v, c, d) in links.items())
-    countries = tuple(n.country or "" for n in ordered if n.kind == "country")
-    return Sankey(tuple(ordered), link_list, unit, countries)
+    countries = tuple(n.country or "" for n in ordered if n.kind == "country" and n.id != "country:__other__")
+    return Sankey(tuple(ordered), link_list, unit, countries, tuple(sorted(other_countries)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,15 +289,25 @@ def layout(sk: Sankey, width: float, height: float, *, node_width: float = 14, p
     for c, ns in by_col.items():
         hs = [max(value[n.id] * k, 2.0) for n in ns]
         total = sum(hs) + pad * (len(ns) - 1)
+        if total > avail:  # minimum heights overflowed: tighten the gaps (never below 4 px)
+            gap = max(4.0, (avail - sum(hs)) / max(len(ns) - 1, 1))
+            total = sum(hs) + gap * (len(ns) - 1)
+        else:
+            gap = pad
         y = top + max(0.0, (avail - total) / 2)
         for n, h in zip(ns, hs, strict=True):
             boxes[n.id] = _Box(left + c * step, y, h, value[n.id])
-            y += h + pad
+            y += h + gap
     return boxes | {"__scale__": _Box(0, 0, k, 0)}
 
 
 def to_svg(sk: Sankey, *, width: int = 1100, height: int = 560, node_width: float = 14) -> str:
-    """The diagram as an inline ``<svg>`` element (nodes and ribbons carry data-* attributes and titles)."""
+    """The diagram as an inline ``<svg>`` element (nodes and ribbons carry data-* attributes and titles).
+    ``height`` grows when a column has too many nodes for their labels to stay apart."""
+    per_col: dict[int, int] = defaultdict(int)
+    for n in sk.nodes:
+        per_col[n.column] += 1
+    height = max(height, int(max(per_col.values(), default=0) * 20 + 40))
     boxes = layout(sk, width, height, node_width=node_width)
     k = boxes.pop("__scale__").h
     node_by_id = {n.id: n for n in sk.nodes}

@@ -38,7 +38,7 @@ HUIONE = Entity("huione", "Huione-sim", "exchange_nokyc", "KH", "exchange",
                 "no-KYC exchange and payment group (modelled on the role of a Cambodian guarantee market)")
 NORTHWIND = Entity("northwind", "Northwind Exchange-sim", "exchange", "US", "exchange", "KYC exchange")
 MERLION = Entity("merlion", "Merlion Exchange-sim", "exchange", "SG", "exchange", "KYC exchange")
-YUANOTC = Entity("yuanotc", "Pearl River OTC-sim", "otc_desk", "CN", "exchange", "OTC desk")
+YUANOTC = Entity("yuanotc", "Pearl River OTC-sim", "otc_desk", "CN", "otc", "OTC desk")
 POOL = Entity("simpool", "SimPool-sim", "mining", None, "miner", "mining pool")
 WABISABI = Entity("wabisabi", "WabiSabi-sim coordinator", "coinjoin_coordinator", None, "coinjoin",
                   "Wasabi-2-like CoinJoin coordinator (equal denominations, many participants)")

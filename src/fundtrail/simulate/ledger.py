@@ -71,16 +71,17 @@ class StoryTx:
 class Wallet:
     """A party's keys and coins on the Bitcoin side."""
 
-    def __init__(self, ledger: Ledger, owner: str, kinds: tuple[str, ...] = ("p2wpkh",)) -> None:
+    def __init__(self, ledger: Ledger, owner: str, kinds: tuple[str, ...] = ("p2wpkh",), name: str = "") -> None:
         self.ledger = ledger
         self.owner = owner
+        self.name = name or owner
         self.kinds = kinds
         self.coins: dict[tuple[bytes, int], Coin] = {}
         self.addresses: list[Owned] = []
 
     def new_address(self, kind: str | None = None) -> Owned:
         kind = kind or self.kinds[len(self.addresses) % len(self.kinds)]
-        secret = hashlib.sha256(f"{self.ledger.seed}/{self.owner}/{len(self.addresses)}".encode()).digest()
+        secret = hashlib.sha256(f"{self.ledger.seed}/{self.name}/{len(self.addresses)}".encode()).digest()
         o = make_owned(Key(secret), kind, self.ledger.net)
         self.addresses.append(o)
         self.ledger.register(o, self)
@@ -229,6 +230,42 @@ class Ledger:
             self.coinjoin_txids.add(txid_hex)
         if self.keep_story:
             self.story.append(StoryTx(txid_hex, self.height + 1, 0, ins_rec, outs_rec, label, coinjoin))
+        return tx
+
+    def external_payment(self, payer: Wallet, outputs: list[tuple[bytes, int]], owners: list[str], label: str
+                         ) -> RawTx:
+        """``payer`` pays outputs locked to scripts it does not model (the background economy's), with
+        change back to itself; the outputs are recorded for the truth but not tracked as story coins."""
+        from fundtrail.model.address import segwit_encode
+
+        total = sum(v for _s, v in outputs)
+        fee = 2 * (11 + 43 * (len(outputs) + 1) + 68 * 4)
+        ops = payer.select(total + fee + 68 * 2 * 20)
+        fee = 2 * (11 + 43 * (len(outputs) + 1) + 68 * len(ops))
+        have = sum(self.coins[op].value for op in ops)
+        change = payer.new_address()
+        vout = [TxOut(v, sc) for sc, v in outputs] + [TxOut(have - total - fee, change.script)]
+        vin = []
+        ins_rec = []
+        for txid, n in ops:
+            c = self.coins.pop((txid, n))
+            del payer.coins[(txid, n)]
+            ss, wit = c.owned.spend(txid + n.to_bytes(4, "little"))
+            vin.append(TxIn(txid, n, ss, wit, 0xFFFFFFFD))
+            ins_rec.append((txid[::-1].hex(), n, c.value, c.owned.address, payer.owner))
+        tx = finish_tx(2, vin, vout, 0)
+        c = Coin(have - total - fee, change, -1, self.height + 1)
+        self.coins[(tx.txid, len(outputs))] = c
+        payer.coins[(tx.txid, len(outputs))] = c
+        outs_rec = []
+        for (sc, v), owner in zip(outputs, owners, strict=True):
+            addr = segwit_encode(self.net.hrp, 1 if sc[0] == 0x51 else 0, sc[2:])
+            self.owners[addr] = owner
+            outs_rec.append(StoryOut(v, addr, owner, "p2tr" if sc[0] == 0x51 else "p2wsh"))
+        outs_rec.append(StoryOut(c.value, change.address, payer.owner, change.kind))
+        self.pending.append(tx)
+        if self.keep_story:
+            self.story.append(StoryTx(tx.txid_hex, self.height + 1, 0, ins_rec, outs_rec, label))
         return tx
 
     # --- blocks ------------------------------------------------------------------------------------------

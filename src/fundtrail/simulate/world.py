@@ -155,7 +155,8 @@ class World:
                      "merlion": "p2sh", "yuanotc": "p2pkh"}
         for e in A.EXCHANGES:
             hot = Wallet(L, e.id, ("p2wpkh", "p2sh"))
-            self.exchanges[e.id] = Exchange(e.id, hot, Wallet(L, e.id, (dep_kinds[e.id],)), dep_kinds[e.id])
+            self.exchanges[e.id] = Exchange(e.id, hot, Wallet(L, e.id, (dep_kinds[e.id],), f"{e.id}/deposits"),
+                                          dep_kinds[e.id])
             hot.address(0)
             hot.address(1)
         self.bridge_btc = Wallet(L, "simbridge", ("p2wpkh",))
@@ -195,24 +196,25 @@ class World:
     # --- the Bitcoin premine and distribution -------------------------------------------------------------
     def premine(self) -> None:
         L = self.ledger
-        for h in range(1, 102):
-            L.mine(T0 - DAY + h * 600, self.pool)
+        for h in range(1, 221):
+            L.mine(T0 - 2 * DAY + h * 600, self.pool)
         # distribution: exchanges, the bridge, OTC, retail users, CoinJoin participants
         plan: list[tuple[Owned, int]] = []
         for e in A.EXCHANGES:
             for i in range(4):
                 plan.append((self.exchanges[e.id].hot.address(i % 2), 100 * COIN))
-        for i in range(4):
+        for i in range(10):
             plan.append((self.bridge_btc.address(0), 100 * COIN))
+        per_user = min(33 * COIN // 10, 1_000 * COIN // max(1, len(self.retail)))
         for w in self.retail:
-            plan.append((w.new_address(), self.rng.randint(5, 60) * COIN // 10))
+            plan.append((w.new_address(), self.rng.randint(per_user // 6, per_user * 2)))
         C = self.cj_C
         self.cj_Q = C * (60_000_000 // C)
         for w, c in zip(self.cj_users, self.cj_units, strict=True):
             plan.append((w.new_address("p2wpkh"), c * self.cj_Q))
         for i in range(0, len(plan), 200):
             self.pool.pay(plan[i:i + 200], feerate=2, label="pool payout")
-        L.mine(T0 - DAY + 103 * 600, self.pool)
+        L.mine(T0 - 2 * DAY + 222 * 600, self.pool)
 
     # --- routine behaviour ------------------------------------------------------------------------------
     def retail_step(self) -> None:
@@ -393,7 +395,8 @@ class World:
             self.evm_block(t)
             n = len(splits)
             eth_each = (stolen_eth - 2 * ETHER) // n // ETHER * ETHER
-            tok_each = stolen_tok // n // 10**TOKEN_DECIMALS * 10**TOKEN_DECIMALS
+            n_tok = sum(1 for a in splits if self.split_roles[a] in ("swap_bridge", "cashout", "dormant"))
+            tok_each = stolen_tok // n_tok // 10**TOKEN_DECIMALS * 10**TOKEN_DECIMALS
             for a in splits:
                 tx = ev.transfer_eth(seed_addr, a, eth_each, note="split")
                 self.flow("split", EVM_CHAIN, tx.hash, seed_addr, a, "ETH", eth_each, tx.time)
@@ -414,13 +417,10 @@ class World:
                 gas_keep = ETHER // 2
                 if role == "swap_bridge":
                     tok = ev.balance(a, self.token)
-                    tx_out = self.swap_tokens(a, tok, note="thief swap")
-                    self.flow("swap", EVM_CHAIN, ev.blocks[-1].txs[-1].hash if False else self._last_tx(),
-                              a, self.pair, self.token, tok, t)
-                    _ = tx_out
+                    self.swap_tokens(a, tok, note="thief swap")
+                    self.flow("swap", EVM_CHAIN, self._last_tx(), a, self.pair, self.token, tok, t)
                 if role == "mix_bridge":
-                    k = 3 + (hash(a) % 3 if False else 2)
-                    for _j in range(k):
+                    for _j in range(2):
                         tx = ev.mixer_deposit(self.pool100, a, 100 * ETHER, note="thief mixer deposit")
                         self.flow("mixer_deposit", EVM_CHAIN, tx.hash, a, self.pool100, "ETH", 100 * ETHER, t)
                     for _j in range(4):
@@ -498,7 +498,7 @@ class World:
         fee = 200 + 100 * len(cj_ops)
         tx = L.transact(cj_ops, [(premix, want), (rest_addr, have - want - fee)], "thief premix")
         self.flow("premix", UTXO_CHAIN, tx.txid_hex, "lazarus", premix.address, "BTC", want, t)
-        self.at(t + DAY, lambda: self.coinjoin_round((tx.txid, 0)))
+        self.at(t + DAY, lambda op=(tx.txid, 0): self.coinjoin_round(op))
         peel_ops.append((tx.txid, 1))
         # consolidation and two peel chains
         total = sum(W.coins[op].value for op in peel_ops)

@@ -291,21 +291,45 @@ def cross_book(ws: Workspace) -> CrossBook:
     return book
 
 
+def _address_array(ws: Workspace, chain: str) -> pa.Array:
+    """The chain's address strings indexed by id (ids are dense), cached per workspace generation."""
+    from fundtrail.trace.graph import cached
+
+    def build(ws_: Workspace, chain_: str) -> pa.Array:
+        t = ws_.read("addresses", chain_, columns=["address_id", "address"])
+        if t.num_rows == 0:
+            return pa.array([], pa.string())
+        ids = t["address_id"].to_numpy()
+        n = int(ids.max()) + 1
+        if n == t.num_rows:
+            order = np.argsort(ids, kind="stable")
+            return t["address"].take(pa.array(order)).combine_chunks()
+        pos = np.full(n, -1, np.int64)
+        pos[ids] = np.arange(t.num_rows)
+        return t["address"].combine_chunks().take(pa.array(pos, mask=pos < 0))
+
+    return cached(ws, chain, "address_strings", build)
+
+
 def address_ids(ws: Workspace, chain: str, addresses: list[str]) -> dict[str, int]:
     """Ids of address strings on ``chain`` (those the dictionary holds)."""
+    out: dict[str, int] = {}
     if not addresses:
-        return {}
-    t = ws.read("addresses", chain, columns=["address_id", "address"])
-    mask = pc.is_in(t["address"], value_set=pa.array(sorted(set(addresses)), pa.string()))
-    t = t.filter(mask)
-    return dict(zip(t["address"].to_pylist(), t["address_id"].to_pylist(), strict=True))
+        return out
+    arr = _address_array(ws, chain)
+    for a in set(addresses):
+        if a is None:
+            continue
+        i = pc.index(arr, pa.scalar(a, pa.string())).as_py()
+        if i is not None and i >= 0:
+            out[a] = int(i)
+    return out
 
 
 def address_strings(ws: Workspace, chain: str, ids: Any) -> dict[int, str]:
-    ids = sorted({int(i) for i in ids if int(i) >= 0})
-    if not ids:
+    ids = np.unique(np.asarray(ids, np.int64))
+    arr = _address_array(ws, chain)
+    ids = ids[(ids >= 0) & (ids < len(arr))]
+    if not len(ids):
         return {}
-    t = ws.read("addresses", chain, columns=["address_id", "address"])
-    mask = pc.is_in(t["address_id"], value_set=pa.array(ids, pa.int64()))
-    t = t.filter(mask)
-    return dict(zip(t["address_id"].to_pylist(), t["address"].to_pylist(), strict=True))
+    return dict(zip(ids.tolist(), arr.take(pa.array(ids)).to_pylist(), strict=True))

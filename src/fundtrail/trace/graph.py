@@ -116,7 +116,7 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
             SELECT tx.t AS t, i.n, coalesce(o.node, -1) AS node, coalesce(i.value, o.value, 0) AS value
             FROM utxo_inputs i JOIN tx ON tx.txid = i.txid
             LEFT JOIN o ON o.txid = i.prev_txid AND o.n = i.prev_n
-            WHERE i.chain = ? ORDER BY tx.t, i.n""", [chain]).to_arrow_table()
+            WHERE i.chain = ? ORDER BY tx.t, i.n""", params=[chain]).to_arrow_table()
     finally:
         con.close()
     ntx = txs.num_rows
@@ -239,8 +239,9 @@ def build_evm_ledger(ws: Workspace, chain: str, reverse: bool = False) -> EvmLed
                    (CAST(amount AS HUGEINT) & 4611686018427387903)::BIGINT AS lo,
                    amount IS NULL AS isbig, amount_raw
             FROM evm_transfers WHERE chain = ?
-            ORDER BY height, tx_index, seq""", [chain]).to_arrow_table()
-        senders = con.sql("SELECT txid, from_id FROM evm_transactions WHERE chain = ?", [chain]).to_arrow_table()
+            ORDER BY height, tx_index, seq""", params=[chain]).to_arrow_table()
+        senders = con.sql("SELECT txid, from_id FROM evm_transactions WHERE chain = ?",
+                          params=[chain]).to_arrow_table()
     finally:
         con.close()
     tx_sender = {t: (-1 if f is None else int(f)) for t, f in zip(senders["txid"].to_pylist(),

@@ -9,8 +9,6 @@ amount peeled, peeled amount per destination) instead of printed hop by hop.
 
 from __future__ import annotations
 
-import numpy as np
-
 from fundtrail.model.trace import PeelChain
 from fundtrail.trace.taint import ENDPOINT, FOLLOWED, MIXER, STOP_DUST, STOP_HOPS, UNSPENT, UtxoOutcome
 
@@ -78,7 +76,3 @@ def peel_chains(graph, out: UtxoOutcome, labels, min_hops: int = MIN_HOPS) -> li
                                 decimals=8,
                                 peels_by_destination=tuple(sorted(dest.items(), key=lambda kv: (-kv[1], kv[0])))))
     return chains
-
-
-def peel_nodes(graph, chains: list[PeelChain]) -> np.ndarray:  # pragma: no cover - helper for renderers
-    return np.empty(0, np.int64)

@@ -86,6 +86,7 @@ class AddressIndex:
         got = np.fromiter((table.get(k, -1) for k in ukb), np.int64, len(ukb))
         new = np.flatnonzero(got < 0)
         if len(new):
+            new = new[np.argsort(first[new], kind="stable")]  # ids in order of first appearance
             ids = np.arange(self._next, self._next + len(new), dtype=np.int64)
             self._next += len(new)
             got[new] = ids

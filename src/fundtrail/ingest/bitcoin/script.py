@@ -224,8 +224,7 @@ def _rotr(x, n):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True)
-def _sha256_block(h, blk, K):  # pragma: no cover - numba
-    w = np.empty(64, np.uint32)
+def _sha256_block(h, blk, K, w):  # pragma: no cover - numba
     for t in range(16):
         w[t] = (np.uint32(blk[4 * t]) << np.uint32(24)) | (np.uint32(blk[4 * t + 1]) << np.uint32(16)) | \
             (np.uint32(blk[4 * t + 2]) << np.uint32(8)) | np.uint32(blk[4 * t + 3])
@@ -260,17 +259,17 @@ def _sha256_block(h, blk, K):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True)
-def _sha256_short(msg, n, out, K, H0):  # pragma: no cover - numba
-    """SHA-256 of msg[:n] (n <= 55) into out[:32]."""
-    blk = np.zeros(64, np.uint8)
-    for i in range(n):
-        blk[i] = msg[i]
+def _sha256_short(msg, n, out, K, H0, blk, h, w):  # pragma: no cover - numba
+    """SHA-256 of msg[:n] (n <= 55) into out[:32]; blk, h, w are scratch arrays."""
+    for i in range(64):
+        blk[i] = msg[i] if i < n else 0
     blk[n] = 0x80
     bits = n * 8
     blk[62] = (bits >> 8) & 0xFF
     blk[63] = bits & 0xFF
-    h = H0.copy()
-    _sha256_block(h, blk, K)
+    for i in range(8):
+        h[i] = H0[i]
+    _sha256_block(h, blk, K, w)
     for i in range(8):
         out[4 * i] = (h[i] >> np.uint32(24)) & np.uint32(0xFF)
         out[4 * i + 1] = (h[i] >> np.uint32(16)) & np.uint32(0xFF)
@@ -291,14 +290,17 @@ def _encode_keys(keys, p2pkh, p2sh, hrp, out, out_len, K, H0, B58, B32, GEN):  #
     h2 = np.empty(32, np.uint8)
     digits = np.empty(40, np.int64)
     data = np.empty(80, np.int64)
+    blk = np.zeros(64, np.uint8)
+    hs = np.zeros(8, np.uint32)
+    w = np.zeros(64, np.uint32)
     for i in range(keys.shape[0]):
         kind = keys[i, 0]
         if kind == KIND_PKH or kind == KIND_SH:
             raw[0] = p2pkh if kind == KIND_PKH else p2sh
             for j in range(20):
                 raw[1 + j] = keys[i, 3 + j]
-            _sha256_short(raw, 21, h1, K, H0)
-            _sha256_short(h1, 32, h2, K, H0)
+            _sha256_short(raw, 21, h1, K, H0, blk, hs, w)
+            _sha256_short(h1, 32, h2, K, H0, blk, hs, w)
             for j in range(4):
                 raw[21 + j] = h2[j]
             # base58: repeated division of the 25-byte number

@@ -147,13 +147,13 @@ def renderables(report: Report) -> list[RenderableType]:
         t.add_row(r.metric, r.chain, r.label, *[fmt_amount(a, r.decimals) if a is not None else "—" for a in r.amounts])
     out.append(t)
 
-    t = _table("Conservation: traced = endpoints + unspent + fees + stopped + mixers + crossed out",
-               ("model", "left"), ("chain", "left"), ("asset", "left"), ("traced", "right"), ("accounted", "right"),
-               ("balanced", "left"))
+    t = _table("Conservation: traced (+ absorbed, poison) = endpoints + unspent + fees + stopped + mixers + crossed out",
+               ("model", "left"), ("chain", "left"), ("asset", "left"), ("traced", "right"), ("absorbed", "right"),
+               ("accounted", "right"), ("balanced", "left"))
     for s in report.models:
         for b in s.balances:
             t.add_row(s.model, b.chain, report.label(b.chain, b.asset), fmt_amount(b.traced, b.decimals),
-                      fmt_amount(b.accounted, b.decimals), "yes" if b.balanced else "NO",
+                      fmt_amount(b.absorbed, b.decimals), fmt_amount(b.accounted, b.decimals), "yes" if b.balanced else "NO",
                       style=None if b.balanced else "bold red")
     out.append(t)
     if report.notes:

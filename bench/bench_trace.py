@@ -1,0 +1,189 @@
+"""Trace latency: a forward haircut trace (10 hops) from a theft in a world of 1M+ Bitcoin transactions.
+
+The world is written straight into a workspace's stored tables (utxo_transactions / outputs / inputs,
+addresses, tags): layers of ``WIDTH`` transactions, each spending one or two outputs of the layer before
+(a random matching: every output is spent at most once; about 30% stay unspent) and paying two outputs to
+addresses drawn from a pool with reuse; 0.2% of the addresses are tagged as exchanges. The graph, labels
+and CoinJoin mask are built once (reported as build time); then each trace is timed on its own.
+
+Scales: ``small`` 100k transactions, ``large`` 1.05M. Figures are indicative: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+SCALES = {"small": 100_000, "large": 1_050_000}
+WIDTH = 20_000
+SEED_TXS = 50  # the theft: one victim's coins paid out in 50 transactions
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def build_world(home: Path, n_tx: int, seed: int = 7) -> dict:
+    from fundtrail.store import GLOBAL, Workspace
+
+    rng = np.random.default_rng(seed)
+    ws = Workspace(home)
+    if ws.chain("regtest") is not None:
+        return {"reused": True}
+    layers = max(2, n_tx // WIDTH)
+    n_addr = int(n_tx * 1.5)
+    chain = "regtest"
+    txid_all = np.array([f"{i:064x}" for i in rng.permutation(layers * WIDTH).tolist()], dtype=object)
+    prev_vals = None
+    prev_tx = None
+    tx_tables, out_tables, in_tables = [], [], []
+    for layer in range(layers):
+        tid = np.arange(layer * WIDTH, (layer + 1) * WIDTH)
+        txids = txid_all[tid]
+        if layer == 0:
+            nin = np.zeros(WIDTH, np.int64)
+            vin = rng.integers(1_000_000, 5_000_000_000, WIDTH)
+            fee = np.zeros(WIDTH, np.int64)
+        else:
+            nin = np.where(rng.random(WIDTH) < 0.6, 1, 2)
+            total_in = int(nin.sum())
+            pick = rng.permutation(len(prev_vals))[:total_in]
+            in_tx = np.repeat(np.arange(WIDTH), nin)
+            in_n = _ranks(nin)
+            pv = prev_vals[pick]
+            vin = np.add.reduceat(pv, np.concatenate([[0], np.cumsum(nin)[:-1]]))
+            fee = np.minimum(vin // 1000, 5_000)
+            in_tables.append(pa.table({
+                "chain": pa.array([chain] * total_in), "height": np.full(total_in, layer, np.int64),
+                "txid": pa.array(txids[in_tx], pa.string()), "n": in_n.astype(np.int32),
+                "prev_txid": pa.array(prev_tx[pick // 2], pa.string()), "prev_n": (pick % 2).astype(np.int64),
+                "value": pv.astype(np.int64), "address_id": prev_addr[pick]}))
+        spend = vin - fee
+        frac = rng.uniform(0.05, 0.95, WIDTH)
+        o0 = (spend * frac).astype(np.int64)
+        o1 = spend - o0
+        vals = np.empty(2 * WIDTH, np.int64)
+        vals[0::2], vals[1::2] = o0, o1
+        addrs = rng.integers(0, n_addr, 2 * WIDTH)
+        out_tables.append(pa.table({
+            "chain": pa.array([chain] * (2 * WIDTH)), "height": np.full(2 * WIDTH, layer, np.int64),
+            "txid": pa.array(np.repeat(txids, 2), pa.string()), "n": np.tile(np.array([0, 1], np.int32), WIDTH),
+            "value": vals, "address_id": addrs, "script_type": pa.array(["p2wpkh"] * (2 * WIDTH))}))
+        tx_tables.append(pa.table({
+            "chain": pa.array([chain] * WIDTH), "height": np.full(WIDTH, layer, np.int64),
+            "tx_index": np.arange(WIDTH, dtype=np.int32), "txid": pa.array(txids, pa.string()),
+            "time": pa.array((1_700_000_000 + layer * 600) * np.ones(WIDTH, np.int64), pa.timestamp("s", "UTC")),
+            "fee": fee.astype(np.int64), "is_coinbase": nin == 0, "input_count": nin.astype(np.int32),
+            "output_count": np.full(WIDTH, 2, np.int32)}))
+        prev_vals, prev_tx, prev_addr = vals, txids, addrs
+    n_exch = max(10, n_addr // 500)
+    exch = rng.choice(n_addr, n_exch, replace=False)
+    addr_strings = pa.array([f"bcrt1qbench{i:032x}" for i in range(n_addr)], pa.string())
+    with ws.transaction() as txn:
+        for name, tabs in (("utxo_transactions", tx_tables), ("utxo_outputs", out_tables),
+                           ("utxo_inputs", in_tables)):
+            txn.append(name, chain, pa.concat_tables(tabs, promote_options="default"))
+        txn.append("addresses", chain, pa.table({"chain": pa.array([chain] * n_addr),
+                                                 "address_id": np.arange(n_addr, dtype=np.int64),
+                                                 "address": addr_strings}))
+        txn.append("tags", GLOBAL, pa.table({
+            "chain": pa.array([chain] * n_exch), "address": addr_strings.take(pa.array(exch)),
+            "label": pa.array([f"Exchange {i % 7}" for i in range(n_exch)]),
+            "category": pa.array(["exchange"] * n_exch),
+            "entity": pa.array([f"Exchange {i % 7}" for i in range(n_exch)]),
+            "country": pa.array([["RU", "US", "SC", "KY", "DE", "SG", "AE"][i % 7] for i in range(n_exch)]),
+            "source": pa.array(["bench"] * n_exch), "confidence": np.ones(n_exch)}))
+        txn.set_chain(chain, kind="utxo", network="regtest", tip_height=layers - 1)
+    return {"reused": False, "layers": layers}
+
+
+def _ranks(nin: np.ndarray) -> np.ndarray:
+    """0, 1, … within each transaction's inputs."""
+    starts = np.repeat(np.cumsum(nin) - nin, nin)
+    return np.arange(int(nin.sum())) - starts
+
+
+def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
+    from fundtrail.model.trace import Seed
+    from fundtrail.store import Workspace
+    from fundtrail.trace import graph as G
+    from fundtrail.trace.service import _coinjoin_mask, _labels, trace
+    from fundtrail.trace.crossing import cross_book
+
+    n_tx = SCALES[scale]
+    base = Path(home or os.environ.get("FUNDTRAIL_BENCH_HOME") or Path(tempfile.gettempdir()) / f"ft-bench-trace-{scale}")
+    base.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    # the world is written by a child process so this process's memory figures are the tracer's own
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    p = ctx.Process(target=build_world, args=(base, n_tx))
+    p.start()
+    p.join()
+    if p.exitcode != 0:
+        raise RuntimeError(f"building the bench world failed (exit {p.exitcode})")
+    info = {"reused": False}
+    world_s = time.perf_counter() - t
+    ws = Workspace(base)
+    rss0 = _rss_mb()
+    t = time.perf_counter()
+    g = G.utxo_graph(ws, "regtest")
+    graph_s = time.perf_counter() - t
+    t = time.perf_counter()
+    book = cross_book(ws)
+    _labels(ws, "regtest", book, "utxo")
+    _coinjoin_mask(ws, "regtest", g)
+    labels_s = time.perf_counter() - t
+    rss_graph = _rss_mb()
+    # theft seeds: coinbase outputs of layer 0
+    rng = np.random.default_rng(11)
+    picks = rng.choice(WIDTH, (traces + 1) * SEED_TXS, replace=False).reshape(traces + 1, SEED_TXS)
+    seed_sets = [[Seed("regtest", txid=g.txid_of(int(x))) for x in row] for row in picks]
+    # warm-up (numba loads its cache)
+    trace(ws, seed_sets[-1], model="haircut", max_hops=10)
+    lat = []
+    reach = []
+    ends = []
+    ok = True
+    for seeds in seed_sets[:traces]:
+        t = time.perf_counter()
+        r = trace(ws, seeds, model="haircut", max_hops=10)
+        lat.append(time.perf_counter() - t)
+        ok &= all(b.balanced for b in r.balances)
+        reach.append(r.params.get("transactions_traced", 0))
+        ends.append(len(r.endpoints))
+    rss_trace = _rss_mb()
+    figures = {
+        "scale": scale, "transactions": g.ntx, "outputs": g.nout, "inputs": int(len(g.in_node)),
+        "world_build_s": round(world_s, 2), "world_reused": info.get("reused", False),
+        "graph_build_s": round(graph_s, 2), "labels_coinjoin_build_s": round(labels_s, 2),
+        "graph_mb": round(g.nbytes() / 2**20, 1),
+        "rss_before_graph_mb": round(rss0, 1), "rss_after_graph_mb": round(rss_graph, 1),
+        "rss_after_traces_mb": round(rss_trace, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "trace_latency_s": [round(x, 4) for x in lat], "trace_latency_median_s": round(float(np.median(lat)), 4),
+        "trace_latency_max_s": round(max(lat), 4), "seed_txs_per_trace": SEED_TXS,
+        "transactions_traced": reach, "endpoint_entities": ends, "conservation_ok": bool(ok),
+        "note": "indicative: 2 shared cores",
+    }
+    return figures
+
+
+if __name__ == "__main__":
+    scale = sys.argv[1] if len(sys.argv) > 1 else "small"
+    f = run(scale)
+    width = max(len(k) for k in f)
+    for k, v in f.items():
+        print(f"{k:<{width}}  {v}")

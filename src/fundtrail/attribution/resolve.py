@@ -1,0 +1,235 @@
+"""Resolving tags into one attribution per address (and per cluster), at a point in time.
+
+Winner rule (deterministic, documented in docs/attribution.md): among the tags valid at ``at``, the one
+with the highest confidence wins; ties go to the more recent tag (``valid_from``, else its snapshot date
+``as_of``), then to the source name, label, entity and category in alphabetical order, so the result never
+depends on import order.
+
+An address's own tags come first (``via = 'address'``). An address without its own tag takes its
+cluster's winner (``via = 'cluster'``), chosen by the same rule among the tags of all the cluster's
+addresses that may label a cluster: ``is_cluster_definer`` true (GraphSense tags default to false, as in
+GraphSense; OFAC, FBI, Etherscan and CSV tags to true). Clusters come from the ``cluster_members`` table
+(issue 5) when it has rows for the chain; otherwise attribution is address-level only.
+
+Actors (ActorPack) enrich tags: a tag's ``actor`` (or an OFAC entry's website, matched to an actor's
+``uri``) gives the canonical entity name, a category where the tag's own says only ``other`` or
+``sanctioned`` (Garantex: an exchange that is sanctioned), and the country where the tag has none and the
+actor has exactly one jurisdiction. ``sanctioned`` is true when any valid tag of the address (or of its
+cluster, for cluster-definer tags) says so, whichever tag wins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pyarrow as pa
+
+from fundtrail.attribution import taxonomy as T
+from fundtrail.attribution.records import now, ts
+from fundtrail.store import Workspace
+
+RESOLVED_SCHEMA = pa.schema([
+    ("chain", pa.string()), ("address_id", pa.int64()), ("address", pa.string()), ("cluster_id", pa.int64()),
+    ("entity", pa.string()), ("label", pa.string()), ("category", pa.string()), ("country", pa.string()),
+    ("confidence", pa.float64()), ("source", pa.string()), ("via", pa.string()), ("sanctioned", pa.bool_()),
+    ("is_service", pa.bool_()),
+    # extras
+    ("actor", pa.string()), ("program", pa.string()), ("tag_count", pa.int64()),
+    ("valid_from", pa.timestamp("s", tz="UTC")), ("valid_to", pa.timestamp("s", tz="UTC")),
+])
+
+_ORDER = "confidence DESC NULLS LAST, recency DESC NULLS LAST, source, label, entity, category"
+
+
+def _at(at: dt.datetime | dt.date | str | None) -> dt.datetime:
+    return ts(at) if at is not None else now()  # type: ignore[return-value]
+
+
+def enriched_sql(chain_filter: str = "t.chain = $chain") -> str:
+    """SQL of the tags valid at $at, enriched from the actors (one row per tag)."""
+    return f"""
+        WITH ak AS (
+            SELECT actor AS k, actor, label, category, countries FROM actors
+            UNION ALL
+            SELECT unnest(aliases) AS k, actor, label, category, countries FROM actors
+        ), akey AS (
+            SELECT * FROM ak QUALIFY row_number() OVER (PARTITION BY k ORDER BY (k = actor) DESC, actor) = 1
+        ), adom AS (
+            SELECT regexp_extract(lower(uri), '^(?:[a-z]+://)?(?:www\\.)?([^/:?#]+)', 1) AS dom, actor, label,
+                   category, countries
+            FROM actors WHERE uri IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY dom ORDER BY actor) = 1
+        ), t AS (
+            SELECT t.*, coalesce(t.valid_from, t.as_of) AS recency,
+                   CASE WHEN t.source = 'OFAC SDN' AND t.uri IS NOT NULL
+                        THEN regexp_extract(lower(t.uri), '^(?:[a-z]+://)?(?:www\\.)?([^/:?#]+)', 1) END AS dom
+            FROM tags t
+            WHERE {chain_filter}
+              AND (t.valid_from IS NULL OR t.valid_from <= $at)
+              AND (t.valid_to IS NULL OR t.valid_to > $at)
+        )
+        , j0 AS (
+            SELECT t.*, coalesce(ka.actor, da.actor, max(da.actor) OVER ent) AS a_actor
+            FROM t
+            LEFT JOIN akey ka ON ka.k = t.actor
+            LEFT JOIN adom da ON da.dom = t.dom
+            WINDOW ent AS (PARTITION BY CASE WHEN t.source = 'OFAC SDN' THEN t.entity END)
+        ), j AS (
+            SELECT j0.* EXCLUDE (a_actor), a.actor AS a_actor, a.label AS a_label, a.category AS a_category,
+                   a.countries AS a_countries
+            FROM j0 LEFT JOIN actors a ON a.actor = j0.a_actor
+        )
+        SELECT j.* EXCLUDE (entity, category, country, actor, a_actor, a_label, a_category, a_countries, dom),
+               coalesce(a_actor, j.actor) AS actor,
+               CASE WHEN j.source = 'OFAC SDN' THEN j.entity ELSE coalesce(a_label, j.entity) END AS entity,
+               CASE WHEN j.category IN ('other', 'sanctioned') AND a_category IS NOT NULL
+                         AND a_category NOT IN ('other', 'sanctioned') THEN a_category
+                    ELSE j.category END AS category,
+               coalesce(j.country, CASE WHEN len(a_countries) = 1 THEN a_countries[1] END) AS country,
+               j.category AS tag_category
+        FROM j
+    """
+
+
+def resolve_labels(ws: Workspace, chain: str, at: dt.datetime | dt.date | str | None = None) -> pa.Table:
+    """One row per address of ``chain`` carrying an attribution, directly or through its cluster, valid at
+    ``at`` (default: now). Columns: see RESOLVED_SCHEMA (the contract's first thirteen, then extras).
+    ``address_id`` is null for tagged addresses the workspace has not seen on the chain."""
+    when = _at(at)
+    con = ws.connect()
+    try:
+        has_clusters = con.execute("SELECT count(*) FROM cluster_members WHERE chain = $chain",
+                                   {"chain": chain}).fetchone()[0] > 0
+        services = ", ".join(f"'{c}'" for c in sorted(T.SERVICE_CATEGORIES))
+        con.execute(f"CREATE TEMP TABLE e AS {enriched_sql()}", {"chain": chain, "at": when})
+        con.execute("""
+            CREATE TEMP TABLE ea AS
+            SELECT e.*, a.address_id FROM e LEFT JOIN addresses a ON a.chain = e.chain AND a.address = e.address
+        """)
+        if has_clusters:
+            con.execute("""CREATE TEMP TABLE cm AS SELECT address_id, cluster_id FROM cluster_members
+                           WHERE chain = $chain""", {"chain": chain})
+        else:
+            con.execute("CREATE TEMP TABLE cm (address_id BIGINT, cluster_id BIGINT)")
+        sql = f"""
+            WITH d AS (
+                SELECT ea.*, cm.cluster_id,
+                       count(*) OVER (PARTITION BY ea.address) AS tag_count,
+                       bool_or(coalesce(ea.sanctioned, false)) OVER (PARTITION BY ea.address) AS any_sanctioned
+                FROM ea LEFT JOIN cm ON cm.address_id = ea.address_id
+            ), direct AS (
+                SELECT * FROM d QUALIFY row_number() OVER (PARTITION BY address ORDER BY {_ORDER}) = 1
+            ), cdef AS (
+                SELECT * FROM d WHERE cluster_id IS NOT NULL AND coalesce(is_cluster_definer, true)
+            ), cwin AS (
+                SELECT *, count(*) OVER (PARTITION BY cluster_id) AS ctag_count,
+                       bool_or(coalesce(sanctioned, false)) OVER (PARTITION BY cluster_id) AS c_sanctioned
+                FROM cdef
+                QUALIFY row_number() OVER (PARTITION BY cluster_id ORDER BY {_ORDER}) = 1
+            ), out_direct AS (
+                SELECT d.chain, d.address_id, d.address, d.cluster_id, d.entity, d.label, d.category, d.country,
+                       d.confidence, d.source, 'address' AS via,
+                       d.any_sanctioned OR coalesce(c.c_sanctioned, false) AS sanctioned,
+                       d.actor, d.program, d.tag_count, d.valid_from, d.valid_to
+                FROM direct d LEFT JOIN cwin c ON c.cluster_id = d.cluster_id
+            ), out_cluster AS (
+                SELECT c.chain, m.address_id, a.address, c.cluster_id, c.entity, c.label, c.category, c.country,
+                       c.confidence, c.source, 'cluster' AS via, c.c_sanctioned AS sanctioned,
+                       c.actor, c.program, c.ctag_count AS tag_count, c.valid_from, c.valid_to
+                FROM cwin c
+                JOIN cm m ON m.cluster_id = c.cluster_id
+                JOIN addresses a ON a.chain = c.chain AND a.address_id = m.address_id
+                WHERE a.address NOT IN (SELECT address FROM direct)
+            )
+            SELECT chain, address_id, address, cluster_id, entity, label, category, country, confidence, source,
+                   via, sanctioned, category IN ({services}) AS is_service, actor, program, tag_count,
+                   valid_from, valid_to
+            FROM (SELECT * FROM out_direct UNION ALL SELECT * FROM out_cluster)
+            ORDER BY address_id NULLS LAST, address
+        """
+        t = con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+    return t.cast(RESOLVED_SCHEMA)
+
+
+def address_tags(ws: Workspace, address: str, *, chain: str | None = None,
+                 at: dt.datetime | dt.date | str | None = None, history: bool = True) -> pa.Table:
+    """Every tag of ``address`` (all chains unless ``chain``), enriched, with the rank each has in the
+    winner rule (1 = wins); with ``history`` also the tags not valid at ``at`` (``valid_now`` false)."""
+    when = _at(at)
+    a = address.strip()
+    con = ws.connect()
+    try:
+        filt = "(t.address = $addr OR t.address = lower($addr))" + (" AND t.chain = $chain" if chain else "")
+        params = {"addr": a, "at": when} | ({"chain": chain} if chain else {})
+        valid = con.sql(f"""SELECT *, true AS valid_now, row_number() OVER (PARTITION BY chain ORDER BY {_ORDER})
+                            AS rank FROM ({enriched_sql(filt)})""", params=params).to_arrow_table()
+        if not history:
+            return valid
+        con.register("valid_now_t", valid)
+        allrows = con.sql(f"""
+            SELECT t.*, coalesce(t.valid_from, t.as_of) AS recency, false AS valid_now, NULL::BIGINT AS rank
+            FROM tags t WHERE {filt}
+              AND NOT ((t.valid_from IS NULL OR t.valid_from <= $at) AND (t.valid_to IS NULL OR t.valid_to > $at))
+        """, params=params).to_arrow_table()
+        return pa.concat_tables([valid, allrows.select([c for c in allrows.column_names])],
+                                promote_options="permissive") if allrows.num_rows else valid
+    finally:
+        con.close()
+
+
+def cluster_tags(ws: Workspace, address: str, chain: str, at: dt.datetime | dt.date | str | None = None) -> pa.Table:
+    """The tags (valid at ``at``) of the other addresses in ``address``'s cluster, with their cluster rank."""
+    when = _at(at)
+    con = ws.connect()
+    try:
+        row = con.execute("""SELECT m.cluster_id FROM cluster_members m JOIN addresses a
+                             ON a.chain = m.chain AND a.address_id = m.address_id
+                             WHERE m.chain = $chain AND (a.address = $addr OR a.address = lower($addr))""",
+                          {"chain": chain, "addr": address.strip()}).fetchone()
+        if row is None:
+            return pa.table({})
+        cid = row[0]
+        filt = ("t.chain = $chain AND t.address IN (SELECT a.address FROM cluster_members m JOIN addresses a "
+                "ON a.chain = m.chain AND a.address_id = m.address_id WHERE m.chain = $chain AND "
+                f"m.cluster_id = {int(cid)})")
+        return con.sql(f"""SELECT {int(cid)} AS cluster_id, *, row_number() OVER (ORDER BY
+                               coalesce(is_cluster_definer, true) DESC, {_ORDER}) AS rank
+                           FROM ({enriched_sql(filt)})""", params={"chain": chain, "at": when}).to_arrow_table()
+    finally:
+        con.close()
+
+
+def search(ws: Workspace, text: str, *, limit: int = 100) -> pa.Table:
+    """Tags whose label, entity, actor, program or category contains ``text`` (case-insensitive)."""
+    return ws.query(f"""
+        SELECT chain, address, label, category, entity, country, program, source, confidence, valid_from,
+               valid_to
+        FROM tags
+        WHERE label ILIKE '%' || {_lit(text)} || '%' OR entity ILIKE '%' || {_lit(text)} || '%'
+           OR actor ILIKE '%' || {_lit(text)} || '%' OR program ILIKE '%' || {_lit(text)} || '%'
+           OR category ILIKE {_lit(text)} OR address = {_lit(text)}
+        ORDER BY confidence DESC, entity, chain, address
+        LIMIT {int(limit)}
+    """)
+
+
+def sanctioned_at(ws: Workspace, address: str, at: dt.datetime | dt.date | str) -> tuple[bool, pa.Table]:
+    """Was ``address`` on a sanctions list on ``at``? (answer, the sanctions tags of the address, all dates)."""
+    t = address_tags(ws, address, at=at)
+    if t.num_rows == 0:
+        return False, t
+    con = duckdb.connect()
+    try:
+        con.register("t", t)
+        rows = con.sql("""SELECT chain, address, entity, program, source, dataset, valid_from, valid_to, valid_now
+                          FROM t WHERE sanctioned ORDER BY valid_now DESC, dataset, valid_from""").to_arrow_table()
+    finally:
+        con.close()
+    return any(rows["valid_now"].to_pylist()), rows
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"

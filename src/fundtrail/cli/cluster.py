@@ -1,0 +1,128 @@
+"""``fundtrail cluster``: cluster addresses; ``cluster why A B``, ``cluster alarms``, ``cluster show A``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pyarrow as pa
+import typer
+
+from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, render_table, workspace
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Cluster addresses (co-spend, CoinJoin-aware, change and deposit heuristics), "
+                        "with the evidence of every merge.", invoke_without_command=True)
+
+    @group.callback()
+    def cluster(
+        ctx: typer.Context,
+        home: HomeOpt = None,
+        chain: str | None = typer.Option(None, "--chain", help="Chain to cluster (default: every chain)."),
+        change_heuristics: str = typer.Option(
+            "none", "--change-heuristics",
+            help="Change heuristics used for merges: comma-separated of one_time, address_type, "
+                 "round_amount, optimal_change, fingerprint, peel_chain; or all / none."),
+        alarm_size: int = typer.Option(1000, "--alarm-size", help="Supercluster alarm: a merge of two "
+                                       "clusters both at least this many addresses."),
+        full: bool = typer.Option(False, "--full", help="Recompute from scratch instead of extending."),
+        json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    ) -> None:
+        """Cluster the addresses of one chain or all chains (incremental: new blocks extend the clusters)."""
+        ctx.obj = {"home": home}
+        if ctx.invoked_subcommand is not None:
+            return
+        from fundtrail.cluster.service import cluster as run
+
+        ws = workspace(home)
+        with CliProgress() as progress:
+            stats = run(ws, chain, change_heuristics=change_heuristics, progress=progress,
+                        alarm_size=alarm_size, full=full)
+        rows = [dataclasses.asdict(s) for s in stats.chains]
+        if json_out:
+            emit_json(rows)
+            return
+        view = [{"chain": r["chain"], "mode": r["mode"],
+                 "blocks": f"{r['from_height'] + 1}..{r['to_height']}" if r["kind"] == "utxo" else "all",
+                 "addresses": r["addresses"], "clusters": r["clusters"], "merges": r["merges"],
+                 "coinjoins": r["coinjoins"], "change edges": r["change_edges"], "deposits": r["deposits"],
+                 "alarms": r["alarms"], "seconds": round(r["seconds"], 2)} for r in rows]
+        render_table(pa.Table.from_pylist(view) if view else pa.table({"chain": []}), title="clusters")
+
+    def _home(ctx: typer.Context, home):
+        return home if home is not None else (ctx.obj or {}).get("home")
+
+    @group.command("why")
+    def why(
+        ctx: typer.Context,
+        address_a: str = typer.Argument(..., help="An address."),
+        address_b: str = typer.Argument(..., help="Another address."),
+        chain: str | None = typer.Option(None, "--chain", help="Chain (default: the one knowing A)."),
+        home: HomeOpt = None,
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Explain why two addresses are in one cluster: the chain of merges joining them."""
+        from fundtrail.cluster.evidence import guess_chain
+        from fundtrail.cluster.evidence import why as explain
+
+        ws = workspace(_home(ctx, home))
+        chain = chain or guess_chain(ws, address_a)
+        ex = explain(ws, chain, address_a, address_b)
+        if json_out:
+            emit_json({**dataclasses.asdict(ex), "same_cluster": ex.same_cluster, "confidence": ex.confidence})
+            return
+        if not ex.same_cluster:
+            console.print(f"{ex.address_a} (cluster {ex.cluster_a}) and {ex.address_b} (cluster {ex.cluster_b}) "
+                          "are not in the same cluster.", highlight=False)
+            raise typer.Exit(1)
+        console.print(f"{ex.address_a} and {ex.address_b} are both in cluster {ex.cluster_a} on {ex.chain}, "
+                      f"joined by {len(ex.steps)} merge(s) (combined confidence {ex.confidence:.3f}):",
+                      highlight=False)
+        render_table(pa.Table.from_pylist([dataclasses.asdict(s) for s in ex.steps]))
+
+    @group.command("alarms")
+    def alarms(
+        ctx: typer.Context,
+        chain: str | None = typer.Option(None, "--chain"),
+        home: HomeOpt = None,
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """List supercluster alarms: merges of two clusters that were both large."""
+        ws = workspace(_home(ctx, home))
+        where = "WHERE al.chain = $c" if chain else ""
+        con = ws.connect()
+        try:
+            t = con.sql(f"""
+                SELECT al.chain, al.seq, al.height, al.txid, al.heuristic, al.size_a, al.size_b,
+                       a.address AS address_a, b.address AS address_b, al.clustered_at
+                FROM cluster_alarms al
+                LEFT JOIN addresses a ON a.chain = al.chain AND a.address_id = al.a_id
+                LEFT JOIN addresses b ON b.chain = al.chain AND b.address_id = al.b_id
+                {where} ORDER BY al.chain, al.seq""", params={"c": chain} if chain else None).to_arrow_table()
+        finally:
+            con.close()
+        render_table(t, "json" if json_out else "table", title="supercluster alarms")
+
+    @group.command("show")
+    def show(
+        ctx: typer.Context,
+        address: str = typer.Argument(..., help="An address."),
+        chain: str | None = typer.Option(None, "--chain"),
+        limit: int = typer.Option(50, "--limit", help="Members to list."),
+        home: HomeOpt = None,
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Show the cluster of an address: id, size, members, merges by heuristic."""
+        from fundtrail.cluster.evidence import guess_chain
+        from fundtrail.cluster.evidence import show as show_cluster
+
+        ws = workspace(_home(ctx, home))
+        info = show_cluster(ws, chain or guess_chain(ws, address), address, limit)
+        if json_out:
+            emit_json(info)
+            return
+        console.print(f"{info['address']}: cluster {info['cluster_id']} on {info['chain']}, {info['size']} "
+                      f"address(es); merges by heuristic: {info['merges_by_heuristic'] or 'none'}", highlight=False)
+        render_table(pa.table({"member": info["members"]}))
+
+    app.add_typer(group, name="cluster")

@@ -1,0 +1,519 @@
+"""Bulk ordinary Bitcoin traffic for small and large worlds, generated and serialised by compiled kernels.
+
+A fixed population of background users (``user:b<N>``) each owns up to ``ADDRS`` addresses (P2TR key-path
+and P2WSH 1-of-1 scripts, alternating, so every script derives with SHA-256 alone) and at most ``SLOTS``
+unspent coins. Each transaction spends one or two coins of one user (two coins of the same user: a co-spend
+the truth records in a per-user union-find), pays another user, and returns change (to a fresh address, or
+reusing one once the user has ``ADDRS``). Coins live in fixed arrays, so memory stays flat however many
+blocks are written; transactions are serialised straight into a per-block buffer with their txids and
+wtxids (double SHA-256, computed by the numba SHA-256 below) and never kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from fundtrail.model.address import segwit_encode
+
+SLOTS = 4
+ADDRS = 8
+
+_K = np.array([
+    0x428A2F98, 0x71374491, 0xB5C0FBCF, 0xE9B5DBA5, 0x3956C25B, 0x59F111F1, 0x923F82A4, 0xAB1C5ED5,
+    0xD807AA98, 0x12835B01, 0x243185BE, 0x550C7DC3, 0x72BE5D74, 0x80DEB1FE, 0x9BDC06A7, 0xC19BF174,
+    0xE49B69C1, 0xEFBE4786, 0x0FC19DC6, 0x240CA1CC, 0x2DE92C6F, 0x4A7484AA, 0x5CB0A9DC, 0x76F988DA,
+    0x983E5152, 0xA831C66D, 0xB00327C8, 0xBF597FC7, 0xC6E00BF3, 0xD5A79147, 0x06CA6351, 0x14292967,
+    0x27B70A85, 0x2E1B2138, 0x4D2C6DFC, 0x53380D13, 0x650A7354, 0x766A0ABB, 0x81C2C92E, 0x92722C85,
+    0xA2BFE8A1, 0xA81A664B, 0xC24B8B70, 0xC76C51A3, 0xD192E819, 0xD6990624, 0xF40E3585, 0x106AA070,
+    0x19A4C116, 0x1E376C08, 0x2748774C, 0x34B0BCB5, 0x391C0CB3, 0x4ED8AA4A, 0x5B9CCA4F, 0x682E6FF3,
+    0x748F82EE, 0x78A5636F, 0x84C87814, 0x8CC70208, 0x90BEFFFA, 0xA4506CEB, 0xBEF9A3F7, 0xC67178F2,
+], dtype=np.uint32)
+_H0 = np.array([0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB,
+                0x5BE0CD19], dtype=np.uint32)
+
+
+@njit(cache=True, inline="always")
+def _rotr(x: np.uint32, n: int) -> np.uint32:
+    return np.uint32((x >> np.uint32(n)) | (x << np.uint32(32 - n)))
+
+
+@njit(cache=True)
+def _compress(h: np.ndarray, blk: np.ndarray, w: np.ndarray, K: np.ndarray) -> None:
+    for i in range(16):
+        w[i] = (np.uint32(blk[4 * i]) << np.uint32(24)) | (np.uint32(blk[4 * i + 1]) << np.uint32(16)) | \
+            (np.uint32(blk[4 * i + 2]) << np.uint32(8)) | np.uint32(blk[4 * i + 3])
+    for i in range(16, 64):
+        x = w[i - 15]
+        y = w[i - 2]
+        s0 = _rotr(x, 7) ^ _rotr(x, 18) ^ (x >> np.uint32(3))
+        s1 = _rotr(y, 17) ^ _rotr(y, 19) ^ (y >> np.uint32(10))
+        w[i] = np.uint32(w[i - 16] + s0 + w[i - 7] + s1)
+    a, b, c, d, e, f, g, hh = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+    for i in range(64):
+        S1 = _rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)
+        ch = (e & f) ^ (~e & g)
+        t1 = np.uint32(hh + S1 + ch + K[i] + w[i])
+        S0 = _rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)
+        mj = (a & b) ^ (a & c) ^ (b & c)
+        t2 = np.uint32(S0 + mj)
+        hh = g
+        g = f
+        f = e
+        e = np.uint32(d + t1)
+        d = c
+        c = b
+        b = a
+        a = np.uint32(t1 + t2)
+    h[0] += a
+    h[1] += b
+    h[2] += c
+    h[3] += d
+    h[4] += e
+    h[5] += f
+    h[6] += g
+    h[7] += hh
+
+
+@njit(cache=True)
+def sha256_into(data: np.ndarray, start: int, n: int, out: np.ndarray, o: int, K: np.ndarray,
+                H0: np.ndarray) -> None:
+    """SHA-256 of data[start:start+n] written to out[o:o+32]."""
+    h = H0.copy()
+    w = np.empty(64, np.uint32)
+    blk = np.empty(64, np.uint8)
+    full = n // 64
+    for b in range(full):
+        for i in range(64):
+            blk[i] = data[start + 64 * b + i]
+        _compress(h, blk, w, K)
+    rem = n - 64 * full
+    for i in range(64):
+        blk[i] = 0
+    for i in range(rem):
+        blk[i] = data[start + 64 * full + i]
+    blk[rem] = 0x80
+    if rem >= 56:
+        _compress(h, blk, w, K)
+        for i in range(64):
+            blk[i] = 0
+    bits = np.uint64(n) * np.uint64(8)
+    for i in range(8):
+        blk[63 - i] = np.uint8((bits >> np.uint64(8 * i)) & np.uint64(0xFF))
+    _compress(h, blk, w, K)
+    for i in range(8):
+        out[o + 4 * i] = np.uint8(h[i] >> np.uint32(24))
+        out[o + 4 * i + 1] = np.uint8((h[i] >> np.uint32(16)) & np.uint32(0xFF))
+        out[o + 4 * i + 2] = np.uint8((h[i] >> np.uint32(8)) & np.uint32(0xFF))
+        out[o + 4 * i + 3] = np.uint8(h[i] & np.uint32(0xFF))
+
+
+@njit(cache=True)
+def sha256d_into(data: np.ndarray, start: int, n: int, out: np.ndarray, o: int, K: np.ndarray,
+                 H0: np.ndarray) -> None:
+    tmp = np.empty(32, np.uint8)
+    sha256_into(data, start, n, tmp, 0, K, H0)
+    sha256_into(tmp, 0, 32, out, o, K, H0)
+
+
+@njit(cache=True)
+def _key(seed: int, u: int, j: int, out: np.ndarray, K: np.ndarray, H0: np.ndarray) -> None:
+    """The 32-byte key of background user u's j-th address: sha256(seed, u, j)."""
+    m = np.empty(17, np.uint8)
+    for i in range(8):
+        m[i] = (seed >> (8 * i)) & 0xFF
+    for i in range(8):
+        m[8 + i] = (u >> (8 * i)) & 0xFF
+    m[16] = j
+    sha256_into(m, 0, 17, out, 0, K, H0)
+
+
+@njit(cache=True)
+def _script(seed: int, u: int, j: int, out: np.ndarray, o: int, K: np.ndarray, H0: np.ndarray) -> None:
+    """Write the 34-byte scriptPubKey of (u, j): P2TR for even u+j, P2WSH(<02||key> OP_CHECKSIG) else."""
+    key = np.empty(32, np.uint8)
+    _key(seed, u, j, key, K, H0)
+    if (u + j) % 2 == 0:
+        out[o] = 0x51
+        out[o + 1] = 0x20
+        for i in range(32):
+            out[o + 2 + i] = key[i]
+    else:
+        ws = np.empty(35, np.uint8)
+        ws[0] = 0x21
+        ws[1] = 0x02
+        for i in range(32):
+            ws[2 + i] = key[i]
+        ws[34] = 0xAC
+        out[o] = 0x00
+        out[o + 1] = 0x20
+        sha256_into(ws, 0, 35, out, o + 2, K, H0)
+
+
+@njit(cache=True, inline="always")
+def _rng(s: np.uint64) -> tuple[np.uint64, np.int64]:
+    """xorshift64*: the next state and a non-negative 63-bit draw."""
+    s ^= s >> np.uint64(12)
+    s ^= s << np.uint64(25)
+    s ^= s >> np.uint64(27)
+    return s, np.int64((s * np.uint64(2685821657736338717)) >> np.uint64(1))
+
+
+@njit(cache=True)
+def _put_u32(buf: np.ndarray, p: int, v: int) -> int:
+    for i in range(4):
+        buf[p + i] = (v >> (8 * i)) & 0xFF
+    return p + 4
+
+
+@njit(cache=True)
+def _put_u64(buf: np.ndarray, p: int, v: int) -> int:
+    for i in range(8):
+        buf[p + i] = (v >> (8 * i)) & 0xFF
+    return p + 8
+
+
+@njit(cache=True)
+def _find(par: np.ndarray, x: int) -> int:
+    while par[x] != x:
+        par[x] = par[par[x]]
+        x = par[x]
+    return x
+
+
+@njit(cache=True)
+def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_value: np.ndarray,
+              slot_txid: np.ndarray, slot_vout: np.ndarray, slot_addr: np.ndarray, next_addr: np.ndarray,
+              uf: np.ndarray, funded: np.ndarray, buf: np.ndarray, offs: np.ndarray, txids: np.ndarray,
+              wtxids: np.ndarray, K: np.ndarray, H0: np.ndarray) -> tuple[int, int]:
+    """Generate up to ``n_tx`` background transactions into ``buf``; return (count, fees)."""
+    U = slot_value.shape[0] // 4
+    nf = funded.shape[0]
+    tmp = np.empty(400, np.uint8)
+    script = np.empty(34, np.uint8)
+    p = 0
+    fees = 0
+    count = 0
+    s = rng_state[0]
+    for _t in range(n_tx):
+        # xorshift64*
+        u = -1
+        for _try in range(24):
+            s, r = _rng(s)
+            if _try % 2 == 0:
+                cand = int(r % (U))
+            else:
+                cand = funded[int(r % (nf))]
+            ok = False
+            for k in range(4):
+                if slot_value[cand * 4 + k] > 3000:
+                    ok = True
+            if ok:
+                u = cand
+                break
+        if u < 0:
+            continue
+        s, r = _rng(s)
+        # inputs: one coin, or two when the user has two (a co-spend)
+        ins = np.empty(2, np.int64)
+        nin = 0
+        for k in range(4):
+            if slot_value[u * 4 + k] > 3000 and nin < 2:
+                ins[nin] = u * 4 + k
+                nin += 1
+        if nin == 2 and (r >> 7) % (10) >= 3:
+            nin = 1
+        total = 0
+        for i in range(nin):
+            total += slot_value[ins[i]]
+        fee = 150 + 110 * nin
+        # recipient with a free slot
+        v = -1
+        for _try in range(8):
+            s, r2 = _rng(s)
+            cand = int(r2 % (U))
+            if cand == u:
+                continue
+            for k in range(4):
+                if slot_value[cand * 4 + k] == 0:
+                    v = cand
+                    break
+            if v >= 0:
+                break
+        if v < 0:
+            continue
+        frac = 10 + int((r >> 20) % (60))
+        pay = (total - fee) * frac // 100
+        change = total - fee - pay
+        if pay < 1000:
+            continue
+        n_out = 2 if change >= 1000 else 1
+        if n_out == 1:
+            pay = total - fee
+            change = 0
+        # addresses: recipient's fresh or reused, change fresh (until ADDRS) else reused
+        jv = next_addr[v]
+        if jv > 0 and (jv >= 8 or (r >> 40) % (4) == 0):
+            jv = int((r >> 33) % (min(8, next_addr[v])))
+        else:
+            next_addr[v] += 1
+        ju = next_addr[u]
+        if ju >= 8 or (r >> 44) % (5) == 0:
+            ju = slot_addr[ins[0]]
+        else:
+            next_addr[u] += 1
+        # co-spend evidence for the truth: the two input addresses of one user
+        if nin == 2:
+            a = _find(uf, u * 8 + slot_addr[ins[0]])
+            b = _find(uf, u * 8 + slot_addr[ins[1]])
+            if a != b:
+                uf[b] = a
+        # --- serialise: non-witness first (for the txid) into tmp
+        q = 0
+        q = _put_u32(tmp, q, 2)
+        tmp[q] = nin
+        q += 1
+        for i in range(nin):
+            for b2 in range(32):
+                tmp[q + b2] = slot_txid[ins[i], b2]
+            q += 32
+            q = _put_u32(tmp, q, slot_vout[ins[i]])
+            tmp[q] = 0
+            q += 1
+            q = _put_u32(tmp, q, 0xFFFFFFFD)
+        tmp[q] = n_out
+        q += 1
+        q = _put_u64(tmp, q, pay)
+        tmp[q] = 34
+        q += 1
+        _script(seed, v, jv, tmp, q, K, H0)
+        q += 34
+        if n_out == 2:
+            q = _put_u64(tmp, q, change)
+            tmp[q] = 34
+            q += 1
+            _script(seed, u, ju, tmp, q, K, H0)
+            q += 34
+        body_end = q
+        q = _put_u32(tmp, q, 0)
+        sha256d_into(tmp, 0, q, txids, count * 32, K, H0)
+        # full serialisation into buf: version, marker/flag, body, witnesses, locktime
+        offs[count] = p
+        for i in range(4):
+            buf[p + i] = tmp[i]
+        buf[p + 4] = 0
+        buf[p + 5] = 1
+        p += 6
+        for i in range(4, body_end):
+            buf[p] = tmp[i]
+            p += 1
+        for i in range(nin):
+            ja = slot_addr[ins[i]]
+            if (u + ja) % 2 == 0:  # P2TR key path: one 64-byte signature
+                buf[p] = 1
+                buf[p + 1] = 64
+                p += 2
+                _key(seed ^ 0x5A5A, u * 64 + ja, height % 251, script, K, H0)
+                for b2 in range(32):
+                    buf[p + b2] = script[b2]
+                    buf[p + 32 + b2] = txids[count * 32 + b2]
+                p += 64
+            else:  # P2WSH: signature, witness script <02||key> OP_CHECKSIG
+                buf[p] = 2
+                buf[p + 1] = 71
+                p += 2
+                buf[p] = 0x30
+                buf[p + 1] = 0x44
+                buf[p + 2] = 0x02
+                buf[p + 3] = 0x20
+                for b2 in range(32):
+                    buf[p + 4 + b2] = txids[count * 32 + b2] & 0x7F
+                buf[p + 36] = 0x02
+                buf[p + 37] = 0x20
+                for b2 in range(32):
+                    buf[p + 38 + b2] = slot_txid[ins[i], b2] & 0x7F
+                buf[p + 70] = 0x01
+                p += 71
+                buf[p] = 35
+                buf[p + 1] = 0x21
+                buf[p + 2] = 0x02
+                _key(seed, u, ja, script, K, H0)
+                for b2 in range(32):
+                    buf[p + 3 + b2] = script[b2]
+                buf[p + 35] = 0xAC
+                p += 36
+        p = _put_u32(buf, p, 0)
+        sha256d_into(buf, offs[count], p - offs[count], wtxids, count * 32, K, H0)
+        # state: spend inputs, create outputs
+        for i in range(nin):
+            slot_value[ins[i]] = 0
+        for k in range(4):
+            if slot_value[v * 4 + k] == 0:
+                sl = v * 4 + k
+                slot_value[sl] = pay
+                slot_vout[sl] = 0
+                slot_addr[sl] = jv
+                for b2 in range(32):
+                    slot_txid[sl, b2] = txids[count * 32 + b2]
+                break
+        if n_out == 2:
+            for k in range(4):
+                if slot_value[u * 4 + k] == 0:
+                    sl = u * 4 + k
+                    slot_value[sl] = change
+                    slot_vout[sl] = 1
+                    slot_addr[sl] = ju
+                    for b2 in range(32):
+                        slot_txid[sl, b2] = txids[count * 32 + b2]
+                    break
+        fees += fee
+        count += 1
+    offs[count] = p
+    rng_state[0] = s
+    return count, fees
+
+
+@njit(cache=True)
+def scripts_of(seed: int, users: np.ndarray, idx: np.ndarray, K: np.ndarray, H0: np.ndarray) -> np.ndarray:
+    out = np.empty((users.shape[0], 34), np.uint8)
+    row = np.empty(34, np.uint8)
+    for i in range(users.shape[0]):
+        _script(seed, users[i], idx[i], row, 0, K, H0)
+        for b in range(34):
+            out[i, b] = row[b]
+    return out
+
+
+class Background:
+    """The background economy of one world (see the module docstring)."""
+
+    def __init__(self, seed: int, users: int, per_block: int, hrp: str) -> None:
+        self.seed = seed
+        self.U = users
+        self.per_block = per_block
+        self.hrp = hrp
+        self.slot_value = np.zeros(users * SLOTS, np.int64)
+        self.slot_txid = np.zeros((users * SLOTS, 32), np.uint8)
+        self.slot_vout = np.zeros(users * SLOTS, np.int32)
+        self.slot_addr = np.zeros(users * SLOTS, np.int64)
+        self.next_addr = np.zeros(users, np.int64)
+        self.uf = np.arange(users * ADDRS, dtype=np.int64)
+        self.rng = np.array([np.uint64(seed * 0x9E3779B97F4A7C15 % (1 << 64) or 1)], np.uint64)
+        self.funded = np.arange(users, dtype=np.int64)
+        cap = per_block * 420 + 1024
+        self.buf = np.zeros(cap, np.uint8)
+        self.offs = np.zeros(per_block + 1, np.int64)
+        self.txids = np.zeros(per_block * 32, np.uint8)
+        self.wtxids = np.zeros(per_block * 32, np.uint8)
+        self.tx_total = 0
+
+    def funding_scripts(self, n: int) -> tuple[np.ndarray, list[bytes]]:
+        users = np.arange(n, dtype=np.int64) * max(1, self.U // n)
+        idx = np.zeros(n, np.int64)
+        self.next_addr[users] = 1
+        sc = scripts_of(self.seed, users, idx, _K, _H0)
+        return users, [bytes(r) for r in sc]
+
+    def fund(self, users: np.ndarray, txid: bytes, first_n: int, values: list[int]) -> None:
+        for i, u in enumerate(users):
+            sl = int(u) * SLOTS
+            self.slot_value[sl] = values[i]
+            self.slot_txid[sl] = np.frombuffer(txid, np.uint8)
+            self.slot_vout[sl] = first_n + i
+            self.slot_addr[sl] = 0
+
+    def block(self, height: int, time: int) -> tuple[list[bytes], list[bytes], list[bytes], int]:
+        n, fees = gen_block(self.seed, height, self.per_block, self.rng, self.slot_value, self.slot_txid,
+                            self.slot_vout, self.slot_addr, self.next_addr, self.uf, self.funded, self.buf,
+                            self.offs, self.txids, self.wtxids, _K, _H0)
+        o = self.offs
+        b = self.buf
+        raws = [b[o[i]:o[i + 1]].tobytes() for i in range(n)]
+        tx = self.txids[: n * 32].tobytes()
+        wtx = self.wtxids[: n * 32].tobytes()
+        self.tx_total += n
+        return raws, [tx[32 * i:32 * i + 32] for i in range(n)], [wtx[32 * i:32 * i + 32] for i in range(n)], fees
+
+    # --- truth ------------------------------------------------------------------------------------------
+    def _used(self) -> tuple[np.ndarray, np.ndarray]:
+        users = np.repeat(np.arange(self.U, dtype=np.int64), ADDRS)
+        idx = np.tile(np.arange(ADDRS, dtype=np.int64), self.U)
+        used = idx < self.next_addr[users]
+        return users[used], idx[used]
+
+    def address_count(self) -> int:
+        return int(np.minimum(self.next_addr, ADDRS).sum())
+
+    def _addresses(self, users: np.ndarray, idx: np.ndarray) -> list[str]:
+        sc = scripts_of(self.seed, users, idx, _K, _H0)
+        return [segwit_encode(self.hrp, 1 if r[0] == 0x51 else 0, bytes(r[2:])) for r in sc]
+
+    def inline_owners(self) -> bool:
+        return self.address_count() <= 400_000
+
+    def owners(self) -> dict[str, str]:
+        users, idx = self._used()
+        addrs = self._addresses(users, idx)
+        return {a: f"user:b{u}" for a, u in zip(addrs, users.tolist(), strict=True)}
+
+    def cluster_groups(self) -> list[list[str]]:
+        if not self.inline_owners():
+            return []
+        users, idx = self._used()
+        addrs = self._addresses(users, idx)
+        roots: dict[int, list[str]] = {}
+        uf = self.uf
+        for a, u, j in zip(addrs, users.tolist(), idx.tolist(), strict=True):
+            x = u * ADDRS + j
+            while uf[x] != x:
+                x = int(uf[x])
+            roots.setdefault(x, []).append(a)
+        return sorted((sorted(g) for g in roots.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+
+    def write_owners(self, path: Path) -> str:
+        """Large worlds: owners and true co-spend clusters of background addresses as Parquet
+        (address, owner, cluster) instead of inline JSON."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        users, idx = self._used()
+        addrs = self._addresses(users, idx)
+        uf = self.uf.copy()
+        flat = users * ADDRS + idx
+        roots = flat.copy()
+        for _ in range(8):
+            roots = uf[roots]
+        pq.write_table(pa.table({"address": addrs, "owner": [f"user:b{u}" for u in users.tolist()],
+                                 "cluster": roots}), path)
+        return path.name
+
+
+def attach_background(w: Any) -> None:
+    """Give a world its background economy: funded from the mining pool once the premine has matured,
+    then ``per_block`` transactions in every activity block."""
+    from fundtrail.simulate.btc import TxOut, finish_tx  # noqa: F401
+
+    sc = w.sc
+    bg = Background(w.seed, sc.background_users, sc.background_tx_per_block, w.ledger.net.hrp)
+    w.background_gen = bg
+    orig_premine = w.premine
+
+    def premine_and_fund() -> None:
+        orig_premine()
+        n = min(bg.U, 20_000)
+        users, scripts = bg.funding_scripts(n)
+        budget = min(1_500 * 100_000_000, w.pool.balance() * 9 // 10)
+        each = budget // n
+        for i in range(0, n, 2_000):
+            chunk = list(range(i, min(n, i + 2_000)))
+            tx = w.ledger.external_payment(w.pool, [(scripts[j], each) for j in chunk],
+                                           [f"user:b{int(users[j])}" for j in chunk], "background funding")
+            bg.fund(users[chunk], tx.txid, 0, [each] * len(chunk))
+        bg.funded = np.unique(users)
+        w.ledger.background = bg.block
+    w.premine = premine_and_fund
+    _ = hashlib

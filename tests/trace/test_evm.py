@@ -1,0 +1,150 @@
+"""EVM (account-level) tracing, swaps, bridges and mixer pools on small hand-computed worlds."""
+
+from __future__ import annotations
+
+from fundtrail.model.trace import Seed
+from fundtrail.store import Workspace
+from fundtrail.trace.service import trace
+
+from .world import BtcWorld, EvmWorld, addr, eaddr, txid
+
+
+def _story(w: EvmWorld) -> None:
+    w.tx("fund", "victim", [(None, "victim", "ETH", 5_000, "reward")], height=1)
+    w.tx("theft", "victim", [("victim", "thief", "ETH", 1_000)], height=2)
+    w.tx("clean", "c", [("c", "thief", "ETH", 500)], height=3)
+    w.tx("cashout", "thief", [("thief", "exch", "ETH", 600)], height=4, fee=10)
+    w.tag("exch", "exchange", "Garantex", "RU")
+
+
+def _summary(r):
+    ends = {(e.entity, e.asset): e.amount for e in r.endpoints}
+    unspent = {(h.address, h.asset): h.amount for h in r.unspent}
+    return ends, unspent, {(b.chain, b.asset): b for b in r.balances}
+
+
+def test_account_haircut_fifo_poison(home):
+    ws = Workspace(home)
+    w = EvmWorld()
+    _story(w)
+    w.write(ws)
+    seed = [Seed("simeth", txid=txid("theft"))]
+    ends, unspent, bal = _summary(trace(ws, seed, model="haircut"))
+    b = bal[("simeth", "ETH")]
+    # 1,000 tainted + 500 clean; 600 out takes 400; the 10 fee takes 7 of the remaining 600 (largest remainder)
+    assert ends == {("Garantex", "ETH"): 400}
+    assert unspent == {(eaddr("thief"), "ETH"): 593}
+    assert (b.traced, b.fees, b.balanced) == (1_000, 7, True)
+    ends, unspent, bal = _summary(trace(ws, seed, model="fifo"))
+    assert ends == {("Garantex", "ETH"): 600} and unspent == {(eaddr("thief"), "ETH"): 390}
+    assert bal[("simeth", "ETH")].fees == 10 and bal[("simeth", "ETH")].balanced
+    ends, unspent, bal = _summary(trace(ws, seed, model="poison"))
+    b = bal[("simeth", "ETH")]
+    assert ends == {("Garantex", "ETH"): 600} and unspent == {(eaddr("thief"), "ETH"): 890}
+    assert b.absorbed == 500 and b.balanced
+
+
+def test_seed_by_txid_and_backward(home):
+    ws = Workspace(home)
+    w = EvmWorld()
+    _story(w)
+    w.write(ws)
+    r = trace(ws, [Seed("simeth", txid=txid("theft"))], model="haircut")
+    assert r.endpoints[0].amount == 400 and r.endpoints[0].paths == ((txid("theft"), txid("cashout")),)
+    # seeding by address taints everything the address received (the clean 500 too)
+    r = trace(ws, [Seed("simeth", address=eaddr("thief"))], model="haircut")
+    assert r.endpoints[0].amount == 600 and r.balances[0].traced == 1_500 and r.balances[0].balanced
+    # backward from the exchange deposit: where did the 600 come from (haircut over thief's 1,500)?
+    r = trace(ws, [Seed("simeth", txid=txid("cashout"))], model="haircut", direction="backward")
+    b = {(x.chain, x.asset): x for x in r.balances}[("simeth", "ETH")]
+    assert b.traced == 600 and b.balanced
+
+
+def test_swap_continues_in_the_other_asset(home):
+    ws = Workspace(home)
+    w = EvmWorld()
+    w.token("usdt", "USDT", 6)
+    w.tx("fund", "x", [(None, "victim", "ETH", 300, "reward")], height=1)
+    w.tx("theft", "victim", [("victim", "thief", "ETH", 300)], height=2)
+    w.tx("swap", "thief", [("thief", "pair", "ETH", 300), ("pair", "thief", "usdt", 900_000)], height=3)
+    w.tx("cash", "thief", [("thief", "exch", "usdt", 900_000)], height=4)
+    w.tag("pair", "dex", "UniswapV2")
+    w.tag("exch", "exchange", "OKX", "SC")
+    w.write(ws)
+    r = trace(ws, [Seed("simeth", address=eaddr("thief"))], model="haircut")
+    ends, unspent, bal = _summary(r)
+    usdt = eaddr("usdt")
+    assert ends == {("OKX", usdt): 900_000}
+    assert bal[("simeth", "ETH")].crossed_out == 300 and bal[("simeth", "ETH")].balanced
+    assert bal[("simeth", usdt)].traced == 900_000 and bal[("simeth", usdt)].balanced
+    (sw,) = r.swaps
+    assert (sw.via, sw.from_asset, sw.to_asset, sw.to_amount) == ("UniswapV2", "ETH", usdt, 900_000)
+    assert r.to_json()["endpoints"][0]["amount"] == "0.900000"
+
+
+def test_bridge_evm_to_bitcoin_by_deposit_id(home):
+    ws = Workspace(home)
+    w = EvmWorld()
+    w.tx("fund", "x", [(None, "victim", "ETH", 100, "reward")], height=1)
+    w.tx("theft", "victim", [("victim", "thief", "ETH", 100)], height=2)
+    w.tx("dep", "thief", [("thief", "bridge", "ETH", 100)], height=3,
+         logs=[w.bridge_deposit_log("bridge", 5, "thief", None, 100, "regtest", addr("loot"))])
+    w.write(ws)
+    b = BtcWorld()
+    b.tx("cbw", [], [("bridgewallet", 10_000_000)], height=1)
+    b.tx("rel", [("cbw", 0)], [("loot", 5_000_000), ("bridgewallet", 4_990_000), (None, 0, b"BRIDGE:OUT:simeth:5")],
+         height=2)
+    b.write(ws)
+    r = trace(ws, [Seed("simeth", address=eaddr("thief"))], model="haircut")
+    ends, unspent, bal = _summary(r)
+    assert unspent == {(addr("loot"), "BTC"): 5_000_000}
+    assert bal[("simeth", "ETH")].crossed_out == 100 and bal[("simeth", "ETH")].balanced
+    assert bal[("regtest", "BTC")].traced == 5_000_000 and bal[("regtest", "BTC")].balanced
+    (cr,) = r.bridges
+    assert (cr.match, cr.to_chain, cr.out_txid, cr.confidence) == ("deposit_id", "regtest", txid("rel"), 1.0)
+
+
+def test_bridge_bitcoin_to_evm_by_src_tx(home):
+    ws = Workspace(home)
+    b = BtcWorld()
+    b.tx("cb", [], [("thief", 2_000_000)], height=1)
+    b.tx("dep", [("cb", 0)], [("bridgewallet", 1_990_000), (None, 0, b"BRIDGE:IN:simeth:" + eaddr("dest").encode())],
+         height=2)
+    b.write(ws)
+    w = EvmWorld()
+    w.token("wbtc", "WBTC", 8)
+    w.tx("mint", "x", [(None, "bridge", "wbtc", 10_000_000, "token")], height=1)
+    w.tx("rel", "operator", [("bridge", "dest", "wbtc", 1_990_000)], height=5,
+         logs=[w.bridge_release_log("bridge", 0, "dest", eaddr("wbtc"), 1_990_000, "regtest", txid("dep"))])
+    w.tx("cash", "dest", [("dest", "exch", "wbtc", 1_000_000)], height=6)
+    w.tag("exch", "exchange", "Kraken", "US")
+    w.write(ws)
+    r = trace(ws, [Seed("regtest", address=addr("thief"))], model="haircut")
+    ends, unspent, bal = _summary(r)
+    wbtc = eaddr("wbtc")
+    assert ends == {("Kraken", wbtc): 1_000_000}
+    assert unspent == {(eaddr("dest"), wbtc): 990_000}
+    assert bal[("regtest", "BTC")].crossed_out == 1_990_000 and bal[("regtest", "BTC")].fees == 10_000
+    assert all(x.balanced for x in r.balances)
+    assert r.bridges[0].match == "src_tx"
+
+
+def test_mixer_pool_is_an_endpoint_with_candidates(home):
+    ws = Workspace(home)
+    w = EvmWorld()
+    w.tx("fund", "x", [(None, "victim", "ETH", 100, "reward")], height=1)
+    w.tx("theft", "victim", [("victim", "thief", "ETH", 100)], height=2)
+    w.tx("dep", "thief", [("thief", "pool", "ETH", 100)], height=3, logs=[w.mixer_deposit_log("pool")])
+    w.tx("wd", "relayer", [("pool", "fresh", "ETH", 95, "internal"), ("pool", "relayer", "ETH", 5, "internal")],
+         height=50, logs=[w.mixer_withdrawal_log("pool", "fresh", "relayer", 5)])
+    w.write(ws)
+    r = trace(ws, [Seed("simeth", address=eaddr("thief"))], model="haircut")
+    (m,) = r.mixers
+    assert m.amount == 100 and not m.followed and m.address == eaddr("pool")
+    (c,) = m.candidates
+    assert (c.txid, c.address, c.amount, c.confidence) == (txid("wd"), eaddr("fresh"), 95, 1.0)
+    assert r.endpoints[0].category == "mixer" and r.balances[0].mixers == 100 and r.balances[0].balanced
+    r = trace(ws, [Seed("simeth", address=eaddr("thief"))], model="haircut", follow_mixers=True)
+    b = r.balances[0]
+    assert r.mixers[0].followed and b.crossed_out == 100 and b.unspent == 95 and b.balanced
+    assert {h.address for h in r.unspent} == {eaddr("fresh")}
