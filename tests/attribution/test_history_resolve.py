@@ -56,8 +56,8 @@ def test_tornado_cash_listed_then_delisted(tmp_path: Path) -> None:
         t = ws.read("tags")
         tc = t.filter(pc.equal(t["address"], TORNADO_ETH)).to_pylist()
         assert len(tc) == 1
-        assert tc[0]["valid_from"] == dt.datetime(2022, 8, 8, tzinfo=dt.timezone.utc)
-        assert tc[0]["valid_to"] == dt.datetime(2025, 3, 21, tzinfo=dt.timezone.utc)
+        assert tc[0]["valid_from"] == dt.datetime(2022, 8, 8, tzinfo=dt.UTC)
+        assert tc[0]["valid_to"] == dt.datetime(2025, 3, 21, tzinfo=dt.UTC)
         # Lazarus stays listed all along: no dates (listed before our first snapshot)
         laz = t.filter(pc.equal(t["entity"], "LAZARUS GROUP"))
         assert laz.num_rows and laz["valid_from"].null_count == laz.num_rows

@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from tests.conftest import shared_path
 from fundtrail.attribution import ofac
 from fundtrail.attribution.resolve import resolve_labels
 from fundtrail.attribution.service import import_paths, read_paths
 from fundtrail.store import Workspace
+from tests.conftest import shared_path
 
 pytestmark = pytest.mark.real
 

@@ -176,3 +176,22 @@ def result(model: str, book: PriceBook | None = None) -> TraceResult:
 def results() -> list[TraceResult]:
     book = prices()
     return [result(m, book) for m in ("poison", "haircut", "fifo")]
+
+
+def crowded_result(n_entities: int = 40, n_countries: int = 25) -> TraceResult:
+    """Many small endpoints in many countries: the diagram must group and stay legible."""
+    from fundtrail.report.countries import COUNTRIES
+
+    ccs = list(COUNTRIES)[::3][:n_countries]
+    eps = []
+    for i in range(n_entities):
+        amt = (i * 7919 % 97 + 1) * 10**7
+        t = T0 + timedelta(days=i % 19)
+        eps.append(Endpoint(f"Exchange {i:02d}", "exchange", ccs[i % n_countries], "bitcoin", "BTC", amt, 8,
+                            None, 1 + i % 12, t, t, ((txid(f"c{i}"),),)))
+    tot = sum(e.amount for e in eps)
+    rest = 5 * SAT
+    return TraceResult("haircut", "forward", (Seed("bitcoin", BTC_SEED),),  # type: ignore[arg-type]
+                       (AssetAmount("bitcoin", "BTC", tot + rest, 8),), tuple(eps),
+                       (Holding("bitcoin", addr("h"), "BTC", rest, 8),),
+                       balances=(Balance("bitcoin", "BTC", 8, tot + rest, tot, rest, 0, 0, 0, 0),))

@@ -108,3 +108,64 @@ def test_html_report_renders_in_chromium(browser, tmp_path):
         shutil.copy(shot, Path(keep) / "report.png")
         shutil.copy(path, Path(keep) / "report.html")
     page.close()
+
+
+def test_crowded_diagram_stays_legible(browser, tmp_path):
+    report = assemble_report(F.incident(), [F.crowded_result()], prices=F.prices())
+    path = tmp_path / "crowded.html"
+    path.write_text(render(report, "html"), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(path.as_uri(), wait_until="load")
+    assert problems == []
+    # at most 20 entity nodes and 12 named countries + one "other countries" node
+    assert page.locator("svg#sankey .node-entity").count() == 20
+    assert page.locator("svg#sankey .node-country").count() == 13
+    assert page.locator('svg#sankey .node-country[data-id="country:__other__"]').count() == 1
+    # labels in one column never overlap, and none is clipped
+    bad = page.evaluate("""() => {
+        const svg = document.getElementById('sankey').getBoundingClientRect();
+        const out = [];
+        for (const kind of ['hops', 'entity', 'country']) {
+            const boxes = [...document.querySelectorAll(`#sankey .node-${kind} text`)]
+                .map(t => [t.textContent, t.getBoundingClientRect()]).sort((a, b) => a[1].top - b[1].top);
+            for (let i = 1; i < boxes.length; i++) {
+                if (boxes[i][1].top < boxes[i - 1][1].bottom - 1) { out.push(boxes[i - 1][0] + ' / ' + boxes[i][0]); }
+            }
+            for (const [name, b] of boxes) { if (b.right > svg.right + 1 || b.bottom > svg.bottom + 1) { out.push('clipped ' + name); } }
+        }
+        return out;
+    }""")
+    assert bad == []
+    page.close()
+
+
+def test_simulated_world_report_in_chromium(browser, sim_report, sim_world, tmp_path):
+    """The report of a simulated theft (real traces of ingested chains) in the browser."""
+    _, truth = sim_world
+    path = tmp_path / "sim.html"
+    path.write_text(render(sim_report, "html"), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    requests: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(path.as_uri(), wait_until="load")
+    assert problems == [] and requests == [path.as_uri()]
+    want = {e["country"] for e in truth["expected"]["haircut"]["endpoints"] if e["country"]}
+    drawn = set(page.eval_on_selector_all("svg#sankey .node-country", "ns => ns.map(n => n.dataset.country)"))
+    assert want <= drawn
+    for cc in want:
+        assert page.locator(f'svg#sankey path.link[data-country="{cc}"]').count() >= 3
+    assert page.locator("table.endpoints tbody tr").count() == len(sim_report.entity_comparison)
+    assert page.locator("table.conservation .bad").count() == 0
+    shot = tmp_path / "sim.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep = os.environ.get("FUNDTRAIL_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / "sim-report.png")
+        shutil.copy(path, Path(keep) / "sim-report.html")
+    page.close()

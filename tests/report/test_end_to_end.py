@@ -16,48 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from fundtrail.store import Workspace
-
-
-def _need(module: str):
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError as e:
-        pytest.skip(f"{module} is not available yet: {e}")
-
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    sim = _need("fundtrail.simulate.world")
-    btc = _need("fundtrail.ingest.bitcoin.service")
-    evm = _need("fundtrail.ingest.evm.service")
-    attr = _need("fundtrail.attribution.service")
-    _need("fundtrail.trace.service")
-    from fundtrail.incidents import create_incident
-    from fundtrail.prices import import_csv
-
-    out = tmp_path_factory.mktemp("world")
-    sim.simulate(out, "demo", 1)
-    truth = json.loads((out / "truth.json").read_text())
-    home = tmp_path_factory.mktemp("ws")
-    ws = Workspace(home)
-    btc.ingest_block_files(ws, out / "bitcoin" / "blocks", "regtest")
-    evm.ingest_evm(ws, (out / "evm" / "rpc.jsonl").as_uri(), truth["chains"]["evm"])
-    attr.import_paths(ws, sorted((out / "tags").glob("*.yaml")))
-    import_csv(ws, out / "prices.csv")
-    seeds = truth["theft"]["seeds"]
-    create_incident(ws, "sim-theft", sorted({s["chain"] for s in seeds}),
-                    addresses=[f"{s['chain']}:{s['address']}" for s in seeds],
-                    actor=truth["theft"].get("perpetrator"), since=truth["theft"]["time"][:10])
-    return home, truth
-
-
-@pytest.fixture(scope="module")
-def report(world):
-    from fundtrail.report.service import build_report
-
-    home, _ = world
-    return build_report(Workspace(home), "sim-theft")
+def report(sim_report):
+    return sim_report
 
 
 def test_report_reflects_the_traces_and_balances(report):
@@ -71,15 +33,15 @@ def test_report_reflects_the_traces_and_balances(report):
         assert sum(h.amount for h in s.unspent) == sum(h.amount for h in s.result.unspent)
 
 
-def test_stolen_equals_truth(report, world):
-    _, truth = world
+def test_stolen_equals_truth(report, sim_world):
+    _, truth = sim_world
     want = {(x["chain"], x["asset"]): int(x["amount"]) for x in truth["theft"]["stolen"]}
     assert {(t.chain, t.asset): t.amount for t in report.stolen} == want
     assert all(t.usd is not None for t in report.stolen)  # the world ships a price list
 
 
-def test_endpoints_name_the_truths_entities_and_countries(report, world):
-    _, truth = world
+def test_endpoints_name_the_truths_entities_and_countries(report, sim_world):
+    _, truth = sim_world
     for s in report.models:
         exp = {(e["entity"], e["country"]) for e in truth["expected"][s.model]["endpoints"]}
         got = {(e.entity, e.country) for e in s.by_entity}
@@ -113,10 +75,10 @@ def test_renderers_on_real_traces(report, tmp_path):
     assert "Reached exchanges in Russia" in text
 
 
-def test_cli_incident_and_report(world, tmp_path):
+def test_cli_incident_and_report(sim_world, tmp_path):
     from fundtrail.cli.main import main
 
-    home, truth = world
+    home, truth = sim_world
     assert main(["incident", "list", "--home", str(home)]) == 0
     assert main(["incident", "show", "sim-theft", "--home", str(home), "--json"]) == 0
     out = tmp_path / "r.html"

@@ -197,3 +197,13 @@ def test_sankey_without_prices_weights_assets_equally():
     assert out["seed:bitcoin:BTC"] == pytest.approx(0.5)
     assert out["seed:ethereum:ETH"] == pytest.approx(0.5)
     assert "equally" in sk.unit
+
+
+def test_backward_trace_wording():
+    from dataclasses import replace
+
+    r = replace(F.result("haircut"), direction="backward")
+    rep = assemble_report(F.incident(), [r], prices=F.prices())
+    assert rep.summary().rollup[0].sentence.startswith("came from exchanges in Russia: ")
+    assert "Where the money came from" in render(rep, "html")
+    assert any(e.description.startswith("First traced funds come from") for e in rep.timeline)

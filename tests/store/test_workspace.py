@@ -66,3 +66,7 @@ def test_address_book_assigns_dense_ids_committed_with_the_batch(home):
     again = AddressBook(Workspace(home), "bitcoin")
     assert again.ids(["c", "d"]).tolist() == [2, 3]
     assert again.address(1) == "b"
+
+
+def test_address_book_all_null(home):
+    assert AddressBook(Workspace(home), "bitcoin").ids([None, None]).tolist() == [-1, -1]

@@ -103,7 +103,7 @@ def _terminal_sum(out) -> int:
     return int(out.taint[term].sum()) + int(out.sink.sum())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dags(), st.integers(1, 12), st.sampled_from([0, 0, 1000, 10**7]), st.booleans())
 def test_conservation_and_haircut_never_exceeds_poison(d, max_hops, dust, forward):
     g, stop, cj, seeds = d
@@ -149,7 +149,7 @@ def ledgers(draw):
     return w, names
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(ledgers(), st.integers(1, 6))
 def test_evm_conservation_and_haircut_within_poison(tmp_path_factory, lw, max_hops):

@@ -7,6 +7,7 @@ the story they tell; every amount is in base units.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -197,17 +198,16 @@ class EvmWorld:
             for li, lg in enumerate(t["logs"]):
                 logs.append({"chain": self.chain, "height": t["height"], "txid": txid(t["name"]), "tx_index": idx,
                              "log_index": li, **lg})
-        trt = pa.Table.from_pylist(tr)
+        amounts = [r.pop("amount") for r in tr]
+        trt = pa.Table.from_pylist(tr).append_column(
+            "amount", pa.array([Decimal(int(v)) for v in amounts], pa.decimal128(38, 0)))
         frm = book.ids(trt["from"])
         to = book.ids(trt["to"])
         trt = trt.drop(["from", "to"]).append_column("from_id", pa.array(frm)).append_column("to_id", pa.array(to))
-        trt = trt.set_column(trt.schema.get_field_index("amount"), "amount",
-                             pa.array([pa.scalar(int(v), pa.decimal128(38, 0)).as_py() for v in
-                                       trt["amount"].to_pylist()], pa.decimal128(38, 0)))
-        txt = pa.Table.from_pylist(txr)
+        fees = [r.pop("fee") for r in txr]
+        txt = pa.Table.from_pylist(txr).append_column(
+            "fee", pa.array([Decimal(int(v)) for v in fees], pa.decimal128(38, 0)))
         txt = txt.drop(["from"]).append_column("from_id", pa.array(book.ids(txt["from"])))
-        txt = txt.set_column(txt.schema.get_field_index("fee"), "fee",
-                             pa.array([int(v) for v in txt["fee"].to_pylist()], pa.decimal128(38, 0)))
         with ws.transaction() as txn:
             txn.append("evm_transfers", self.chain, trt)
             txn.append("evm_transactions", self.chain, txt)

@@ -35,7 +35,7 @@ class FbiList:
 KNOWN_LISTS: tuple[FbiList, ...] = (
     FbiList(r"fbi.*bybit", "ethereum", "Bybit theft 2025-02-21 (FBI PSA I-022625-PSA, TraderTraitor)",
             "Lazarus Group", "lazarusgroup", "KP", T.THEFT_PERPETRATOR,
-            "https://www.ic3.gov/PSA/2025/PSA250226", dt.datetime(2025, 2, 26, tzinfo=dt.timezone.utc)),
+            "https://www.ic3.gov/PSA/2025/PSA250226", dt.datetime(2025, 2, 26, tzinfo=dt.UTC)),
 )
 
 

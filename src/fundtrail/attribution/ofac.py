@@ -268,7 +268,7 @@ def _date(el: ET.Element | None) -> dt.datetime | None:
     parts = {_local(c.tag): (c.text or "").strip() for c in el}
     try:
         return dt.datetime(int(parts["Year"]), int(parts.get("Month") or 1), int(parts.get("Day") or 1),
-                           tzinfo=dt.timezone.utc)
+                           tzinfo=dt.UTC)
     except (KeyError, ValueError):
         return None
 

@@ -17,7 +17,7 @@ from fundtrail.store import schema as S
 TAG_SCHEMA: pa.Schema = S.SCHEMAS["tags"]
 ACTOR_SCHEMA: pa.Schema = S.SCHEMAS["actors"]
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclass(frozen=True, slots=True)

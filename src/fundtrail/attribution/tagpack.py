@@ -22,7 +22,14 @@ from fundtrail.attribution import chains as C
 from fundtrail.attribution import taxonomy as T
 from fundtrail.attribution.confidence import DEFAULT_LEVEL, parse_confidence
 from fundtrail.attribution.records import (
-    ACTOR_SCHEMA, Issue, Parsed, Snapshot, TagBuilder, date_in_name, now, ts,
+    ACTOR_SCHEMA,
+    Issue,
+    Parsed,
+    Snapshot,
+    TagBuilder,
+    date_in_name,
+    now,
+    ts,
 )
 from fundtrail.errors import TagFileError
 
@@ -45,7 +52,7 @@ def load_yaml(path: Path) -> Any:
 
 
 def file_date(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(path.stat().st_mtime), dt.timezone.utc)
+    return dt.datetime.fromtimestamp(int(path.stat().st_mtime), dt.UTC)
 
 
 def _tag_lines(path: Path) -> list[int]:

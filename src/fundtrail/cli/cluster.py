@@ -78,7 +78,10 @@ def register(app: typer.Typer) -> None:
         console.print(f"{ex.address_a} and {ex.address_b} are both in cluster {ex.cluster_a} on {ex.chain}, "
                       f"joined by {len(ex.steps)} merge(s) (combined confidence {ex.confidence:.3f}):",
                       highlight=False)
-        render_table(pa.Table.from_pylist([dataclasses.asdict(s) for s in ex.steps]))
+        for i, s in enumerate(ex.steps, 1):
+            console.print(f"{i}. {s.from_address} -> {s.to_address}\n   tx {s.txid} (height {s.height}): "
+                          f"{s.heuristic}, confidence {s.confidence:.2f}, merge #{s.seq}",
+                          highlight=False, soft_wrap=True)
 
     @group.command("alarms")
     def alarms(

@@ -7,7 +7,15 @@ from pathlib import Path
 import pyarrow as pa
 import typer
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, err_console, render_table, workspace
+from fundtrail.cli.common import (
+    CliProgress,
+    HomeOpt,
+    console,
+    emit_json,
+    err_console,
+    render_table,
+    workspace,
+)
 
 tags_app = typer.Typer(help="Attribution tags: import, fetch, show, search, point-in-time questions.",
                        no_args_is_help=True)

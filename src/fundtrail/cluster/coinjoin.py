@@ -18,11 +18,12 @@ Protocols (``protocol`` column):
   around 0.1 BTC, "mixing levels" at about 2, 4, 8 … times that, the coordinator fee output.
 * ``wasabi2``: Wasabi 2.x (WabiSabi): many inputs and outputs, most outputs at the standard
   denominations (powers of 2, powers of 3 and twice them, 1-2-5 powers of 10, at least 5,000 sat), several
-  of them repeated.
+  of them repeated; outputs at most 0.1% below a denomination count too, at a lower confidence.
 * ``joinmarket``: k >= 3 equal outputs (1 taker + k-1 makers), 2k-1 or 2k outputs in all (the makers'
   changes plus maybe the taker's), at least k inputs.
 * ``generic``: k >= 3 equal outputs to distinct fresh addresses paid by at least k distinct input
-  addresses, and few other outputs (each participant's change plus a fee); confidence grows with k.
+  addresses, and few other outputs (each participant's change plus a fee); confidence grows with k. Or:
+  three or more groups of equal outputs covering most outputs, paid by five or more input addresses.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def _standard_denominations(lo: int = WASABI2_MIN_OUTPUT, hi: int = 1_000 * BTC)
 
 
 WASABI2_DENOMINATIONS = _standard_denominations()
+_DENOMS_SORTED = sorted(WASABI2_DENOMINATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,14 @@ class Verdict:
     equal_value: int
     equal_count: int
     reason: str
+
+
+def _near_denomination(v: int) -> bool:
+    """A standard denomination, or at most 0.1% below one (a per-output fee taken off it)."""
+    import bisect
+
+    i = bisect.bisect_left(_DENOMS_SORTED, v)
+    return i < len(_DENOMS_SORTED) and _DENOMS_SORTED[i] - v <= _DENOMS_SORTED[i] // 1000
 
 
 def _segwit(types: Iterable[str | None]) -> bool:
@@ -157,13 +167,16 @@ def classify(inputs: Sequence[TxIn], outputs: Sequence[TxOut], *,
             return Verdict("wasabi1", conf, eq_value, eq_count,
                            f"{eq_count} equal outputs of {eq_value} sat, {why} (Wasabi 1.x)")
     # --- Wasabi 2.x (WabiSabi): standard denominations ---------------------------------------------------
-    if n_in >= 20 and n_out >= 20:
-        std = sum(1 for o in pay if o.value in WASABI2_DENOMINATIONS)
-        repeated = sum(1 for v, c in counts.items() if c >= 2 and v in WASABI2_DENOMINATIONS)
-        if std >= 0.5 * n_out and repeated >= 2:
-            conf = 0.95 if _segwit(o.script_type for o in pay) else 0.85
+    if n_in >= 5 and n_out >= 10:
+        exact = sum(1 for o in pay if o.value in WASABI2_DENOMINATIONS)
+        near = sum(1 for o in pay if _near_denomination(o.value))
+        repeated = sum(1 for v, c in counts.items() if c >= 2 and _near_denomination(v))
+        if near >= 0.5 * n_out and repeated >= 2 and (n_in >= 20 or repeated >= 3):
+            segwit = _segwit(o.script_type for o in pay)
+            conf = (0.95 if segwit else 0.85) if exact >= 0.5 * n_out else 0.8
+            how = "at" if exact >= 0.5 * n_out else "at or just below"
             return Verdict("wasabi2", conf, eq_value, eq_count,
-                           f"{std}/{n_out} outputs at standard denominations, {repeated} repeated (WabiSabi)")
+                           f"{near}/{n_out} outputs {how} standard denominations, {repeated} repeated (WabiSabi)")
     # --- JoinMarket and generic equal-output mixes ----------------------------------------------------------
     k = eq_count
     eq_outs = [o for o in pay if o.value == eq_value]
@@ -177,6 +190,13 @@ def classify(inputs: Sequence[TxIn], outputs: Sequence[TxOut], *,
             conf = min(0.4 + 0.05 * k, 0.75)
             return Verdict("generic", conf, eq_value, k,
                            f"{k} equal outputs of {eq_value} sat from {len(in_addrs)} input addresses")
+    # several groups of equal outputs covering most outputs, paid by several input addresses
+    groups = [(v, c) for v, c in counts.items() if c >= 2]
+    grouped = sum(c for _, c in groups)
+    if len(groups) >= 3 and grouped >= 0.6 * n_out and len(in_addrs) >= 5:
+        return Verdict("generic", 0.7, eq_value, eq_count,
+                       f"{len(groups)} groups of equal outputs cover {grouped}/{n_out} outputs, "
+                       f"{len(in_addrs)} input addresses")
     return None
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def artifact_names() -> list[str]:
     return sorted(p.stem for p in BUILD_DIR.glob("*.json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_artifact(name: str) -> Artifact:
     """The compiled artifact ``build/<name>.json``."""
     p = BUILD_DIR / f"{name}.json"

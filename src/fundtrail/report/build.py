@@ -51,6 +51,7 @@ MIXER_CATEGORIES = frozenset({"mixer", "coinjoin_coordinator"})
 
 MAX_PATHS_PER_ENDPOINT = 3
 MAX_EVIDENCE_ENDPOINTS = 40
+MAX_TIMELINE_HOLDINGS = 10
 
 
 AssetKey = tuple[str, str]  # (chain, asset)
@@ -176,7 +177,7 @@ def _group(assets: _Assets, endpoints: Sequence[Endpoint], key: Any, label: Any)
     return tuple(out)
 
 
-def _rollup(assets: _Assets, endpoints: Sequence[Endpoint]) -> tuple[CountryRollup, ...]:
+def _rollup(assets: _Assets, endpoints: Sequence[Endpoint], direction: str = "forward") -> tuple[CountryRollup, ...]:
     groups: dict[tuple[str | None, str], list[Endpoint]] = defaultdict(list)
     for e in endpoints:
         groups[(e.country, CATEGORY_GROUP.get(e.category, e.category.replace("_", " ")))].append(e)
@@ -187,7 +188,7 @@ def _rollup(assets: _Assets, endpoints: Sequence[Endpoint]) -> tuple[CountryRoll
         out.append(CountryRollup(country=country, group=group,
                                  categories=tuple(sorted({e.category for e in es})),
                                  entities=tuple(sorted({e.entity for e in es})), totals=totals, usd=usd,
-                                 usd_partial=partial))
+                                 usd_partial=partial, direction=direction))
     rank = {g: i for i, g in enumerate(GROUP_ORDER)}
     out.sort(key=lambda r: (rank.get(r.group, len(rank)), -(r.usd or 0.0),
                             -sum(_weight(t.amount, t.decimals) for t in r.totals), r.country or "~"))
@@ -227,7 +228,7 @@ def summarize(r: TraceResult, assets: _Assets, prices: PriceBook | None = None) 
         by_category=_group(assets, endpoints, lambda e: e.category, category_label),
         by_country=_group(assets, endpoints, lambda e: e.country,
                           lambda k: f"{country_name(k, article=False)}" + (f" ({k})" if k else "")),
-        rollup=_rollup(assets, endpoints),
+        rollup=_rollup(assets, endpoints, r.direction),
         unspent=unspent,
         unspent_total=_sum_totals(assets, ((h.chain, h.asset, h.amount, h.usd) for h in unspent)),
         mixers=r.mixers, bridges=r.bridges, swaps=r.swaps, stopped=r.stopped,
@@ -264,12 +265,13 @@ def _timeline(incident: Incident, s: ModelSummary, assets: _Assets,
             f = tx_facts[seed.txid]
             ev.append(TimelineEvent(f.time, "theft", f"Theft transaction on {f.chain}",
                                     f.moved[0] if f.moved else None, seed.txid))
+    verb = "come from" if s.result.direction == "backward" else "reach"
     for e in s.by_entity:
         where = f"{e.entity} ({category_label(e.category)}, {country_name(e.country, article=False)})"
         if e.first_seen is not None:
-            ev.append(TimelineEvent(e.first_seen, "endpoint_first", f"First traced funds reach {where}", e.total))
+            ev.append(TimelineEvent(e.first_seen, "endpoint_first", f"First traced funds {verb} {where}", e.total))
         if e.last_seen is not None and e.last_seen != e.first_seen:
-            ev.append(TimelineEvent(e.last_seen, "endpoint_last", f"Last traced funds reach {where}"))
+            ev.append(TimelineEvent(e.last_seen, "endpoint_last", f"Last traced funds {verb} {where}"))
     for c in s.bridges:
         ev.append(TimelineEvent(
             c.time, "bridge",
@@ -292,10 +294,14 @@ def _timeline(incident: Incident, s: ModelSummary, assets: _Assets,
         ev.append(TimelineEvent(t, "mixer", f"Deposited into mixer {m.mixer} ({len(m.deposits)} deposits)",
                                 assets.total(m.chain, m.asset, m.amount, m.usd),
                                 m.deposits[0] if m.deposits else None))
-    for h in s.unspent:
-        if h.since is not None:
-            ev.append(TimelineEvent(h.since, "unspent", f"Funds come to rest at {h.address} (still unspent)",
-                                    assets.total(h.chain, h.asset, h.amount, h.usd)))
+    dated = [h for h in s.unspent if h.since is not None]
+    for h in dated[:MAX_TIMELINE_HOLDINGS]:
+        ev.append(TimelineEvent(h.since, "unspent", f"Funds come to rest at {h.address} (still unspent)",
+                                assets.total(h.chain, h.asset, h.amount, h.usd)))
+    rest = dated[MAX_TIMELINE_HOLDINGS:]
+    if rest:
+        ev.append(TimelineEvent(max(h.since for h in rest if h.since is not None), "unspent",
+                                f"… and {len(rest)} smaller holdings come to rest (see unspent holdings)"))
     far = datetime.max.replace(tzinfo=UTC)
     ev.sort(key=lambda e: (e.time or far, e.kind))
     return tuple(ev)

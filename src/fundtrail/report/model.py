@@ -158,6 +158,7 @@ class CountryRollup:
     totals: tuple[Total, ...]
     usd: float | None
     usd_partial: bool
+    direction: str = "forward"  # backward: the funds came from these services
 
     @property
     def country_name(self) -> str:
@@ -166,7 +167,8 @@ class CountryRollup:
     @property
     def sentence(self) -> str:
         usd = fmt_usd(self.usd, self.usd_partial) if self.usd is not None else "USD n/a"
-        return f"reached {self.group} in {self.country_name}: {totals_text(self.totals)}, {usd}"
+        verb = "came from" if self.direction == "backward" else "reached"
+        return f"{verb} {self.group} in {self.country_name}: {totals_text(self.totals)}, {usd}"
 
     def to_json(self) -> dict[str, Any]:
         return {"country": self.country, "country_name": country_name(self.country, article=False),

@@ -244,14 +244,15 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
                     break
             if v >= 0:
                 break
-        if v < 0:
-            continue
+        self_send = v < 0
+        if self_send:
+            v = u  # nobody with room to receive: the user moves the coins to a fresh address of its own
         frac = 10 + int((r >> 20) % (60))
         pay = (total - fee) * frac // 100
         change = total - fee - pay
-        if pay < 1000:
+        if total - fee < 1000:
             continue
-        n_out = 2 if change >= 1000 else 1
+        n_out = 2 if (change >= 1000 and pay >= 1000 and not self_send) else 1
         if n_out == 1:
             pay = total - fee
             change = 0

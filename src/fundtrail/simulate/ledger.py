@@ -316,8 +316,6 @@ class Ledger:
         self.time = time
         self.tx_count += len(raws) + 1
         self.block_times.append(time)
-        for t in txs:  # coins created by this block's transactions belong to this height
-            pass
 
     _pending_fees = 0
 

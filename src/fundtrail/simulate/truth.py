@@ -178,12 +178,9 @@ def _evm_pass(w: Any, model: str, res: _Result, btc_inject: dict[tuple[str, int]
         for tx in b.txs:
             # the fee comes first
             fee = tx.fee
-            hops_in = get(tx.frm, "ETH").hops + 1
             ft = take_model(tx.frm, "ETH", fee)
             if ft:
                 res.fees[(chain, "ETH")] += ft
-            burn_or_miner = fee  # the fee leaves the chain's accounts we trace (validator / burn)
-            bal[(w.evm.miner, "ETH")] += 0 * burn_or_miner
             swap_in: tuple[str, int, int] | None = None  # (asset, amount, tainted)
             for mv in tx.moves:
                 if mv.kind == "mint":
@@ -241,7 +238,6 @@ def _evm_pass(w: Any, model: str, res: _Result, btc_inject: dict[tuple[str, int]
                     give(mv.to, mv.asset, mv.amount, 0, 0)
                     continue
                 give(mv.to, mv.asset, mv.amount, t, hops)
-            _ = hops_in
     for (a, asset), acc in acct.items():
         ent = _owner_entity(w.evm_owners.get(a))
         if ent is not None and ent.id != "lazarus":
@@ -460,6 +456,9 @@ def build_truth(w: Any) -> dict[str, Any]:
         "owners_file": owners_file,
         "clusters": _clusters(w),
         "coinjoin_txids": sorted(w.ledger.coinjoin_txids),
+        "deposit_addresses": {
+            "regtest": sorted(o.address for ex in w.exchanges.values() for o in ex.deposits.addresses),
+            "simeth": sorted(w.evm_deposit.values())},
         "theft": {
             "victim": "helix",
             "perpetrator": "lazarus",

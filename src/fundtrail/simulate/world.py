@@ -28,7 +28,7 @@ from typing import Any
 from fundtrail.model.chain import REGTEST
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.simulate import actors as A
-from fundtrail.simulate.btc import COIN, Owned, op_return_script
+from fundtrail.simulate.btc import COIN, Owned
 from fundtrail.simulate.evm import ETHER, EvmWorld, RpcRecorder, eoa
 from fundtrail.simulate.ledger import Exchange, InsufficientFunds, Ledger, Wallet
 
@@ -60,7 +60,7 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "demo": Scale(60, 360, 40, 1.5, 16, 2, 9, 6, 6, 0, 0),
     "small": Scale(60, 60, 400, 3.0, 120, 6, 19, 10, 8, 240, 40_000),
-    "large": Scale(60, 10, 2000, 1.0, 400, 12, 39, 16, 8, 1200, 400_000),
+    "large": Scale(60, 10, 2000, 1.0, 400, 12, 39, 16, 8, 1250, 400_000),
 }
 
 
@@ -203,7 +203,7 @@ class World:
         for e in A.EXCHANGES:
             for i in range(4):
                 plan.append((self.exchanges[e.id].hot.address(i % 2), 100 * COIN))
-        for i in range(10):
+        for _i in range(10):
             plan.append((self.bridge_btc.address(0), 100 * COIN))
         per_user = min(33 * COIN // 10, 1_000 * COIN // max(1, len(self.retail)))
         for w in self.retail:
@@ -370,7 +370,6 @@ class World:
         """Schedule the theft and its laundering (see docs/simulator.md for the story)."""
         rng = self.rng
         ev = self.evm
-        sc = self.sc
         t_theft = T0 + 10 * DAY + 3 * HOUR + 17 * 60
         seed_addr = self.thief_evm[0]
         splits = self.thief_evm[1:]
@@ -465,7 +464,6 @@ class World:
         """On Bitcoin: a consolidation, peel chains to exchanges over weeks, a CoinJoin with exact
         (haircut-friendly) amounts, post-mix cash-outs, and dormant holdings."""
         L = self.ledger
-        rng = self.rng
         W = self.thief_btc
         ops = sorted(W.outpoints(), key=lambda op: (W.coins[op].height, op))
         if not ops:
@@ -484,7 +482,7 @@ class World:
         self.flow("dormant", UTXO_CHAIN, tx.txid_hex, "lazarus", d1.address, "BTC", total_d * 2 // 3, t)
 
         # CoinJoin round: the thief's contribution is exactly c_t * Q
-        C, Q = self.cj_C, self.cj_Q
+        Q = self.cj_Q
         want = self.cj_thief_units * Q
         have = sum(W.coins[op].value for op in cj_ops)
         if have < want + 50_000:
@@ -509,7 +507,6 @@ class World:
         dests = [("garantex", 0), ("huione", 0), ("northwind", 0), ("merlion", 0), ("yuanotc", 0)]
         for chain_no, op in enumerate(((tx.txid, 0), (tx.txid, 1))):
             self.at(t + 2 * DAY + chain_no * DAY, lambda op=op, c=chain_no: self.peel(op, 0, c, dests))
-        _ = rng
 
     def peel(self, op: tuple[bytes, int], hop: int, chain_no: int, dests: list[tuple[str, int]]) -> None:
         L = self.ledger

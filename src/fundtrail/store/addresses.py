@@ -64,6 +64,8 @@ class AddressBook:
                 self._by_id = None
             out[i] = got
         idx = enc.indices
+        if len(out) == 0:  # every value null
+            return np.full(len(arr), NO_ADDRESS, np.int64)
         res = out[idx.fill_null(0).to_numpy(zero_copy_only=False)]
         if idx.null_count:
             res[~idx.is_valid().to_numpy(zero_copy_only=False)] = NO_ADDRESS

@@ -69,7 +69,7 @@ class UtxoGraph:
     out_spent_tx: np.ndarray  # int64 [nout]: spending tx or -1
     out_opret: np.ndarray  # bool [nout]
     op_return: dict[int, bytes] = field(default_factory=dict)  # node -> data, OP_RETURN outputs with data
-    _txindex: dict[str, int] | None = None
+    _txindex: tuple[np.ndarray, np.ndarray] | dict[str, int] | None = None
 
     @property
     def ntx(self) -> int:
@@ -80,9 +80,23 @@ class UtxoGraph:
         return len(self.out_value)
 
     def tx_number(self, txid: str) -> int | None:
+        """The number of a transaction: binary search over its txid's first 64 bits (16 bytes a tx)."""
         if self._txindex is None:
-            self._txindex = {t: i for i, t in enumerate(self.txid.to_pylist())}
-        return self._txindex.get(txid)
+            self._txindex = txid_index(self.txid)
+        if isinstance(self._txindex, dict):
+            return self._txindex.get(txid)
+        keys, order = self._txindex
+        try:
+            k = np.uint64(int(txid[:16], 16))
+        except ValueError:
+            return None
+        i = int(np.searchsorted(keys, k))
+        while i < len(keys) and keys[i] == k:
+            t = int(order[i])
+            if self.txid[t].as_py() == txid:
+                return t
+            i += 1
+        return None
 
     def txid_of(self, t: int) -> str:
         return self.txid[int(t)].as_py()
@@ -91,6 +105,35 @@ class UtxoGraph:
         return sum(v.nbytes for v in (self.tx_height, self.tx_time, self.tx_fee, self.tx_coinbase, self.tx_out_ptr,
                                       self.tx_in_ptr, self.in_node, self.in_value, self.out_value, self.out_addr,
                                       self.out_n, self.out_tx, self.out_spent_tx, self.out_opret)) + self.txid.nbytes
+
+
+_HEX = np.full(256, 255, np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
+
+
+def txid_index(txids: pa.Array) -> tuple[np.ndarray, np.ndarray] | dict[str, int]:
+    """Sorted 64-bit keys (the first 16 hex digits) of txids and the tx numbers in that order."""
+    import pyarrow.compute as pc
+
+    n = len(txids)
+    head = pc.utf8_slice_codeunits(txids, 0, 16)
+    if isinstance(head, pa.ChunkedArray):
+        head = head.combine_chunks()
+    if n == 0 or head.null_count or pc.min(pc.utf8_length(head)).as_py() != 16:
+        return {t: i for i, t in enumerate(txids.to_pylist())}
+    offsets = np.frombuffer(head.buffers()[1], np.int32, n + 1, head.offset * 4)
+    data = np.frombuffer(head.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(n, 16)
+    nib = _HEX[data]
+    if (nib == 255).any():
+        return {t: i for i, t in enumerate(txids.to_pylist())}
+    keys = np.zeros(n, np.uint64)
+    for j in range(16):
+        keys = (keys << np.uint64(4)) | nib[:, j].astype(np.uint64)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], order.astype(np.int64)
 
 
 def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -238,24 +237,22 @@ def test_sigkill_mid_ingest_then_rerun_equals_uninterrupted(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[3] / "src"),
                                                          os.environ.get("PYTHONPATH", "")])}
     kills = 0
-    for delay in (1.5, 0.6, 0.9, 1.2):
+    for delay in (0.0, 0.2, 0.1, 0.3, 0.0, 0.1):
         p = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, str(home), str(d), "3"], env=env)
         deadline = time.monotonic() + 60
         # wait until it has committed something (or for the delay), then kill it hard
         while time.monotonic() < deadline and p.poll() is None:
             m = home / "manifest.json"
             if m.exists() and json.loads(m.read_text()).get("chains", {}).get("regtest", {}).get("tip_height"):
-                time.sleep(delay * 0.3)
+                time.sleep(delay)
                 break
             time.sleep(0.05)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.wait()
-        tip = Workspace(home).chain("regtest")
-        if tip and tip.get("tip_height") == 150:
-            break
     assert kills >= 1
+    assert Workspace(home).chain("regtest")["tip_height"] < 150  # it really was interrupted
     st = ingest_block_files(Workspace(home), d, "regtest", batch_blocks=3)
     ws = Workspace(home)
     assert ws.chain("regtest")["tip_height"] == 150

@@ -12,7 +12,7 @@ from fundtrail.ingest.bitcoin import script as S
 from fundtrail.ingest.bitcoin import serialize as Z
 from fundtrail.ingest.bitcoin.parse import parse_blocks
 from fundtrail.model.address import bitcoin_address_kind, hash160
-from fundtrail.model.chain import BITCOIN_NETWORKS, MAINNET, REGTEST, SIGNET, TESTNET
+from fundtrail.model.chain import BITCOIN_NETWORKS, MAINNET, REGTEST, TESTNET
 
 PUB = bytes.fromhex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
 UNCOMP = bytes.fromhex("0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"

@@ -383,7 +383,6 @@ def _encode_keys(keys, p2pkh, p2sh, hrp, out, out_len, K, H0, B58, B32, GEN):  #
 
 def encode_keys(keys: np.ndarray, network: BitcoinNetwork):
     """Address strings (an Arrow string array, null for keyless outputs) of a (n, KEYW) key array."""
-    import pyarrow as pa
 
     n = keys.shape[0]
     out = np.zeros((n, OUTW), np.uint8)

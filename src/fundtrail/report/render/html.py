@@ -170,7 +170,8 @@ def render(report: Report, *, sankey_width: int = 1100, sankey_height: int = 560
             sentence = r.sentence[0].upper() + r.sentence[1:]
             items.append(f'<li data-country="{_e(r.country or "")}"><span class="swatch" style="background:{sw}"></span>'
                          f'{_e(sentence)} <span class="tag">{_e(", ".join(r.entities))}</span></li>')
-        parts.append(_section("Where the money went", f'<ul class="rollup">{"".join(items)}</ul>', sub=f"{P} model"))
+        title = "Where the money came from" if main.result.direction == "backward" else "Where the money went"
+        parts.append(_section(title, f'<ul class="rollup">{"".join(items)}</ul>', sub=f"{P} model"))
 
     # --- Sankey --------------------------------------------------------------------------------------------
     sk = build_sankey(report)

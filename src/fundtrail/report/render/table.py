@@ -61,7 +61,8 @@ def renderables(report: Report) -> list[RenderableType]:
 
     if main.rollup:
         txt = Text()
-        txt.append(f"Where it went ({report.primary})\n", style="bold")
+        where = "Where it came from" if main.result.direction == "backward" else "Where it went"
+        txt.append(f"{where} ({report.primary}, {main.result.direction})\n", style="bold")
         for r in main.rollup:
             txt.append(f"  • {r.sentence[0].upper() + r.sentence[1:]}\n")
         out.append(txt)

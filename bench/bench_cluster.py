@@ -1,0 +1,212 @@
+"""Clustering benchmark.
+
+1. Union-find over the same random co-spend edges, in the same run, three ways:
+   * ours: fundtrail.cluster.unionfind (numba; path halving, union by size, recording the index of every
+     edge that merged two sets = the merge evidence), plus the label pass (cluster id = smallest member);
+   * gs_clustering (PyPI graphsense-clustering, GraphSense's Rust union-find): process_transactions_arrow
+     over a ListArray of 2-input "transactions", plus get_mapping;
+   * scipy.sparse.csgraph.connected_components (building the sparse matrix included).
+   Each runs in its own process (same seed, same edges) so its peak memory (ru_maxrss above the edges)
+   can be read; the three partitions are compared by checksum of the canonical labels.
+2. Accuracy on a simulated world with ground truth (fundtrail.simulate.world.simulate): pairwise
+   precision and recall of the clusters with no change heuristic, each one alone, and all, against the
+   truth's co-spend-visible clusters and against true ownership; the EVM deposit heuristic likewise.
+
+The machine is shared (2 cores, six other engineers at work): figures are indicative.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+# scale -> (edges, addresses, simulated world scale)
+SCALES = {"demo": (200_000, 300_000, "demo"), "small": (2_000_000, 3_000_000, "demo"),
+          "large": (20_000_000, 30_000_000, "demo")}
+HEURISTIC_RUNS = ("none", "one_time", "address_type", "round_amount", "optimal_change", "fingerprint",
+                  "peel_chain", "all")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _edges(m: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n, m, dtype=np.int64), rng.integers(0, n, m, dtype=np.int64)
+
+
+def _canonical_checksum(labels: np.ndarray) -> str:
+    """Checksum of the partition: every id labelled by the smallest id of its set (sort, no np.unique)."""
+    order = np.argsort(labels, kind="stable")
+    s = labels[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(s)) + 1])
+    first = order[starts]  # smallest id of each label (stable sort keeps ids ascending)
+    counts = np.diff(np.concatenate([starts, [len(s)]]))
+    canon = np.empty_like(labels)
+    canon[order] = np.repeat(first, counts)
+    return hashlib.sha1(canon.astype(np.int64).tobytes()).hexdigest()[:16]
+
+
+def worker(name: str, m: int, n: int, seed: int) -> dict:
+    a, b = _edges(m, n, seed)
+    base = _rss_mb()
+    out: dict = {"name": name}
+    if name == "ours":
+        from fundtrail.cluster.unionfind import UnionFind
+
+        UnionFind(4).union(np.array([0, 1]), np.array([2, 3]))  # load the compiled kernels
+        UnionFind(4).labels()
+        t0 = time.perf_counter()
+        uf = UnionFind(n)
+        res = uf.union(a, b)
+        t1 = time.perf_counter()
+        labels = uf.labels()
+        t2 = time.perf_counter()
+        out.update(union_s=t1 - t0, labels_s=t2 - t1, total_s=t2 - t0, merges=len(res.merged))
+    elif name == "gs_clustering":
+        import gs_clustering
+        import pyarrow as pa
+
+        t0 = time.perf_counter()
+        vals = np.empty(2 * m, np.uint32)  # ids shifted by one: gs_clustering keeps id 0 as a placeholder
+        vals[0::2] = a + 1
+        vals[1::2] = b + 1
+        arr = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * m + 1, 2, dtype=np.int32)), pa.array(vals))
+        t1 = time.perf_counter()
+        c = gs_clustering.Clustering(n + 1)
+        c.process_transactions_arrow(arr)
+        t2 = time.perf_counter()
+        mp = c.get_mapping()
+        t3 = time.perf_counter()
+        cid = mp.column(mp.schema.get_field_index("cluster_id")).to_numpy()
+        aid = mp.column(mp.schema.get_field_index("address_id")).to_numpy()
+        labels = np.empty(n, np.int64)
+        labels[aid[aid > 0].astype(np.int64) - 1] = cid[aid > 0].astype(np.int64)
+        out.update(prep_s=t1 - t0, union_s=t2 - t1, labels_s=t3 - t2, total_s=t3 - t1)
+    elif name == "scipy":
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        t0 = time.perf_counter()
+        g = coo_matrix((np.ones(m, np.int8), (a, b)), shape=(n, n)).tocsr()
+        t1 = time.perf_counter()
+        k, labels = connected_components(g, directed=False)
+        t2 = time.perf_counter()
+        out.update(build_s=t1 - t0, union_s=t2 - t1, total_s=t2 - t0, components=int(k))
+    else:
+        raise ValueError(name)
+    out["extra_rss_mb"] = _rss_mb() - base
+    out["checksum"] = _canonical_checksum(np.asarray(labels, np.int64))
+    return out
+
+
+def union_find(m: int, n: int, seed: int = 1) -> dict:
+    res = {}
+    for name in ("ours", "gs_clustering", "scipy"):
+        p = subprocess.run([sys.executable, __file__, "--worker", name, str(m), str(n), str(seed)],
+                           capture_output=True, text=True, check=False)
+        if p.returncode != 0:
+            res[name] = {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
+            continue
+        res[name] = json.loads(p.stdout.strip().splitlines()[-1])
+    ok = [r for r in res.values() if "checksum" in r]
+    res["same_partition"] = len({r["checksum"] for r in ok}) == 1 and len(ok) == 3
+    if all("total_s" in res[k] for k in ("ours", "gs_clustering", "scipy")):
+        res["ours_vs_gs"] = res["ours"]["total_s"] / res["gs_clustering"]["total_s"]
+        res["scipy_vs_ours"] = res["scipy"]["total_s"] / res["ours"]["total_s"]
+    res["bytes_per_edge_ours"] = (res.get("ours", {}).get("extra_rss_mb", 0) * 2**20) / m
+    return res
+
+
+def accuracy(world_scale: str = "demo", seed: int = 1) -> dict:
+    from fundtrail.cluster.accuracy import score_workspace
+    from fundtrail.cluster.service import cluster
+    from fundtrail.ingest.bitcoin.service import ingest_block_files
+    from fundtrail.simulate.world import simulate
+    from fundtrail.store import Workspace
+
+    out: dict = {"world": world_scale, "seed": seed}
+    with tempfile.TemporaryDirectory() as tmp:
+        w = Path(tmp) / "world"
+        simulate(w, world_scale, seed)
+        truth = json.loads((w / "truth.json").read_text())
+        ws = Workspace(Path(tmp) / "ws")
+        ingest_block_files(ws, w / "bitcoin" / "blocks", "regtest")
+        for h in HEURISTIC_RUNS:
+            t0 = time.perf_counter()
+            (s,) = cluster(ws, "regtest", change_heuristics=h, full=True).chains
+            dt = time.perf_counter() - t0
+            sc = score_workspace(ws, "regtest", truth)
+            out[f"btc.{h}"] = {"seconds": round(dt, 3), "merges": s.merges, "coinjoins": s.coinjoins,
+                               **{f"{k}.{f}": round(getattr(v, f), 4) for k, v in sc.items()
+                                  for f in ("precision", "recall")}}
+        got = set(ws.query("SELECT txid FROM coinjoin_txs WHERE protocol <> 'whirlpool_tx0'")["txid"].to_pylist())
+        true_cj = set(truth.get("coinjoin_txids", []))
+        out["coinjoin_detection"] = {"true": len(true_cj), "found": len(got & true_cj),
+                                     "false_positives": len(got - true_cj)}
+        try:
+            from fundtrail.attribution.service import import_paths
+            from fundtrail.ingest.evm.service import ingest_evm
+
+            ingest_evm(ws, f"file://{w / 'evm' / 'rpc.jsonl'}", "simeth")
+            import_paths(ws, sorted((w / "tags").glob("*.yaml")))
+            (s,) = cluster(ws, "simeth").chains
+            sc = score_workspace(ws, "simeth", truth)
+            out["evm.deposit"] = {"deposits": s.deposits, **{f"{k}.{f}": round(getattr(v, f), 4)
+                                                             for k, v in sc.items() for f in ("precision", "recall")}}
+        except Exception as e:  # the EVM side needs the EVM ingester and tag import
+            out["evm.deposit"] = {"error": f"{type(e).__name__}: {e}"}
+    return out
+
+
+def run(scale: str = "small") -> dict:
+    m, n, world = SCALES[scale]
+    return {"machine": "shared 2-core machine, indicative", "edges": m, "addresses": n,
+            "union_find": union_find(m, n), "accuracy": accuracy(world)}
+
+
+def _print(r: dict) -> None:
+    uf = r["union_find"]
+    print(f"union-find over {r['edges']:,} random edges, {r['addresses']:,} addresses (shared machine, indicative)")
+    print(f"{'':16}{'total s':>9}{'union s':>9}{'labels s':>9}{'extra MB':>10}")
+    for k in ("ours", "gs_clustering", "scipy"):
+        v = uf[k]
+        if "error" in v:
+            print(f"{k:16}error: {v['error']}")
+            continue
+        print(f"{k:16}{v['total_s']:9.2f}{v['union_s']:9.2f}{v.get('labels_s', v.get('build_s', 0)):9.2f}"
+              f"{v['extra_rss_mb']:10.0f}")
+    if "ours_vs_gs" in uf:
+        print(f"ours / gs_clustering = {uf['ours_vs_gs']:.2f}x (target <= 1.25); scipy / ours = "
+              f"{uf['scipy_vs_ours']:.2f}x (target >= 3); same partition: {uf['same_partition']}; "
+              f"ours {uf['bytes_per_edge_ours']:.1f} bytes/edge")
+    acc = r["accuracy"]
+    print(f"\naccuracy on the simulated world ({acc['world']}, seed {acc['seed']}): pairwise precision / recall")
+    print(f"{'change heuristics':18}{'merges':>7}{'P(cospend-truth)':>18}{'R(cospend-truth)':>18}"
+          f"{'P(owners)':>11}{'R(owners)':>11}")
+    for h in HEURISTIC_RUNS:
+        v = acc[f"btc.{h}"]
+        print(f"{h:18}{v['merges']:7}{v['clusters.precision']:18.4f}{v['clusters.recall']:18.4f}"
+              f"{v.get('owners.precision', float('nan')):11.4f}{v.get('owners.recall', float('nan')):11.4f}")
+    print("coinjoin detection:", acc["coinjoin_detection"])
+    print("evm deposit heuristic:", acc["evm.deposit"])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))
+    else:
+        result = run(sys.argv[1] if len(sys.argv) > 1 else "small")
+        _print(result)
