@@ -76,9 +76,10 @@ def _world(scale: str, repeat: int) -> dict:
 
 def _synthetic(n: int, repeat: int) -> dict:
     sys.path.insert(0, str(REPO))
+    from tests.report import fixtures as F
+
     from fundtrail.report.build import assemble_report
     from fundtrail.report.render import render
-    from tests.report import fixtures as F
 
     result = F.crowded_result(n_entities=n, n_countries=60)
     s, rep = _best(lambda: assemble_report(F.incident(), [result, result.__class__(

@@ -104,13 +104,13 @@ def _terminal_sum(out) -> int:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(dags(), st.integers(1, 12), st.sampled_from([0, 0, 1000, 10**7]), st.booleans())
-def test_conservation_and_haircut_never_exceeds_poison(d, max_hops, dust, forward):
+@given(dags(), st.integers(1, 12), st.sampled_from([0, 0, 1000, 10**7]), st.booleans(), st.booleans())
+def test_conservation_and_haircut_never_exceeds_poison(d, max_hops, dust, forward, keep_order):
     g, stop, cj, seeds = d
     seed_taint = g.out_value[seeds]
     outs = {}
     for m in ("poison", "haircut", "fifo"):
-        out = run_utxo(g, m, forward, cj, stop, seeds, seed_taint, max_hops, dust)
+        out = run_utxo(g, m, forward, cj, stop, seeds, seed_taint, max_hops, dust, keep_order)
         traced = int(np.minimum(seed_taint, g.out_value[seeds]).sum())
         assert _terminal_sum(out) == traced + out.absorbed, m
         assert (out.taint <= g.out_value).all() and (out.taint >= 0).all()

@@ -7,9 +7,9 @@ the story they tell; every amount is in base units.
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 

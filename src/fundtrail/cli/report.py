@@ -118,13 +118,14 @@ def register(app: typer.Typer) -> None:
         with CliProgress() as progress:
             rep = build_report(workspace(home), incident, models=model, primary=primary, direction=direction,
                                max_hops=max_hops, dust=dust, follow_mixers=follow_mixers, progress=progress)
-        if fmt == "table" and out is None:
+        if fmt == "table" and out is None and console.is_terminal and console.width >= 140:
             from fundtrail.report.render.table import renderables
 
             for r in renderables(rep):
                 console.print(r)
             return
-        _write(render(rep, fmt), out)
+        # files, pipes and narrow terminals get the tables at full width rather than squeezed
+        _write(render(rep, fmt, width=max(console.width, 160)) if fmt == "table" else render(rep, fmt), out)
 
     @prices_app.command("import")
     def prices_import(

@@ -180,7 +180,9 @@ class UnionFind:
         cap = len(self.parent) // alarm_size + 1
         ae, sa, sb = (np.empty(cap, np.int64) for _ in range(3))
         k, na, _ = _union_edges(self.parent, a, b, alarm_size, merged, ae, sa, sb)
-        return UnionResult(merged[:k].copy(), ae[:na].copy(), sa[:na].copy(), sb[:na].copy())
+        # a view when most of the buffer is used (no second copy of a large array), else a compact copy
+        merged = merged[:k] if 2 * k >= len(merged) else merged[:k].copy()
+        return UnionResult(merged, ae[:na].copy(), sa[:na].copy(), sb[:na].copy())
 
     def labels(self) -> np.ndarray:
         """The cluster id (smallest member id) of every address id, int64."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
+
+_EXACT = Context(prec=200)
 
 
 def format_units(amount: int, decimals: int) -> str:
@@ -18,7 +20,7 @@ def format_units(amount: int, decimals: int) -> str:
 def parse_units(text: str, decimals: int) -> int:
     """``'1.5', 8 -> 150000000``; rejects more fractional digits than the asset has."""
     d = Decimal(text)
-    scaled = d.scaleb(decimals)
+    scaled = d.scaleb(decimals, context=_EXACT)
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{text} has more than {decimals} decimals")
     return int(scaled)

@@ -256,8 +256,17 @@ def stolen_totals(r: TraceResult, assets: _Assets, prices: PriceBook | None = No
 
 
 def _timeline(incident: Incident, s: ModelSummary, assets: _Assets,
-              tx_facts: Mapping[str, TxFact]) -> tuple[TimelineEvent, ...]:
+              tx_facts: Mapping[str, TxFact], prices: PriceBook | None = None) -> tuple[TimelineEvent, ...]:
     ev: list[TimelineEvent] = []
+
+    def priced(chain: str, asset: str, amount: int, when: datetime | None) -> Total:
+        t = assets.total(chain, asset, amount)
+        if prices is None or when is None:
+            return t
+        from dataclasses import replace
+
+        return replace(t, usd=prices.usd(chain, asset, t.symbol, when, amount, t.decimals))
+
     if incident.since is not None:
         ev.append(TimelineEvent(incident.since, "incident", f"Incident {incident.name} starts (trace from here)"))
     for seed in incident.seeds:
@@ -278,13 +287,13 @@ def _timeline(incident: Incident, s: ModelSummary, assets: _Assets,
             f"Bridged via {c.via}: {assets.total(c.from_chain, c.from_asset, c.from_amount).text()} on "
             f"{c.from_chain} -> {assets.total(c.to_chain, c.to_asset, c.to_amount).text()} on {c.to_chain} "
             f"(matched by {c.match.replace('_', ' ')}, confidence {c.confidence:.2f})",
-            assets.total(c.from_chain, c.from_asset, c.from_amount), c.in_txid))
+            priced(c.from_chain, c.from_asset, c.from_amount, c.time), c.in_txid))
     for c in s.swaps:
         ev.append(TimelineEvent(
             c.time, "swap",
             f"Swapped on {c.via}: {assets.total(c.from_chain, c.from_asset, c.from_amount).text()} -> "
             f"{assets.total(c.to_chain, c.to_asset, c.to_amount).text()}",
-            assets.total(c.from_chain, c.from_asset, c.from_amount), c.in_txid))
+            priced(c.from_chain, c.from_asset, c.from_amount, c.time), c.in_txid))
     for m in s.mixers:
         t = None
         for d in m.deposits:
@@ -309,7 +318,8 @@ def _timeline(incident: Incident, s: ModelSummary, assets: _Assets,
 
 def _evidence(s: ModelSummary, assets: _Assets, tx_facts: Mapping[str, TxFact]) -> tuple[EvidencePath, ...]:
     out: list[EvidencePath] = []
-    for e in sorted(s.result.endpoints, key=lambda e: -_weight(e.amount, e.decimals))[:MAX_EVIDENCE_ENDPOINTS]:
+    ranked = sorted(s.result.endpoints, key=lambda e: (-(e.usd or 0.0), -_weight(e.amount, e.decimals)))
+    for e in ranked[:MAX_EVIDENCE_ENDPOINTS]:
         total = assets.total(e.chain, e.asset, e.amount, e.usd)
         paths = e.paths[:MAX_PATHS_PER_ENDPOINT]
         for i, p in enumerate(paths, 1):
@@ -398,7 +408,7 @@ def assemble_report(incident: Incident, results: Sequence[TraceResult], *, prima
     return Report(
         incident=incident, generated=generated or datetime.now(UTC).replace(microsecond=0),
         primary=primary, models=summaries, stolen=stolen_totals(main.result, assets, prices, incident.since),
-        timeline=_timeline(incident, main, assets, facts), evidence=_evidence(main, assets, facts),
+        timeline=_timeline(incident, main, assets, facts, prices), evidence=_evidence(main, assets, facts),
         comparison=_comparison(summaries, assets), entity_comparison=_entity_comparison(summaries, assets),
         notes=tuple(notes), params=dict(params or {}),
         symbols={f"{c}:{a}": s for (c, a), s in assets.symbols.items() if s},

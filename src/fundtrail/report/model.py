@@ -168,7 +168,8 @@ class CountryRollup:
     def sentence(self) -> str:
         usd = fmt_usd(self.usd, self.usd_partial) if self.usd is not None else "USD n/a"
         verb = "came from" if self.direction == "backward" else "reached"
-        return f"{verb} {self.group} in {self.country_name}: {totals_text(self.totals)}, {usd}"
+        where = f" in {self.country_name}" if self.country or self.group != "mixers" else ""
+        return f"{verb} {self.group}{where}: {totals_text(self.totals)}, {usd}"
 
     def to_json(self) -> dict[str, Any]:
         return {"country": self.country, "country_name": country_name(self.country, article=False),

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 from fundtrail.report.countries import country_name
 from fundtrail.report.model import Report, category_label, fmt_amount, fmt_usd
@@ -31,6 +32,7 @@ PALETTE = ("#d1495b", "#3d7dca", "#edae49", "#00798c", "#8f5fbf", "#e07a3f", "#5
            "#6b8e23", "#a0522d", "#4682b4", "#b8860b")
 UNKNOWN_COLOR = "#8a8f98"
 MAX_ENTITY_NODES = 20
+MAX_TOOLTIP_LINES = 12
 OUTCOME_COLORS = {"unspent": "#2e8b57", "mixers": "#7d5ba6", "stopped": "#a89f91", "fees": "#c9c9c9"}
 
 
@@ -144,7 +146,7 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
 
     colors = country_colors(report, model)
     nodes: dict[str, SankeyNode] = {}
-    links: dict[tuple[str, str, str | None], list[float | str]] = {}
+    links: dict[tuple[str, str, str | None], list[Any]] = {}
 
     def link(src: str, dst: str, value: float, color: str, detail: str, country: str | None) -> None:
         if value <= 0:
@@ -152,9 +154,9 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
         k = (src, dst, country)
         if k in links:
             links[k][0] = float(links[k][0]) + value  # type: ignore[arg-type]
-            links[k][2] = f"{links[k][2]}\n{detail}"
+            links[k][2].append(detail)  # type: ignore[union-attr]
         else:
-            links[k] = [value, color, detail]
+            links[k] = [value, color, [detail]]
 
     seed_label = {}
     for t in report.stolen or s.traced:
@@ -178,6 +180,8 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
     grouped = set(ranked[MAX_ENTITY_NODES - 1:]) if len(ranked) > MAX_ENTITY_NODES else set()
     other_id = "entity:__other__"
     other_countries = {c for c, col in colors.items() if col == OTHER_COUNTRIES_COLOR}
+    grouped_text = ", ".join(sorted(grouped))
+    other_countries_text = ", ".join(sorted(other_countries))
 
     for e in r.endpoints:
         parts = shares(e.chain, e.asset, e.amount)
@@ -189,13 +193,15 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
         hid, eid, cid = f"hops:{band}", f"entity:{e.entity}", f"country:{cc}"
         if cc in other_countries:
             cid = "country:__other__"
-            nodes.setdefault(cid, SankeyNode(cid, f"{len(other_countries)} other countries", 3, "country",
-                                             OTHER_COUNTRIES_COLOR, ", ".join(sorted(other_countries)), None))
+            if cid not in nodes:
+                nodes[cid] = SankeyNode(cid, f"{len(other_countries)} other countries", 3, "country",
+                                        OTHER_COUNTRIES_COLOR, other_countries_text, None)
         nodes.setdefault(hid, SankeyNode(hid, band, 1, "hops", "#5b6470", f"endpoint funds that took {band}"))
         if e.entity in grouped:
             eid = other_id
-            nodes.setdefault(eid, SankeyNode(eid, f"{len(grouped)} other entities", 2, "entity", UNKNOWN_COLOR,
-                                             ", ".join(sorted(grouped)), None))
+            if eid not in nodes:
+                nodes[eid] = SankeyNode(eid, f"{len(grouped)} other entities", 2, "entity", UNKNOWN_COLOR,
+                                        grouped_text, None)
         else:
             nodes.setdefault(eid, SankeyNode(eid, e.entity, 2, "entity", color,
                                              f"{e.entity} — {category_label(e.category)}, "
@@ -253,7 +259,11 @@ def build_sankey(report: Report, model: str | None = None) -> Sankey:
         return (float(country_rank.get(n.id, 99)) if n.id != "country:__other__" else 1000.0,)
 
     ordered = sorted(nodes.values(), key=lambda n: (n.column, order(n)))
-    link_list = tuple(SankeyLink(src, dst, float(v), str(c), str(d), cc)  # type: ignore[arg-type]
+    def tip(lines: list[str]) -> str:
+        more = len(lines) - MAX_TOOLTIP_LINES
+        return "\n".join(lines[:MAX_TOOLTIP_LINES]) + (f"\n… and {more} more" if more > 0 else "")
+
+    link_list = tuple(SankeyLink(src, dst, float(v), str(c), tip(d), cc)  # type: ignore[arg-type]
                       for (src, dst, cc), (v, c, d) in links.items())
     countries = tuple(n.country or "" for n in ordered if n.kind == "country" and n.id != "country:__other__")
     return Sankey(tuple(ordered), link_list, unit, countries, tuple(sorted(other_countries)))

@@ -211,8 +211,13 @@ class Transaction:
         return [Part(**p) for p in self.m["tables"].get(table, {}).get(chain, [])]
 
     # parts
-    def append(self, table: str, chain: str, data: pa.Table) -> Part | None:
-        """Write ``data`` as a new part of ``table`` for ``chain`` (``GLOBAL`` for global tables)."""
+    def append(self, table: str, chain: str, data: pa.Table, *, compression: str = "zstd",
+               compression_level: int | None = None, use_dictionary: bool | list[str] = True,
+               write_statistics: bool | list[str] = True) -> Part | None:
+        """Write ``data`` as a new part of ``table`` for ``chain`` (``GLOBAL`` for global tables).
+
+        The keyword options go to the Parquet writer (e.g. a cheap codec level, dictionary encoding and
+        statistics only for the columns where they pay; the defaults are pyarrow's with zstd)."""
         if data.num_rows == 0:
             return None
         schema = S.schema_of(table)
@@ -225,7 +230,8 @@ class Transaction:
         path = self.ws.home / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        pq.write_table(data, tmp, compression="zstd", row_group_size=1 << 20)
+        pq.write_table(data, tmp, compression=compression, compression_level=compression_level,
+                       use_dictionary=use_dictionary, write_statistics=write_statistics, row_group_size=1 << 20)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -12,8 +12,8 @@ Bitcoin (output level, :class:`UtxoGraph`)
 
 EVM (account level, :class:`EvmLedger`)
     Every value movement of ``evm_transfers`` (ETH calls, internal calls, token transfers, fees, …) in
-    processing order ``(height, tx_index, phase, seq)``; ``phase`` puts the out-legs of a swap after its
-    in-legs (see crossing.py). Amounts are exact: a DECIMAL(38,0) is split into ``hi`` / ``lo`` int64
+    processing order ``(height, tx_index, phase, seq)``; ``phase`` puts the gas fee first (it is bought
+    before the transaction runs) and the out-legs of a swap after its in-legs (see crossing.py). Amounts are exact: a DECIMAL(38,0) is split into ``hi`` / ``lo`` int64
     words (``amount = hi * 2**62 + lo``) so the arrays stay numeric; :meth:`EvmLedger.amount` gives the
     Python int. Each account's entries (as sender or receiver) form a CSR list in processing order, so a
     trace touches only the ledgers of the accounts it reaches.
@@ -320,10 +320,12 @@ def build_evm_ledger(ws: Workspace, chain: str, reverse: bool = False) -> EvmLed
                 big[i] = 0
     # swaps: the out-legs go after the in-legs of their transaction
     phase = swap_phases(txid, src, dst, asset, kind, tx_sender)
+    # the gas fee is bought before the transaction runs: fee rows first within their transaction
+    phase = np.where(kind == EvmLedger.KINDS.index("fee"), np.int8(-1), phase).astype(np.int8)
     if reverse:
         order = np.lexsort((-seq.astype(np.int64), phase, -tx_index.astype(np.int64), -height))
     else:
-        order = np.lexsort((seq, phase, tx_index, height)) if phase.any() else np.arange(n)
+        order = np.lexsort((seq, phase, tx_index, height))
     perm = lambda a: a[order]  # noqa: E731
     src, dst, asset, kind, height, tx_index, seq, hi, lo = map(perm, (src, dst, asset, kind, height, tx_index,
                                                                       seq, hi, lo))
@@ -333,7 +335,7 @@ def build_evm_ledger(ws: Workspace, chain: str, reverse: bool = False) -> EvmLed
         inv = np.empty(n, np.int64)
         inv[order] = np.arange(n)
         big = {int(inv[i]): v for i, v in big.items()}
-    swaps = find_swaps(txid, src, dst, asset, kind, tx_sender)[1] if phase.any() else {}
+    swaps = find_swaps(txid, src, dst, asset, kind, tx_sender)[1] if (phase > 0).any() else {}
     # per-account CSR: each entry under its sender and its receiver (once when they are the same)
     e = np.arange(n, dtype=np.int64)
     same = src == dst

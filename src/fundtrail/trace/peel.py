@@ -9,6 +9,8 @@ amount peeled, peeled amount per destination) instead of printed hop by hop.
 
 from __future__ import annotations
 
+import numpy as np
+
 from fundtrail.model.trace import PeelChain
 from fundtrail.trace.taint import ENDPOINT, FOLLOWED, MIXER, STOP_DUST, STOP_HOPS, UNSPENT, UtxoOutcome
 
@@ -17,21 +19,22 @@ RATIO = 2
 
 
 def peel_chains(graph, out: UtxoOutcome, labels, min_hops: int = MIN_HOPS) -> list[PeelChain]:
-    steps: dict[int, tuple[int, int]] = {}
     taint, status = out.taint, out.status
-    for t in out.done.tolist():
-        o0, o1 = int(graph.tx_out_ptr[t]), int(graph.tx_out_ptr[t + 1])
-        outs = [o for o in range(o0, o1) if graph.out_value[o] > 0 and not graph.out_opret[o]]
-        if len(outs) != 2:
-            continue
-        i0, i1 = int(graph.tx_in_ptr[t]), int(graph.tx_in_ptr[t + 1])
-        if i1 - i0 > 2:
-            continue
-        a, b = outs
-        big, small = (a, b) if graph.out_value[a] >= graph.out_value[b] else (b, a)
-        if graph.out_value[big] < RATIO * graph.out_value[small] or taint[small] <= 0:
-            continue
-        steps[t] = (big, small)
+    D = out.done.astype(np.int64)
+    if not len(D):
+        return []
+    o0 = graph.tx_out_ptr[D]
+    nin = graph.tx_in_ptr[D + 1] - graph.tx_in_ptr[D]
+    ok = ((graph.tx_out_ptr[D + 1] - o0) == 2) & (nin <= 2)
+    D, o0 = D[ok], o0[ok]
+    a, b = o0, o0 + 1
+    va, vb = graph.out_value[a], graph.out_value[b]
+    ok = (va > 0) & (vb > 0) & ~graph.out_opret[a] & ~graph.out_opret[b]
+    big = np.where(va >= vb, a, b)
+    small = np.where(va >= vb, b, a)
+    ok &= (graph.out_value[big] >= RATIO * graph.out_value[small]) & (taint[small] > 0)
+    steps: dict[int, tuple[int, int]] = dict(zip(D[ok].tolist(), zip(big[ok].tolist(), small[ok].tolist(),
+                                                                      strict=True), strict=True))
     if not steps:
         return []
     nxt: dict[int, int] = {}

@@ -338,38 +338,52 @@ def _utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inje
                 break
         return tuple(reversed(p)) if ctx.forward else tuple(p)
 
-    for node, s, amt in zip(touched.tolist(), st.tolist(), tn.tolist(), strict=True):
-        if s == 1 or amt <= 0:
-            continue
+    # endpoints and mixers: one event per output (with its evidence path)
+    for node in touched[((st == ENDPOINT) | (st == MIXER)) & (tn > 0)].tolist():
+        amt = int(out.taint[node])
         t_created = int(g.out_tx[node])
-        when = int(g.tx_time[t_created]) if ctx.forward else int(g.tx_time[t_created])
+        when = int(g.tx_time[t_created])
         txid = g.txid_of(t_created)
-        if s == ENDPOINT or s == MIXER:
-            lab = labels.get(int(g.out_addr[node])) or Label("unknown", "other", None, False, False)
-            if s == ENDPOINT:
-                b.endpoints += amt
-                leg.endpoints.append(EpEvent(lab, chain, "BTC", amt, int(out.hop[node]), when, path(node),
-                                             astr(node), txid))
-            else:
-                b.mixers += amt
-                leg.mixers.append(MixEvent(lab, chain, astr(node), "BTC", amt, txid, when))
-                leg.endpoints.append(EpEvent(lab, chain, "BTC", amt, int(out.hop[node]), when, path(node),
-                                             astr(node), txid))
-        elif s == UNSPENT:
-            b.unspent += amt
-            lab = labels.get(int(g.out_addr[node]))
-            leg.holdings.append((astr(node), "BTC", amt, when, lab.entity if lab else None))
-        elif s == STOP_HOPS:
-            b.stopped_hops += amt
-            leg.stop("BTC", "max_hops", amt, astr(node), txid)
-        elif s == STOP_DUST:
-            b.stopped_dust += amt
-            leg.stop("BTC", "dust", amt, astr(node), txid)
-        elif s == BURNED:
-            b.other_stopped += amt
-            leg.stop("BTC", "op_return", amt, None, txid)
-        elif s == BRIDGE:
-            pass  # below, per deposit transaction
+        lab = labels.get(int(g.out_addr[node])) or Label("unknown", "other", None, False, False)
+        if out.status[node] == ENDPOINT:
+            b.endpoints += amt
+        else:
+            b.mixers += amt
+            leg.mixers.append(MixEvent(lab, chain, astr(node), "BTC", amt, txid, when))
+        leg.endpoints.append(EpEvent(lab, chain, "BTC", amt, int(out.hop[node]), when, path(node), astr(node),
+                                     txid))
+    # the rest in bulk, per address: unspent holdings and stopped value
+    for code, reason in ((UNSPENT, None), (STOP_HOPS, "max_hops"), (STOP_DUST, "dust"), (BURNED, "op_return")):
+        ns = touched[(st == code) & (tn > 0)]
+        if not len(ns):
+            continue
+        a = g.out_addr[ns]
+        order = np.argsort(a, kind="stable")
+        ns, a = ns[order], a[order]
+        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
+        sums = np.add.reduceat(out.taint[ns], starts)
+        times = np.minimum.reduceat(g.tx_time[g.out_tx[ns]], starts)
+        total = int(sums.sum())
+        if code == UNSPENT:
+            b.unspent += total
+            for i, n0 in enumerate(ns[starts].tolist()):
+                lab = labels.get(int(g.out_addr[n0]))
+                leg.holdings.append((astr(n0), "BTC", int(sums[i]), int(times[i]), lab.entity if lab else None))
+            continue
+        if code == STOP_HOPS:
+            b.stopped_hops += total
+        elif code == STOP_DUST:
+            b.stopped_dust += total
+        else:
+            b.other_stopped += total
+        top = np.argsort(-sums, kind="stable")
+        for i in top[:MAX_STOPPED_ROWS].tolist():
+            n0 = int(ns[starts[i]])
+            leg.stop("BTC", reason, int(sums[i]), astr(n0) if code != BURNED else None,
+                     g.txid_of(int(g.out_tx[n0])))
+        rest = int(sums[top[MAX_STOPPED_ROWS:]].sum())
+        if rest:
+            leg.stop("BTC", reason, rest, None, None)
     # fees / coinbase / missing history
     for kind, amt in zip(out.sink_kind.tolist(), out.sink.tolist(), strict=True):
         if amt <= 0:
@@ -755,7 +769,8 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
     injections: dict[str, list[Injection]] = {}
     legs: dict[str, Leg] = {}
     rounds = 0
-    for rounds in range(1, MAX_ROUNDS + 1):
+    for _round in range(1, MAX_ROUNDS + 1):
+        rounds = _round
         legs = {}
         for chain in sorted(set(seed_sets) | set(injections)):
             kind = kinds.get(chain) or ctx.kind(chain)

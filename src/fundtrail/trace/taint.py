@@ -9,10 +9,11 @@ Bitcoin (output level, numba kernel :func:`propagate_utxo`)
       the ``R = T - sum(floor)`` units left over go one each to the R slots with the largest remainders
       ``(T*w) mod W``, ties to the lower slot (the fee is the last slot). This is the largest-remainder
       (Hamilton) rule: the shares add up to ``T`` exactly and no slot gets more than its value;
-    * FIFO    - the inputs' satoshis, in input order, fill the outputs in output order and then the fee.
-      Each output keeps the exact order of its tainted and clean satoshis as a list of segments, so a
-      partly tainted output passes its taint on from the right positions. (An output that carries taint
-      without segments - the output of a CoinJoin traced by haircut - counts its tainted satoshis first.)
+    * FIFO    - the inputs' satoshis, in input order, fill the outputs in output order and then the fee;
+      within one input *the tainted part comes first* (the team's rule, docs/simulator.md, so an input
+      that is partly tainted passes its taint on first). ``keep_order=True`` instead keeps the exact order
+      of tainted and clean satoshis inside every output as a list of segments (strict FIFO; not the
+      default, because the rule above is what the team's truth and reports use).
 
     CoinJoin transactions are always split by haircut, whatever the model. Backward tracing runs the same
     rules in reverse: a transaction's inputs inherit the taint of its outputs (haircut pro rata over the
@@ -211,7 +212,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                    in_node: np.ndarray, in_value: np.ndarray, out_value: np.ndarray, out_addr: np.ndarray,
                    out_tx: np.ndarray, out_spent_tx: np.ndarray, out_opret: np.ndarray, tx_fee: np.ndarray,
                    tx_coinjoin: np.ndarray, addr_stop: np.ndarray, seed_nodes: np.ndarray,
-                   seed_taint: np.ndarray, max_hops: int, dust: int):
+                   seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool = False):
     """Propagate taint from seed outputs. Returns per-node taint/status/hop, the processed txs (in order)
     with their hop, sink amount (fee forward; coinbase/missing backward) and kind, the best tainted
     predecessor of each processed tx (for evidence paths), the FIFO segments and the absorbed amount
@@ -418,7 +419,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                     fl = s_flag[cur]
                     if fl == 1:
                         got += take
-                    if node >= 0:
+                    if node >= 0 and keep_order:
                         if cnt > 0 and seg_flag[nseg - 1] == fl:
                             seg_amt[nseg - 1] += take
                         else:
@@ -431,7 +432,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                     need -= take
                     left_in_cur -= take
                 share[s] = got
-                if node >= 0:
+                if node >= 0 and keep_order:
                     if got > 0 and status[node] == UNTOUCHED:
                         seg_start[node] = start
                         seg_cnt[node] = cnt
@@ -506,11 +507,12 @@ class UtxoOutcome:
 
 
 def run_utxo(graph, model: str, forward: bool, tx_coinjoin: np.ndarray, addr_stop: np.ndarray,
-             seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int, dust: int) -> UtxoOutcome:
+             seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int, dust: int,
+             keep_order: bool = False) -> UtxoOutcome:
     r = propagate_utxo(forward, MODELS[model], graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node, graph.in_value,
                        graph.out_value, graph.out_addr, graph.out_tx, graph.out_spent_tx, graph.out_opret,
                        graph.tx_fee, tx_coinjoin, addr_stop, np.asarray(seed_nodes, np.int64),
-                       np.asarray(seed_taint, np.int64), int(max_hops), int(dust))
+                       np.asarray(seed_taint, np.int64), int(max_hops), int(dust), bool(keep_order))
     return UtxoOutcome(*r[:-1], absorbed=int(r[-1]))
 
 

@@ -3,7 +3,7 @@
 Input: one uint8 buffer holding the batch's blocks back to back, with each block's start and end. Output
 (:class:`ParsedBatch`): per block, per transaction, per input and per output arrays of values and of
 offsets into the buffer (scripts, previous txids). Transaction ids are SHA-256d over slices of the buffer
-(the witness stripped for segwit transactions), computed with hashlib.
+(the witness stripped for segwit transactions), computed in one kernel per batch (hashing.py).
 
 Two passes over the bytes: the first counts transactions, inputs and outputs (so the arrays are allocated
 once, at their exact size), the second fills them. A malformed block stops the kernel with an error code
@@ -19,6 +19,7 @@ import numba as nb
 import numpy as np
 
 from fundtrail.errors import DecodeError
+from fundtrail.ingest.bitcoin import hashing
 
 ERRORS = {
     1: "block shorter than its 80-byte header",
@@ -267,37 +268,16 @@ def parse_blocks(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Parse
 
 def txids(b: ParsedBatch) -> np.ndarray:
     """SHA-256d of each transaction without its witness, (ntx, 32) in internal byte order."""
-    mv = memoryview(b.buf)
-    out = bytearray(32 * len(b.tx_start))
-    sha = hashlib.sha256
-    pos = 0
-    seg = b.tx_seg
-    starts = b.tx_start.tolist()
-    ends = b.tx_end.tolist()
-    if not seg.any():
-        for s, e in zip(starts, ends, strict=True):
-            out[pos:pos + 32] = sha(sha(mv[s:e]).digest()).digest()
-            pos += 32
-    else:
-        bodies = b.tx_body.tolist()
-        wits = b.tx_wit.tolist()
-        for s, e, bo, w, sg in zip(starts, ends, bodies, wits, seg.tolist(), strict=True):
-            if sg:
-                h = sha(mv[s:s + 4])
-                h.update(mv[bo:w])
-                h.update(mv[e - 4:e])
-                out[pos:pos + 32] = sha(h.digest()).digest()
-            else:
-                out[pos:pos + 32] = sha(sha(mv[s:e]).digest()).digest()
-            pos += 32
-    return np.frombuffer(bytes(out), np.uint8).reshape(-1, 32)
+    return hashing.txids(b.buf, b.tx_start, b.tx_end, b.tx_body, b.tx_wit, b.tx_seg)
 
 
 def block_hashes(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    mv = memoryview(buf)
-    sha = hashlib.sha256
-    return np.frombuffer(b"".join(sha(sha(mv[s:s + 80]).digest()).digest() for s in starts.tolist()),
-                         np.uint8).reshape(-1, 32)
+    return hashing.sha256d_spans(buf, starts, 80)
+
+
+def merkle_roots(b: ParsedBatch) -> np.ndarray:
+    """The merkle root (internal byte order) of every block of the batch, (nblocks, 32)."""
+    return hashing.merkle_roots(b.txid, b.blk_ftx, b.blk_ntx)
 
 
 def merkle_root(txids_internal: np.ndarray) -> bytes:

@@ -24,7 +24,7 @@ from fundtrail.errors import ChainMismatchError, DecodeError
 from fundtrail.ingest.bitcoin import blockfiles as BF
 from fundtrail.ingest.bitcoin import script as S
 from fundtrail.ingest.bitcoin.addresses import AddressIndex
-from fundtrail.ingest.bitcoin.parse import ParseFailure, merkle_root, parse_blocks
+from fundtrail.ingest.bitcoin.parse import ParseFailure, merkle_roots, parse_blocks
 from fundtrail.ingest.bitcoin.rows import build_rows, classify_outputs
 from fundtrail.ingest.bitcoin.utxo import UtxoStore, keys_from_hex, keys_from_internal, read_btcd_utxostore
 from fundtrail.model.chain import BitcoinNetwork, bitcoin_network
@@ -290,14 +290,16 @@ class Ingester:
             t.first_height = first_height
 
     def _check_merkle(self, b, heights, where) -> None:
-        for k in range(len(b.blk_start)):
-            f = int(b.blk_ftx[k])
-            root = merkle_root(b.txid[f:f + int(b.blk_ntx[k])])
-            s = int(b.blk_start[k])
-            if root != b.buf[s + 36:s + 68].tobytes():
-                path, off = where(s) if where else (None, s)
-                raise DecodeError("merkle root does not match the transactions (corrupt block)", path=path,
-                                  offset=off, block=int(heights[k]))
+        roots = merkle_roots(b)
+        st = b.blk_start
+        stored = b.buf[st[:, None] + np.arange(36, 68)[None, :]]
+        bad = np.flatnonzero((roots != stored).any(axis=1))
+        if len(bad):
+            k = int(bad[0])
+            s = int(st[k])
+            path, off = where(s) if where else (None, s)
+            raise DecodeError("merkle root does not match the transactions (corrupt block)", path=path,
+                              offset=off, block=int(heights[k]))
 
     def _fill_known(self, known, in_value, in_addr, in_type, in_found, prev, prev_n, resolve_missing) -> None:
         todo = [i for i in np.flatnonzero(~in_found).tolist()]
