@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 # scale -> (edges, addresses, simulated world scale)
 SCALES = {"demo": (200_000, 300_000, "demo"), "small": (2_000_000, 3_000_000, "demo"),
-          "large": (20_000_000, 30_000_000, "demo")}
+          "large": (20_000_000, 30_000_000, "small")}
 HEURISTIC_RUNS = ("none", "one_time", "address_type", "round_amount", "optimal_change", "fingerprint",
                   "peel_chain", "all")
 

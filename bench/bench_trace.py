@@ -153,6 +153,7 @@ def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
     seed_sets = [[Seed("regtest", txid=g.txid_of(int(x))) for x in row] for row in picks]
     # warm-up (numba loads its cache)
     trace(ws, seed_sets[-1], model="haircut", max_hops=10)
+    rss_warm = _rss_mb()
     lat = []
     reach = []
     ends = []
@@ -171,7 +172,7 @@ def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
         "graph_build_s": round(graph_s, 2), "labels_coinjoin_build_s": round(labels_s, 2),
         "graph_mb": round(g.nbytes() / 2**20, 1),
         "rss_before_graph_mb": round(rss0, 1), "rss_after_graph_mb": round(rss_graph, 1),
-        "rss_after_traces_mb": round(rss_trace, 1),
+        "rss_after_warmup_mb": round(rss_warm, 1), "rss_after_traces_mb": round(rss_trace, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "trace_latency_s": [round(x, 4) for x in lat], "trace_latency_median_s": round(float(np.median(lat)), 4),
         "trace_latency_max_s": round(max(lat), 4), "seed_txs_per_trace": SEED_TXS,

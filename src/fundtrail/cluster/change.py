@@ -71,29 +71,29 @@ def parse_heuristics(spec: str | Iterable[str] | None) -> tuple[str, ...]:
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int) -> None:
-    """Temp views: cx (candidate transactions), po (their payment outputs), pi (their inputs)."""
+    """Temp tables: cx (candidate transactions), po (their payment outputs), pi (their inputs)."""
     c = chain.replace("'", "''")
     rng = f"chain = '{c}' AND height > {int(lo)} AND height <= {int(hi)}"
-    con.sql(f"""
-        CREATE OR REPLACE TEMP VIEW _tx AS
-        SELECT txid, height, tx_index, version, locktime FROM utxo_transactions
-        WHERE {rng} AND NOT is_coinbase AND txid NOT IN (SELECT txid FROM _cj)""")
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW _po_all AS
+        CREATE OR REPLACE TEMP TABLE _tx AS
+        SELECT txid, height, tx_index, version, locktime FROM utxo_transactions
+        WHERE {rng} AND NOT is_coinbase AND output_count >= 2 AND txid NOT IN (SELECT txid FROM _cj)""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _po_all AS
         SELECT txid, height, n, value, address_id, script_type FROM utxo_outputs
         WHERE {rng} AND address_id >= 0 AND coalesce(script_type, '') <> 'op_return'
           AND txid IN (SELECT txid FROM _tx)""")
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW pi AS
+        CREATE OR REPLACE TEMP TABLE pi AS
         SELECT txid, n, value, address_id, script_type FROM utxo_inputs
         WHERE {rng} AND txid IN (SELECT txid FROM _tx)""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE cx AS
         SELECT t.* FROM _tx t
-        WHERE (SELECT count(*) FROM _po_all o WHERE o.txid = t.txid) >= 2
-          AND EXISTS (SELECT 1 FROM pi WHERE pi.txid = t.txid AND pi.address_id >= 0)
-          AND NOT EXISTS (SELECT 1 FROM _po_all o JOIN pi ON pi.txid = o.txid AND pi.address_id = o.address_id
-                          WHERE o.txid = t.txid)""")
+        WHERE t.txid IN (SELECT txid FROM _po_all GROUP BY txid HAVING count(*) >= 2)
+          AND t.txid IN (SELECT txid FROM pi WHERE address_id >= 0)
+          AND t.txid NOT IN (SELECT o.txid FROM _po_all o
+                             JOIN pi ON pi.txid = o.txid AND pi.address_id = o.address_id)""")
     con.execute("CREATE OR REPLACE TEMP TABLE po AS SELECT * FROM _po_all WHERE txid IN (SELECT txid FROM cx)")
 
 

@@ -202,34 +202,42 @@ def classify(inputs: Sequence[TxIn], outputs: Sequence[TxOut], *,
 
 # --- over the workspace ----------------------------------------------------------------------------------
 
+# candidates: transactions with two or more inputs and a repeated output value, or with an OP_RETURN
+# output (Whirlpool tx0); only these get their inputs and outputs gathered into lists
 _CANDIDATES_SQL = """
+CREATE OR REPLACE TEMP TABLE _cj_cand AS
+SELECT txid FROM (
+    SELECT o.txid FROM utxo_outputs o
+    WHERE o.chain = $chain AND o.height > $lo AND o.height <= $hi AND o.value > 0
+    GROUP BY o.txid, o.value HAVING count(*) >= 2
+) WHERE txid IN (SELECT txid FROM utxo_transactions WHERE chain = $chain AND height > $lo AND height <= $hi
+                 AND NOT is_coinbase AND input_count >= 2)
+UNION
+SELECT o.txid FROM utxo_outputs o
+WHERE o.chain = $chain AND o.height > $lo AND o.height <= $hi
+  AND (o.op_return IS NOT NULL OR o.script_type IN ('nulldata', 'op_return'))
+  AND o.txid IN (SELECT txid FROM utxo_transactions WHERE chain = $chain AND height > $lo AND height <= $hi
+                 AND NOT is_coinbase)
+"""
+
+_LISTS_SQL = """
 WITH o AS (
     SELECT txid, any_value(height) AS height,
            list(value ORDER BY n) AS ov, list(address_id ORDER BY n) AS oa,
            list(script_type ORDER BY n) AS ot, list(op_return IS NOT NULL OR script_type = 'nulldata'
                                                    OR script_type = 'op_return' ORDER BY n) AS oo
     FROM utxo_outputs WHERE chain = $chain AND height > $lo AND height <= $hi
+      AND txid IN (SELECT txid FROM _cj_cand)
     GROUP BY txid
-), mult AS (
-    SELECT txid, max(c) AS maxc FROM (
-        SELECT txid, value, count(*) AS c FROM utxo_outputs
-        WHERE chain = $chain AND height > $lo AND height <= $hi AND value > 0 GROUP BY txid, value)
-    GROUP BY txid
-), opret AS (
-    SELECT DISTINCT txid FROM utxo_outputs
-    WHERE chain = $chain AND height > $lo AND height <= $hi
-      AND (op_return IS NOT NULL OR script_type IN ('nulldata', 'op_return'))
 ), i AS (
     SELECT txid, list(value ORDER BY n) AS iv, list(address_id ORDER BY n) AS ia,
-           list(script_type ORDER BY n) AS it, count(*) AS n_in
+           list(script_type ORDER BY n) AS it
     FROM utxo_inputs WHERE chain = $chain AND height > $lo AND height <= $hi
+      AND txid IN (SELECT txid FROM _cj_cand)
     GROUP BY txid
 )
 SELECT o.txid, o.height, o.ov, o.oa, o.ot, o.oo, i.iv, i.ia, i.it
 FROM o JOIN i ON i.txid = o.txid
-LEFT JOIN mult m ON m.txid = o.txid
-LEFT JOIN opret r ON r.txid = o.txid
-WHERE (i.n_in >= 2 AND m.maxc >= 2) OR r.txid IS NOT NULL
 ORDER BY o.height, o.txid
 """
 
@@ -249,7 +257,9 @@ def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int) -
     """Verdicts for the transactions of blocks ``lo < height <= hi`` (an open DuckDB workspace
     connection); one row per transaction detected, columns :data:`SCHEMA`."""
     coords = coordinator_ids(con, chain)
-    rel = con.execute(_CANDIDATES_SQL, {"chain": chain, "lo": lo, "hi": hi})
+    params = {"chain": chain, "lo": lo, "hi": hi}
+    con.execute(_CANDIDATES_SQL, params)
+    rel = con.execute(_LISTS_SQL, params)
     cols: dict[str, list] = {c: [] for c in COLUMNS}
     while True:
         batch = rel.fetchmany(10_000)

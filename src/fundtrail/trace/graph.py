@@ -80,16 +80,16 @@ class UtxoGraph:
         return len(self.out_value)
 
     def tx_number(self, txid: str) -> int | None:
-        """The number of a transaction: binary search over its txid's first 64 bits (16 bytes a tx)."""
+        """The number of a transaction: binary search over 64-bit txid keys (16 bytes a transaction)."""
         if self._txindex is None:
             self._txindex = txid_index(self.txid)
         if isinstance(self._txindex, dict):
             return self._txindex.get(txid)
         keys, order = self._txindex
-        try:
-            k = np.uint64(int(txid[:16], 16))
-        except ValueError:
+        kk = txid_key(txid) if len(txid) >= 16 else None
+        if kk is None:
             return None
+        k = np.uint64(kk)
         i = int(np.searchsorted(keys, k))
         while i < len(keys) and keys[i] == k:
             t = int(order[i])
@@ -114,24 +114,45 @@ for _i, _c in enumerate(b"ABCDEF"):
     _HEX[_c] = 10 + _i
 
 
-def txid_index(txids: pa.Array) -> tuple[np.ndarray, np.ndarray] | dict[str, int]:
-    """Sorted 64-bit keys (the first 16 hex digits) of txids and the tx numbers in that order."""
+def _hex64(arr: pa.Array, start: int) -> np.ndarray | None:
+    """The 16 hex digits at ``start`` (negative: from the end) of every string, as uint64; None if not hex."""
     import pyarrow.compute as pc
 
-    n = len(txids)
-    head = pc.utf8_slice_codeunits(txids, 0, 16)
+    n = len(arr)
+    lengths = pc.utf8_length(arr).to_numpy(zero_copy_only=False)
+    if n == 0 or arr.null_count or lengths.min() < 16:
+        return None
+    head = pc.utf8_slice_codeunits(arr, start, start + 16 if start >= 0 else (start + 16 or None))
     if isinstance(head, pa.ChunkedArray):
         head = head.combine_chunks()
-    if n == 0 or head.null_count or pc.min(pc.utf8_length(head)).as_py() != 16:
-        return {t: i for i, t in enumerate(txids.to_pylist())}
     offsets = np.frombuffer(head.buffers()[1], np.int32, n + 1, head.offset * 4)
-    data = np.frombuffer(head.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(n, 16)
-    nib = _HEX[data]
+    data = np.frombuffer(head.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    if len(data) != 16 * n:
+        return None
+    nib = _HEX[data.reshape(n, 16)]
     if (nib == 255).any():
-        return {t: i for i, t in enumerate(txids.to_pylist())}
+        return None
     keys = np.zeros(n, np.uint64)
     for j in range(16):
         keys = (keys << np.uint64(4)) | nib[:, j].astype(np.uint64)
+    return keys
+
+
+def txid_key(txid: str) -> int | None:
+    try:
+        return int(txid[:16], 16) ^ int(txid[-16:], 16)
+    except ValueError:
+        return None
+
+
+def txid_index(txids: pa.Array) -> tuple[np.ndarray, np.ndarray] | dict[str, int]:
+    """Sorted 64-bit keys of txids (first 16 hex digits XOR last 16) and the tx numbers in that order."""
+    if isinstance(txids, pa.ChunkedArray):
+        txids = txids.combine_chunks()
+    a, b = _hex64(txids, 0), _hex64(txids, -16)
+    if a is None or b is None:
+        return {t: i for i, t in enumerate(txids.to_pylist())}
+    keys = a ^ b
     order = np.argsort(keys, kind="stable")
     return keys[order], order.astype(np.int64)
 

@@ -361,7 +361,14 @@ def _utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inje
         order = np.argsort(a, kind="stable")
         ns, a = ns[order], a[order]
         starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
-        sums = np.add.reduceat(out.taint[ns], starts)
+        amounts = out.taint[ns]
+        if code == UNSPENT and ctx.model == "poison":
+            # poison: a coin holding any taint is tainted whole (a CoinJoin output, split by haircut, too);
+            # the clean part it takes in is poison's growth
+            whole = g.out_value[ns]
+            b.absorbed += int((whole - amounts).sum())
+            amounts = whole
+        sums = np.add.reduceat(amounts, starts)
         times = np.minimum.reduceat(g.tx_time[g.out_tx[ns]], starts)
         total = int(sums.sum())
         if code == UNSPENT:

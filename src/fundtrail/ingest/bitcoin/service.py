@@ -24,6 +24,7 @@ from fundtrail.errors import ChainMismatchError, DecodeError
 from fundtrail.ingest.bitcoin import blockfiles as BF
 from fundtrail.ingest.bitcoin import script as S
 from fundtrail.ingest.bitcoin.addresses import AddressIndex
+from fundtrail.ingest.bitcoin.hashing import sha256d_spans
 from fundtrail.ingest.bitcoin.parse import ParseFailure, merkle_roots, parse_blocks
 from fundtrail.ingest.bitcoin.rows import build_rows, classify_outputs
 from fundtrail.ingest.bitcoin.utxo import UtxoStore, keys_from_hex, keys_from_internal, read_btcd_utxostore
@@ -32,6 +33,20 @@ from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.workspace import Workspace
 
 TABLES = ("utxo_blocks", "utxo_transactions", "utxo_outputs", "utxo_inputs")
+# Parquet writer options of the batch tables: zstd level 1 (level 3 cost ~2x the time for ~10% smaller
+# files); dictionary encoding only on low-cardinality columns (txids and hashes are unique or nearly so);
+# statistics only on the integer columns readers filter on (min/max of random hex strings prune nothing)
+_LOW_CARD = ["chain", "height", "script_type", "is_coinbase", "has_witness", "version", "tx_count"]
+WRITE_OPTIONS: dict[str, dict[str, Any]] = {
+    name: dict(compression="zstd", compression_level=1, use_dictionary=[c for c in _LOW_CARD if c in cols],
+               write_statistics=[c for c in ("height", "tx_index", "n", "prev_n", "address_id") if c in cols])
+    for name, cols in (
+        ("utxo_blocks", ["chain", "height", "version"]),
+        ("utxo_transactions", ["chain", "height", "tx_index", "is_coinbase", "has_witness", "version"]),
+        ("utxo_outputs", ["chain", "height", "n", "address_id", "script_type"]),
+        ("utxo_inputs", ["chain", "height", "n", "prev_n", "address_id", "script_type"]),
+    )
+}
 _TYPE_CODE = S.SCRIPT_TYPE_CODE
 
 
@@ -225,10 +240,7 @@ class Ingester:
                               "stype": info.types})
         store_in = pa.table({"ord": np.arange(nin, dtype=np.int64), "k1": ik1, "k2": ik2,
                              "n": b.in_n[sel].astype(np.int32)})
-        tip_hash = b.buf[starts[-1]:starts[-1] + 80]
-        import hashlib
-
-        tip_hex = hashlib.sha256(hashlib.sha256(tip_hash.tobytes()).digest()).digest()[::-1].hex()
+        tip_hex = sha256d_spans(b.buf, starts[-1:], 80)[0, ::-1].tobytes().hex()
         tip_h = int(heights[-1])
         st = self.store
         st.begin()
@@ -265,7 +277,7 @@ class Ingester:
             with self.ws.transaction() as txn:
                 for name, t in zip(TABLES, (rows.blocks, rows.transactions, rows.outputs, rows.inputs),
                                    strict=True):
-                    txn.append(name, self.chain, t)
+                    txn.append(name, self.chain, t, **WRITE_OPTIONS[name])
                 new = self.addr.flush_into(txn)
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name, tip_height=tip_h,
                               tip_hash=tip_hex, **(chain_state or {}))
