@@ -126,14 +126,12 @@ def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
     reused = (base / "manifest.json").exists()
     t = time.perf_counter()
     # the world is written by a child process so this process's memory figures are the tracer's own
-    import multiprocessing as mp
+    import subprocess
 
-    ctx = mp.get_context("spawn")
-    p = ctx.Process(target=build_world, args=(base, n_tx))
-    p.start()
-    p.join()
-    if p.exitcode != 0:
-        raise RuntimeError(f"building the bench world failed (exit {p.exitcode})")
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--build", str(base), str(n_tx)],
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the bench world failed (exit {done.returncode})")
     info = {"reused": reused}
     world_s = time.perf_counter() - t
     ws = Workspace(base)
@@ -183,6 +181,9 @@ def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--build":
+        build_world(Path(sys.argv[2]), int(sys.argv[3]))
+        sys.exit(0)
     scale = sys.argv[1] if len(sys.argv) > 1 else "small"
     f = run(scale)
     width = max(len(k) for k in f)

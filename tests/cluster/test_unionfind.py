@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,11 +28,15 @@ edges_st = st.integers(2, 40).flatmap(lambda n: st.tuples(
     st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=80)))
 
 
+LINKS = pytest.mark.parametrize("link", ["min", "size"])
+
+
+@LINKS
 @settings(max_examples=200, deadline=None)
-@given(edges_st)
-def test_partition_and_ids_match_naive(case):
+@given(case=edges_st)
+def test_partition_and_ids_match_naive(case, link):
     n, edges = case
-    uf = UnionFind(n)
+    uf = UnionFind(n, link=link)
     a = np.array([e[0] for e in edges], np.int64)
     b = np.array([e[1] for e in edges], np.int64)
     res = uf.union(a, b)
@@ -43,30 +48,32 @@ def test_partition_and_ids_match_naive(case):
     assert naive_labels(n, merged).tolist() == labels.tolist()
 
 
+@LINKS
 @settings(max_examples=100, deadline=None)
-@given(edges_st, st.randoms(use_true_random=False))
-def test_order_independent(case, rnd):
+@given(case=edges_st, rnd=st.randoms(use_true_random=False))
+def test_order_independent(case, rnd, link):
     n, edges = case
     shuffled = list(edges)
     rnd.shuffle(shuffled)
     shuffled = [(b, a) if rnd.random() < 0.5 else (a, b) for a, b in shuffled]
-    u1, u2 = UnionFind(n), UnionFind(n)
+    u1, u2 = UnionFind(n, link=link), UnionFind(n, link=link)
     u1.union(np.array([e[0] for e in edges], np.int64), np.array([e[1] for e in edges], np.int64))
     u2.union(np.array([e[0] for e in shuffled], np.int64), np.array([e[1] for e in shuffled], np.int64))
     assert u1.labels().tolist() == u2.labels().tolist()
 
 
+@LINKS
 @settings(max_examples=100, deadline=None)
-@given(edges_st, st.integers(0, 80))
-def test_resume_from_labels_equals_one_pass(case, cut):
+@given(case=edges_st, cut=st.integers(0, 80))
+def test_resume_from_labels_equals_one_pass(case, cut, link):
     n, edges = case
     a = np.array([e[0] for e in edges], np.int64)
     b = np.array([e[1] for e in edges], np.int64)
-    whole = UnionFind(n)
+    whole = UnionFind(n, link=link)
     whole.union(a, b)
-    first = UnionFind(n)
+    first = UnionFind(n, link=link)
     first.union(a[:cut], b[:cut])
-    resumed = UnionFind.from_labels(first.labels())
+    resumed = UnionFind.from_labels(first.labels(), link=link)
     resumed.union(a[cut:], b[cut:])
     assert resumed.labels().tolist() == whole.labels().tolist()
     for x in range(n):
@@ -81,22 +88,27 @@ def test_grow_and_ids_are_smallest_member():
     assert lab[9] == 2 and lab[7] == 2 and lab[5] == 5
 
 
-def test_alarm_when_both_sides_large():
-    uf = UnionFind(8)
+@LINKS
+def test_alarm_when_both_sides_large(link):
+    uf = UnionFind(8, link=link)
     # two clusters of 4: {0,1,2,3} and {4,5,6,7}, then the edge 3-7 joins them
     a = np.array([0, 0, 0, 4, 4, 4, 3])
     b = np.array([1, 2, 3, 5, 6, 7, 7])
     res = uf.union(a, b, alarm_size=4)
     assert res.alarm_edge.tolist() == [6]
     assert res.alarm_size_a.tolist() == [4] and res.alarm_size_b.tolist() == [4]
-    uf2 = UnionFind(8)
+    uf2 = UnionFind(8, link=link)
     assert len(uf2.union(a, b, alarm_size=5).alarm_edge) == 0
+    uf3 = UnionFind(9, link=link)  # 3 + 5: no alarm at 4, the smaller side is too small
+    assert len(uf3.union(np.array([0, 0, 3, 3, 3, 3, 2]), np.array([1, 2, 4, 5, 6, 7, 7]),
+                         alarm_size=4).alarm_edge) == 0
 
 
-def test_many_alarms_fit():
+@LINKS
+def test_many_alarms_fit(link):
     # pairs, then pairs of pairs, ...: every merge at level >= 1 alarms at alarm_size 1
     n = 64
-    uf = UnionFind(n)
+    uf = UnionFind(n, link=link)
     a, b = [], []
     step = 1
     while step < n:
@@ -110,7 +122,8 @@ def test_many_alarms_fit():
 
 
 def test_from_labels_rejects_non_labels():
-    import pytest
-
     with pytest.raises(ValueError):
         UnionFind.from_labels(np.array([1, 0]))
+    with pytest.raises(ValueError):
+        UnionFind.from_labels(np.array([1, 1]))  # 1 is not the smallest id of {0, 1}
+    UnionFind.from_labels(np.array([1, 1]), link="size")

@@ -148,3 +148,24 @@ def test_mixer_pool_is_an_endpoint_with_candidates(home):
     b = r.balances[0]
     assert r.mixers[0].followed and b.crossed_out == 100 and b.unspent == 95 and b.balanced
     assert {h.address for h in r.unspent} == {eaddr("fresh")}
+
+
+def test_bridge_without_id_match_falls_back_to_amount_and_time(home):
+    ws = Workspace(home)
+    a = EvmWorld(chain="simeth")
+    a.tx("fund", "x", [(None, "victim", "ETH", 1_000, "reward")], height=1)
+    a.tx("theft", "victim", [("victim", "thief", "ETH", 1_000)], height=2)
+    a.tx("dep", "thief", [("thief", "bridge", "ETH", 1_000)], height=3,
+         logs=[a.bridge_deposit_log("bridge", 5, "thief", None, 1_000, "otherchain", eaddr("mule"))])
+    a.write(ws)
+    b = EvmWorld(chain="otherchain")
+    b.tx("seedb", "x", [(None, "bridge2", "ETH", 10_000, "reward")], height=1)
+    # the release names another id (another numbering), 98% of the amount, within the window
+    b.tx("rel", "operator", [("bridge2", "mule", "ETH", 980)], height=20,
+         logs=[b.bridge_release_log("bridge2", 77, "mule", None, 980, "simeth", "0x" + "ab" * 32)])
+    b.write(ws)
+    r = trace(ws, [Seed("simeth", address=eaddr("thief"))], model="haircut")
+    (cr,) = r.bridges
+    assert (cr.match, cr.confidence, cr.to_chain, cr.to_amount) == ("amount_time", 0.6, "otherchain", 980)
+    assert {(h.chain, h.address): h.amount for h in r.unspent} == {("otherchain", eaddr("mule")): 980}
+    assert all(x.balanced for x in r.balances)

@@ -94,17 +94,17 @@ def _render(r: TraceResult) -> None:
 
 
 def _conservation(results: list[TraceResult]) -> None:
+    names = ("traced", "absorbed", "endpoints", "unspent", "fees", "stopped_hops", "stopped_dust", "mixers",
+             "crossed_out", "other_stopped")
+    # only the buckets some row uses (the rest are zero), so the amounts fit unabridged
+    used = [n for n in names if n == "traced" or any(getattr(b, n) for r in results for b in r.balances)]
     t = Table(title="conservation: traced (+ absorbed) = endpoints + unspent + fees + stopped + mixers + crossed out")
-    cols = ("model", "chain", "asset", "traced", "absorbed", "endpoints", "unspent", "fees", "hops", "dust",
-            "mixers", "crossed", "other", "ok")
-    for c in cols:
-        t.add_column(c)
+    for c in ("model", "chain", "asset", *used, "ok"):
+        t.add_column(c.replace("_", " "), overflow="fold")
     for r in results:
         for b in r.balances:
-            f = b.decimals
-            t.add_row(r.model, b.chain, b.asset[:12], *(format_units(v, f) for v in (
-                b.traced, b.absorbed, b.endpoints, b.unspent, b.fees, b.stopped_hops, b.stopped_dust, b.mixers,
-                b.crossed_out, b.other_stopped)), "yes" if b.balanced else "NO")
+            t.add_row(r.model, b.chain, b.asset[:12], *(format_units(getattr(b, n), b.decimals) for n in used),
+                      "yes" if b.balanced else "NO")
     console.print(t)
 
 

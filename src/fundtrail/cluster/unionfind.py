@@ -7,8 +7,15 @@ caller keeps one evidence row (transaction, heuristic, confidence) per recorded 
 the path between two addresses through recorded edges is the chain of merges that joined them
 (``cluster why``).
 
-* Path halving (a form of path compression) in ``find`` and union by size: near-constant amortised cost
-  per operation (inverse Ackermann).
+* Path halving (a form of path compression) in ``find``. Linking: by default the root with the smaller id
+  becomes the root ("link by index", as GraphSense's Rust union-find does), so a set's root *is* its
+  cluster id (smallest member) and the labels need one pass over the forest; union by size
+  (``link="size"``: near-constant amortised cost, inverse Ackermann) needs a second, random-access pass
+  to find each set's smallest member. Measured on 20M random edges over 30M ids, link-by-index took about
+  2.4-2.8 s in all against 3.6-4.4 s for union by size (the label pass: 0.6 s against 1.3-1.6 s), with the
+  same union time; with path halving, link-by-index is O(log n) amortised in the worst case, and ids
+  come from first appearance, so the large old clusters (services) hold the small ids and stay roots,
+  which is what union by size would choose too.
 * Ids and parents are ``int64`` (sized for chains with billions of addresses); a root's slot holds minus
   its set's size, so sizes cost neither memory nor a cache miss. Memory is ``8 bytes x addresses`` for the
   forest plus ``8 bytes x merges`` for the evidence index (fixed-width arrays only), and the label pass
@@ -50,8 +57,11 @@ _PREFETCH = 16  # edges ahead whose parent entries are loaded early (hides memor
 
 
 @njit(cache=True, nogil=True)
-def _union_edges(parent, a, b, alarm_size, merged, alarm_edge, alarm_sa, alarm_sb):
+def _union_edges(parent, a, b, alarm_size, by_min, merged, alarm_edge, alarm_sa, alarm_sb):
     """Union every edge; write merging edge indices into ``merged`` and alarms into the alarm arrays.
+
+    ``by_min``: the smaller root id becomes the root (the root is then always its set's smallest id);
+    otherwise the root of the larger set does (union by size).
 
     Returns (number of merges, number of alarms, a checksum of the early loads). A merge alarms when the
     smaller set has >= alarm_size ids; there are at most n // alarm_size such merges (each one takes a
@@ -62,9 +72,18 @@ def _union_edges(parent, a, b, alarm_size, merged, alarm_edge, alarm_sa, alarm_s
     n = a.shape[0]
     touch = 0
     for i in range(n):
-        j = i + _PREFETCH
-        if j < n:  # an early load of a later edge's entries: the cache misses overlap
+        # early loads of later edges' entries, two levels deep: the cache misses overlap
+        j = i + 2 * _PREFETCH
+        if j < n:
             touch += parent[a[j]] + parent[b[j]]
+        j = i + _PREFETCH
+        if j < n:
+            p = parent[a[j]]
+            if p >= 0:
+                touch += parent[p]
+            q = parent[b[j]]
+            if q >= 0:
+                touch += parent[q]
         x = a[i]
         y = b[i]
         if x == y:
@@ -75,19 +94,31 @@ def _union_edges(parent, a, b, alarm_size, merged, alarm_edge, alarm_sa, alarm_s
             continue
         sx = -parent[rx]
         sy = -parent[ry]
-        if sx < sy:
+        if by_min:
+            if ry < rx:
+                rx, ry = ry, rx
+                sx, sy = sy, sx
+        elif sx < sy:
             rx, ry = ry, rx
             sx, sy = sy, sx
         parent[ry] = rx
         parent[rx] = -(sx + sy)
         merged[k] = i
         k += 1
-        if sy >= alarm_size:  # the caller sizes the alarm arrays for the most alarms possible
+        if min(sx, sy) >= alarm_size:  # the caller sizes the alarm arrays for the most alarms possible
             alarm_edge[na] = i
-            alarm_sa[na] = sx
-            alarm_sb[na] = sy
+            alarm_sa[na] = max(sx, sy)
+            alarm_sb[na] = min(sx, sy)
             na += 1
     return k, na, touch
+
+
+@njit(cache=True, nogil=True)
+def _roots(parent, out):
+    """out[i] = the root of i (with link-by-min roots, the smallest id of i's set)."""
+    n = parent.shape[0]
+    for i in range(n):
+        out[i] = _find(parent, i)
 
 
 @njit(cache=True, nogil=True)
@@ -134,17 +165,22 @@ class UnionFind:
     """A growable union-find over ids ``0..n-1`` with merge evidence and supercluster alarms.
 
     ``parent[i]`` is i's parent, or ``-size`` when i is a root (one array: the size costs no extra
-    cache miss).
+    cache miss). ``link="min"`` (default) links the larger root id under the smaller, so every root is its
+    set's smallest id and the labels come in one pass; ``link="size"`` links by size (see the module
+    docstring for the trade-off).
     """
 
-    def __init__(self, n: int = 0) -> None:
+    def __init__(self, n: int = 0, *, link: str = "min") -> None:
+        if link not in ("min", "size"):
+            raise ValueError("link is 'min' or 'size'")
+        self.link = link
         self.parent = np.full(n, -1, np.int64)
 
     @classmethod
-    def from_labels(cls, labels: np.ndarray) -> UnionFind:
-        """Resume from a label array (``labels[i]`` = the cluster id of address ``i``, a member of it
-        that is its own label)."""
-        uf = cls(0)
+    def from_labels(cls, labels: np.ndarray, *, link: str = "min") -> UnionFind:
+        """Resume from a label array (``labels[i]`` = the cluster id of address ``i``: the smallest id of
+        its cluster, or with ``link="size"`` any member that is its own label)."""
+        uf = cls(0, link=link)
         labels = np.ascontiguousarray(labels, dtype=np.int64)
         n = len(labels)
         if n:
@@ -152,6 +188,8 @@ class UnionFind:
                 raise ValueError("labels must be ids of members (0 <= label < n)")
             if not np.array_equal(labels[labels], labels):
                 raise ValueError("every label must be its own label")
+            if link == "min" and np.any(labels > np.arange(n, dtype=np.int64)):
+                raise ValueError("with link='min' every label must be its cluster's smallest id")
         uf.parent = np.empty(n, np.int64)
         _state_from_labels(labels, uf.parent)
         return uf
@@ -179,7 +217,7 @@ class UnionFind:
         alarm_size = max(int(alarm_size), 1)
         cap = len(self.parent) // alarm_size + 1
         ae, sa, sb = (np.empty(cap, np.int64) for _ in range(3))
-        k, na, _ = _union_edges(self.parent, a, b, alarm_size, merged, ae, sa, sb)
+        k, na, _ = _union_edges(self.parent, a, b, alarm_size, self.link == "min", merged, ae, sa, sb)
         # a view when most of the buffer is used (no second copy of a large array), else a compact copy
         merged = merged[:k] if 2 * k >= len(merged) else merged[:k].copy()
         return UnionResult(merged, ae[:na].copy(), sa[:na].copy(), sb[:na].copy())
@@ -187,7 +225,10 @@ class UnionFind:
     def labels(self) -> np.ndarray:
         """The cluster id (smallest member id) of every address id, int64."""
         out = np.empty(len(self.parent), np.int64)
-        _labels(self.parent, out)
+        if self.link == "min":
+            _roots(self.parent, out)  # the root is the smallest id: one pass
+        else:
+            _labels(self.parent, out)
         return out
 
     def size_of(self, x: int) -> int:

@@ -164,13 +164,19 @@ class CrossBook:
         r = self.releases_by_id.get((dep.chain, dep.deposit_id))
         if r is not None:
             return r, "deposit_id", 1.0
-        cands = [r for r in self.releases if r.src_chain == dep.chain and r.deposit_id is None
+        known = self.deposit_keys()
+        cands = [r for r in self.releases if r.src_chain == dep.chain and r.kind == "evm"
+                 and (r.deposit_id is None or (r.src_chain, r.deposit_id) not in known)
                  and dep.time <= r.time <= dep.time + AMOUNT_TIME_WINDOW
                  and dep.amount * 9 <= r.amount * 10 <= dep.amount * 10]
         if not cands:
             return None, "none", 0.0
         best = min(cands, key=lambda r: (r.time - dep.time, r.txid))
         return best, "amount_time", round(0.6 / len(cands), 3)
+
+    def deposit_keys(self) -> set[tuple[str, int]]:
+        """(chain, deposit id) of every deposit: a release naming one of these belongs to it, not to a guess."""
+        return {(d.chain, d.deposit_id) for ds in self.deposits_by_tx.values() for d in ds}
 
     def candidates(self, chain: str, pool: str, time: int, limit: int = 10) -> tuple[list[Withdrawal], int]:
         """The pool's withdrawals within the window after ``time`` (the first ``limit``) and their count."""

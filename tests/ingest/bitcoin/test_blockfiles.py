@@ -260,3 +260,28 @@ def test_sigkill_mid_ingest_then_rerun_equals_uninterrupted(tmp_path):
     n = ws.query("SELECT count(*) AS n, count(DISTINCT height) AS h FROM blocks").to_pylist()[0]
     assert n == {"n": 150, "h": 150}
     assert st.unresolved_inputs == 0
+
+
+def test_utxo_store_behind_the_workspace_rolls_forward(tmp_path):
+    """The window a SIGKILL can hit between the workspace commit and the UTXO store commit, made
+    deterministic: the store file is put back to an older batch, so the next run must replay the committed
+    outputs and spends of several parts before continuing (and end with the uninterrupted run's tables)."""
+    import shutil
+
+    blocks, _ = make_chain(60, seed=5)
+    d = _regtest_dir(tmp_path, blocks)
+    ref = Workspace(tmp_path / "ref")
+    ingest_block_files(ref, d, "regtest", batch_blocks=7)
+    home = tmp_path / "ws"
+    ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4, max_blocks=12)
+    store = home / "utxo" / "regtest.duckdb"
+    shutil.copy(store, tmp_path / "old.duckdb")
+    ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4, max_blocks=20)  # 5 more batches
+    shutil.copy(tmp_path / "old.duckdb", store)  # the store lost its last commits
+    wal = store.with_name(store.name + ".wal")
+    wal.unlink(missing_ok=True)
+    st = ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4)
+    ws = Workspace(home)
+    assert ws.chain("regtest")["tip_height"] == 60
+    assert dump(ws) == dump(ref)
+    assert st.unresolved_inputs == 0

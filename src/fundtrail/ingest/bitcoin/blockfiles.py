@@ -15,7 +15,6 @@ coinbase states (BIP-34).
 from __future__ import annotations
 
 import bz2
-import hashlib
 import os
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ import numba as nb
 import numpy as np
 
 from fundtrail.errors import BlockFileError, UsageError
+from fundtrail.ingest.bitcoin.hashing import sha256d_spans
 from fundtrail.model.chain import BitcoinNetwork
 
 ZERO_HASH = b"\0" * 32
@@ -70,6 +70,7 @@ class BlockSource:
         self._tmp: Path | None = None
         self._data: dict[int, Path] = {}
         self._maps: dict[int, np.ndarray] = {}
+        self._fds: dict[int, int] = {}
 
     def data_path(self, i: int) -> Path:
         got = self._data.get(i)
@@ -92,7 +93,10 @@ class BlockSource:
         return got
 
     def array(self, i: int) -> np.ndarray:
-        """The file's (decompressed) bytes as a read-only memory map (XOR not yet undone)."""
+        """The file's (decompressed) bytes as a read-only memory map (XOR not yet undone).
+
+        Only the most recent map is kept: the pages a map touched count in the process's resident memory
+        until it is dropped (the index scan goes file by file; block bytes are read with pread)."""
         m = self._maps.get(i)
         if m is None:
             path = self.data_path(i)
@@ -100,20 +104,39 @@ class BlockSource:
                 m = np.zeros(0, np.uint8)
             else:
                 m = np.memmap(path, np.uint8, mode="r")
-            if len(self._maps) >= 8:
-                self._maps.pop(next(iter(self._maps)))
+            self._maps.clear()
             self._maps[i] = m
         return m
 
+    def _fd(self, i: int) -> int:
+        fd = self._fds.get(i)
+        if fd is None:
+            if len(self._fds) >= 8:
+                os.close(self._fds.pop(next(iter(self._fds))))
+            fd = os.open(self.data_path(i), os.O_RDONLY)
+            self._fds[i] = fd
+        return fd
+
     def read(self, i: int, offset: int, size: int, out: np.ndarray) -> None:
-        """Copy size bytes at offset of file i into out (XOR undone)."""
-        arr = self.array(i)
-        out[:] = arr[offset:offset + size]
+        """Copy size bytes at offset of file i into out (XOR undone). Plain reads, not the memory map, so
+        resident memory stays at the batch buffer however many files are read."""
+        fd = self._fd(i)
+        view = memoryview(out).cast("B")
+        done = 0
+        while done < size:
+            n = os.preadv(fd, [view[done:size]], offset + done)
+            if n <= 0:
+                raise BlockFileError("file shorter than its block index says", path=self.files[i],
+                                     offset=offset + done)
+            done += n
         if self.xor_key is not None:
             out ^= np.roll(self.xor_key, -(offset % 8))[np.arange(size) % 8]
 
     def close(self) -> None:
         self._maps.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -219,11 +242,9 @@ def build_index(src: BlockSource, network: BitcoinNetwork) -> BlockIndex:
     else:
         file_, offset, size = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)
         header = np.zeros((0, 80), np.uint8)
-    sha = hashlib.sha256
-    hb = header.tobytes()
-    hashes = b"".join(sha(sha(hb[80 * j:80 * j + 80]).digest()).digest() for j in range(len(offset)))
-    return BlockIndex(file_, offset, size, header, np.frombuffer(hashes, np.uint8).reshape(-1, 32),
-                      error, list(src.files))
+    src._maps.clear()
+    hashes = sha256d_spans(np.ascontiguousarray(header).reshape(-1), np.arange(len(offset), dtype=np.int64) * 80, 80)
+    return BlockIndex(file_, offset, size, header, hashes, error, list(src.files))
 
 
 def _work(bits: int) -> int:

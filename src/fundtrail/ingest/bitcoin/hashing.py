@@ -210,18 +210,18 @@ CTX_BYTES = 256  # >= sizeof(SHA256_CTX) (112)
 
 
 @nb.njit(cache=True, inline="always")
-def _ssl_d(I, U, F, c, m, p, n, out):  # pragma: no cover - numba
+def _ssl_d(init, upd, fin, c, m, p, n, out):  # pragma: no cover - numba
     """SHA-256d of n bytes at address p into address out; c: context, m: 32-byte scratch."""
-    I(c)
-    U(c, p, n)
-    F(m, c)
-    I(c)
-    U(c, m, 32)
-    F(out, c)
+    init(c)
+    upd(c, p, n)
+    fin(m, c)
+    init(c)
+    upd(c, m, 32)
+    fin(out, c)
 
 
 @nb.njit(cache=True)
-def _ssl_txids(I, U, F, buf, tx_start, tx_end, tx_body, tx_wit, tx_seg, out, ctx):  # pragma: no cover
+def _ssl_txids(init, upd, fin, buf, tx_start, tx_end, tx_body, tx_wit, tx_seg, out, ctx):  # pragma: no cover
     bp = buf.ctypes.data
     op = out.ctypes.data
     c = ctx.ctypes.data
@@ -230,20 +230,20 @@ def _ssl_txids(I, U, F, buf, tx_start, tx_end, tx_body, tx_wit, tx_seg, out, ctx
         s = tx_start[t]
         e = tx_end[t]
         if tx_seg[t]:  # version | inputs, outputs | locktime (marker, flag and witnesses stripped)
-            I(c)
-            U(c, bp + s, 4)
-            U(c, bp + tx_body[t], tx_wit[t] - tx_body[t])
-            U(c, bp + e - 4, 4)
-            F(m, c)
-            I(c)
-            U(c, m, 32)
-            F(op + 32 * t, c)
+            init(c)
+            upd(c, bp + s, 4)
+            upd(c, bp + tx_body[t], tx_wit[t] - tx_body[t])
+            upd(c, bp + e - 4, 4)
+            fin(m, c)
+            init(c)
+            upd(c, m, 32)
+            fin(op + 32 * t, c)
         else:
-            _ssl_d(I, U, F, c, m, bp + s, e - s, op + 32 * t)
+            _ssl_d(init, upd, fin, c, m, bp + s, e - s, op + 32 * t)
 
 
 @nb.njit(cache=True)
-def _ssl_merkle_roots(I, U, F, txids, first, count, out, ctx):  # pragma: no cover - numba
+def _ssl_merkle_roots(init, upd, fin, txids, first, count, out, ctx):  # pragma: no cover - numba
     c = ctx.ctypes.data
     m = c + CTX_BYTES - 32
     mx = 1
@@ -263,20 +263,20 @@ def _ssl_merkle_roots(I, U, F, txids, first, count, out, ctx):  # pragma: no cov
                     level[32 * n + j] = level[32 * (n - 1) + j]
                 n += 1
             for i in range(n // 2):  # in place: node i reads 2i, 2i+1 (>= i) before writing i
-                _ssl_d(I, U, F, c, m, lp + 64 * i, 64, lp + 32 * i)
+                _ssl_d(init, upd, fin, c, m, lp + 64 * i, 64, lp + 32 * i)
             n //= 2
         for j in range(32):
             out[b, j] = level[j]
 
 
 @nb.njit(cache=True)
-def _ssl_spans(I, U, F, buf, starts, size, out, ctx):  # pragma: no cover - numba
+def _ssl_spans(init, upd, fin, buf, starts, size, out, ctx):  # pragma: no cover - numba
     bp = buf.ctypes.data
     op = out.ctypes.data
     c = ctx.ctypes.data
     m = c + CTX_BYTES - 32
     for i in range(starts.shape[0]):
-        _ssl_d(I, U, F, c, m, bp + starts[i], size, op + 32 * i)
+        _ssl_d(init, upd, fin, c, m, bp + starts[i], size, op + 32 * i)
 
 
 def _ctx() -> np.ndarray:

@@ -271,6 +271,23 @@ def txids(b: ParsedBatch) -> np.ndarray:
     return hashing.txids(b.buf, b.tx_start, b.tx_end, b.tx_body, b.tx_wit, b.tx_seg)
 
 
+@nb.njit(cache=True)
+def _gather(buf, offs, out):  # pragma: no cover - numba
+    w = out.shape[1]
+    for i in range(offs.shape[0]):
+        p = offs[i]
+        for j in range(w):
+            out[i, j] = buf[p + j]
+
+
+def gather_spans(buf: np.ndarray, offs: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) copy of buf[o:o+width] for each offset o (e.g. the previous txids of inputs)."""
+    out = np.empty((len(offs), width), np.uint8)
+    if len(offs):
+        _gather(buf, np.ascontiguousarray(offs, np.int64), out)
+    return out
+
+
 def block_hashes(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return hashing.sha256d_spans(buf, starts, 80)
 

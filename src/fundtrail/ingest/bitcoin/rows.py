@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from fundtrail.ingest.bitcoin import script as S
-from fundtrail.ingest.bitcoin.parse import ParsedBatch
+from fundtrail.ingest.bitcoin.parse import ParsedBatch, gather_spans
 from fundtrail.store.schema import TS
 
 _TYPES = pa.array(S.SCRIPT_TYPES, pa.string())
@@ -52,7 +52,7 @@ def block_rows(chain: str, b: ParsedBatch, heights: np.ndarray) -> tuple[pa.Tabl
     st = b.blk_start
     nb_ = len(st)
     hashes = block_hashes(b.buf, st)
-    hdr = b.buf[st[:, None] + np.arange(80)[None, :]] if nb_ else np.zeros((0, 80), np.uint8)
+    hdr = gather_spans(b.buf, st, 80)
     words = np.ascontiguousarray(hdr[:, 68:80]).view("<u4")
     times = words[:, 0].astype(np.int64)
     version = np.ascontiguousarray(hdr[:, 0:4]).view("<i4")[:, 0].astype(np.int64)
@@ -154,7 +154,7 @@ def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo
 
     sel = np.flatnonzero(in_mask) if nin != ni_all else np.arange(ni_all)
     prev_off = b.in_prev[sel]
-    prev_raw = b.buf[prev_off[:, None] + np.arange(32)[None, :]] if nin else np.zeros((0, 32), np.uint8)
+    prev_raw = gather_spans(b.buf, prev_off, 32)
     in_n = sel - b.tx_fin[in_tx]
     types = _TYPES.take(pa.array(np.where(in_found, in_type, 0).astype(np.int8)))
     types = pa.array(types.to_numpy(zero_copy_only=False), pa.string(), mask=~in_found) if nin and \

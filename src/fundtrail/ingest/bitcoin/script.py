@@ -203,83 +203,12 @@ def key_of_address(address: str, network: BitcoinNetwork) -> bytes | None:
     return bytes(key)
 
 
-# numba SHA-256 (one or two 64-byte blocks: enough for the 21-byte base58check payload)
-_K = np.array([
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-], dtype=np.uint32)
-_H0 = np.array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-                0x5be0cd19], dtype=np.uint32)
-
-
-@nb.njit(cache=True, inline="always")
-def _rotr(x, n):  # pragma: no cover - numba
-    return ((x >> np.uint32(n)) | (x << np.uint32(32 - n))) & np.uint32(0xFFFFFFFF)
-
-
-@nb.njit(cache=True)
-def _sha256_block(h, blk, K, w):  # pragma: no cover - numba
-    for t in range(16):
-        w[t] = (np.uint32(blk[4 * t]) << np.uint32(24)) | (np.uint32(blk[4 * t + 1]) << np.uint32(16)) | \
-            (np.uint32(blk[4 * t + 2]) << np.uint32(8)) | np.uint32(blk[4 * t + 3])
-    for t in range(16, 64):
-        s0 = _rotr(w[t - 15], 7) ^ _rotr(w[t - 15], 18) ^ (w[t - 15] >> np.uint32(3))
-        s1 = _rotr(w[t - 2], 17) ^ _rotr(w[t - 2], 19) ^ (w[t - 2] >> np.uint32(10))
-        w[t] = (w[t - 16] + s0 + w[t - 7] + s1) & np.uint32(0xFFFFFFFF)
-    a, b, c, d, e, f, g, hh = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
-    for t in range(64):
-        S1 = _rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)
-        ch = (e & f) ^ (~e & g)
-        t1 = (hh + S1 + ch + K[t] + w[t]) & np.uint32(0xFFFFFFFF)
-        S0 = _rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)
-        mj = (a & b) ^ (a & c) ^ (b & c)
-        t2 = (S0 + mj) & np.uint32(0xFFFFFFFF)
-        hh = g
-        g = f
-        f = e
-        e = (d + t1) & np.uint32(0xFFFFFFFF)
-        d = c
-        c = b
-        b = a
-        a = (t1 + t2) & np.uint32(0xFFFFFFFF)
-    h[0] += a
-    h[1] += b
-    h[2] += c
-    h[3] += d
-    h[4] += e
-    h[5] += f
-    h[6] += g
-    h[7] += hh
-
-
-@nb.njit(cache=True)
-def _sha256_short(msg, n, out, K, H0, blk, h, w):  # pragma: no cover - numba
-    """SHA-256 of msg[:n] (n <= 55) into out[:32]; blk, h, w are scratch arrays."""
-    for i in range(64):
-        blk[i] = msg[i] if i < n else 0
-    blk[n] = 0x80
-    bits = n * 8
-    blk[62] = (bits >> 8) & 0xFF
-    blk[63] = bits & 0xFF
-    for i in range(8):
-        h[i] = H0[i]
-    _sha256_block(h, blk, K, w)
-    for i in range(8):
-        out[4 * i] = (h[i] >> np.uint32(24)) & np.uint32(0xFF)
-        out[4 * i + 1] = (h[i] >> np.uint32(16)) & np.uint32(0xFF)
-        out[4 * i + 2] = (h[i] >> np.uint32(8)) & np.uint32(0xFF)
-        out[4 * i + 3] = h[i] & np.uint32(0xFF)
-
-
 _B58 = np.frombuffer(b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", np.uint8).copy()
 _B32 = np.frombuffer(b"qpzry9x8gf2tvdw0s3jn54khce6mua7l", np.uint8).copy()
 _GEN = np.array([0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3], dtype=np.int64)
+# bech32 polymod: the xor of the generators selected by the 5 bits shifted out, for each of the 32 values
+_GEN32 = np.array([np.bitwise_xor.reduce(np.append(_GEN[[g for g in range(5) if (t >> g) & 1]], 0))
+                   for t in range(32)], dtype=np.int64)
 OUTW = 96  # widest address string (bech32 limit is 90)
 
 
@@ -302,6 +231,9 @@ def _encode_keys(keys, chk, p2pkh, p2sh, hrp, out, offsets, B58, B32, GEN):  # p
     for j in range(nh):
         hx[j] = hrp[j] >> 5
         hx[nh + 1 + j] = hrp[j] & 31
+    hrp_state = np.int64(1)
+    for j in range(2 * nh + 1):
+        hrp_state = (((hrp_state & 0x1FFFFFF) << 5) ^ hx[j]) ^ GEN[hrp_state >> 25]
     pos = 0
     offsets[0] = 0
     for i in range(keys.shape[0]):
@@ -326,7 +258,7 @@ def _encode_keys(keys, chk, p2pkh, p2sh, hrp, out, offsets, B58, B32, GEN):  # p
                     cur = (rem << np.uint64(32)) | limbs[k]
                     limbs[k] = cur // np.uint64(_B58_5)
                     rem = cur % np.uint64(_B58_5)
-                for k in range(5):
+                for _k in range(5):
                     digits[nd] = rem % np.uint64(58)
                     rem //= np.uint64(58)
                     nd += 1
@@ -337,7 +269,7 @@ def _encode_keys(keys, chk, p2pkh, p2sh, hrp, out, offsets, B58, B32, GEN):  # p
             zeros = 0
             while zeros < 25 and raw[3 + zeros] == 0:
                 zeros += 1
-            for j in range(zeros):
+            for _j in range(zeros):
                 out[pos] = B58[0]
                 pos += 1
             for k in range(nd - 1, -1, -1):
@@ -361,19 +293,10 @@ def _encode_keys(keys, chk, p2pkh, p2sh, hrp, out, offsets, B58, B32, GEN):  # p
             if bits > 0:
                 data[nd] = (acc << (5 - bits)) & 31
                 nd += 1
-            chk_ = np.int64(1)
-            for step in range(2 * nh + 1 + nd + 6):
-                if step < 2 * nh + 1:
-                    v = hx[step]
-                elif step < 2 * nh + 1 + nd:
-                    v = data[step - 2 * nh - 1]
-                else:
-                    v = np.int64(0)
-                top = chk_ >> 25
-                chk_ = ((chk_ & 0x1FFFFFF) << 5) ^ v
-                for g in range(5):
-                    if (top >> g) & 1:
-                        chk_ ^= GEN[g]
+            chk_ = hrp_state  # the polymod after the hrp expansion (the same for every address)
+            for j in range(nd + 6):
+                v = data[j] if j < nd else 0
+                chk_ = (((chk_ & 0x1FFFFFF) << 5) ^ v) ^ GEN[chk_ >> 25]
             chk_ ^= 1 if ver == 0 else 0x2BC830A3
             for j in range(nh):
                 out[pos] = hrp[j]
@@ -407,7 +330,7 @@ def encode_keys(keys: np.ndarray, network: BitcoinNetwork):
     out = np.empty(OUTW * n, np.uint8)
     offsets = np.zeros(n + 1, np.int32)
     hrp = np.frombuffer(network.hrp.encode(), np.uint8).copy()
-    _encode_keys(keys, chk, network.p2pkh_prefix, network.p2sh_prefix, hrp, out, offsets, _B58, _B32, _GEN)
+    _encode_keys(keys, chk, network.p2pkh_prefix, network.p2sh_prefix, hrp, out, offsets, _B58, _B32, _GEN32)
     valid = keys[:, 0] != KIND_NONE
     validity = None
     nulls = int(n - valid.sum())
@@ -440,18 +363,34 @@ def strings_from_fixed(chars: np.ndarray, lengths: np.ndarray, valid: np.ndarray
                                  null_count=nulls)
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
+
+
+@nb.njit(cache=True)
+def _hex(raw, reverse, out, HEX):  # pragma: no cover - numba
+    n, w = raw.shape
+    for i in range(n):
+        q = 2 * w * i
+        for j in range(w):
+            v = raw[i, w - 1 - j] if reverse else raw[i, j]
+            out[q + 2 * j] = HEX[v >> 4]
+            out[q + 2 * j + 1] = HEX[v & 15]
 
 
 def hex_strings(raw: np.ndarray, reverse: bool = True):
     """Hex strings (Arrow) of a (n, w) byte array; ``reverse`` for Bitcoin's display order of hashes."""
-    if reverse:
-        raw = raw[:, ::-1]
+    import pyarrow as pa
+
+    raw = np.ascontiguousarray(raw, np.uint8)
     n, w = raw.shape
-    chars = np.empty((n, 2 * w), np.uint8)
-    chars[:, 0::2] = _HEX[raw >> 4]
-    chars[:, 1::2] = _HEX[raw & 15]
-    return strings_from_fixed(chars, np.full(n, 2 * w, np.int64))
+    out = np.empty(2 * w * n, np.uint8)
+    _hex(raw, reverse, out, _HEX)
+    offsets = np.arange(0, 2 * w * n + 1, 2 * w, dtype=np.int64)
+    if 2 * w * n < 2**31:
+        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                      pa.py_buffer(out)])
+    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)]) \
+        .cast(pa.string())
 
 
 def op_return_data(script: bytes) -> bytes:

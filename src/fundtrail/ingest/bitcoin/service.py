@@ -25,7 +25,7 @@ from fundtrail.ingest.bitcoin import blockfiles as BF
 from fundtrail.ingest.bitcoin import script as S
 from fundtrail.ingest.bitcoin.addresses import AddressIndex
 from fundtrail.ingest.bitcoin.hashing import sha256d_spans
-from fundtrail.ingest.bitcoin.parse import ParseFailure, merkle_roots, parse_blocks
+from fundtrail.ingest.bitcoin.parse import ParseFailure, gather_spans, merkle_roots, parse_blocks
 from fundtrail.ingest.bitcoin.rows import build_rows, classify_outputs
 from fundtrail.ingest.bitcoin.utxo import UtxoStore, keys_from_hex, keys_from_internal, read_btcd_utxostore
 from fundtrail.model.chain import BitcoinNetwork, bitcoin_network
@@ -92,7 +92,7 @@ class Ingester:
     """The per-chain pipeline shared by the block-file and RPC sources (one writer at a time)."""
 
     def __init__(self, ws: Workspace, network: BitcoinNetwork, *, duckdb_threads: int | None = None,
-                 verify_merkle: bool = True) -> None:
+                 verify_merkle: bool = True, compression: str | None = None) -> None:
         self.ws = ws
         self.net = network
         self.chain = network.chain
@@ -103,6 +103,10 @@ class Ingester:
         self.addr = AddressIndex(ws, self.chain, network)
         self.store = UtxoStore(ws.home / "utxo" / f"{self.chain}.duckdb", threads=duckdb_threads)
         self.verify_merkle = verify_merkle
+        # Parquet codec of the batch tables: None keeps WRITE_OPTIONS (zstd level 1); "lz4" / "none" trade
+        # file size for ingest speed
+        self.write_options = {k: (dict(v, compression=compression, compression_level=None) if compression else v)
+                              for k, v in WRITE_OPTIONS.items()}
         self.totals = _Totals()
         self.sync_store()
 
@@ -231,7 +235,7 @@ class Ingester:
         in_mask = tx_index[b.in_tx] != 0  # inputs of coinbase transactions spend nothing
         sel = np.flatnonzero(in_mask)
         nin = len(sel)
-        prev = b.buf[b.in_prev[sel][:, None] + np.arange(32)[None, :]] if nin else np.zeros((0, 32), np.uint8)
+        prev = gather_spans(b.buf, b.in_prev[sel], 32)
         ik1, ik2 = keys_from_internal(prev)
         ok1, ok2 = keys_from_internal(b.txid)
         out_n = np.arange(len(b.out_val), dtype=np.int64) - b.tx_fout[b.out_tx]
@@ -277,7 +281,7 @@ class Ingester:
             with self.ws.transaction() as txn:
                 for name, t in zip(TABLES, (rows.blocks, rows.transactions, rows.outputs, rows.inputs),
                                    strict=True):
-                    txn.append(name, self.chain, t, **WRITE_OPTIONS[name])
+                    txn.append(name, self.chain, t, **self.write_options[name])
                 new = self.addr.flush_into(txn)
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name, tip_height=tip_h,
                               tip_hash=tip_hex, **(chain_state or {}))
@@ -383,7 +387,8 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                        progress: Progress = NullProgress(), batch_bytes: int = 32 << 20,
                        batch_blocks: int = 100_000, prevouts: Path | str | None = None,
                        start_height: int | None = None, max_blocks: int | None = None,
-                       duckdb_threads: int | None = None, verify_merkle: bool = True) -> IngestStats:
+                       duckdb_threads: int | None = None, verify_merkle: bool = True,
+                       compression: str | None = None) -> IngestStats:
     """Ingest Bitcoin Core block files (``blk*.dat``, XOR-obfuscated or not, or ``.bz2``) into ``ws``.
 
     Continues after the workspace's tip for the network's chain; follows the most-work chain the files hold
@@ -401,7 +406,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     blocks_dir = Path(blocks_dir)
     files = BF.list_block_files(blocks_dir)
     src = BF.BlockSource(files, BF.read_xor_key(blocks_dir), tmp_dir=ws.home / "tmp")
-    ing = Ingester(ws, net, duckdb_threads=duckdb_threads, verify_merkle=verify_merkle)
+    ing = Ingester(ws, net, duckdb_threads=duckdb_threads, verify_merkle=verify_merkle, compression=compression)
     try:
         if prevouts is not None:
             p = Path(prevouts)

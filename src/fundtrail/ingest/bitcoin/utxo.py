@@ -75,8 +75,9 @@ class UtxoStore:
 
     # --- meta ------------------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
-        r = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return r[0] if r else None
+        # fetchall, not fetchone: this DuckDB refuses register() while a result is partly fetched
+        r = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+        return r[0][0] if r else None
 
     @property
     def height(self) -> int | None:
@@ -96,7 +97,7 @@ class UtxoStore:
             self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [k, str(v)])
 
     def count(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM utxo").fetchone()[0])
+        return int(self.con.execute("SELECT count(*) FROM utxo").fetchall()[0][0])
 
     # --- batch work ------------------------------------------------------------------------------------
     def apply(self, outputs: pa.Table, inputs: pa.Table, *, height: int, tip_hash: str,
