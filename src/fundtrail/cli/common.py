@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from fundtrail.progress import Task
 from fundtrail.store import Workspace
 
 console = Console()
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console = Console(width=140)  # piped output: no terminal width to fit, don't fold tables at 80
 err_console = Console(stderr=True)
 
 HomeOpt = Annotated[

@@ -10,6 +10,16 @@ import typer
 from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json
 
 
+def _trim(amount: str) -> str:
+    """'749.000000000000000000' -> '749'; '104.91343384' stays (display only, the amount is exact)."""
+    if "." in amount:
+        whole, frac = amount.split(".", 1)
+        frac = frac.rstrip("0")
+        whole = f"{int(whole):,}" if whole.lstrip("-").isdigit() else whole
+        return f"{whole}.{frac}" if frac else whole
+    return amount
+
+
 def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate_cmd(
@@ -57,13 +67,14 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         console.print("\n[bold]Simulated theft[/] (synthetic world): "
-                      + ", ".join(f"{a} {s}" for s, a in r.stolen) + " stolen from Helix Exchange-sim (AE)")
+                      + ", ".join(f"{_trim(a)} {s}" for s, a in r.stolen) + " stolen from Helix Exchange-sim (AE)")
         t = Table(title=f"Where the stolen funds went ({r.model} taint)")
         for c in ("entity", "category", "country", "chain", "amount", "USD", "truth"):
             t.add_column(c, justify="right" if c in ("amount", "USD", "truth") else "left")
         for e in r.endpoints:
-            t.add_row(e.entity, e.category, e.country or "", e.chain, f"{e.amount} {e.symbol}",
-                      f"{e.usd:,.0f}" if e.usd is not None else "", e.expected or "-")
+            truth = "-" if not e.expected else ("= truth" if e.expected == e.amount else _trim(e.expected))
+            t.add_row(e.entity, e.category, e.country or "", e.chain, f"{_trim(e.amount)} {e.symbol}",
+                      f"{e.usd:,.0f}" if e.usd is not None else "", truth)
         console.print(t)
         if r.by_country:
             console.print("By country: " + "; ".join(
@@ -71,7 +82,7 @@ def register(app: typer.Typer) -> None:
         if r.unspent:
             console.print(f"Still unspent at {len(r.unspent)} address(es) (freeze candidates), e.g.:")
             for chain, addr, sym, amt in r.unspent[:5]:
-                console.print(f"  {chain} {addr} {amt} {sym}")
+                console.print(f"  {chain} {addr} {_trim(amt)} {sym}", highlight=False)
         if r.accuracy is not None:
             console.print(f"Attributed to the right endpoint vs the world's ground truth: {r.accuracy:.1%}")
         if r.missing:
