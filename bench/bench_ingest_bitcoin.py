@@ -110,9 +110,19 @@ import pyarrow as pa
 pa.set_cpu_count(1); pa.set_io_thread_count(1)
 from fundtrail.store.workspace import Workspace
 from fundtrail.ingest.bitcoin.service import ingest_block_files
+def peak_mb():
+    # VmHWM of this process's own memory; ru_maxrss would include the parent's RSS at fork (Linux keeps the
+    # high-water mark across exec)
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 home, d, warm = sys.argv[1], sys.argv[2], sys.argv[3]
 ingest_block_files(Workspace(home + "-warm"), warm, "mainnet", duckdb_threads=1)  # numba/JIT caches
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss0 = peak_mb()
 t = time.perf_counter()
 c = time.process_time()
 st = ingest_block_files(Workspace(home), d, "mainnet", duckdb_threads=1)
@@ -121,7 +131,7 @@ dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "bytes": st.bytes, "blocks": st.blocks,
                   "tx": st.transactions, "outputs": st.outputs, "inputs": st.inputs,
                   "unresolved": st.unresolved_inputs, "new_addresses": st.new_addresses, "batches": st.batches,
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "maxrss_mb": peak_mb(),
                   "maxrss_after_warmup_mb": rss0}))
 """
 

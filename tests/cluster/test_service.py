@@ -281,3 +281,26 @@ def test_detect_coinjoins_without_cluster_run(home):
     assert got.column_names[:5] == ["chain", "txid", "height", "protocol", "confidence"]
     assert got.to_pylist()[0]["txid"] == t and got.to_pylist()[0]["protocol"] == "whirlpool"
     assert isinstance(got, pa.Table)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), order_seed=st.integers(0, 10_000))
+def test_transaction_order_does_not_change_the_partition(tmp_path_factory, seed, order_seed):
+    w1 = random_world(seed)
+    w2 = random_world(seed)
+    rnd = random.Random(order_seed)
+    by_height: dict[int, list] = {}
+    for t in w2.txs:
+        by_height.setdefault(t.height, []).append(t)
+    w2.txs = []
+    for h in sorted(by_height):  # the same transactions, in another order within each block
+        txs = by_height[h]
+        rnd.shuffle(txs)
+        w2.txs.extend(txs)
+    a = Workspace(tmp_path_factory.mktemp("a"))
+    b = Workspace(tmp_path_factory.mktemp("b"))
+    w1.commit(a)
+    w2.commit(b)
+    cluster(a)
+    cluster(b)
+    assert partition(a) == partition(b)

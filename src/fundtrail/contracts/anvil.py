@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -132,8 +133,11 @@ def start_anvil(*, port: int | None = None, chain_id: int = 31337, accounts: int
         if hardfork:
             args += ["--hardfork", hardfork]
         args += list(extra_args)
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        # stderr to a file, never a pipe: nobody reads a pipe while the node runs, and once its buffer (64 KiB)
+        # is full anvil blocks on its next write and stops answering
+        errlog = tempfile.TemporaryFile()  # noqa: SIM115 (closed in _stop)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog)
+        _ERRLOGS[proc.pid] = errlog
         url = f"http://127.0.0.1:{p}"
         rpc = RpcClient(HttpTransport(url, timeout=10), retries=0)
         node = AnvilNode(url, proc, rpc=rpc)
@@ -141,7 +145,7 @@ def start_anvil(*, port: int | None = None, chain_id: int = 31337, accounts: int
             deadline = time.monotonic() + startup_timeout
             while True:
                 if proc.poll() is not None:
-                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    err = _stderr_tail(proc)
                     raise SourceError(f"anvil exited with code {proc.returncode}: {err.strip()[:500]}")
                 try:
                     node.call("eth_chainId")
@@ -178,5 +182,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    if proc.stderr is not None:
-        proc.stderr.close()
+    errlog = _ERRLOGS.pop(proc.pid, None)
+    if errlog is not None:
+        errlog.close()
+
+
+_ERRLOGS: dict[int, Any] = {}  # pid -> the temporary file holding that anvil's stderr
+
+
+def _stderr_tail(proc: subprocess.Popen[bytes], limit: int = 2000) -> str:
+    errlog = _ERRLOGS.get(proc.pid)
+    if errlog is None:
+        return ""
+    errlog.flush()
+    errlog.seek(0, os.SEEK_END)
+    errlog.seek(max(0, errlog.tell() - limit))
+    return errlog.read().decode(errors="replace")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from fundtrail.model.address import segwit_encode
+from fundtrail.model.chain import BitcoinNetwork
 
 SLOTS = 4
 ADDRS = 8
@@ -120,38 +120,70 @@ def sha256d_into(data: np.ndarray, start: int, n: int, out: np.ndarray, o: int, 
     sha256_into(tmp, 0, 32, out, o, K, H0)
 
 
-@njit(cache=True)
-def _key(seed: int, u: int, j: int, out: np.ndarray, K: np.ndarray, H0: np.ndarray) -> None:
-    """The 32-byte key of background user u's j-th address: sha256(seed, u, j)."""
-    m = np.empty(17, np.uint8)
-    for i in range(8):
-        m[i] = (seed >> (8 * i)) & 0xFF
-    for i in range(8):
-        m[8 + i] = (u >> (8 * i)) & 0xFF
-    m[16] = j
-    sha256_into(m, 0, 17, out, 0, K, H0)
+# Hashing inside the kernels: OpenSSL's SHA256_Init/Update/Final (SHA-NI where the CPU has it) called from
+# numba through ctypes function pointers, passed in as arguments ("hash args": K, H0, ssl, hi, hu, hf, ctx)
+# so the compiled kernels stay cacheable; without libcrypto (ssl = False) the numba SHA-256 above.
+# ctx: a uint8 scratch of CTX_BYTES: the SHA256_CTX, then 32 bytes for the inner hash of SHA-256d.
+CTX_BYTES = 256
+
+
+@njit(cache=True, inline="always")
+def _h(data, start, n, out, o, K, H0, ssl, hi, hu, hf, ctx):  # noqa: ANN001, ANN202 - numba
+    """SHA-256 of data[start:start+n] into out[o:o+32]."""
+    if ssl:
+        c = ctx.ctypes.data
+        hi(c)
+        hu(c, data.ctypes.data + start, n)
+        hf(out.ctypes.data + o, c)
+    else:
+        sha256_into(data, start, n, out, o, K, H0)
+
+
+@njit(cache=True, inline="always")
+def _hd(data, start, n, out, o, K, H0, ssl, hi, hu, hf, ctx):  # noqa: ANN001, ANN202 - numba
+    """SHA-256d of data[start:start+n] into out[o:o+32]."""
+    if ssl:
+        c = ctx.ctypes.data
+        m = c + CTX_BYTES - 32
+        hi(c)
+        hu(c, data.ctypes.data + start, n)
+        hf(m, c)
+        hi(c)
+        hu(c, m, 32)
+        hf(out.ctypes.data + o, c)
+    else:
+        sha256d_into(data, start, n, out, o, K, H0)
 
 
 @njit(cache=True)
-def _script(seed: int, u: int, j: int, out: np.ndarray, o: int, K: np.ndarray, H0: np.ndarray) -> None:
-    """Write the 34-byte scriptPubKey of (u, j): P2TR for even u+j, P2WSH(<02||key> OP_CHECKSIG) else."""
-    key = np.empty(32, np.uint8)
-    _key(seed, u, j, key, K, H0)
+def _key(seed, u, j, out, o, scr, K, H0, ssl, hi, hu, hf, ctx):  # noqa: ANN001, ANN202 - numba
+    """The 32-byte key of background user u's j-th address into out[o:o+32]: sha256(seed, u, j).
+    ``scr``: a scratch of >= 17 bytes."""
+    for i in range(8):
+        scr[i] = (seed >> (8 * i)) & 0xFF
+    for i in range(8):
+        scr[8 + i] = (u >> (8 * i)) & 0xFF
+    scr[16] = j
+    _h(scr, 0, 17, out, o, K, H0, ssl, hi, hu, hf, ctx)
+
+
+@njit(cache=True)
+def _script(seed, u, j, out, o, scr, K, H0, ssl, hi, hu, hf, ctx):  # noqa: ANN001, ANN202 - numba
+    """Write the 34-byte scriptPubKey of (u, j): P2TR for even u+j, P2WSH(<02||key> OP_CHECKSIG) else.
+    ``scr``: a scratch of >= 64 bytes."""
     if (u + j) % 2 == 0:
         out[o] = 0x51
         out[o + 1] = 0x20
-        for i in range(32):
-            out[o + 2 + i] = key[i]
+        _key(seed, u, j, out, o + 2, scr, K, H0, ssl, hi, hu, hf, ctx)
     else:
-        ws = np.empty(35, np.uint8)
-        ws[0] = 0x21
-        ws[1] = 0x02
-        for i in range(32):
-            ws[2 + i] = key[i]
-        ws[34] = 0xAC
+        # witness script <0x21 0x02 key 0xac> at scr[24:59], the key written in place
+        _key(seed, u, j, scr, 26, scr, K, H0, ssl, hi, hu, hf, ctx)
+        scr[24] = 0x21
+        scr[25] = 0x02
+        scr[58] = 0xAC
         out[o] = 0x00
         out[o + 1] = 0x20
-        sha256_into(ws, 0, 35, out, o + 2, K, H0)
+        _h(scr, 24, 35, out, o + 2, K, H0, ssl, hi, hu, hf, ctx)
 
 
 @njit(cache=True, inline="always")
@@ -189,12 +221,15 @@ def _find(par: np.ndarray, x: int) -> int:
 def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_value: np.ndarray,
               slot_txid: np.ndarray, slot_vout: np.ndarray, slot_addr: np.ndarray, next_addr: np.ndarray,
               uf: np.ndarray, funded: np.ndarray, buf: np.ndarray, offs: np.ndarray, txids: np.ndarray,
-              wtxids: np.ndarray, K: np.ndarray, H0: np.ndarray) -> tuple[int, int]:
+              wtxids: np.ndarray, K: np.ndarray, H0: np.ndarray, ssl: bool, hi, hu, hf,  # noqa: ANN001
+              ctx: np.ndarray) -> tuple[int, int]:
     """Generate up to ``n_tx`` background transactions into ``buf``; return (count, fees)."""
     U = slot_value.shape[0] // 4
     nf = funded.shape[0]
     tmp = np.empty(400, np.uint8)
     script = np.empty(34, np.uint8)
+    scr = np.empty(64, np.uint8)
+    ins = np.empty(2, np.int64)
     p = 0
     fees = 0
     count = 0
@@ -219,7 +254,6 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
             continue
         s, r = _rng(s)
         # inputs: one coin, or two when the user has two (a co-spend)
-        ins = np.empty(2, np.int64)
         nin = 0
         for k in range(4):
             if slot_value[u * 4 + k] > 3000 and nin < 2:
@@ -291,17 +325,17 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
         q = _put_u64(tmp, q, pay)
         tmp[q] = 34
         q += 1
-        _script(seed, v, jv, tmp, q, K, H0)
+        _script(seed, v, jv, tmp, q, scr, K, H0, ssl, hi, hu, hf, ctx)
         q += 34
         if n_out == 2:
             q = _put_u64(tmp, q, change)
             tmp[q] = 34
             q += 1
-            _script(seed, u, ju, tmp, q, K, H0)
+            _script(seed, u, ju, tmp, q, scr, K, H0, ssl, hi, hu, hf, ctx)
             q += 34
         body_end = q
         q = _put_u32(tmp, q, 0)
-        sha256d_into(tmp, 0, q, txids, count * 32, K, H0)
+        _hd(tmp, 0, q, txids, count * 32, K, H0, ssl, hi, hu, hf, ctx)
         # full serialisation into buf: version, marker/flag, body, witnesses, locktime
         offs[count] = p
         for i in range(4):
@@ -318,7 +352,7 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
                 buf[p] = 1
                 buf[p + 1] = 64
                 p += 2
-                _key(seed ^ 0x5A5A, u * 64 + ja, height % 251, script, K, H0)
+                _key(seed ^ 0x5A5A, u * 64 + ja, height % 251, script, 0, scr, K, H0, ssl, hi, hu, hf, ctx)
                 for b2 in range(32):
                     buf[p + b2] = script[b2]
                     buf[p + 32 + b2] = txids[count * 32 + b2]
@@ -342,13 +376,13 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
                 buf[p] = 35
                 buf[p + 1] = 0x21
                 buf[p + 2] = 0x02
-                _key(seed, u, ja, script, K, H0)
+                _key(seed, u, ja, script, 0, scr, K, H0, ssl, hi, hu, hf, ctx)
                 for b2 in range(32):
                     buf[p + 3 + b2] = script[b2]
                 buf[p + 35] = 0xAC
                 p += 36
         p = _put_u32(buf, p, 0)
-        sha256d_into(buf, offs[count], p - offs[count], wtxids, count * 32, K, H0)
+        _hd(buf, offs[count], p - offs[count], wtxids, count * 32, K, H0, ssl, hi, hu, hf, ctx)
         # state: spend inputs, create outputs
         for i in range(nin):
             slot_value[ins[i]] = 0
@@ -379,24 +413,106 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
 
 
 @njit(cache=True)
-def scripts_of(seed: int, users: np.ndarray, idx: np.ndarray, K: np.ndarray, H0: np.ndarray) -> np.ndarray:
+def _scripts_of(seed, users, idx, K, H0, ssl, hi, hu, hf, ctx):  # noqa: ANN001, ANN202 - numba
     out = np.empty((users.shape[0], 34), np.uint8)
     row = np.empty(34, np.uint8)
+    scr = np.empty(64, np.uint8)
     for i in range(users.shape[0]):
-        _script(seed, users[i], idx[i], row, 0, K, H0)
+        _script(seed, users[i], idx[i], row, 0, scr, K, H0, ssl, hi, hu, hf, ctx)
         for b in range(34):
             out[i, b] = row[b]
     return out
 
 
+@njit(cache=True)
+def _merkle(hashes, level, out, K, H0, ssl, hi, hu, hf, ctx):  # noqa: ANN001, ANN202 - numba
+    """The merkle root of the (n, 32) ``hashes`` into out[0:32] (Bitcoin's: odd levels duplicate their last
+    hash); ``level``: a scratch of 32 * (n + 1) bytes."""
+    n = hashes.shape[0]
+    for i in range(n):
+        for j in range(32):
+            level[32 * i + j] = hashes[i, j]
+    while n > 1:
+        if n % 2:
+            for j in range(32):
+                level[32 * n + j] = level[32 * (n - 1) + j]
+            n += 1
+        for i in range(n // 2):  # in place: node i reads 2i, 2i+1 (>= i) before writing i
+            _hd(level, 64 * i, 64, level, 32 * i, K, H0, ssl, hi, hu, hf, ctx)
+        n //= 2
+    for j in range(32):
+        out[j] = level[j]
+
+
+def _entry(dispatcher: Any, args: tuple[Any, ...]) -> Any:
+    """The compiled entry point of ``dispatcher`` for the types of ``args``. Calling it skips the
+    dispatcher's type resolution, which is slow (~0.7 ms a call) for ctypes function arguments."""
+    sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+    cres = dispatcher.overloads.get(sig)
+    if cres is None:
+        dispatcher.compile(sig)
+        cres = dispatcher.overloads[sig]
+    return cres.entry_point
+
+
+def _load_openssl():  # noqa: ANN202
+    """(SHA256_Init, SHA256_Update, SHA256_Final) of libcrypto as ctypes functions, or None."""
+    import ctypes
+    import ctypes.util
+
+    for name in (ctypes.util.find_library("crypto"), "libcrypto.so.3", "libcrypto.so"):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+            init, update, final = lib.SHA256_Init, lib.SHA256_Update, lib.SHA256_Final
+        except (OSError, AttributeError):
+            continue
+        vp = ctypes.c_void_p
+        init.restype = update.restype = final.restype = ctypes.c_int
+        init.argtypes = [vp]
+        update.argtypes = [vp, vp, ctypes.c_size_t]
+        final.argtypes = [vp, vp]
+        return init, update, final
+    return None
+
+
+_SSL_FUNCS: Any = None
+
+
+def hash_args(use_openssl: bool = True) -> tuple[Any, ...]:
+    """The hash args of the kernels: (K, H0, ssl, init, update, final, ctx)."""
+    global _SSL_FUNCS
+    if _SSL_FUNCS is None:
+        _SSL_FUNCS = _load_openssl() or ()
+    funcs = _SSL_FUNCS if use_openssl else ()
+    if not funcs:  # never called (ssl = False), but the kernels need functions of the same shape
+        from numba import cfunc, types
+
+        vp = types.voidptr
+        funcs = (cfunc(types.int32(vp))(lambda c: 0).ctypes,
+                 cfunc(types.int32(vp, vp, types.uintp))(lambda c, p, n: 0).ctypes,
+                 cfunc(types.int32(vp, vp))(lambda m, c: 0).ctypes)
+        return (_K, _H0, False, *funcs, np.zeros(CTX_BYTES, np.uint8))
+    return (_K, _H0, True, *funcs, np.zeros(CTX_BYTES, np.uint8))
+
+
+def scripts_of(seed: int, users: np.ndarray, idx: np.ndarray, *, use_openssl: bool = True) -> np.ndarray:
+    """The (n, 34) scriptPubKeys of background addresses (users[i], idx[i])."""
+    return _scripts_of(seed, np.asarray(users, np.int64), np.asarray(idx, np.int64), *hash_args(use_openssl))
+
+
 class Background:
     """The background economy of one world (see the module docstring)."""
 
-    def __init__(self, seed: int, users: int, per_block: int, hrp: str) -> None:
+    def __init__(self, seed: int, users: int, per_block: int, net: BitcoinNetwork, *,
+                 use_openssl: bool = True) -> None:
         self.seed = seed
+        self.hash = hash_args(use_openssl)
         self.U = users
         self.per_block = per_block
-        self.hrp = hrp
+        self.net = net
+        self.hrp = net.hrp
         self.slot_value = np.zeros(users * SLOTS, np.int64)
         self.slot_txid = np.zeros((users * SLOTS, 32), np.uint8)
         self.slot_vout = np.zeros(users * SLOTS, np.int32)
@@ -411,12 +527,26 @@ class Background:
         self.txids = np.zeros(per_block * 32, np.uint8)
         self.wtxids = np.zeros(per_block * 32, np.uint8)
         self.tx_total = 0
+        self._gen: Any = None
+        self._merkle: Any = None
+        self._root = np.zeros(32, np.uint8)
+
+    def merkle_root(self, hashes: np.ndarray) -> bytes:
+        """The merkle root of an (n, 32) uint8 array of hashes (txids or wtxids, internal order)."""
+        if not len(hashes):
+            return b"\x00" * 32
+        args = (np.ascontiguousarray(hashes, np.uint8), np.empty(32 * (len(hashes) + 1), np.uint8), self._root,
+                *self.hash)
+        if self._merkle is None:
+            self._merkle = _entry(_merkle, args)
+        self._merkle(*args)
+        return self._root.tobytes()
 
     def funding_scripts(self, n: int) -> tuple[np.ndarray, list[bytes]]:
         users = np.arange(n, dtype=np.int64) * max(1, self.U // n)
         idx = np.zeros(n, np.int64)
         self.next_addr[users] = 1
-        sc = scripts_of(self.seed, users, idx, _K, _H0)
+        sc = _scripts_of(self.seed, users, idx, *self.hash)
         return users, [bytes(r) for r in sc]
 
     def fund(self, users: np.ndarray, txid: bytes, first_n: int, values: list[int]) -> None:
@@ -427,70 +557,105 @@ class Background:
             self.slot_vout[sl] = first_n + i
             self.slot_addr[sl] = 0
 
-    def block(self, height: int, time: int) -> tuple[list[bytes], list[bytes], list[bytes], int]:
-        n, fees = gen_block(self.seed, height, self.per_block, self.rng, self.slot_value, self.slot_txid,
-                            self.slot_vout, self.slot_addr, self.next_addr, self.uf, self.funded, self.buf,
-                            self.offs, self.txids, self.wtxids, _K, _H0)
-        o = self.offs
-        b = self.buf
-        raws = [b[o[i]:o[i + 1]].tobytes() for i in range(n)]
-        tx = self.txids[: n * 32].tobytes()
-        wtx = self.wtxids[: n * 32].tobytes()
+    def block(self, height: int, time: int) -> tuple[bytes, np.ndarray, np.ndarray, int]:
+        """The block's background transactions: (their serialisations back to back, txids (n, 32),
+        wtxids (n, 32), fees)."""
+        args = (self.seed, height, self.per_block, self.rng, self.slot_value, self.slot_txid, self.slot_vout,
+                self.slot_addr, self.next_addr, self.uf, self.funded, self.buf, self.offs, self.txids,
+                self.wtxids, *self.hash)
+        if self._gen is None:
+            self._gen = _entry(gen_block, args)
+        n, fees = self._gen(*args)
         self.tx_total += n
-        return raws, [tx[32 * i:32 * i + 32] for i in range(n)], [wtx[32 * i:32 * i + 32] for i in range(n)], fees
+        return (self.buf[:self.offs[n]].tobytes(), self.txids[:n * 32].reshape(n, 32),
+                self.wtxids[:n * 32].reshape(n, 32), fees)
 
     # --- truth ------------------------------------------------------------------------------------------
-    def _used(self) -> tuple[np.ndarray, np.ndarray]:
-        users = np.repeat(np.arange(self.U, dtype=np.int64), ADDRS)
-        idx = np.tile(np.arange(ADDRS, dtype=np.int64), self.U)
-        used = idx < self.next_addr[users]
-        return users[used], idx[used]
+    # Everything below works on chunks of users with vectorised address encoding (the ingester's numba
+    # bech32/bech32m encoder straight into an Arrow string array), so the truth of a large world is written
+    # with flat memory: no per-address Python object outlives its chunk.
+    OWNER_CHUNK_USERS = 1 << 16
+
+    def _used(self, lo: int = 0, hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(user, address index) of every address in use for users lo..hi, ordered by user then index."""
+        hi = self.U if hi is None else hi
+        n_used = np.minimum(self.next_addr[lo:hi], ADDRS)
+        users = np.repeat(np.arange(lo, hi, dtype=np.int64), n_used)
+        starts = np.cumsum(n_used) - n_used
+        idx = np.arange(len(users), dtype=np.int64) - np.repeat(starts, n_used)
+        return users, idx
+
+    def _chunks(self):  # noqa: ANN202 - generator of (users, idx)
+        for lo in range(0, self.U, self.OWNER_CHUNK_USERS):
+            users, idx = self._used(lo, min(self.U, lo + self.OWNER_CHUNK_USERS))
+            if len(users):
+                yield users, idx
 
     def address_count(self) -> int:
         return int(np.minimum(self.next_addr, ADDRS).sum())
 
+    def address_array(self, users: np.ndarray, idx: np.ndarray):  # noqa: ANN201 - pa.StringArray
+        """The address strings of (users, idx) as one Arrow string array (numba bech32/bech32m)."""
+        from fundtrail.ingest.bitcoin.script import KEYW, KIND_WIT, encode_keys
+
+        sc = _scripts_of(self.seed, users, idx, *self.hash)
+        keys = np.zeros((len(users), KEYW), np.uint8)
+        keys[:, 0] = KIND_WIT
+        keys[:, 1] = sc[:, 0] == 0x51  # OP_1: taproot (v1), else v0 (P2WSH)
+        keys[:, 2] = 32
+        keys[:, 3:35] = sc[:, 2:34]
+        return encode_keys(keys, self.net)
+
     def _addresses(self, users: np.ndarray, idx: np.ndarray) -> list[str]:
-        sc = scripts_of(self.seed, users, idx, _K, _H0)
-        return [segwit_encode(self.hrp, 1 if r[0] == 0x51 else 0, bytes(r[2:])) for r in sc]
+        return self.address_array(users, idx).to_pylist()
+
+    def roots(self, users: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The true co-spend group of each address: the flat index (user * ADDRS + j) of its group's root."""
+        return _roots(self.uf, users * ADDRS + idx)
 
     def inline_owners(self) -> bool:
         return self.address_count() <= 400_000
 
     def owners(self) -> dict[str, str]:
-        users, idx = self._used()
-        addrs = self._addresses(users, idx)
-        return {a: f"user:b{u}" for a, u in zip(addrs, users.tolist(), strict=True)}
+        out: dict[str, str] = {}
+        for users, idx in self._chunks():
+            out.update(zip(self._addresses(users, idx), [f"user:b{u}" for u in users.tolist()], strict=True))
+        return out
 
     def cluster_groups(self) -> list[list[str]]:
         if not self.inline_owners():
             return []
-        users, idx = self._used()
-        addrs = self._addresses(users, idx)
         roots: dict[int, list[str]] = {}
-        uf = self.uf
-        for a, u, j in zip(addrs, users.tolist(), idx.tolist(), strict=True):
-            x = u * ADDRS + j
-            while uf[x] != x:
-                x = int(uf[x])
-            roots.setdefault(x, []).append(a)
+        for users, idx in self._chunks():
+            for a, r in zip(self._addresses(users, idx), self.roots(users, idx).tolist(), strict=True):
+                roots.setdefault(r, []).append(a)
         return sorted((sorted(g) for g in roots.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
 
     def write_owners(self, path: Path) -> str:
         """Large worlds: owners and true co-spend clusters of background addresses as Parquet
-        (address, owner, cluster) instead of inline JSON."""
+        (address, owner, cluster) instead of inline JSON, written one row group per chunk of users."""
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        users, idx = self._used()
-        addrs = self._addresses(users, idx)
-        uf = self.uf.copy()
-        flat = users * ADDRS + idx
-        roots = flat.copy()
-        for _ in range(8):
-            roots = uf[roots]
-        pq.write_table(pa.table({"address": addrs, "owner": [f"user:b{u}" for u in users.tolist()],
-                                 "cluster": roots}), path)
+        schema = pa.schema([("address", pa.string()), ("owner", pa.string()), ("cluster", pa.int64())])
+        with pq.ParquetWriter(path, schema) as wr:
+            for users, idx in self._chunks():
+                owner = pc.binary_join_element_wise("user:b", pc.cast(pa.array(users), pa.string()), "")
+                wr.write_table(pa.Table.from_arrays(
+                    [self.address_array(users, idx), owner, pa.array(self.roots(users, idx))], schema=schema))
         return path.name
+
+
+@njit(cache=True)
+def _roots(uf: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    out = np.empty(flat.shape[0], np.int64)
+    for i in range(flat.shape[0]):
+        x = flat[i]
+        while uf[x] != x:
+            x = uf[x]
+        out[i] = x
+    return out
 
 
 def attach_background(w: Any) -> None:
@@ -499,7 +664,7 @@ def attach_background(w: Any) -> None:
     from fundtrail.simulate.btc import TxOut, finish_tx  # noqa: F401
 
     sc = w.sc
-    bg = Background(w.seed, sc.background_users, sc.background_tx_per_block, w.ledger.net.hrp)
+    bg = Background(w.seed, sc.background_users, sc.background_tx_per_block, w.ledger.net)
     w.background_gen = bg
     orig_premine = w.premine
 
@@ -516,5 +681,6 @@ def attach_background(w: Any) -> None:
             bg.fund(users[chunk], tx.txid, 0, [each] * len(chunk))
         bg.funded = np.unique(users)
         w.ledger.background = bg.block
+        w.ledger.merkle_array = bg.merkle_root
     w.premine = premine_and_fund
     _ = hashlib

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from fundtrail.model.address import b58check_encode, hash160, segwit_encode, sha256d
 from fundtrail.model.chain import BitcoinNetwork
 
@@ -224,15 +226,26 @@ def merkle_root(hashes: list[bytes]) -> bytes:
 WITNESS_RESERVED = b"\x00" * 32
 
 
-def coinbase_tx(height: int, outputs: list[TxOut], wtxids: list[bytes] | None, tag: bytes = b"/fundtrail-sim/"
-                ) -> RawTx:
-    """A coinbase paying ``outputs``; with ``wtxids`` (the block's other transactions) it carries the
-    BIP141 witness commitment."""
+def merkle_root_array(hashes: np.ndarray) -> bytes:
+    """:func:`merkle_root` of an (n, 32) uint8 array, in one compiled call (the ingester's batch kernel)."""
+    from fundtrail.ingest.bitcoin.hashing import merkle_roots
+
+    n = len(hashes)
+    if not n:
+        return b"\x00" * 32
+    return merkle_roots(hashes, np.zeros(1, np.int64), np.array([n], np.int64))[0].tobytes()
+
+
+def coinbase_tx(height: int, outputs: list[TxOut], wtxids: list[bytes] | None, tag: bytes = b"/fundtrail-sim/",
+                *, witness_root: bytes | None = None) -> RawTx:
+    """A coinbase paying ``outputs``; with ``wtxids`` (the block's other transactions) or their
+    ``witness_root`` (the merkle root of a zero hash and the wtxids) it carries the BIP141 witness
+    commitment."""
     sig = bip34_height(height) + push(tag)
     vin = [TxIn(b"\x00" * 32, 0xFFFFFFFF, sig, [], 0xFFFFFFFF)]
     vout = list(outputs)
-    if wtxids is not None:
-        root = merkle_root([b"\x00" * 32] + wtxids)
+    if wtxids is not None or witness_root is not None:
+        root = witness_root if witness_root is not None else merkle_root([b"\x00" * 32] + wtxids)
         commitment = sha256d(root + WITNESS_RESERVED)
         vout.append(TxOut(0, b"\x6a\x24\xaa\x21\xa9\xed" + commitment))
         vin[0].witness = [WITNESS_RESERVED]

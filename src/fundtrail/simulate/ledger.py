@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from fundtrail.model.chain import BitcoinNetwork
 from fundtrail.simulate.btc import (
     BlockFileWriter,
@@ -26,12 +28,30 @@ from fundtrail.simulate.btc import (
     finish_tx,
     make_owned,
     merkle_root,
+    merkle_root_array,
     op_return_script,
     regtest_genesis,
     varint,
 )
 
 MATURITY = 100
+
+
+def _segwit_addresses(scripts: list[bytes], net: BitcoinNetwork) -> list[str]:
+    """The addresses of 34-byte segwit v0 / v1 scripts (P2WSH, P2TR), encoded in one batch."""
+    from fundtrail.ingest.bitcoin.script import KEYW, KIND_WIT, encode_keys
+
+    sc = np.frombuffer(b"".join(scripts), np.uint8).reshape(len(scripts), 34)
+    keys = np.zeros((len(scripts), KEYW), np.uint8)
+    keys[:, 0] = KIND_WIT
+    keys[:, 1] = sc[:, 0] == 0x51
+    keys[:, 2] = 32
+    keys[:, 3:35] = sc[:, 2:]
+    return encode_keys(keys, net).to_pylist()
+
+
+def _rows(hashes: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(hashes), np.uint8).reshape(len(hashes), 32)
 
 
 @dataclass(slots=True)
@@ -178,7 +198,9 @@ class Ledger:
         self.tx_count = 1
         self.block_times: list[int] = []
         # the background generator hooks in here: called with (height, time) -> list of (raw, txid, wtxid)
-        self.background: Callable[[int, int], tuple[list[bytes], list[bytes], list[bytes], int]] | None = None
+        # (height, time) -> (raw transactions back to back, txids (n, 32), wtxids (n, 32), fees)
+        self.background: Callable[[int, int], tuple[bytes, np.ndarray, np.ndarray, int]] | None = None
+        self.merkle_array: Callable[[np.ndarray], bytes] = merkle_root_array  # merkle root of (n, 32)
 
     # --- registry --------------------------------------------------------------------------------------
     def register(self, o: Owned, w: Wallet) -> None:
@@ -236,8 +258,6 @@ class Ledger:
                          ) -> RawTx:
         """``payer`` pays outputs locked to scripts it does not model (the background economy's), with
         change back to itself; the outputs are recorded for the truth but not tracked as story coins."""
-        from fundtrail.model.address import segwit_encode
-
         total = sum(v for _s, v in outputs)
         fee = 2 * (11 + 43 * (len(outputs) + 1) + 68 * 4)
         ops = payer.select(total + fee + 68 * 2 * 20)
@@ -258,8 +278,8 @@ class Ledger:
         self.coins[(tx.txid, len(outputs))] = c
         payer.coins[(tx.txid, len(outputs))] = c
         outs_rec = []
-        for (sc, v), owner in zip(outputs, owners, strict=True):
-            addr = segwit_encode(self.net.hrp, 1 if sc[0] == 0x51 else 0, sc[2:])
+        for (sc, v), owner, addr in zip(outputs, owners, _segwit_addresses([sc for sc, _v in outputs], self.net),
+                                        strict=True):
             self.owners[addr] = owner
             outs_rec.append(StoryOut(v, addr, owner, "p2tr" if sc[0] == 0x51 else "p2wsh"))
         outs_rec.append(StoryOut(c.value, change.address, payer.owner, change.kind))
@@ -292,29 +312,37 @@ class Ledger:
         raws = [t.raw for t in txs]
         txids = [t.txid for t in txs]
         wtxids = [t.wtxid for t in txs]
-        if self.background is not None:
-            braw, btxid, bwtxid, bfee = self.background(height, time)
-            raws += braw
-            txids += btxid
-            wtxids += bwtxid
-            fees += bfee
         pay = payee.new_address() if len(payee.addresses) < 4 else payee.addresses[height % 4]
-        value = self.subsidy(height) + fees
-        cb = coinbase_tx(height, [TxOut(value, pay.script)], wtxids)
+        if self.background is None:
+            value = self.subsidy(height) + fees
+            cb = coinbase_tx(height, [TxOut(value, pay.script)], wtxids)
+            root = merkle_root([cb.txid] + txids)
+            tail = raws
+            n_tx = len(raws) + 1
+        else:
+            # the background's transactions come as one buffer with (n, 32) txid / wtxid arrays: the merkle
+            # roots are computed in one compiled call each, and nothing per transaction touches Python
+            blob, btxids, bwtxids, bfee = self.background(height, time)
+            fees += bfee
+            value = self.subsidy(height) + fees
+            zero = np.zeros((1, 32), np.uint8)
+            wroot = self.merkle_array(np.concatenate([zero, _rows(wtxids), bwtxids]))
+            cb = coinbase_tx(height, [TxOut(value, pay.script)], None, witness_root=wroot)
+            root = self.merkle_array(np.concatenate([_rows([cb.txid]), _rows(txids), btxids]))
+            tail = [*raws, blob]
+            n_tx = len(raws) + 1 + len(btxids)
         c = Coin(value, pay, height, height)
         self.coins[(cb.txid, 0)] = c
         payee.coins[(cb.txid, 0)] = c
         if self.keep_story:
             self.story.append(StoryTx(cb.txid_hex, height, time, [], [StoryOut(value, pay.address, payee.owner,
                                                                                 pay.kind)], "coinbase"))
-        root = merkle_root([cb.txid] + txids)
         head, bh = block_header(0x20000000, self.prev, root, time)
-        body = b"".join([head, varint(len(raws) + 1), cb.raw, *raws])
-        self.writer.write(body)
+        self.writer.write(b"".join([head, varint(n_tx), cb.raw, *tail]))
         self.prev = bh
         self.height = height
         self.time = time
-        self.tx_count += len(raws) + 1
+        self.tx_count += n_tx
         self.block_times.append(time)
 
     _pending_fees = 0

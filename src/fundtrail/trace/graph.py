@@ -50,26 +50,180 @@ def _time_seconds(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return _np(col, np.int64, 0)
 
 
+class TxIds:
+    """Transaction ids by tx number as one fixed-width byte matrix (no Python or Arrow strings).
+
+    ``hex`` mode (every id 64 lower-case hex digits, as Bitcoin txids are): 32 bytes a transaction, the
+    decoded digest; otherwise the UTF-8 bytes zero-padded to a multiple of 8. Lookups go through the
+    first 8 bytes as a big-endian key, sorted once (12 bytes a transaction), then compare all bytes.
+    """
+
+    __slots__ = ("raw", "hex", "_keys", "_order")
+
+    def __init__(self, raw: np.ndarray, hex: bool) -> None:
+        self.raw = np.ascontiguousarray(raw, dtype=np.uint8)
+        self.hex = hex
+        self._keys: np.ndarray | None = None
+        self._order: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @property
+    def width(self) -> int:
+        return int(self.raw.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        extra = 0 if self._keys is None else self._keys.nbytes + self._order.nbytes
+        return self.raw.nbytes + extra
+
+    @classmethod
+    def from_strings(cls, arr: Any) -> TxIds:
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if not isinstance(arr, pa.Array):
+            arr = pa.array(list(arr), pa.string())
+        hexmode, width = _id_format(arr)
+        raw, _ok = encode_ids(arr, hexmode, width)
+        return cls(raw, hexmode)
+
+    def text(self, t: int) -> str:
+        b = self.raw[int(t)].tobytes()
+        return b.hex() if self.hex else b.rstrip(b"\0").decode("utf-8", "replace")
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._keys is None:
+            keys = _key64(self.raw)
+            order = np.argsort(keys, kind="stable")
+            self._keys = keys[order]
+            self._order = order.astype(np.int32 if len(order) < 2**31 else np.int64)
+        return self._keys, self._order
+
+    def lookup(self, q: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """The tx number of every row of ``q`` (same width, from :func:`encode_ids`), -1 when absent."""
+        keys, order = self._index()
+        m, n = len(q), len(keys)
+        res = np.full(m, -1, np.int64)
+        if m == 0 or n == 0:
+            return res
+        qk = _key64(q)
+        pos = np.searchsorted(keys, qk)
+        act = np.flatnonzero(pos < n) if valid is None else np.flatnonzero(valid & (pos < n))
+        while len(act):
+            p = pos[act]
+            act = act[keys[p] == qk[act]]
+            if not len(act):
+                break
+            p = pos[act]
+            cand = order[p].astype(np.int64)
+            same = (self.raw[cand] == q[act]).all(axis=1)
+            res[act[same]] = cand[same]
+            act = act[~same]  # an 8-byte key shared by different ids: try the next one
+            pos[act] += 1
+            act = act[pos[act] < n]
+        return res
+
+    def number(self, txid: str) -> int | None:
+        arr = pa.array([txid], pa.string())
+        q, ok = encode_ids(arr, self.hex, self.width)
+        t = int(self.lookup(q, ok)[0])
+        return t if t >= 0 else None
+
+
+_HEXL = np.full(256, 255, np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEXL[_c] = _i
+
+
+def _key64(raw: np.ndarray) -> np.ndarray:
+    return raw[:, :8].copy().view(">u8").reshape(-1).astype(np.uint64)
+
+
+def _str_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (int64, len+1, relative to data) and the data bytes of a string/binary array."""
+    if pa.types.is_string_view(arr.type) or pa.types.is_binary_view(arr.type):
+        arr = arr.cast(pa.string())
+    large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    n = len(arr)
+    bufs = arr.buffers()
+    if n == 0 or bufs[1] is None:
+        return np.zeros(n + 1, np.int64), np.zeros(0, np.uint8)
+    off = np.frombuffer(bufs[1], np.int64 if large else np.int32, n + 1, arr.offset * (8 if large else 4))
+    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    off = off.astype(np.int64)
+    return off, data
+
+
+def _id_format(arr: pa.Array) -> tuple[bool, int]:
+    """(hex mode, width) for a column of ids (see :class:`TxIds`)."""
+    off, data = _str_buffers(arr)
+    lens = np.diff(off)
+    if arr.null_count:
+        lens = np.where(arr.is_null().to_numpy(zero_copy_only=False), 0, lens)
+    hexmode = len(lens) > 0 and not arr.null_count and bool((lens == 64).all())
+    if hexmode:
+        seg = data[off[0]:off[-1]]
+        hexmode = bool((_HEXL[seg] != 255).all())
+    return (True, 32) if hexmode else (False, max(8, -(-int(lens.max(initial=0)) // 8) * 8))
+
+
+def encode_ids(arr: pa.Array, hexmode: bool, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``width`` bytes for a string column and whether each row is a well-formed id (nulls,
+    non-hex or over-long strings cannot match any transaction: their row is zeros and ``ok`` False)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    off, data = _str_buffers(arr)
+    lens = np.diff(off)
+    ok = np.ones(n, np.bool_) if not arr.null_count else ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
+    if hexmode:
+        ok &= lens == 64
+        out = np.zeros((n, 32), np.uint8)
+        if ok.any():
+            if ok.all() and off[-1] - off[0] == 64 * n:
+                digits = data[off[0]:off[-1]].reshape(n, 64)
+            else:
+                rows = np.flatnonzero(ok)
+                digits = np.zeros((n, 64), np.uint8)
+                digits[rows] = data[off[rows][:, None] + np.arange(64)]
+            nib = _HEXL[digits]
+            bad = (nib == 255).any(axis=1)
+            ok &= ~bad
+            out[:] = (nib[:, 0::2] << 4) | nib[:, 1::2]
+            out[~ok] = 0
+        return out, ok
+    ok &= lens <= width
+    vals = [b"" if v is None else v for v in arr.cast(pa.binary()).to_pylist()]
+    out = np.frombuffer(np.array(vals, dtype=f"S{width}").tobytes(), np.uint8).reshape(n, width).copy() \
+        if n else np.zeros((0, width), np.uint8)
+    out[~ok] = 0
+    return out, ok
+
+
 @dataclass(slots=True)
 class UtxoGraph:
     chain: str
-    txid: pa.Array  # string, by tx number
+    txid: Any  # TxIds (a string array given here is converted), by tx number
     tx_height: np.ndarray  # int64
     tx_time: np.ndarray  # int64 unix seconds
     tx_fee: np.ndarray  # int64
     tx_coinbase: np.ndarray  # bool
     tx_out_ptr: np.ndarray  # int64 [ntx+1]
     tx_in_ptr: np.ndarray  # int64 [ntx+1]
-    in_node: np.ndarray  # int64 [nin]: spent output node or -1
+    in_node: np.ndarray  # int32/int64 [nin]: spent output node or -1
     in_value: np.ndarray  # int64 [nin]
     out_value: np.ndarray  # int64 [nout]
     out_addr: np.ndarray  # int64 [nout]: address id or -1
     out_n: np.ndarray  # int32 [nout]
-    out_tx: np.ndarray  # int64 [nout]
-    out_spent_tx: np.ndarray  # int64 [nout]: spending tx or -1
+    out_tx: np.ndarray  # int32/int64 [nout]
+    out_spent_tx: np.ndarray  # int32/int64 [nout]: spending tx or -1
     out_opret: np.ndarray  # bool [nout]
     op_return: dict[int, bytes] = field(default_factory=dict)  # node -> data, OP_RETURN outputs with data
-    _txindex: tuple[np.ndarray, np.ndarray] | dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.txid, TxIds):
+            self.txid = TxIds.from_strings(self.txid)
 
     @property
     def ntx(self) -> int:
@@ -80,26 +234,16 @@ class UtxoGraph:
         return len(self.out_value)
 
     def tx_number(self, txid: str) -> int | None:
-        """The number of a transaction: binary search over 64-bit txid keys (16 bytes a transaction)."""
-        if self._txindex is None:
-            self._txindex = txid_index(self.txid)
-        if isinstance(self._txindex, dict):
-            return self._txindex.get(txid)
-        keys, order = self._txindex
-        kk = txid_key(txid) if len(txid) >= 16 else None
-        if kk is None:
-            return None
-        k = np.uint64(kk)
-        i = int(np.searchsorted(keys, k))
-        while i < len(keys) and keys[i] == k:
-            t = int(order[i])
-            if self.txid[t].as_py() == txid:
-                return t
-            i += 1
-        return None
+        """The number of a transaction (binary search over 64-bit keys, then an exact compare)."""
+        return self.txid.number(txid)
+
+    def tx_numbers(self, txids: list[str]) -> np.ndarray:
+        """Tx numbers of many txids at once (-1 where absent)."""
+        q, ok = encode_ids(pa.array(list(txids), pa.string()), self.txid.hex, self.txid.width)
+        return self.txid.lookup(q, ok)
 
     def txid_of(self, t: int) -> str:
-        return self.txid[int(t)].as_py()
+        return self.txid.text(t)
 
     def nbytes(self) -> int:
         return sum(v.nbytes for v in (self.tx_height, self.tx_time, self.tx_fee, self.tx_coinbase, self.tx_out_ptr,
@@ -107,115 +251,207 @@ class UtxoGraph:
                                       self.out_n, self.out_tx, self.out_spent_tx, self.out_opret)) + self.txid.nbytes
 
 
-_HEX = np.full(256, 255, np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _HEX[_c] = 10 + _i
+# DuckDB while building a graph: a bounded pool, results streamed in batches of BATCH_ROWS
+DUCKDB_MEMORY_LIMIT = "256MB"
+DUCKDB_THREADS = 2
+BATCH_ROWS = 1 << 17
 
 
-def _hex64(arr: pa.Array, start: int) -> np.ndarray | None:
-    """The 16 hex digits at ``start`` (negative: from the end) of every string, as uint64; None if not hex."""
-    import pyarrow.compute as pc
-
-    n = len(arr)
-    lengths = pc.utf8_length(arr).to_numpy(zero_copy_only=False)
-    if n == 0 or arr.null_count or lengths.min() < 16:
-        return None
-    head = pc.utf8_slice_codeunits(arr, start, start + 16 if start >= 0 else (start + 16 or None))
-    if isinstance(head, pa.ChunkedArray):
-        head = head.combine_chunks()
-    offsets = np.frombuffer(head.buffers()[1], np.int32, n + 1, head.offset * 4)
-    data = np.frombuffer(head.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
-    if len(data) != 16 * n:
-        return None
-    nib = _HEX[data.reshape(n, 16)]
-    if (nib == 255).any():
-        return None
-    keys = np.zeros(n, np.uint64)
-    for j in range(16):
-        keys = (keys << np.uint64(4)) | nib[:, j].astype(np.uint64)
-    return keys
+def _connect_bounded(ws: Workspace) -> Any:
+    con = ws.connect()
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    con.execute(f"SET threads = {DUCKDB_THREADS}")
+    con.execute("SET preserve_insertion_order = false")
+    return con
 
 
-def txid_key(txid: str) -> int | None:
-    try:
-        return int(txid[:16], 16) ^ int(txid[-16:], 16)
-    except ValueError:
-        return None
+def _batches(con: Any, sql: str, params: list[Any]):
+    yield from con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
 
 
-def txid_index(txids: pa.Array) -> tuple[np.ndarray, np.ndarray] | dict[str, int]:
-    """Sorted 64-bit keys of txids (first 16 hex digits XOR last 16) and the tx numbers in that order."""
-    if isinstance(txids, pa.ChunkedArray):
-        txids = txids.combine_chunks()
-    a, b = _hex64(txids, 0), _hex64(txids, -16)
-    if a is None or b is None:
-        return {t: i for i, t in enumerate(txids.to_pylist())}
-    keys = a ^ b
-    order = np.argsort(keys, kind="stable")
-    return keys[order], order.astype(np.int64)
+def _col(b: pa.RecordBatch, name: str, dtype: Any) -> np.ndarray:
+    return np.asarray(b.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps large freed blocks otherwise); no-op elsewhere."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
 
 
 def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
-    """The output-level graph of a Bitcoin chain (see the module docstring)."""
-    con = ws.connect()
+    """The output-level graph of a Bitcoin chain (see the module docstring).
+
+    DuckDB only scans (no joins, no sorts, a 256 MB pool): the rows stream in record batches into
+    preallocated NumPy arrays; transactions are ordered and outputs/inputs matched to them in NumPy.
+    """
+    con = _connect_bounded(ws)
     try:
-        con.execute("SET preserve_insertion_order = true")
-        con.execute("""
-            CREATE TEMP TABLE tx AS
-            SELECT (row_number() OVER (ORDER BY height, tx_index, txid) - 1)::BIGINT AS t, txid, height,
-                   epoch(time)::BIGINT AS time, coalesce(fee, 0) AS fee, coalesce(is_coinbase, false) AS cb
-            FROM utxo_transactions WHERE chain = ?""", [chain])
-        txs = con.sql("SELECT txid, height, time, fee, cb FROM tx ORDER BY t").to_arrow_table()
-        con.execute("""
-            CREATE TEMP TABLE o AS
-            SELECT (row_number() OVER (ORDER BY tx.t, u.n) - 1)::BIGINT AS node, tx.t, u.txid, u.n, u.value,
-                   coalesce(u.address_id, -1) AS address_id, u.op_return,
-                   (u.script_type = 'nulldata' OR u.op_return IS NOT NULL) AS opret
-            FROM utxo_outputs u JOIN tx ON tx.txid = u.txid WHERE u.chain = ?""", [chain])
-        outs = con.sql("SELECT t, n, value, address_id, opret FROM o ORDER BY node").to_arrow_table()
-        oprets = con.sql("SELECT node, op_return FROM o WHERE op_return IS NOT NULL").to_arrow_table()
-        ins = con.sql("""
-            SELECT tx.t AS t, i.n, coalesce(o.node, -1) AS node, coalesce(i.value, o.value, 0) AS value
-            FROM utxo_inputs i JOIN tx ON tx.txid = i.txid
-            LEFT JOIN o ON o.txid = i.prev_txid AND o.n = i.prev_n
-            WHERE i.chain = ? ORDER BY tx.t, i.n""", params=[chain]).to_arrow_table()
+        ntx_cap, id_width, all_hex = con.execute("""
+            SELECT count(*), coalesce(max(strlen(txid)), 0),
+                   coalesce(bool_and(strlen(txid) = 64 AND NOT regexp_matches(txid, '[^0-9a-f]')), false)
+            FROM utxo_transactions WHERE chain = ?""", [chain]).fetchall()[0]
+        hexmode = bool(all_hex) and ntx_cap > 0
+        width = 32 if hexmode else max(8, -(-int(id_width) // 8) * 8)
+        raw = np.zeros((ntx_cap, width), np.uint8)
+        height = np.empty(ntx_cap, np.int64)
+        tx_index = np.empty(ntx_cap, np.int64)
+        tx_time = np.empty(ntx_cap, np.int64)
+        tx_fee = np.empty(ntx_cap, np.int64)
+        tx_cb = np.empty(ntx_cap, np.bool_)
+        big = np.iinfo(np.int64).max
+        i = 0
+        for b in _batches(con, f"""
+                SELECT txid, coalesce(height, {big}) AS height, coalesce(tx_index::BIGINT, {big}) AS tx_index,
+                       coalesce(epoch(time)::BIGINT, 0) AS time, coalesce(fee, 0) AS fee,
+                       coalesce(is_coinbase, false) AS cb
+                FROM utxo_transactions WHERE chain = ?""", [chain]):
+            m = b.num_rows
+            if i + m > ntx_cap:  # appended meanwhile: cannot happen within one workspace generation
+                raise RuntimeError("utxo_transactions changed while the graph was built")
+            raw[i:i + m], _ok = encode_ids(b.column("txid"), hexmode, width)
+            height[i:i + m] = _col(b, "height", np.int64)
+            tx_index[i:i + m] = _col(b, "tx_index", np.int64)
+            tx_time[i:i + m] = _col(b, "time", np.int64)
+            tx_fee[i:i + m] = _col(b, "fee", np.int64)
+            tx_cb[i:i + m] = _col(b, "cb", np.bool_)
+            i += m
+        ntx = i
+        # chain order: (height, tx_index, txid), nulls last (as DuckDB orders them)
+        words = raw[:ntx].view(">u8")
+        keys = [words[:, j].astype(np.uint64) for j in range(words.shape[1] - 1, -1, -1)]
+        order = np.lexsort((*keys, tx_index[:ntx], height[:ntx]))
+        del keys, words, tx_index
+        txids = TxIds(raw[order], hexmode)
+        del raw
+        tx_height = np.where(height[order] == big, 0, height[order])
+        del height
+        tx_time, tx_fee, tx_cb = tx_time[order], tx_fee[order], tx_cb[order]
+        del order
+        tdt = np.int32 if ntx < 2**31 - 1 else np.int64
+
+        # outputs: matched to their transaction, numbered by (tx, n)
+        nout_cap = con.execute("SELECT count(*) FROM utxo_outputs WHERE chain = ?", [chain]).fetchall()[0][0]
+        o_t = np.empty(nout_cap, np.int64)
+        o_n = np.empty(nout_cap, np.int64)
+        o_v = np.empty(nout_cap, np.int64)
+        o_a = np.empty(nout_cap, np.int64)
+        o_r = np.empty(nout_cap, np.bool_)
+        i = 0
+        for b in _batches(con, """
+                SELECT txid, n, coalesce(value, 0) AS value, coalesce(address_id, -1) AS address_id,
+                       coalesce(script_type = 'nulldata' OR op_return IS NOT NULL, false) AS opret
+                FROM utxo_outputs WHERE chain = ?""", [chain]):
+            m = b.num_rows
+            if i + m > nout_cap:
+                raise RuntimeError("utxo_outputs changed while the graph was built")
+            q, ok = encode_ids(b.column("txid"), hexmode, width)
+            o_t[i:i + m] = txids.lookup(q, ok)
+            o_n[i:i + m] = _col(b, "n", np.int64)
+            o_v[i:i + m] = _col(b, "value", np.int64)
+            o_a[i:i + m] = _col(b, "address_id", np.int64)
+            o_r[i:i + m] = _col(b, "opret", np.bool_)
+            i += m
+        o_t, o_n = o_t[:i], o_n[:i]
+        keep = np.flatnonzero(o_t >= 0)
+        okey = (o_t[keep] << 32) | (o_n[keep] & 0xFFFFFFFF)
+        order = keep[np.argsort(okey, kind="stable")]
+        okey.sort(kind="stable")
+        del keep
+        out_tx = o_t[order].astype(tdt)
+        del o_t
+        out_n = o_n[order].astype(np.int32)
+        del o_n
+        out_value = o_v[order]
+        del o_v
+        out_addr = o_a[order]
+        del o_a
+        out_opret = o_r[order]
+        del o_r, order
+        nout = len(out_tx)
+        ndt = np.int32 if nout < 2**31 - 1 else np.int64
+        tx_out_ptr = np.zeros(ntx + 1, np.int64)
+        np.cumsum(np.bincount(out_tx, minlength=ntx), out=tx_out_ptr[1:])
+
+        def node_of(t: np.ndarray, n: np.ndarray) -> np.ndarray:
+            k = (t << 32) | (n & 0xFFFFFFFF)
+            p = np.searchsorted(okey, k)
+            p[p >= nout] = max(nout - 1, 0)
+            hit = (t >= 0) & (n >= 0) & (n < 2**32) & (okey[p] == k) if nout else np.zeros(len(t), np.bool_)
+            return np.where(hit, p, -1)
+
+        op_return: dict[int, bytes] = {}
+        for b in _batches(con, "SELECT txid, n, op_return FROM utxo_outputs WHERE chain = ? AND op_return IS NOT NULL",
+                          [chain]):
+            q, ok = encode_ids(b.column("txid"), hexmode, width)
+            nodes = node_of(txids.lookup(q, ok), _col(b, "n", np.int64))
+            for nd, d in zip(nodes.tolist(), b.column("op_return").to_pylist(), strict=True):
+                if nd >= 0:
+                    op_return[int(nd)] = d or b""
+
+        # inputs: matched to their transaction and to the output they spend
+        nin_cap = con.execute("SELECT count(*) FROM utxo_inputs WHERE chain = ?", [chain]).fetchall()[0][0]
+        i_t = np.empty(nin_cap, np.int64)
+        i_n = np.empty(nin_cap, np.int64)
+        i_node = np.empty(nin_cap, np.int64)
+        i_v = np.empty(nin_cap, np.int64)
+        i = 0
+        for b in _batches(con, """
+                SELECT txid, n, prev_txid, coalesce(prev_n, -1) AS prev_n, coalesce(value, -1) AS value,
+                       value IS NULL AS novalue
+                FROM utxo_inputs WHERE chain = ?""", [chain]):
+            m = b.num_rows
+            if i + m > nin_cap:
+                raise RuntimeError("utxo_inputs changed while the graph was built")
+            q, ok = encode_ids(b.column("txid"), hexmode, width)
+            i_t[i:i + m] = txids.lookup(q, ok)
+            i_n[i:i + m] = _col(b, "n", np.int64)
+            q, ok = encode_ids(b.column("prev_txid"), hexmode, width)
+            nd = node_of(txids.lookup(q, ok), _col(b, "prev_n", np.int64))
+            i_node[i:i + m] = nd
+            v = _col(b, "value", np.int64)
+            novalue = _col(b, "novalue", np.bool_)
+            # coalesce(input value, spent output's value, 0)
+            v[novalue] = np.where(nd[novalue] >= 0, out_value[np.maximum(nd[novalue], 0)], 0)
+            i_v[i:i + m] = v
+            i += m
+        del okey
     finally:
         con.close()
-    ntx = txs.num_rows
-    out_tx = _np(outs["t"], np.int64)
-    in_tx = _np(ins["t"], np.int64)
-    tx_out_ptr = np.zeros(ntx + 1, np.int64)
-    np.cumsum(np.bincount(out_tx, minlength=ntx), out=tx_out_ptr[1:])
+    i_t, i_n = i_t[:i], i_n[:i]
+    keep = np.flatnonzero(i_t >= 0)
+    order = keep[np.lexsort((i_n[keep], i_t[keep]))]
+    del keep, i_n
+    in_tx = i_t[order]
+    del i_t
+    in_node = i_node[order].astype(ndt)
+    del i_node
+    in_value = i_v[order]
+    del i_v, order
     tx_in_ptr = np.zeros(ntx + 1, np.int64)
     np.cumsum(np.bincount(in_tx, minlength=ntx), out=tx_in_ptr[1:])
-    in_node = _np(ins["node"], np.int64)
-    nout = outs.num_rows
-    out_spent = np.full(nout, -1, np.int64)
+    out_spent = np.full(nout, -1, tdt)
     ok = in_node >= 0
     out_spent[in_node[ok]] = in_tx[ok]
-    op_return = {int(n): (d or b"") for n, d in zip(oprets["node"].to_pylist(), oprets["op_return"].to_pylist(),
-                                                     strict=True)}
-    return UtxoGraph(
-        chain=chain,
-        txid=txs["txid"].combine_chunks(),
-        tx_height=_np(txs["height"], np.int64, 0),
-        tx_time=_np(txs["time"], np.int64, 0),
-        tx_fee=_np(txs["fee"], np.int64, 0),
-        tx_coinbase=_np(txs["cb"], np.bool_, False),
-        tx_out_ptr=tx_out_ptr,
-        tx_in_ptr=tx_in_ptr,
-        in_node=in_node,
-        in_value=_np(ins["value"], np.int64, 0),
-        out_value=_np(outs["value"], np.int64, 0),
-        out_addr=_np(outs["address_id"], np.int64, -1),
-        out_n=_np(outs["n"], np.int32),
-        out_tx=out_tx,
-        out_spent_tx=out_spent,
-        out_opret=_np(outs["opret"], np.bool_, False),
-        op_return=op_return,
-    )
+    del in_tx, ok
+    txids._index()
+    g = UtxoGraph(chain=chain, txid=txids, tx_height=tx_height, tx_time=tx_time, tx_fee=tx_fee,
+                  tx_coinbase=tx_cb, tx_out_ptr=tx_out_ptr, tx_in_ptr=tx_in_ptr, in_node=in_node,
+                  in_value=in_value, out_value=out_value, out_addr=out_addr, out_n=out_n, out_tx=out_tx,
+                  out_spent_tx=out_spent, out_opret=out_opret, op_return=op_return)
+    release_memory()
+    return g
 
 
 # --- EVM ---------------------------------------------------------------------------------------------

@@ -224,10 +224,8 @@ def _labels(ws: Workspace, chain: str, book: X.CrossBook, kind: str) -> Labels:
 def _coinjoin_mask(ws: Workspace, chain: str, g: Any) -> np.ndarray:
     def build(ws_: Workspace, chain_: str) -> np.ndarray:
         mask = np.zeros(g.ntx, np.bool_)
-        for txid in coinjoin_txids(ws_, chain_):
-            t = g.tx_number(txid)
-            if t is not None:
-                mask[t] = True
+        ts = g.tx_numbers(sorted(coinjoin_txids(ws_, chain_)))
+        mask[ts[ts >= 0]] = True
         return mask
 
     return cached(ws, chain, "coinjoin_mask", build)

@@ -285,3 +285,36 @@ def test_utxo_store_behind_the_workspace_rolls_forward(tmp_path):
     assert ws.chain("regtest")["tip_height"] == 60
     assert dump(ws) == dump(ref)
     assert st.unresolved_inputs == 0
+
+
+def test_addresses_of_other_writers_keep_their_ids_and_reopen_is_stable(tmp_path):
+    """An address another writer put into ``addresses`` first (e.g. a tag) keeps its id when the ingester
+    meets it, and ids are the same whether the chain is ingested in one run or in several (index reloaded
+    from the committed keys)."""
+    import pyarrow as pa
+
+    blocks, _ = make_chain(30, seed=8)
+    d = _regtest_dir(tmp_path, blocks)
+    ref = Workspace(tmp_path / "ref")
+    ingest_block_files(ref, d, "regtest", batch_blocks=5)
+    addrs = ref.query("SELECT address_id, address FROM addresses WHERE chain = 'regtest' ORDER BY address_id")
+    pick = addrs["address"].to_pylist()[7]
+
+    home = tmp_path / "ws"
+    ws = Workspace(home)
+    with ws.transaction() as txn:  # another writer: one real address of the chain and one unrelated
+        txn.append("addresses", "regtest", pa.table({"chain": ["regtest", "regtest"], "address_id": [0, 1],
+                                                     "address": [pick, "bcrt1qnotanaddress"],
+                                                     "script_type": [None, None]}))
+    for stop in (9, 20, None):  # three runs: the key table is rebuilt from the workspace each time
+        ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4, max_blocks=stop)
+    ws = Workspace(home)
+    got = ws.query("SELECT address_id, address FROM addresses WHERE chain = 'regtest' ORDER BY address_id")
+    got_ids = dict(zip(got["address"].to_pylist(), got["address_id"].to_pylist(), strict=True))
+    assert got_ids[pick] == 0  # reused, not given a second id
+    assert len(got_ids) == addrs.num_rows + 1  # every address once, plus the unrelated one
+    assert sorted(got["address_id"].to_pylist()) == list(range(addrs.num_rows + 1))
+    used = ws.query("SELECT count(*) AS n FROM outputs WHERE chain = 'regtest' AND address = ?".replace(
+        "?", f"'{pick}'")).to_pylist()[0]["n"]
+    assert used > 0
+    assert dump(ws, ids=False) == dump(ref, ids=False)

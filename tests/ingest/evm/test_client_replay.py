@@ -95,3 +95,45 @@ def test_chain_id_is_checked(tmp_path):
         txn.set_chain("mine", kind="evm", chain_id=7)
     with pytest.raises(ChainMismatchError):
         ingest_evm(ws, f"file://{rec}", "mine", end=-1)
+
+
+class SlowNode:
+    """Times out (as an HTTP timeout would) on any batch carrying more than ``capacity`` requests, and on
+    every request for a block in ``never``; otherwise answers each request with its first param."""
+
+    url = "fake://slow"
+
+    def __init__(self, capacity, never=()):
+        self.capacity = capacity
+        self.never = set(never)
+        self.sent = []
+
+    def send(self, reqs):
+        self.sent.append(len(reqs))
+        if len(reqs) > self.capacity or any(r["params"][0] in self.never for r in reqs):
+            raise RetryableError("ReadTimeout after 60s", timeout=True)
+        return [{"id": r["id"], "result": r["params"][0]} for r in reqs]
+
+    def close(self):
+        pass
+
+
+def test_a_timed_out_batch_is_split_not_resent_whole():
+    node = SlowNode(capacity=2)
+    sleeps = []
+    c = RpcClient(node, max_batch=50, sleep=sleeps.append)
+    calls = [("debug_traceBlockByNumber", [hex(h), {"tracer": "callTracer"}]) for h in range(8)]
+    assert c.batch(calls) == [hex(h) for h in range(8)]
+    assert node.sent == [8, 4, 2, 2, 4, 2, 2] and sleeps == []  # halves until each fits; no blind re-sends
+
+
+def test_a_request_that_never_answers_in_time_gives_up_naming_method_and_block():
+    node = SlowNode(capacity=100, never={"0x2d"})
+    sleeps = []
+    c = RpcClient(node, max_batch=50, sleep=sleeps.append, timeout_retries=2)
+    calls = [("debug_traceBlockByNumber", [hex(h), {"tracer": "callTracer"}]) for h in range(40, 50)]
+    with pytest.raises(RpcError, match=r"giving up on debug_traceBlockByNumber block 45 \(0x2d\) after 3 attempts") as e:
+        c.batch(calls)
+    assert e.value.method == "debug_traceBlockByNumber"
+    assert len(sleeps) == 2  # bounded: timeout_retries, not the rate-limit retries
+    assert sum(1 for n in node.sent if n == 1) == 3

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fundtrail.ingest.bitcoin import script as S
 from fundtrail.model.chain import BitcoinNetwork
@@ -253,9 +254,12 @@ class AddressIndex:
         self.network = network
         n_keys = ws.row_count("utxo_address_keys", chain)
         self.table = KeyTable(max(n_keys + (n_keys >> 3), 1 << 15))
-        kt = ws.read("utxo_address_keys", chain, columns=["address_id", "key"])
-        key_ids = kt["address_id"].to_numpy()
-        if kt.num_rows:
+        # part by part, so loading needs the table plus one part, not every key of the chain at once
+        key_ids = []
+        for path in ws.part_paths("utxo_address_keys", chain):
+            kt = pq.read_table(path, columns=["address_id", "key"])
+            ids = kt["address_id"].to_numpy()
+            key_ids.append(ids)
             col = kt["key"].combine_chunks()
             offsets = np.frombuffer(col.buffers()[1], np.int32)[col.offset:col.offset + len(col) + 1]
             data = np.frombuffer(col.buffers()[2], np.uint8) if col.buffers()[2] is not None \
@@ -265,20 +269,31 @@ class AddressIndex:
                 hi = min(lo + step, len(col))
                 keys = np.zeros((hi - lo, S.KEYW), np.uint8)
                 _pad_binary(data, offsets[lo:hi + 1].astype(np.int64), keys)
-                self.table.upsert(keys, key_ids[lo:hi])
-        at = ws.read("addresses", chain, columns=["address_id", "address"])
-        ids = at["address_id"].to_numpy()
-        if len(ids) != len(key_ids):  # addresses from other writers: decode them to keys
-            other = ~np.isin(ids, key_ids)
-            addrs = at["address"].filter(pa.array(other)).to_pylist()
-            oids = ids[other]
+                self.table.upsert(keys, ids[lo:hi])
+        nxt = 0
+        other_parts = []
+        if ws.row_count("addresses", chain) != n_keys:  # addresses from other writers: decode them to keys
+            known = np.concatenate(key_ids) if key_ids else np.zeros(0, np.int64)
+            for path in ws.part_paths("addresses", chain):
+                at = pq.read_table(path, columns=["address_id", "address"])
+                ids = at["address_id"].to_numpy()
+                if len(ids):
+                    nxt = max(nxt, int(ids.max()) + 1)
+                other = ~np.isin(ids, known)
+                if other.any():
+                    other_parts.append((ids[other], at["address"].filter(pa.array(other)).to_pylist()))
+        else:
+            for ids in key_ids:
+                if len(ids):
+                    nxt = max(nxt, int(ids.max()) + 1)
+        for oids, addrs in other_parts:
             keys = np.zeros((len(addrs), S.KEYW), np.uint8)
             for j, a in enumerate(addrs):
                 k = S.key_of_address(a, network) if a is not None else None
                 if k is not None:
                     keys[j] = np.frombuffer(k, np.uint8)
             self.table.upsert(keys, oids)  # an address already known by key keeps its id
-        self.table.next_id = int(ids.max()) + 1 if len(ids) else 0
+        self.table.next_id = nxt
         self._flushed = len(self.table)
 
     def __len__(self) -> int:

@@ -395,7 +395,8 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     (out-of-order and stale blocks handled; a better fork below the tip rolls the tables back to the fork).
     Tuning: ``batch_bytes``/``batch_blocks`` (commit granularity), ``prevouts`` (a btcd ``*.utxostore``
     file of known previous outputs), ``start_height`` (height of the first block when the files start
-    mid-chain without a BIP-34 height), ``max_blocks`` (stop after this many).
+    mid-chain without a BIP-34 height), ``max_blocks`` (stop after this many), ``compression`` (Parquet
+    codec of the batch tables: default zstd level 1; ``"lz4"`` or ``"none"`` write faster, 2-4x larger).
 
     A framing error (truncated or corrupt file) is raised as :class:`BlockFileError` naming the file and
     byte offset after every block before it has been committed; a block that does not parse raises

@@ -9,6 +9,12 @@ Retries: timeouts, connection errors, HTTP 429 / 5xx, and JSON-RPC errors that s
 -32005, 429, or a message with "rate limit" / "too many requests" / "limit exceeded") are retried with
 exponential backoff (``backoff * 2**attempt``, capped at ``max_backoff``, honouring ``Retry-After``) up to
 ``retries`` times; then :class:`fundtrail.errors.RpcError` is raised. Other JSON-RPC errors are not retried.
+
+Timeouts are handled apart from rate limits, because re-sending a request the node could not answer in time
+rarely helps (the node is often still busy with the abandoned one): a timed-out batch of several requests is
+split in halves, each half sent on its own; a single request that times out is retried at most
+``timeout_retries`` times. Every give-up raises RpcError naming the method and the block (or first param) of
+the request(s) that failed, e.g. ``giving up on debug_traceBlockByNumber block 45 (0x2d) after 3 attempts``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,11 +40,13 @@ _RATE_WORDS = ("rate limit", "too many requests", "limit exceeded", "rate-limit"
 
 
 class RetryableError(Exception):
-    """A transport-level failure worth retrying (timeout, 429, 5xx, connection reset)."""
+    """A transport-level failure worth retrying (timeout, 429, 5xx, connection reset). ``timeout`` marks a
+    request the node did not answer in time (handled by splitting the batch, see the module doc)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, timeout: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.timeout = timeout
 
 
 class Transport(Protocol):
@@ -55,13 +64,16 @@ class HttpTransport:
     def __init__(self, url: str, *, timeout: float = 60.0, headers: dict[str, str] | None = None,
                  auth: tuple[str, str] | None = None) -> None:
         self.url = url
+        self.timeout = timeout
         self._http = httpx.Client(timeout=timeout, headers=headers, auth=auth)
 
     def send(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = requests if len(requests) > 1 else requests[0]
         try:
             r = self._http.post(self.url, json=body)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
+        except httpx.TimeoutException as e:
+            raise RetryableError(f"{type(e).__name__} after {self.timeout:g}s", timeout=True) from e
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
             raise RetryableError(f"{type(e).__name__}: {e}") from e
         except httpx.HTTPError as e:
             raise RpcError(str(e), url=self.url) from e
@@ -98,6 +110,26 @@ class CallError:
         raise RpcError(f"error {self.code}: {self.message}", url=url, method=self.method, code=self.code)
 
 
+def describe(calls: Sequence[tuple[str, Sequence[Any]]]) -> str:
+    """``method block N (0x..)`` of the first call (and how many more), for error messages."""
+    if not calls:
+        return "an empty batch"
+    m, p = calls[0]
+    what = m
+    if p:
+        first = p[0]
+        if isinstance(first, str) and first.startswith("0x") and len(first) <= 18:
+            what += f" block {int(first, 16)} ({first})" if len(first) > 2 else f" block {first}"
+        elif isinstance(first, int):
+            what += f" block {first}"
+        else:
+            what += f" {json.dumps(first, default=str)[:80]}"
+    if len(calls) > 1:
+        methods = sorted({c[0] for c in calls})
+        what += f" and {len(calls) - 1} more request(s) ({', '.join(methods)})"
+    return what
+
+
 def _is_rate_limit(err: dict[str, Any]) -> bool:
     code = err.get("code")
     msg = str(err.get("message", "")).lower()
@@ -108,17 +140,20 @@ class RpcClient:
     """Calls over a transport. ``batch`` splits into batches of ``max_batch`` requests."""
 
     def __init__(self, transport: Transport, *, max_batch: int = 50, retries: int = 6, backoff: float = 0.25,
-                 max_backoff: float = 20.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_backoff: float = 20.0, sleep: Callable[[float], None] = time.sleep,
+                 timeout_retries: int = 2) -> None:
         self.transport = transport
         self.url = transport.url
         self.max_batch = max(1, max_batch)
         self.retries = retries
+        self.timeout_retries = min(timeout_retries, retries)
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._sleep = sleep
         self._ids = itertools.count(1)
         self.requests_sent = 0
         self.retried = 0
+        self._count_lock = threading.Lock()  # the ingester fetches the next batch on a second thread
 
     def close(self) -> None:
         self.transport.close()
@@ -147,9 +182,11 @@ class RpcClient:
                     r.raise_(self.url)
         return out
 
-    def _wait(self, attempt: int, retry_after: float | None, why: str) -> None:
-        if attempt >= self.retries:
-            raise RpcError(f"giving up after {attempt + 1} attempts: {why}", url=self.url)
+    def _wait(self, attempt: int, retry_after: float | None, why: str,
+              calls: Sequence[tuple[str, Sequence[Any]]] = (), limit: int | None = None) -> None:
+        if attempt >= (self.retries if limit is None else limit):
+            raise RpcError(f"giving up on {describe(calls)} after {attempt + 1} attempts: {why}", url=self.url,
+                           method=None if not calls else calls[0][0])
         delay = min(self.max_backoff, self.backoff * (2 ** attempt))
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_backoff * 3))
@@ -170,10 +207,22 @@ class RpcClient:
                 m, p = calls[k]
                 reqs.append({"jsonrpc": "2.0", "id": rid, "method": m, "params": list(p)})
             try:
-                self.requests_sent += len(reqs)
+                with self._count_lock:
+                    self.requests_sent += len(reqs)
                 resps = self.transport.send(reqs)
             except RetryableError as e:
-                self._wait(attempt, e.retry_after, str(e))
+                if e.timeout and len(pending) > 1:
+                    # too much for one answer in time: send the halves on their own (each retried on its own)
+                    log.warning("%s: %s for a batch of %d requests (%s); splitting it", self.url, e, len(pending),
+                                describe([calls[k] for k in pending]))
+                    self.retried += 1
+                    half = len(pending) // 2
+                    for part in (pending[:half], pending[half:]):
+                        for k, r in zip(part, self._one_batch([calls[k] for k in part]), strict=True):
+                            results[k] = r
+                    return results
+                self._wait(attempt, e.retry_after, str(e), [calls[k] for k in pending],
+                           self.timeout_retries if e.timeout else None)
                 attempt += 1
                 continue
             retry: list[int] = []
@@ -200,19 +249,21 @@ class RpcClient:
                     results[k] = r.get("result")
             missing = [by_id[i] for i in by_id if i not in seen]
             if missing:
-                raise RpcError(f"{len(missing)} requests of a batch got no response", url=self.url)
+                raise RpcError(f"{len(missing)} requests of a batch got no response (first: "
+                               f"{describe([calls[missing[0]]])})", url=self.url)
             if retry:
-                self._wait(attempt, None, f"rate limited ({len(retry)} of {len(reqs)} requests)")
+                self._wait(attempt, None, f"rate limited ({len(retry)} of {len(reqs)} requests)",
+                           [calls[k] for k in retry])
                 attempt += 1
             pending = retry
         return results
 
 
-def open_client(url: str, **kw: Any) -> RpcClient:
+def open_client(url: str, *, timeout: float = 60.0, **kw: Any) -> RpcClient:
     """A client for an http(s):// node or a file:// replay (a .jsonl recording or an ethereum-etl
-    fixture folder)."""
+    fixture folder). ``timeout``: seconds per HTTP request."""
     if url.startswith(("http://", "https://")):
-        return RpcClient(HttpTransport(url), **kw)
+        return RpcClient(HttpTransport(url, timeout=timeout), **kw)
     if url.startswith("file://") or "://" not in url:
         from fundtrail.ingest.evm.replay import ReplayTransport
 

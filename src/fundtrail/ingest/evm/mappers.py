@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fundtrail.store.schema import AMOUNT, TS
 
@@ -34,6 +35,8 @@ def qty(v: Any) -> int | None:
     """A JSON-RPC quantity (0x hex, or a plain int in some fixtures) as int."""
     if v is None:
         return None
+    if type(v) is str and v[:2] == "0x" and len(v) > 2:  # the usual case, first
+        return int(v, 16)
     if isinstance(v, int):
         return v
     s = str(v)
@@ -52,9 +55,23 @@ def dec(v: int | None) -> Decimal | None:
     return Decimal(v)
 
 
+def decimals(values: Sequence[int | None]) -> pa.Array:
+    """DECIMAL(38,0) of Python ints (null for None and for what does not fit, as ``dec``). Bulk path: when
+    every value fits int64 (nearly always, even in wei) one int64 array is cast; else via Decimal."""
+    try:
+        a = pa.array(values, pa.int64())
+    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([dec(v) for v in values], AMOUNT)
+    if len(a) and a.null_count < len(a) and pc.min(a).as_py() < 0:
+        return pa.array([dec(v) for v in values], AMOUNT)
+    return a.cast(AMOUNT)
+
+
 def amount_cols(values: Sequence[int | None]) -> tuple[pa.Array, pa.Array]:
     """DECIMAL(38,0) amounts and ``amount_raw`` strings for the ones that do not fit."""
-    amt = pa.array([dec(v) for v in values], AMOUNT)
+    amt = decimals(values)
+    if amt.null_count == 0:
+        return amt, pa.nulls(len(values), pa.string())
     raw = pa.array([str(v) if v is not None and (v >= MAX_DECIMAL or v < 0) else None for v in values],
                    pa.string())
     return amt, raw
@@ -340,7 +357,7 @@ def to_tables(rows: Rows, chain: str, ids: Any) -> dict[str, pa.Table]:
         "prev_hash": pa.array(b["prev_hash"], pa.string()), "time": _ts(b["time"]),
         "tx_count": _ints(b["tx_count"], pa.int32()), "miner": pa.array(b["miner"], pa.string()),
         "gas_used": _ints(b["gas_used"], pa.int64()), "gas_limit": _ints(b["gas_limit"], pa.int64()),
-        "base_fee_per_gas": pa.array([dec(x) for x in b["base_fee_per_gas"]], AMOUNT),
+        "base_fee_per_gas": decimals(b["base_fee_per_gas"]),
         "size": _ints(b["size"], pa.int64()), "withdrawal_count": _ints(b["withdrawal_count"], pa.int32()),
     })
     t = rows.txs
@@ -349,11 +366,11 @@ def to_tables(rows: Rows, chain: str, ids: Any) -> dict[str, pa.Table]:
         "chain": chain_col(nt), "height": _ints(t["height"], pa.int64()), "tx_index": _ints(t["tx_index"], pa.int32()),
         "txid": pa.array(t["txid"], pa.string()), "time": _ts(t["time"]),
         "from_id": id_col(t["from"]), "to_id": id_col(t["to"]),
-        "value": pa.array([dec(x) for x in t["value"]], AMOUNT), "gas": _ints(t["gas"], pa.int64()),
-        "gas_price": pa.array([dec(x) for x in t["gas_price"]], AMOUNT),
+        "value": decimals(t["value"]), "gas": _ints(t["gas"], pa.int64()),
+        "gas_price": decimals(t["gas_price"]),
         "gas_used": _ints(t["gas_used"], pa.int64()),
-        "effective_gas_price": pa.array([dec(x) for x in t["effective_gas_price"]], AMOUNT),
-        "fee": pa.array([dec(x) for x in t["fee"]], AMOUNT), "status": _ints(t["status"], pa.int8()),
+        "effective_gas_price": decimals(t["effective_gas_price"]),
+        "fee": decimals(t["fee"]), "status": _ints(t["status"], pa.int8()),
         "created_contract_id": id_col(t["created_contract"]), "nonce": _ints(t["nonce"], pa.int64()),
         "tx_type": _ints(t["tx_type"], pa.int16()), "input_selector": pa.array(t["input_selector"], pa.string()),
     })

@@ -16,9 +16,11 @@ removes every evm_* row above it (``truncate_above``) before going on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +70,8 @@ def _unsupported(err: CallError) -> bool:
 
 class _Run:
     def __init__(self, ws: Workspace, client: RpcClient, chain: str, progress: Progress, *, batch_blocks: int,
-                 trace_method: str, receipts_method: str) -> None:
+                 trace_method: str, receipts_method: str, trace_batch_txs: int = 200) -> None:
+        self.trace_batch_txs = max(1, trace_batch_txs)
         self.ws = ws
         self.client = client
         self.chain = chain
@@ -133,16 +136,19 @@ class _Run:
         if self.trace_method == "auto":
             if height == 0:
                 return  # genesis cannot be traced; probe on the next block
+            # trace_block first: where a node offers both (anvil, Erigon, Reth, Nethermind) it is the cheap one
+            # (anvil answers trace_block in ~2 ms a block; its callTracer re-executes the block once per
+            # transaction, ~2.4 s for a 100-transaction block); geth offers only debug_traceBlockByNumber.
+            r = self.client.batch([("trace_block", [hex(height)])], errors=True)[0]
+            if not isinstance(r, CallError):
+                self.trace_method = "trace"
+                return
+            if not _unsupported(r):
+                r.raise_(self.client.url)
             r = self.client.batch([("debug_traceBlockByNumber", [hex(height), {"tracer": "callTracer"}])],
                                   errors=True)[0]
             if not isinstance(r, CallError):
                 self.trace_method = "debug"
-                return
-            if not _unsupported(r):
-                r.raise_(self.client.url)
-            r = self.client.batch([("trace_block", [hex(height)])], errors=True)[0]
-            if not isinstance(r, CallError):
-                self.trace_method = "trace"
                 return
             if not _unsupported(r):
                 r.raise_(self.client.url)
@@ -268,7 +274,18 @@ class _Run:
                      for b in need]
         else:
             calls = [("trace_block", [hex(M.qty(b["number"]) or 0)]) for b in need]
-        res = self.client.batch(calls)
+        # one JSON-RPC batch carries at most ``trace_batch_txs`` transactions (at least one block): the node's
+        # tracing cost grows with the transactions (superlinearly for anvil's callTracer), and one huge batch
+        # would outlast the HTTP timeout
+        res: list[Any] = []
+        i = 0
+        while i < len(calls):
+            j, txs = i, 0
+            while j < len(calls) and (j == i or txs + len(need[j].get("transactions") or ()) <= self.trace_batch_txs):
+                txs += len(need[j].get("transactions") or ())
+                j += 1
+            res.extend(self.client.batch(calls[i:j]))
+            i = j
         got: dict[int, tuple[dict[str, list[M.Move]] | None, list[M.Move]]] = {}
         for b, r in zip(need, res, strict=True):
             h = M.qty(b["number"]) or 0
@@ -278,9 +295,8 @@ class _Run:
                 got[h] = M.moves_from_parity(r or [])
         return [got.get(M.qty(b["number"]) or 0, ({}, [])) for b in blocks]
 
-    def ingest_batch(self, heights: Sequence[int]) -> int:
-        """Fetch and commit ``heights``; returns how many blocks were committed (0: reorg handled)."""
-        tip = self.stored_tip()
+    def fetch(self, heights: Sequence[int]) -> _Fetched:
+        """Everything the node has for ``heights`` (no workspace access: runs on the prefetch thread)."""
         blocks = None
         for _ in range(5):
             blocks = self.fetch_blocks(heights)
@@ -290,13 +306,24 @@ class _Run:
         if blocks is None:
             raise SourceError(f"chain {self.chain}: the node keeps reorganising blocks {heights[0]}..{heights[-1]}")
         if not blocks:
+            return _Fetched(list(heights), [], {}, [])
+        return _Fetched(list(heights), blocks, self.fetch_receipts(blocks), self.fetch_traces(blocks))
+
+    def ingest_batch(self, heights: Sequence[int], fetched: _Fetched | None = None) -> int:
+        """Fetch (unless ``fetched`` was prefetched) and commit ``heights``; returns how many blocks were
+        committed (0: reorg handled or nothing there; -1: the prefetched batch no longer links to our tip)."""
+        tip = self.stored_tip()
+        f = fetched if fetched is not None else self.fetch(heights)
+        blocks = f.blocks
+        if not blocks:
             return 0
         if tip is not None and M.qty(blocks[0]["number"]) == tip[0] + 1 and \
                 str(blocks[0]["parentHash"]).lower() != tip[1]:
+            if fetched is not None:
+                return -1  # fetched before the node changed: fetch again before deciding it is a reorg
             self.rollback()
             return 0
-        receipts = self.fetch_receipts(blocks)
-        traces = self.fetch_traces(blocks)
+        receipts, traces = f.receipts, f.traces
         rows = M.Rows()
         for b, (moves, rewards) in zip(blocks, traces, strict=True):
             M.add_block(rows, b, receipts, moves, rewards, self.native)
@@ -328,6 +355,14 @@ class _Run:
         return n
 
 
+@dataclass(slots=True)
+class _Fetched:
+    heights: list[int]
+    blocks: list[dict[str, Any]]
+    receipts: dict[str, dict[str, Any]]
+    traces: list[tuple[dict[str, list[M.Move]] | None, list[M.Move]]]
+
+
 def callTracer_moves(block: dict[str, Any], result: Any, height: int) -> dict[str, list[M.Move]]:  # noqa: N802
     txs = block.get("transactions") or []
     out: dict[str, list[M.Move]] = {}
@@ -347,21 +382,27 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
                follow: bool = False, progress: Progress | None = None, batch_blocks: int = 20,
                max_batch: int = 100, trace_method: str = "auto", receipts_method: str = "auto",
                poll_interval: float = 2.0, max_polls: int | None = None, client: RpcClient | None = None,
-               should_stop: Callable[[], bool] | None = None) -> IngestStats:
+               should_stop: Callable[[], bool] | None = None, prefetch: bool = True, trace_batch_txs: int = 200,
+               timeout: float = 60.0) -> IngestStats:
     """Ingest blocks ``start``..``end`` (default: after the stored tip, up to the node's tip) of the EVM
     chain named ``chain`` from ``rpc_url`` (http(s):// or a file:// replay). With ``follow``, keep polling
     for new blocks (``poll_interval`` seconds; ``max_polls`` bounds it, e.g. for tests).
 
     ``batch_blocks`` blocks are fetched and committed together; ``max_batch`` bounds the requests of one
-    JSON-RPC batch. ``trace_method`` forces debug | trace | none (default: probe).
+    JSON-RPC batch. ``trace_method`` forces debug | trace | none (default: probe, trace_block first).
+    With ``prefetch`` the next batch is fetched on a second thread while the current one is mapped and
+    committed (commits stay in order, one per batch, on the calling thread). Trace requests go out in JSON-RPC
+    batches of at most ``trace_batch_txs`` transactions. ``timeout``: seconds per HTTP request (a batch that
+    times out is split; a single request that keeps timing out raises RpcError naming method and block).
     """
     if trace_method not in ("auto", *TRACE_METHODS):
         raise ValueError(f"trace_method must be auto, debug, trace or none, not {trace_method!r}")
     t0 = time.monotonic()
     own = client is None
-    cl = client or open_client(rpc_url, max_batch=max_batch)
+    cl = client or open_client(rpc_url, max_batch=max_batch, timeout=timeout)
     run = _Run(ws, cl, chain, progress or NullProgress(), batch_blocks=batch_blocks, trace_method=trace_method,
-               receipts_method=receipts_method)
+               receipts_method=receipts_method, trace_batch_txs=trace_batch_txs)
+    pool: ThreadPoolExecutor | None = None
     try:
         run.check_chain()
         run.check_tip()
@@ -372,14 +413,35 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
             if start is not None and tip is not None and start > nxt:
                 nxt = start  # a gap was asked for
             target = end if end is not None else run.node_tip()
+            ahead: Future[_Fetched] | None = None  # the next batch, fetched while this one is mapped and committed
             while nxt <= target:
                 if should_stop is not None and should_stop():
                     break
                 if run.receipts_method == "auto" or run.trace_method == "auto":
                     run.probe(max(nxt, 1) if nxt == 0 and target >= 1 else nxt)
                 heights = list(range(nxt, min(target, nxt + run.batch_blocks - 1) + 1))
-                done = run.ingest_batch(heights)
+                fetched = None
+                if ahead is not None:
+                    if ahead.done() or not ahead.cancel():
+                        got = ahead.result()  # a fetch error surfaces here, as it would have inline
+                        fetched = got if got.heights == heights else None
+                    ahead = None
+                if heights[-1] < target and prefetch and "auto" not in (run.trace_method, run.receipts_method):
+                    h1 = heights[-1] + 1
+                    pool = pool or ThreadPoolExecutor(1, thread_name_prefix="evm-prefetch")
+                    ahead = pool.submit(run.fetch, list(range(h1, min(target, h1 + run.batch_blocks - 1) + 1)))
+                done = run.ingest_batch(heights, fetched)
+                if done < 0:
+                    if ahead is not None and not ahead.cancel():
+                        with contextlib.suppress(Exception):
+                            ahead.result()
+                    ahead = None
+                    done = run.ingest_batch(heights)
                 if done == 0:
+                    if ahead is not None and not ahead.cancel():
+                        with contextlib.suppress(Exception):
+                            ahead.result()
+                    ahead = None
                     tip = run.stored_tip()
                     new_nxt = tip[0] + 1 if tip else (start or 0)
                     if new_nxt == nxt:
@@ -395,6 +457,8 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
             time.sleep(poll_interval)
             run.check_tip()
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         run.task.close()
         if own:
             cl.close()
