@@ -1,9 +1,16 @@
-"""Ingestion speed from a real local node (anvil): blocks/s and transfers/s at a few batch sizes.
+"""Ingestion speed from a real local node (anvil): blocks/s and transfers/s at a few batch sizes, and the
+ingester's own rate on a replay (no node).
 
 The chain: the laundering scenario (contracts, internal transfers, creations, self-destructs) played
-``rounds`` times, then ``full_blocks`` blocks of 25 transactions each (ETH payments and ERC-20 transfers,
-mined with automine off). Each batch size ingests the whole chain into a fresh workspace with callTracer
-traces. The machine is shared (2 cores, other engineers' jobs running): figures are indicative.
+``rounds`` times, then ``full_blocks`` blocks of ``per_block`` transactions each (default 25; ETH payments and
+ERC-20 transfers, mined with automine off). Printed:
+* the node's own answer rate per method (one block a request) over the filled blocks;
+* per trace method (trace_block, callTracer) and batch size, a full ingestion from the node into a fresh
+  workspace;
+* the same chain replayed from a recording made during one of those runs: mapping, address book and Parquet
+  commits without a node (the recording's JSON is parsed before the clock starts).
+The machine is shared (2 cores, other engineers' jobs running): figures are indicative.
+Usage: ``python bench/bench_ingest_evm.py [small|medium|large] [tx_per_block]``.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def run(scale: str = "small") -> dict:
                "btc_mb": round(s["btc_bytes"] / 1e6, 1), "evm_txs": s["evm_txs"], "simulate_s": s["wall_s"],
                "btc_tx_per_s": round(s["btc_txs"] / max(s["wall_s"], 1e-9)),
                "block_mb_per_s": round(s["btc_bytes"] / 1e6 / max(s["wall_s"], 1e-9), 2),
-               "peak_rss_mb": round(s["peak_rss_mb"], 1)}
+               "generator_s": s["seconds"], "peak_rss_mb": round(s["peak_rss_mb"], 1)}
         if scale in ("demo", "small"):
             try:
                 res.update(score_pipeline(world))
@@ -124,7 +124,16 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scale", default="demo")
+    ap.add_argument("--scale", action="append", help="demo | small | large (repeatable; default demo)")
     a = ap.parse_args()
-    for k, v in run(a.scale).items():
-        print(f"{k:32} {v}")
+    rows = []
+    for sc in a.scale or ["demo"]:
+        r = run(sc)
+        rows.append(r)
+        for k, v in r.items():
+            print(f"{k:32} {v}")
+        print()
+    print(f"{'scale':8} {'btc txs':>12} {'block MB':>10} {'seconds':>9} {'tx/s':>10} {'MB/s':>8} {'peak RSS MB':>12}")
+    for r in rows:
+        print(f"{r['scale']:8} {r['btc_txs']:>12,} {r['btc_mb']:>10} {r['simulate_s']:>9} {r['btc_tx_per_s']:>10,} "
+              f"{r['block_mb_per_s']:>8} {r['peak_rss_mb']:>12}")

@@ -574,7 +574,7 @@ class Background:
     # Everything below works on chunks of users with vectorised address encoding (the ingester's numba
     # bech32/bech32m encoder straight into an Arrow string array), so the truth of a large world is written
     # with flat memory: no per-address Python object outlives its chunk.
-    OWNER_CHUNK_USERS = 1 << 16
+    OWNER_CHUNK_USERS = 1 << 14
 
     def _used(self, lo: int = 0, hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(user, address index) of every address in use for users lo..hi, ordered by user then index."""
