@@ -297,45 +297,64 @@ def cross_book(ws: Workspace) -> CrossBook:
     return book
 
 
-def _address_array(ws: Workspace, chain: str) -> pa.Array:
-    """The chain's address strings indexed by id (ids are dense), cached per workspace generation."""
-    from fundtrail.trace.graph import cached
+# address strings are resolved on demand (one DuckDB query per call) for the ids a result shows, never
+# held for a whole chain; a small memo per workspace generation and chain keeps repeated lookups cheap
+_NAMES: dict[tuple[str, str], tuple[int, dict[int, str], dict[str, int]]] = {}
+MEMO_LIMIT = 50_000
 
-    def build(ws_: Workspace, chain_: str) -> pa.Array:
-        t = ws_.read("addresses", chain_, columns=["address_id", "address"])
-        if t.num_rows == 0:
-            return pa.array([], pa.string())
-        ids = t["address_id"].to_numpy()
-        n = int(ids.max()) + 1
-        if n == t.num_rows:
-            order = np.argsort(ids, kind="stable")
-            return t["address"].take(pa.array(order)).combine_chunks()
-        pos = np.full(n, -1, np.int64)
-        pos[ids] = np.arange(t.num_rows)
-        return t["address"].combine_chunks().take(pa.array(pos, mask=pos < 0))
 
-    return cached(ws, chain, "address_strings", build)
+def _memo(ws: Workspace, chain: str) -> tuple[dict[int, str], dict[str, int]]:
+    key = (str(ws.home.resolve()), chain)
+    with _LOCK:
+        hit = _NAMES.get(key)
+        if hit is None or hit[0] != ws.generation or len(hit[1]) > MEMO_LIMIT:
+            hit = (ws.generation, {}, {})
+            _NAMES[key] = hit
+    return hit[1], hit[2]
+
+
+def _lookup(ws: Workspace, chain: str, column: str, values: pa.Array) -> tuple[list[int], list[str]]:
+    if not ws.parts("addresses", chain):
+        return [], []
+    con = ws.connect()
+    try:
+        con.register("wanted", pa.table({"v": values}))
+        t = con.sql(f"""SELECT a.address_id, a.address FROM addresses a
+                        WHERE a.chain = ? AND a.{column} IN (SELECT v FROM wanted)""",
+                    params=[chain]).to_arrow_table()
+    finally:
+        con.close()
+    return t["address_id"].to_pylist(), t["address"].to_pylist()
 
 
 def address_ids(ws: Workspace, chain: str, addresses: list[str]) -> dict[str, int]:
     """Ids of address strings on ``chain`` (those the dictionary holds)."""
-    out: dict[str, int] = {}
-    if not addresses:
-        return out
-    arr = _address_array(ws, chain)
-    for a in set(addresses):
-        if a is None:
-            continue
-        i = pc.index(arr, pa.scalar(a, pa.string())).as_py()
-        if i is not None and i >= 0:
-            out[a] = int(i)
+    by_id, by_text = _memo(ws, chain)
+    want = sorted({a for a in addresses if a is not None})
+    out = {a: by_text[a] for a in want if a in by_text}
+    missing = [a for a in want if a not in out]
+    if missing:
+        for i, a in zip(*_lookup(ws, chain, "address", pa.array(missing, pa.string())), strict=True):
+            if i is not None and a is not None:
+                out.setdefault(a, int(i))
+                by_text[a] = int(i)
+                by_id[int(i)] = a
     return out
 
 
 def address_strings(ws: Workspace, chain: str, ids: Any) -> dict[int, str]:
+    """Strings of address ids on ``chain`` (ids the dictionary lacks are left out)."""
     ids = np.unique(np.asarray(ids, np.int64))
-    arr = _address_array(ws, chain)
-    ids = ids[(ids >= 0) & (ids < len(arr))]
+    ids = ids[ids >= 0]
     if not len(ids):
         return {}
-    return dict(zip(ids.tolist(), arr.take(pa.array(ids)).to_pylist(), strict=True))
+    by_id, by_text = _memo(ws, chain)
+    out = {i: by_id[i] for i in ids.tolist() if i in by_id}
+    missing = [i for i in ids.tolist() if i not in out]
+    if missing:
+        for i, a in zip(*_lookup(ws, chain, "address_id", pa.array(missing, pa.int64())), strict=True):
+            if i is not None and a is not None:
+                out[int(i)] = a
+                by_id[int(i)] = a
+                by_text.setdefault(a, int(i))
+    return out
