@@ -455,28 +455,6 @@ def _entry(dispatcher: Any, args: tuple[Any, ...]) -> Any:
     return cres.entry_point
 
 
-def _load_openssl():  # noqa: ANN202
-    """(SHA256_Init, SHA256_Update, SHA256_Final) of libcrypto as ctypes functions, or None."""
-    import ctypes
-    import ctypes.util
-
-    for name in (ctypes.util.find_library("crypto"), "libcrypto.so.3", "libcrypto.so"):
-        if not name:
-            continue
-        try:
-            lib = ctypes.CDLL(name)
-            init, update, final = lib.SHA256_Init, lib.SHA256_Update, lib.SHA256_Final
-        except (OSError, AttributeError):
-            continue
-        vp = ctypes.c_void_p
-        init.restype = update.restype = final.restype = ctypes.c_int
-        init.argtypes = [vp]
-        update.argtypes = [vp, vp, ctypes.c_size_t]
-        final.argtypes = [vp, vp]
-        return init, update, final
-    return None
-
-
 _SSL_FUNCS: Any = None
 
 
@@ -484,6 +462,8 @@ def hash_args(use_openssl: bool = True) -> tuple[Any, ...]:
     """The hash args of the kernels: (K, H0, ssl, init, update, final, ctx)."""
     global _SSL_FUNCS
     if _SSL_FUNCS is None:
+        from fundtrail.ingest.bitcoin.hashing import _load_openssl
+
         _SSL_FUNCS = _load_openssl() or ()
     funcs = _SSL_FUNCS if use_openssl else ()
     if not funcs:  # never called (ssl = False), but the kernels need functions of the same shape
