@@ -14,6 +14,12 @@
    precision and recall of the clusters with no change heuristic, each one alone, and all, against the
    truth's co-spend-visible clusters and against true ownership; the EVM deposit heuristic likewise.
 
+3. The clustering service on an existing workspace (``python bench/bench_cluster.py --service PATH
+   [--chain C] [--incremental] [--memory-limit 768MB]``, or :func:`service`): wall time and peak RSS of
+   ``fundtrail.cluster.service.cluster`` in a fresh process, plus a checksum of the partition it wrote
+   (``sum(hash(address_id, cluster_id))`` over cluster_members). Run it on a COPY: it rewrites the
+   workspace's cluster tables. Default is a full recomputation (``--full``).
+
 The machine is shared (2 cores, six other engineers at work): figures are indicative.
 """
 
@@ -183,6 +189,40 @@ def accuracy(world_scale: str = "demo", seed: int = 1) -> dict:
     return out
 
 
+def _service_worker(home: str, chain: str | None, full: bool, memory_limit: str) -> dict:
+    from fundtrail.cluster.service import cluster
+    from fundtrail.store import Workspace
+
+    ws = Workspace(home)
+    t0 = time.perf_counter()
+    stats = cluster(ws, chain, full=full, memory_limit=memory_limit)
+    dt = time.perf_counter() - t0
+    ck = ws.query("SELECT count(*) AS n, CAST(sum(hash(address_id, cluster_id)) AS VARCHAR) AS h, "
+                  "count(DISTINCT cluster_id) AS k FROM cluster_members" +
+                  (f" WHERE chain = '{chain}'" if chain else "")).to_pylist()[0]
+    return {"seconds": dt, "peak_rss_mb": _rss_mb(), "members": ck["n"], "clusters": ck["k"],
+            "partition_checksum": ck["h"],
+            "chains": [{k: getattr(c, k) for k in ("chain", "mode", "addresses", "edges", "merges",
+                                                    "coinjoins", "change_edges", "alarms")} for c in stats.chains]}
+
+
+def service(home: str | Path, chain: str | None = None, *, full: bool = True,
+            memory_limit: str = "768MB") -> dict:
+    """Wall time and peak RSS of the clustering service on the workspace at ``home`` (in a fresh process,
+    so the peak is the service's own). It rewrites the cluster tables: point it at a copy."""
+    args = [sys.executable, __file__, "--service-worker", str(home), chain or "", "1" if full else "0",
+            memory_limit]
+    t0 = time.perf_counter()
+    p = subprocess.run(args, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.strip()[-2000:])
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r["process_seconds"] = wall
+    r["machine"] = "shared 2-core machine, indicative"
+    return r
+
+
 def run(scale: str = "small") -> dict:
     m, n, world = SCALES[scale]
     return {"machine": "shared 2-core machine, indicative", "edges": m, "addresses": n,
@@ -219,6 +259,22 @@ def _print(r: dict) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         print(json.dumps(worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--service-worker":
+        print(json.dumps(_service_worker(sys.argv[2], sys.argv[3] or None, sys.argv[4] == "1", sys.argv[5])))
+    elif len(sys.argv) > 2 and sys.argv[1] == "--service":
+        import argparse
+
+        ap = argparse.ArgumentParser(description="time and peak RSS of `fundtrail cluster` on a workspace")
+        ap.add_argument("--service", required=True, help="workspace home (use a copy: it is rewritten)")
+        ap.add_argument("--chain", default=None)
+        ap.add_argument("--incremental", action="store_true", help="do not force --full")
+        ap.add_argument("--memory-limit", default="768MB", help="DuckDB memory_limit")
+        ns = ap.parse_args()
+        r = service(ns.service, ns.chain, full=not ns.incremental, memory_limit=ns.memory_limit)
+        print(f"cluster service on {ns.service} (shared machine, indicative): {r['seconds']:.1f} s, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB; {r['members']:,} members in {r['clusters']:,} clusters; "
+              f"partition checksum {r['partition_checksum']}")
+        print(json.dumps(r))
     else:
         result = run(sys.argv[1] if len(sys.argv) > 1 else "small")
         _print(result)

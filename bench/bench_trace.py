@@ -6,6 +6,9 @@ addresses, tags): layers of ``WIDTH`` transactions, each spending one or two out
 addresses drawn from a pool with reuse; 0.2% of the addresses are tagged as exchanges. The graph, labels
 and CoinJoin mask are built once (reported as build time); then each trace is timed on its own.
 
+Memory: the trace phase runs in a fresh process (``--trace``), so RSS after the graph build, steady RSS
+after the traces and the peak (``ru_maxrss``) are the tracer's own: world generation runs in another child.
+
 Scales: ``small`` 100k transactions, ``large`` 1.05M. Figures are indicative: the machine is shared.
 """
 
@@ -113,38 +116,34 @@ def _ranks(nin: np.ndarray) -> np.ndarray:
     return np.arange(int(nin.sum())) - starts
 
 
-def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def trace_phase(home: str, traces: int = 5) -> dict:
+    """The measured phase, meant to run in a fresh process (``--trace``): build the graph, labels and
+    CoinJoin mask, then time ``traces`` forward haircut traces (10 hops), each from its own theft."""
+    import gc
+
     from fundtrail.model.trace import Seed
     from fundtrail.store import Workspace
     from fundtrail.trace import graph as G
     from fundtrail.trace.crossing import cross_book
     from fundtrail.trace.service import _coinjoin_mask, _labels, trace
 
-    n_tx = SCALES[scale]
-    base = Path(home or os.environ.get("FUNDTRAIL_BENCH_HOME") or Path(tempfile.gettempdir()) / f"ft-bench-trace-{scale}")
-    base.mkdir(parents=True, exist_ok=True)
-    reused = (base / "manifest.json").exists()
-    t = time.perf_counter()
-    # the world is written by a child process so this process's memory figures are the tracer's own
-    import subprocess
-
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--build", str(base), str(n_tx)],
-                          check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"building the bench world failed (exit {done.returncode})")
-    info = {"reused": reused}
-    world_s = time.perf_counter() - t
-    ws = Workspace(base)
+    ws = Workspace(Path(home))
     rss0 = _rss_mb()
     t = time.perf_counter()
     g = G.utxo_graph(ws, "regtest")
     graph_s = time.perf_counter() - t
+    rss_graph = _rss_mb()
+    peak_graph = _peak_mb()
     t = time.perf_counter()
     book = cross_book(ws)
     _labels(ws, "regtest", book, "utxo")
     _coinjoin_mask(ws, "regtest", g)
     labels_s = time.perf_counter() - t
-    rss_graph = _rss_mb()
+    rss_build = _rss_mb()
     # theft seeds: coinbase outputs of layer 0
     rng = np.random.default_rng(11)
     picks = rng.choice(WIDTH, (traces + 1) * SEED_TXS, replace=False).reshape(traces + 1, SEED_TXS)
@@ -152,9 +151,7 @@ def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
     # warm-up (numba loads its cache)
     trace(ws, seed_sets[-1], model="haircut", max_hops=10)
     rss_warm = _rss_mb()
-    lat = []
-    reach = []
-    ends = []
+    lat, reach, ends = [], [], []
     ok = True
     for seeds in seed_sets[:traces]:
         t = time.perf_counter()
@@ -163,26 +160,56 @@ def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
         ok &= all(b.balanced for b in r.balances)
         reach.append(r.params.get("transactions_traced", 0))
         ends.append(len(r.endpoints))
-    rss_trace = _rss_mb()
-    figures = {
-        "scale": scale, "transactions": g.ntx, "outputs": g.nout, "inputs": int(len(g.in_node)),
-        "world_build_s": round(world_s, 2), "world_reused": info.get("reused", False),
+        del r
+    gc.collect()
+    return {
+        "transactions": g.ntx, "outputs": g.nout, "inputs": int(len(g.in_node)),
         "graph_build_s": round(graph_s, 2), "labels_coinjoin_build_s": round(labels_s, 2),
         "graph_mb": round(g.nbytes() / 2**20, 1),
         "rss_before_graph_mb": round(rss0, 1), "rss_after_graph_mb": round(rss_graph, 1),
-        "rss_after_warmup_mb": round(rss_warm, 1), "rss_after_traces_mb": round(rss_trace, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_graph_build_mb": round(peak_graph, 1), "rss_after_build_mb": round(rss_build, 1),
+        "rss_after_warmup_mb": round(rss_warm, 1), "rss_steady_after_traces_mb": round(_rss_mb(), 1),
+        "peak_rss_mb": round(_peak_mb(), 1),
         "trace_latency_s": [round(x, 4) for x in lat], "trace_latency_median_s": round(float(np.median(lat)), 4),
         "trace_latency_max_s": round(max(lat), 4), "seed_txs_per_trace": SEED_TXS,
         "transactions_traced": reach, "endpoint_entities": ends, "conservation_ok": bool(ok),
-        "note": "indicative: 2 shared cores",
     }
-    return figures
+
+
+def run(scale: str = "small", traces: int = 5, home: str | None = None) -> dict:
+    import json
+    import subprocess
+
+    n_tx = SCALES[scale]
+    base = Path(home or os.environ.get("FUNDTRAIL_BENCH_HOME") or Path(tempfile.gettempdir()) / f"ft-bench-trace-{scale}")
+    base.mkdir(parents=True, exist_ok=True)
+    reused = (base / "manifest.json").exists()
+    me = str(Path(__file__).resolve())
+    # the world is written by one child process, the traces measured in another, fresh one: its RSS and
+    # peak (ru_maxrss) are the tracer's own, not world generation's or the caller's (pytest, bench/run.py)
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, me, "--build", str(base), str(n_tx)], check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the bench world failed (exit {done.returncode})")
+    world_s = time.perf_counter() - t
+    done = subprocess.run([sys.executable, me, "--trace", str(base), str(traces)], check=False,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the trace phase failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    phase = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"scale": scale, **{k: phase.pop(k) for k in ("transactions", "outputs", "inputs")},
+            "world_build_s": round(world_s, 2), "world_reused": reused, **phase,
+            "note": "indicative: 2 shared cores; RSS/peak of a fresh trace-phase process"}
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--build":
         build_world(Path(sys.argv[2]), int(sys.argv[3]))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--trace":
+        import json
+
+        print(json.dumps(trace_phase(sys.argv[2], int(sys.argv[3]))))
         sys.exit(0)
     scale = sys.argv[1] if len(sys.argv) > 1 else "small"
     f = run(scale)

@@ -133,13 +133,16 @@ _SQL: dict[str, str] = {
                    s.version = cx.version AND (s.locktime > 0) = (cx.locktime > 0) AS hit
             FROM po JOIN cx ON cx.txid = po.txid
             JOIN utxo_inputs si ON si.chain = $chain AND si.prev_txid = po.txid AND si.prev_n = po.n
-            JOIN utxo_transactions s ON s.chain = $chain AND s.txid = si.txid AND s.height <= $hi)
+                 AND si.height > $lo AND si.height <= $hi
+            JOIN utxo_transactions s ON s.chain = $chain AND s.txid = si.txid AND s.height > $lo
+                 AND s.height <= $hi)
         QUALIFY sum(CASE WHEN hit THEN 1 ELSE 0 END) OVER (PARTITION BY txid) = 1
             AND sum(CASE WHEN hit THEN 0 ELSE 1 END) OVER (PARTITION BY txid) >= 1 AND hit""",
     "peel_chain": """
         WITH shape AS (
             SELECT t.txid FROM utxo_transactions t
-            WHERE t.chain = $chain AND NOT t.is_coinbase AND t.input_count = 1 AND t.output_count = 2),
+            WHERE t.chain = $chain AND t.height > $lo AND NOT t.is_coinbase AND t.input_count = 1
+              AND t.output_count = 2),
         two AS (
             SELECT po.txid, po.n, po.value,
                    max(po.value) OVER (PARTITION BY po.txid) AS vmax,
@@ -148,22 +151,28 @@ _SQL: dict[str, str] = {
             FROM po WHERE po.txid IN (SELECT txid FROM shape))
         SELECT two.txid, two.n FROM two
         JOIN utxo_inputs si ON si.chain = $chain AND si.prev_txid = two.txid AND si.prev_n = two.n
-             AND si.height <= $hi
+             AND si.height > $lo AND si.height <= $hi
         WHERE two.k = 2 AND two.value = two.vmax AND two.vmax >= 3 * two.vmin
           AND si.txid IN (SELECT txid FROM shape)""",
 }
 
 
 def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
-                 coinjoin_txids: pa.Array | list[str], enabled: Iterable[str] = ()) -> tuple[pa.Table, pa.Table]:
+                 coinjoin_txids: pa.Array | list[str], enabled: Iterable[str] = (), *,
+                 seen_through: int | None = None) -> tuple[pa.Table, pa.Table]:
     """Every heuristic's verdicts for blocks ``lo < height <= hi`` (rows of :data:`SCHEMA`), and the
     change edges of the ``enabled`` ones: a table (txid, height, a, b, heuristic, confidence) joining the
-    transaction's smallest input address id ``a`` to its change address ``b``."""
+    transaction's smallest input address id ``a`` to its change address ``b``.
+
+    ``seen_through`` (default ``hi``): the last block whose spends the heuristics that look at later
+    spends (``fingerprint``, ``peel_chain``) may see. A caller that walks the chain in block ranges passes
+    the tip, so every range gets the verdicts a single pass over all blocks gives."""
     enabled = tuple(enabled)
     con.register("_cj", pa.table({"txid": pa.array(coinjoin_txids, pa.string())}))
     _prepare(con, chain, lo, hi)
     parts = []
-    params = {"chain": chain, "hi": int(hi)}
+    # a spend is never below the output it spends (> lo): the look-ahead scans start at the range
+    params = {"chain": chain, "lo": int(lo), "hi": int(hi if seen_through is None else max(hi, seen_through))}
     for name, sql in _SQL.items():
         used_params = {k: v for k, v in params.items() if f"${k}" in sql}
         t = con.sql(f"SELECT '{name}' AS heuristic, txid, n FROM ({sql})", params=used_params).to_arrow_table()

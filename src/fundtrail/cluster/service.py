@@ -22,10 +22,13 @@ A merge of two clusters both holding at least ``alarm_size`` addresses is stored
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -43,6 +46,10 @@ from fundtrail.store import schema as S
 from fundtrail.store.workspace import Workspace
 
 DEFAULT_ALARM_SIZE = 1_000
+DEFAULT_MEMORY_LIMIT = "768MB"  # DuckDB's buffer (hash tables, temp tables; beyond it they spill to disk)
+DEFAULT_THREADS = 2
+DEFAULT_RANGE_ROWS = 3_500_000  # inputs per block range (one range's results are in memory at a time)
+DEFAULT_WRITE_ROWS = 4_000_000  # rows per written part of cluster_members
 COSPEND_CONFIDENCE = 0.99  # a missed CoinJoin is what makes a co-spend wrong
 SETTING = "cluster:{chain}"
 
@@ -107,30 +114,114 @@ def _hash_at(con: duckdb.DuckDBPyConnection, chain: str, height: int) -> str | N
     return row[0][0] if row else None
 
 
-def cospend_edges(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
-                  skip_txids: Iterable[str]) -> pa.Table:
-    """The co-spend edges of blocks ``lo < height <= hi``: for each transaction (not coinbase, not in
-    ``skip_txids``) with k distinct input addresses, k-1 edges from the smallest id to the others."""
+def configure(con: duckdb.DuckDBPyConnection, *, memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+              threads: int | None = DEFAULT_THREADS) -> Path | None:
+    """Bound DuckDB: its memory (hash tables and temp tables beyond it spill to disk, into a fresh
+    directory returned for :func:`_close` to remove) and its threads."""
+    spill = None
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        spill = Path(tempfile.mkdtemp(prefix="fundtrail-duckdb-"))
+        con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+        con.execute("SET preserve_insertion_order = false")  # every order that matters has an ORDER BY
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return spill
+
+
+def _close(con: duckdb.DuckDBPyConnection, spill: Path | None) -> None:
+    con.close()
+    if spill is not None:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+_COSPEND_SQL = """
+    WITH i AS (
+        SELECT DISTINCT i.txid, i.address_id AS b
+        FROM utxo_inputs i
+        WHERE i.chain = $chain AND i.height > $lo AND i.height <= $hi AND i.address_id >= 0
+          AND i.txid NOT IN (SELECT txid FROM _skip)
+    ), t AS (
+        SELECT txid, height, tx_index FROM utxo_transactions
+        WHERE chain = $chain AND height > $lo AND height <= $hi AND NOT is_coinbase
+    ), e AS (
+        SELECT t.height, t.tx_index, min(i.b) OVER (PARTITION BY i.txid) AS a, i.b
+        FROM i JOIN t ON t.txid = i.txid
+    )
+    SELECT height, tx_index, a, b FROM e WHERE a <> b ORDER BY height, tx_index, b
+"""
+
+
+def cospend_batches(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
+                    skip_txids: Iterable[str], batch_rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+    """The co-spend edges of blocks ``lo < height <= hi`` as record batches of fixed-width integers
+    (height, tx_index, a, b), in (height, tx_index, b) order: for each transaction (not coinbase, not in
+    ``skip_txids``) with k distinct input addresses, k-1 edges from the smallest id to the others. No txid
+    reaches Python: a transaction is (height, tx_index) until its edge becomes evidence."""
     con.register("_skip", pa.table({"txid": pa.array(list(skip_txids), pa.string())}))
     try:
-        return con.sql(f"""
-            WITH i AS (
-                SELECT DISTINCT i.txid, i.height, i.address_id AS b
-                FROM utxo_inputs i
-                WHERE i.chain = $chain AND i.height > $lo AND i.height <= $hi AND i.address_id >= 0
-                  AND i.txid NOT IN (SELECT txid FROM _skip)
-            ), t AS (
-                SELECT txid, tx_index FROM utxo_transactions
-                WHERE chain = $chain AND height > $lo AND height <= $hi AND NOT is_coinbase
-            ), e AS (
-                SELECT i.txid, i.height, t.tx_index, min(i.b) OVER (PARTITION BY i.txid) AS a, i.b
-                FROM i JOIN t ON t.txid = i.txid
-            )
-            SELECT txid, height, a, b, 'cospend' AS heuristic, {COSPEND_CONFIDENCE} AS confidence
-            FROM e WHERE a <> b ORDER BY height, tx_index, b
-        """, params={"chain": chain, "lo": lo, "hi": hi}).to_arrow_table().cast(EDGE_SCHEMA)
+        reader = con.sql(_COSPEND_SQL, params={"chain": chain, "lo": lo, "hi": hi}).to_arrow_reader(batch_rows)
+        yield from reader
     finally:
         con.unregister("_skip")
+
+
+def cospend_edges(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
+                  skip_txids: Iterable[str]) -> pa.Table:
+    """The co-spend edges of blocks ``lo < height <= hi`` as one table of :data:`EDGE_SCHEMA` (small
+    ranges and tests; the service streams :func:`cospend_batches`)."""
+    batches = list(cospend_batches(con, chain, lo, hi, skip_txids))
+    ints = pa.Table.from_batches(batches, schema=_INT_EDGES) if batches else _INT_EDGES.empty_table()
+    return _with_txids(con, chain, lo, hi, ints, "cospend", COSPEND_CONFIDENCE)
+
+
+_INT_EDGES = pa.schema([("height", pa.int64()), ("tx_index", pa.int32()), ("a", pa.int64()), ("b", pa.int64())])
+
+
+def _with_txids(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int, ints: pa.Table,
+                heuristic: str, confidence: float) -> pa.Table:
+    """Integer edges (height, tx_index, a, b) -> :data:`EDGE_SCHEMA` rows, the txids looked up in
+    ``utxo_transactions`` for these rows only (blocks ``lo < height <= hi``)."""
+    k = ints.num_rows
+    if k == 0:
+        return EDGE_SCHEMA.empty_table()
+    con.register("_ev", pa.table({"i": pa.array(np.arange(k, dtype=np.int64)),
+                                  "height": ints["height"].cast(pa.int64()),
+                                  "tx_index": ints["tx_index"].cast(pa.int32())}))
+    try:
+        txid = con.sql("""
+            SELECT t.txid FROM _ev e JOIN utxo_transactions t ON t.height = e.height AND t.tx_index = e.tx_index
+            WHERE t.chain = $chain AND t.height > $lo AND t.height <= $hi ORDER BY e.i""",
+                       params={"chain": chain, "lo": lo, "hi": hi}).to_arrow_table()["txid"]
+    finally:
+        con.unregister("_ev")
+    if len(txid) != k:
+        raise WorkspaceError(f"{chain}: {k - len(txid)} co-spend edge(s) name a (height, tx_index) that is "
+                             "not one transaction of utxo_transactions")
+    return pa.table({"txid": txid, "height": ints["height"].cast(pa.int64()), "a": ints["a"], "b": ints["b"],
+                     "heuristic": pa.repeat(pa.scalar(heuristic, pa.string()), k),
+                     "confidence": pa.array(np.full(k, confidence))}, schema=EDGE_SCHEMA)
+
+
+def _block_ranges(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
+                  range_rows: int) -> list[tuple[int, int]]:
+    """Split blocks ``lo < height <= hi`` into consecutive ranges of about ``range_rows`` inputs each."""
+    if hi <= lo:
+        return []
+    per = con.execute("SELECT height, count(*) FROM utxo_inputs WHERE chain = $c AND height > $lo "
+                      "AND height <= $hi GROUP BY height ORDER BY height",
+                      {"c": chain, "lo": lo, "hi": hi}).fetchnumpy()
+    heights, counts = per["height"], per["count_star()"]
+    out: list[tuple[int, int]] = []
+    start, acc = lo, 0
+    for h, c in zip(heights.tolist(), counts.tolist(), strict=True):
+        acc += c
+        if acc >= range_rows:
+            out.append((start, h))
+            start, acc = h, 0
+    if start < hi:
+        out.append((start, hi))
+    return out
 
 
 def _load_labels(ws: Workspace, chain: str) -> np.ndarray:
@@ -139,6 +230,7 @@ def _load_labels(ws: Workspace, chain: str) -> np.ndarray:
         return np.empty(0, np.int64)
     ids = m["address_id"].to_numpy()
     labels = m["cluster_id"].to_numpy()
+    del m
     order = np.argsort(ids, kind="stable")
     ids, labels = ids[order], labels[order]
     if ids[0] != 0 or ids[-1] != len(ids) - 1 or np.any(np.diff(ids) != 1):
@@ -147,40 +239,72 @@ def _load_labels(ws: Workspace, chain: str) -> np.ndarray:
     return np.ascontiguousarray(labels)
 
 
+class _Merger:
+    """Feeds edge chunks (in order) to the union-find; keeps only the merging edges as fixed-width
+    integer arrays (plus their txids once resolved), numbering them from ``next_seq``."""
+
+    def __init__(self, uf: UnionFind, chain: str, next_seq: int, alarm_size: int, now: datetime) -> None:
+        self.uf, self.chain, self.seq, self.alarm_size, self.now = uf, chain, next_seq, alarm_size, now
+        self.edges = 0
+        self.merges = 0
+        self.alarm_parts: list[pa.Table] = []
+
+    def union(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Union one chunk; (merged edge indices, alarm edge indices, alarm sizes a, b)."""
+        self.edges += len(a)
+        res = self.uf.union(a, b, alarm_size=self.alarm_size)
+        return res.merged, res.alarm_edge, res.alarm_size_a, res.alarm_size_b
+
+    def evidence(self, ev: pa.Table, merged_alarm_pos: np.ndarray, size_a: np.ndarray,
+                 size_b: np.ndarray) -> pa.Table:
+        """Evidence rows of the merging edges ``ev`` (EDGE_SCHEMA, in merge order); records the alarms
+        among them (positions into ``ev``)."""
+        k = ev.num_rows
+        out = pa.table({
+            "chain": pa.repeat(pa.scalar(self.chain, pa.string()), k),
+            "seq": pa.array(np.arange(self.seq, self.seq + k, dtype=np.int64)),
+            "a_id": ev["a"], "b_id": ev["b"], "txid": ev["txid"], "heuristic": ev["heuristic"],
+            "confidence": ev["confidence"], "height": ev["height"],
+        })
+        if len(merged_alarm_pos):
+            al = ev.take(pa.array(merged_alarm_pos))
+            na = al.num_rows
+            self.alarm_parts.append(S.conform(pa.table({
+                "chain": pa.repeat(pa.scalar(self.chain, pa.string()), na),
+                "seq": pa.array(self.seq + merged_alarm_pos.astype(np.int64)),
+                "a_id": al["a"], "b_id": al["b"],
+                "size_a": pa.array(size_a), "size_b": pa.array(size_b),
+                "txid": al["txid"], "heuristic": al["heuristic"], "height": al["height"],
+                "clustered_at": pa.array([self.now] * na, pa.timestamp("s", tz="UTC")),
+            }), S.schema_of("cluster_alarms"), "cluster_alarms"))
+        self.seq += k
+        self.merges += k
+        return S.conform(out, S.schema_of("cluster_evidence"), "cluster_evidence")
+
+    def apply_table(self, edges: pa.Table) -> pa.Table:
+        """Union a table of :data:`EDGE_SCHEMA` rows (txids known); its evidence rows."""
+        merged, alarm_edge, sa, sb = self.union(edges["a"].to_numpy(), edges["b"].to_numpy())
+        return self.evidence(edges.take(pa.array(merged)), np.searchsorted(merged, alarm_edge), sa, sb)
+
+    def alarms(self) -> pa.Table:
+        schema = S.schema_of("cluster_alarms")
+        return pa.concat_tables(self.alarm_parts) if self.alarm_parts else schema.empty_table()
+
+
 def _apply(uf: UnionFind, edges: pa.Table, chain: str, next_seq: int, alarm_size: int,
            now: datetime) -> tuple[pa.Table, pa.Table]:
     """Union the edges; the evidence rows (one per merge) and the alarm rows."""
-    a = edges["a"].to_numpy()
-    b = edges["b"].to_numpy()
-    res = uf.union(a, b, alarm_size=alarm_size)
-    ev = edges.take(pa.array(res.merged))
-    k = ev.num_rows
-    evidence = pa.table({
-        "chain": pa.repeat(pa.scalar(chain, pa.string()), k),
-        "seq": pa.array(np.arange(next_seq, next_seq + k, dtype=np.int64)),
-        "a_id": ev["a"], "b_id": ev["b"], "txid": ev["txid"], "heuristic": ev["heuristic"],
-        "confidence": ev["confidence"], "height": ev["height"],
-    })
-    al = edges.take(pa.array(res.alarm_edge))
-    pos = np.searchsorted(res.merged, res.alarm_edge)
-    alarms = pa.table({
-        "chain": pa.array([chain] * al.num_rows, pa.string()),
-        "seq": pa.array(next_seq + pos.astype(np.int64)),
-        "a_id": al["a"], "b_id": al["b"],
-        "size_a": pa.array(res.alarm_size_a), "size_b": pa.array(res.alarm_size_b),
-        "txid": al["txid"], "heuristic": al["heuristic"], "height": al["height"],
-        "clustered_at": pa.array([now] * al.num_rows, pa.timestamp("s", tz="UTC")),
-    })
-    return S.conform(evidence, S.schema_of("cluster_evidence"), "cluster_evidence"), \
-        S.conform(alarms, S.schema_of("cluster_alarms"), "cluster_alarms")
+    m = _Merger(uf, chain, next_seq, alarm_size, now)
+    evidence = m.apply_table(edges)
+    return evidence, m.alarms()
 
 
-def _members(chain: str, labels: np.ndarray) -> pa.Table:
-    n = len(labels)
+def _members(chain: str, labels: np.ndarray, lo: int = 0, hi: int | None = None) -> pa.Table:
+    hi = len(labels) if hi is None else hi
     return pa.table({
-        "chain": pa.repeat(pa.scalar(chain, pa.string()), n),
-        "address_id": pa.array(np.arange(n, dtype=np.int64)),
-        "cluster_id": pa.array(labels),
+        "chain": pa.repeat(pa.scalar(chain, pa.string()), hi - lo),
+        "address_id": pa.array(np.arange(lo, hi, dtype=np.int64)),
+        "cluster_id": pa.array(labels[lo:hi]),
     })
 
 
@@ -190,11 +314,19 @@ def _cluster_count(labels: np.ndarray) -> int:
 
 def cluster_utxo(ws: Workspace, chain: str, *, change_heuristics: tuple[str, ...] = (),
                  alarm_size: int = DEFAULT_ALARM_SIZE, full: bool = False,
-                 progress: Progress = NullProgress()) -> ChainClusterStats:
+                 progress: Progress = NullProgress(), memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+                 threads: int | None = DEFAULT_THREADS, range_rows: int = DEFAULT_RANGE_ROWS,
+                 write_rows: int = DEFAULT_WRITE_ROWS) -> ChainClusterStats:
+    """Cluster one UTXO chain, walking its blocks in ranges of about ``range_rows`` inputs: per range the
+    CoinJoin verdicts, the co-spend edges (streamed into the union-find as integer record batches), the
+    change verdicts, and the evidence of that range's merges (txids looked up for those rows only) are
+    computed and written as parts of the one transaction that commits the run. Peak memory is DuckDB's
+    ``memory_limit`` plus one range's results plus 16 bytes per address."""
     t0 = time.monotonic()
     key = SETTING.format(chain=chain)
     state: dict[str, Any] = ws.setting(key) or {}
     con = ws.connect()
+    spill = configure(con, memory_limit=memory_limit, threads=threads)
     try:
         tip, tip_hash = _tip(con, chain)
         n = _address_count(con, chain)
@@ -222,56 +354,102 @@ def cluster_utxo(ws: Workspace, chain: str, *, change_heuristics: tuple[str, ...
             return ChainClusterStats(chain, "utxo", "unchanged", lo, tip, n, _cluster_count(labels), 0, 0,
                                      0, 0, 0, 0, time.monotonic() - t0)
 
-        cj = coinjoin_mod.detect_range(con, chain, lo, tip)
-        multi = pc.filter(cj["txid"], pc.invert(pc.is_in(cj["protocol"],
-                                                          pa.array(sorted(coinjoin_mod.NOT_MULTI_PARTY)))))
-        skip = multi.to_pylist()
-        edges = cospend_edges(con, chain, lo, tip, skip)
-        report, cedges = change_mod.detect_range(con, chain, lo, tip, skip, change_heuristics)
-        if cedges.num_rows:
-            edges = pa.concat_tables([edges, cedges.select(EDGE_SCHEMA.names).cast(EDGE_SCHEMA)])
-        task.advance(edges.num_rows)
-    finally:
-        con.close()
-
-    uf = UnionFind(n) if do_full else UnionFind.from_labels(_load_labels(ws, chain))
-    uf.grow(n)
-    next_seq = 0 if do_full else int(state.get("next_seq", 0))
-    now = datetime.now(UTC).replace(microsecond=0)
-    evidence, alarms = _apply(uf, edges, chain, next_seq, alarm_size, now)
-    labels = uf.labels()
-    with ws.transaction() as txn:
-        txn.replace("cluster_members", chain, _members(chain, labels))
-        for table, data in (("cluster_evidence", evidence), ("coinjoin_txs", cj),
-                            ("change_outputs", report), ("cluster_alarms", alarms)):
+        uf = UnionFind(n) if do_full else UnionFind.from_labels(_load_labels(ws, chain))
+        uf.grow(n)
+        next_seq = 0 if do_full else int(state.get("next_seq", 0))
+        now = datetime.now(UTC).replace(microsecond=0)
+        merger = _Merger(uf, chain, next_seq, alarm_size, now)
+        n_multi = 0
+        cj_parts: list[pa.Table] = []
+        change_edges: list[pa.Table] = []
+        with ws.transaction() as txn:
             if do_full:
-                txn.replace(table, chain, data if data.num_rows else None)
-            else:
-                txn.append(table, chain, data)
-        txn.set_setting(key, {
-            "height": tip, "hash": tip_hash, "change_heuristics": list(change_heuristics),
-            "alarm_size": alarm_size, "next_seq": next_seq + evidence.num_rows, "kind": "utxo",
-            "updated": now.isoformat(),
-        })
+                for table in ("cluster_evidence", "coinjoin_txs", "change_outputs", "cluster_alarms"):
+                    txn.replace(table, chain, None)
+            for r_lo, r_hi in _block_ranges(con, chain, lo, tip, range_rows):
+                cj = coinjoin_mod.detect_range(con, chain, r_lo, r_hi)
+                cj_parts.append(cj)
+                multi = pc.filter(cj["txid"], pc.invert(pc.is_in(
+                    cj["protocol"], pa.array(sorted(coinjoin_mod.NOT_MULTI_PARTY))))).to_pylist()
+                n_multi += len(multi)
+                # co-spend: integer batches into the union-find; txids only for the merging rows
+                keep: list[pa.Table] = []
+                alarm_pos: list[np.ndarray] = []
+                alarm_a: list[np.ndarray] = []
+                alarm_b: list[np.ndarray] = []
+                kept = 0
+                for batch in cospend_batches(con, chain, r_lo, r_hi, multi):
+                    merged, alarm_edge, sa, sb = merger.union(batch.column("a").to_numpy(),
+                                                              batch.column("b").to_numpy())
+                    task.advance(batch.num_rows)
+                    if len(alarm_edge):
+                        alarm_pos.append(kept + np.searchsorted(merged, alarm_edge))
+                        alarm_a.append(sa)
+                        alarm_b.append(sb)
+                    if len(merged):
+                        keep.append(pa.Table.from_batches([batch]).take(pa.array(merged)))
+                        kept += len(merged)
+                if keep:
+                    ints = pa.concat_tables(keep)
+                    del keep
+                    ev = _with_txids(con, chain, r_lo, r_hi, ints, "cospend", COSPEND_CONFIDENCE)
+                    del ints
+                    txn.append("cluster_evidence", chain, merger.evidence(
+                        ev, np.concatenate(alarm_pos) if alarm_pos else np.empty(0, np.int64),
+                        np.concatenate(alarm_a) if alarm_a else np.empty(0, np.int64),
+                        np.concatenate(alarm_b) if alarm_b else np.empty(0, np.int64)))
+                    del ev
+                report, cedges = change_mod.detect_range(con, chain, r_lo, r_hi, multi, change_heuristics,
+                                                         seen_through=tip)
+                txn.append("change_outputs", chain, report)
+                del report
+                if cedges.num_rows:
+                    change_edges.append(cedges.select(EDGE_SCHEMA.names).cast(EDGE_SCHEMA))
+            # change edges join after every co-spend edge (the order a single pass over all blocks uses)
+            n_change = 0
+            if change_edges:
+                cedges = pa.concat_tables(change_edges)
+                n_change = cedges.num_rows
+                task.advance(n_change)
+                txn.append("cluster_evidence", chain, merger.apply_table(cedges))
+                del cedges, change_edges
+            labels = uf.labels()
+            del uf
+            txn.replace("cluster_members", chain, None)
+            for start in range(0, n, write_rows):
+                txn.append("cluster_members", chain, _members(chain, labels, start, min(n, start + write_rows)))
+            cj_all = pa.concat_tables(cj_parts) if cj_parts else coinjoin_mod.SCHEMA.empty_table()
+            txn.append("coinjoin_txs", chain, cj_all)
+            alarms = merger.alarms()
+            txn.append("cluster_alarms", chain, alarms)
+            txn.set_setting(key, {
+                "height": tip, "hash": tip_hash, "change_heuristics": list(change_heuristics),
+                "alarm_size": alarm_size, "next_seq": merger.seq, "kind": "utxo",
+                "updated": now.isoformat(),
+            })
+    finally:
+        _close(con, spill)
     task.close()
     return ChainClusterStats(chain, "utxo", "full" if do_full else "incremental", lo, tip, n,
-                             _cluster_count(labels), edges.num_rows, evidence.num_rows, len(multi),
-                             cedges.num_rows, 0, alarms.num_rows, time.monotonic() - t0)
+                             _cluster_count(labels), merger.edges, merger.merges, n_multi,
+                             n_change, 0, alarms.num_rows, time.monotonic() - t0)
 
 
 def cluster_evm(ws: Workspace, chain: str, *, alarm_size: int = DEFAULT_ALARM_SIZE,
                 deposit_params: deposit_mod.DepositParams = deposit_mod.DepositParams(),
-                progress: Progress = NullProgress()) -> ChainClusterStats:
+                progress: Progress = NullProgress(), memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+                threads: int | None = DEFAULT_THREADS) -> ChainClusterStats:
     t0 = time.monotonic()
     task = progress.task(f"cluster {chain}", total=None, unit="edges")
     con = ws.connect()
+    spill = configure(con, memory_limit=memory_limit, threads=threads)
     try:
         n = _address_count(con, chain)
         tip = int(con.execute("SELECT coalesce(max(height), -1) FROM evm_transfers WHERE chain = $c",
                               {"c": chain}).fetchall()[0][0])
         deps = deposit_mod.detect_deposits(con, chain, deposit_params)
     finally:
-        con.close()
+        _close(con, spill)
     edges = pa.table({
         "txid": deps["txid"], "height": deps["height"], "a": deps["hot_wallet_id"], "b": deps["address_id"],
         "heuristic": pa.array(["deposit"] * deps.num_rows, pa.string()), "confidence": deps["confidence"],
@@ -296,8 +474,11 @@ def cluster_evm(ws: Workspace, chain: str, *, alarm_size: int = DEFAULT_ALARM_SI
 
 def cluster(ws: Workspace, chain: str | None = None, *, change_heuristics: Iterable[str] | str = (),
             progress: Progress = NullProgress(), alarm_size: int = DEFAULT_ALARM_SIZE,
-            full: bool = False) -> ClusterStats:
-    """Cluster one chain (or every chain of the workspace); see the module docstring."""
+            full: bool = False, memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+            threads: int | None = DEFAULT_THREADS, range_rows: int = DEFAULT_RANGE_ROWS) -> ClusterStats:
+    """Cluster one chain (or every chain of the workspace); see the module docstring. ``memory_limit`` and
+    ``threads`` bound DuckDB (None: DuckDB's defaults); ``range_rows`` is the number of inputs per block
+    range of a UTXO chain (the unit of work held in memory)."""
     heur = change_mod.parse_heuristics(change_heuristics)
     if chain is not None:
         chains = [chain]
@@ -310,7 +491,9 @@ def cluster(ws: Workspace, chain: str | None = None, *, change_heuristics: Itera
         kind = _kind(ws, c)
         if kind == "utxo":
             out.append(cluster_utxo(ws, c, change_heuristics=heur, alarm_size=alarm_size, full=full,
-                                    progress=progress))
+                                    progress=progress, memory_limit=memory_limit, threads=threads,
+                                    range_rows=range_rows))
         else:
-            out.append(cluster_evm(ws, c, alarm_size=alarm_size, progress=progress))
+            out.append(cluster_evm(ws, c, alarm_size=alarm_size, progress=progress,
+                                   memory_limit=memory_limit, threads=threads))
     return ClusterStats(tuple(out))

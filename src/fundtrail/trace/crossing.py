@@ -216,20 +216,33 @@ def build_book(ws: Workspace) -> CrossBook:
             FROM evm_logs l LEFT JOIN evm_blocks b ON b.chain = l.chain AND b.height = l.height
             WHERE lower(l.topic0) IN ('{BRIDGE_DEPOSIT}', '{BRIDGE_RELEASE}', '{MIXER_DEPOSIT}', '{MIXER_WITHDRAWAL}')
             ORDER BY l.chain, l.height, l.tx_index, l.log_index""").to_arrow_table()
+        # the few bridge outputs first, then only their transactions (a join against the whole
+        # transactions table would hash every txid of the chain)
+        con.execute("""
+            CREATE TEMP TABLE bridge_outs AS
+            SELECT chain, txid, op_return FROM utxo_outputs
+            WHERE op_return >= 'BRIDGE:'::BLOB AND op_return < 'BRIDGE;'::BLOB""")
         btc = con.sql("""
+            WITH t AS (SELECT chain, txid, min(time) AS time FROM utxo_transactions
+                       WHERE txid IN (SELECT txid FROM bridge_outs) GROUP BY chain, txid)
             SELECT o.chain, o.txid, o.op_return, coalesce(epoch(t.time), 0)::BIGINT AS time
-            FROM utxo_outputs o LEFT JOIN utxo_transactions t ON t.chain = o.chain AND t.txid = o.txid
-            WHERE o.op_return >= 'BRIDGE:'::BLOB AND o.op_return < 'BRIDGE;'::BLOB""").to_arrow_table()
+            FROM bridge_outs o LEFT JOIN t ON t.chain = o.chain AND t.txid = o.txid""").to_arrow_table()
+        # the inputs and outputs of the bridge transactions only (semi-joins on their few txids)
+        con.execute("""
+            CREATE TEMP TABLE bridge_ins AS
+            SELECT chain, txid, address_id FROM utxo_inputs
+            WHERE txid IN (SELECT txid FROM bridge_outs) AND address_id IS NOT NULL""")
         wallets = con.sql("""
-            WITH b AS (SELECT DISTINCT chain, txid, op_return[1:10] AS tag FROM utxo_outputs
-                       WHERE op_return >= 'BRIDGE:'::BLOB AND op_return < 'BRIDGE;'::BLOB)
-            SELECT i.chain, i.address_id FROM utxo_inputs i JOIN b ON b.chain = i.chain AND b.txid = i.txid
+            WITH b AS (SELECT DISTINCT chain, txid, op_return[1:10] AS tag FROM bridge_outs),
+            bo AS (SELECT chain, txid, address_id, op_return FROM utxo_outputs
+                   WHERE txid IN (SELECT txid FROM bridge_outs))
+            SELECT i.chain, i.address_id FROM bridge_ins i JOIN b ON b.chain = i.chain AND b.txid = i.txid
             WHERE b.tag = 'BRIDGE:OUT'::BLOB AND i.address_id >= 0
             UNION
-            SELECT o.chain, o.address_id FROM utxo_outputs o JOIN b ON b.chain = o.chain AND b.txid = o.txid
+            SELECT o.chain, o.address_id FROM bo o JOIN b ON b.chain = o.chain AND b.txid = o.txid
             WHERE b.tag = 'BRIDGE:IN:'::BLOB AND o.op_return IS NULL AND o.address_id >= 0
-              AND o.address_id NOT IN (SELECT address_id FROM utxo_inputs i2 WHERE i2.chain = o.chain
-                                       AND i2.txid = o.txid AND i2.address_id IS NOT NULL)""").to_arrow_table()
+              AND NOT EXISTS (SELECT 1 FROM bridge_ins i2 WHERE i2.chain = o.chain AND i2.txid = o.txid
+                              AND i2.address_id = o.address_id)""").to_arrow_table()
     finally:
         con.close()
     for r in logs.to_pylist():
@@ -314,14 +327,23 @@ def _memo(ws: Workspace, chain: str) -> tuple[dict[int, str], dict[str, int]]:
 
 
 def _lookup(ws: Workspace, chain: str, column: str, values: pa.Array) -> tuple[list[int], list[str]]:
-    if not ws.parts("addresses", chain):
+    """One DuckDB query over the chain's ``addresses`` files only (no workspace-wide views to set up)."""
+    import duckdb
+
+    paths = ws.part_paths("addresses", chain)
+    if not paths:
         return [], []
-    con = ws.connect()
+    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    con = duckdb.connect(":memory:")
     try:
+        con.execute("SET threads = 2")
         con.register("wanted", pa.table({"v": values}))
-        t = con.sql(f"""SELECT a.address_id, a.address FROM addresses a
-                        WHERE a.chain = ? AND a.{column} IN (SELECT v FROM wanted)""",
-                    params=[chain]).to_arrow_table()
+        # the min/max bound lets DuckDB skip row groups by their statistics
+        lo, hi = pc.min_max(values).values()
+        t = con.sql(f"""SELECT a.address_id, a.address
+                        FROM read_parquet([{files}], union_by_name = true) a
+                        WHERE a.chain = ? AND a.{column} BETWEEN ? AND ? AND a.{column} IN (SELECT v FROM wanted)""",
+                    params=[chain, lo.as_py(), hi.as_py()]).to_arrow_table()
     finally:
         con.close()
     return t["address_id"].to_pylist(), t["address"].to_pylist()

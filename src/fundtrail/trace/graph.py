@@ -54,8 +54,8 @@ class TxIds:
     """Transaction ids by tx number as one fixed-width byte matrix (no Python or Arrow strings).
 
     ``hex`` mode (every id 64 lower-case hex digits, as Bitcoin txids are): 32 bytes a transaction, the
-    decoded digest; otherwise the UTF-8 bytes zero-padded to a multiple of 8. Lookups go through the
-    first 8 bytes as a big-endian key, sorted once (12 bytes a transaction), then compare all bytes.
+    decoded digest; otherwise the UTF-8 bytes zero-padded to a multiple of 8. Lookups go through a
+    64-bit key (the XOR of the 8-byte words), sorted once (12 bytes a transaction), then compare all bytes.
     """
 
     __slots__ = ("raw", "hex", "_keys", "_order")
@@ -137,7 +137,12 @@ for _i, _c in enumerate(b"0123456789abcdef"):
 
 
 def _key64(raw: np.ndarray) -> np.ndarray:
-    return raw[:, :8].copy().view(">u8").reshape(-1).astype(np.uint64)
+    """A 64-bit key per row: the XOR of its 8-byte words (so ids sharing a prefix still spread)."""
+    w = raw.shape[1] // 8
+    key = np.zeros(len(raw), np.uint64)
+    for j in range(w):
+        key ^= raw[:, 8 * j:8 * j + 8].copy().view("<u8").reshape(-1)
+    return key
 
 
 def _str_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -283,6 +288,10 @@ def release_memory() -> None:
             _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
         except (OSError, AttributeError):
             _TRIM = False
+    try:
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed batches otherwise
+    except Exception:  # noqa: BLE001 - best effort
+        pass
     if _TRIM:
         _TRIM(0)
 
@@ -384,7 +393,7 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
         tx_out_ptr = np.zeros(ntx + 1, np.int64)
         np.cumsum(np.bincount(out_tx, minlength=ntx), out=tx_out_ptr[1:])
 
-        def node_of(t: np.ndarray, n: np.ndarray) -> np.ndarray:
+        def node_of(t: np.ndarray, n: np.ndarray, okey: np.ndarray) -> np.ndarray:
             k = (t << 32) | (n & 0xFFFFFFFF)
             p = np.searchsorted(okey, k)
             p[p >= nout] = max(nout - 1, 0)
@@ -395,7 +404,7 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
         for b in _batches(con, "SELECT txid, n, op_return FROM utxo_outputs WHERE chain = ? AND op_return IS NOT NULL",
                           [chain]):
             q, ok = encode_ids(b.column("txid"), hexmode, width)
-            nodes = node_of(txids.lookup(q, ok), _col(b, "n", np.int64))
+            nodes = node_of(txids.lookup(q, ok), _col(b, "n", np.int64), okey)
             for nd, d in zip(nodes.tolist(), b.column("op_return").to_pylist(), strict=True):
                 if nd >= 0:
                     op_return[int(nd)] = d or b""
@@ -418,13 +427,14 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
             i_t[i:i + m] = txids.lookup(q, ok)
             i_n[i:i + m] = _col(b, "n", np.int64)
             q, ok = encode_ids(b.column("prev_txid"), hexmode, width)
-            nd = node_of(txids.lookup(q, ok), _col(b, "prev_n", np.int64))
+            nd = node_of(txids.lookup(q, ok), _col(b, "prev_n", np.int64), okey)
             i_node[i:i + m] = nd
-            v = _col(b, "value", np.int64)
-            novalue = _col(b, "novalue", np.bool_)
+            i_v[i:i + m] = _col(b, "value", np.int64)
             # coalesce(input value, spent output's value, 0)
-            v[novalue] = np.where(nd[novalue] >= 0, out_value[np.maximum(nd[novalue], 0)], 0)
-            i_v[i:i + m] = v
+            fill = np.flatnonzero(_col(b, "novalue", np.bool_))
+            if len(fill):
+                src = nd[fill]
+                i_v[i + fill] = np.where(src >= 0, out_value[np.maximum(src, 0)], 0) if nout else 0
             i += m
         del okey
     finally:

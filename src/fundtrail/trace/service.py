@@ -41,7 +41,7 @@ from fundtrail.model.trace import (
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import Workspace
 from fundtrail.trace import crossing as X
-from fundtrail.trace.graph import cached, evm_ledger, utxo_graph
+from fundtrail.trace.graph import cached, evm_ledger, release_memory, utxo_graph
 from fundtrail.trace.peel import peel_chains
 from fundtrail.trace.stops import Label, Labels, coinjoin_txids, load_labels
 from fundtrail.trace.taint import (
@@ -538,11 +538,22 @@ def _evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     if seeds:
         leg.seed_time = int(min(L.time[e] for e in seeds))
 
-    def astr(a: int) -> str:
+    def astr_now(a: int) -> str:
         a = int(a)
         if a not in addr_cache:
             addr_cache.update(X.address_strings(ws, chain, [a]))
         return addr_cache.get(a, f"#{a}" if a >= 0 else "(none)")
+
+    # the addresses of stops, endpoints and holdings are resolved together after the walk (one query):
+    # until then a record holds a placeholder naming the id
+    deferred: set[int] = set()
+
+    def astr(a: int) -> str:
+        a = int(a)
+        if a in addr_cache:
+            return addr_cache[a]
+        deferred.add(a)
+        return f"{_PENDING}{a}"
 
     def activate(acct: int, e: int) -> None:
         if acct < 0 or acct in cursor:
@@ -624,7 +635,7 @@ def _evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
                 fa = L.assets[acc[4]]
                 fdec, _ = ctx.asset_meta(chain, fa)
                 tdec, _ = ctx.asset_meta(chain, out_assets[0])
-                leg.swaps.append(Crossing("swap", via_lab.entity if via_lab else astr(int(L.dst[acc[3]])), chain,
+                leg.swaps.append(Crossing("swap", via_lab.entity if via_lab else astr_now(int(L.dst[acc[3]])), chain,
                                           fa, acc[1], fdec, chain, out_assets[0], sum(shares), tdec, txid, txid,
                                           "same_tx", 1.0, _ts(when)))
             share = swap_done[txid].get(e, 0)
@@ -665,7 +676,7 @@ def _evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
             leg.injections.extend(injs)
             fdec, _ = ctx.asset_meta(chain, asset)
             lab = labels.get(d)
-            leg.bridges.append(Crossing("bridge", lab.entity if lab else astr(d), chain, asset, t, fdec, rel.chain,
+            leg.bridges.append(Crossing("bridge", lab.entity if lab else astr_now(d), chain, asset, t, fdec, rel.chain,
                                         to_asset, to_amount, to_dec, txid, rel.txid, how, conf, _ts(when)))
             continue
         dust = ctx.dust_for(chain, asset)
@@ -689,7 +700,7 @@ def _evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
             continue
         if k == S_MIXER:
             lab = labels.get(d)
-            pool = astr(d)
+            pool = astr_now(d)
             cands, n = ctx.book.candidates(chain, pool, when) if ctx.forward else ([], 0)
             cand_recs = tuple(Candidate(w.txid, w.to, x - w.fee, _ts(w.time), round(1.0 / n, 4)) for w in cands)
             followed = False
@@ -741,7 +752,30 @@ def _evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
             leg.b(asset).unspent += st.taint
             lab = labels.get(acct)
             leg.holdings.append((astr(acct), asset, st.taint, st.since, lab.entity if lab else None))
+    if deferred:
+        addr_cache.update(X.address_strings(ws, chain, sorted(deferred)))
+
+        def real(text: str | None) -> str | None:
+            if text is None or not text.startswith(_PENDING):
+                return text
+            a = int(text[len(_PENDING):])
+            return addr_cache.get(a, f"#{a}" if a >= 0 else "(none)")
+
+        for ev in leg.endpoints:
+            ev.address = real(ev.address)
+        stopped: dict[tuple[str, str, str | None], list[Any]] = {}
+        for (asset, reason, addr), row in leg.stopped.items():
+            key = (asset, reason, real(addr))
+            if key in stopped:
+                stopped[key][0] += row[0]
+            else:
+                stopped[key] = row
+        leg.stopped = stopped
+        leg.holdings = [(real(a), asset, amt, t, ent) for a, asset, amt, t, ent in leg.holdings]
     return leg
+
+
+_PENDING = "\x00addr#"
 
 
 # --- the service ------------------------------------------------------------------------------------------
@@ -793,6 +827,7 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
         injections = new
     task.close()
     elapsed = _time.perf_counter() - t0
+    release_memory()  # the legs' scratch (dense per-output arrays) is gone: give its pages back
     return _assemble(ctx, seeds, legs, prices, {"max_hops": max_hops, "dust": None if dust is None else str(dust),
                                                 "since": None if since is None else str(since),
                                                 "follow_mixers": follow_mixers, "rounds": rounds,
