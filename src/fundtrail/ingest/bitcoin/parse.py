@@ -88,7 +88,7 @@ def _walk(buf, starts, ends, fill, blk_ntx, tx_start, tx_end, tx_body, tx_wit, t
             return 5, starts[b] + 80
         if fill:
             blk_ntx[b] = ntx
-        for t in range(ntx):
+        for _t in range(ntx):
             t0 = p
             if p + 4 > end:
                 return 3, p
@@ -108,7 +108,7 @@ def _walk(buf, starts, ends, fill, blk_ntx, tx_start, tx_end, tx_body, tx_wit, t
                 return 5, body
             if fill:
                 tx_fin[nt] = ni
-            for i in range(nin):
+            for _i in range(nin):
                 if p + 36 > end:
                     return 3, p
                 if fill:
@@ -134,7 +134,7 @@ def _walk(buf, starts, ends, fill, blk_ntx, tx_start, tx_end, tx_body, tx_wit, t
                 return 5, q
             if fill:
                 tx_fout[nt] = no
-            for o in range(nout):
+            for _o in range(nout):
                 if p + 8 > end:
                     return 3, p
                 if fill:
@@ -156,12 +156,12 @@ def _walk(buf, starts, ends, fill, blk_ntx, tx_start, tx_end, tx_body, tx_wit, t
                 no += 1
             wit = p
             if seg:
-                for i in range(nin):
+                for _i in range(nin):
                     q = p
                     nitems, p = _varint(buf, p, end)
                     if p < 0:
                         return 2, q
-                    for k in range(nitems):
+                    for _k in range(nitems):
                         q = p
                         il, p = _varint(buf, p, end)
                         if p < 0:
