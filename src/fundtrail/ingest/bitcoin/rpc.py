@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 
 from fundtrail.errors import ChainMismatchError, RpcError
+from fundtrail.ingest.bitcoin.serialize import varint
 from fundtrail.model.chain import BitcoinNetwork
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.workspace import Workspace
@@ -104,16 +105,6 @@ class HttpRpc:
 
 # --- blocks from getblock JSON ----------------------------------------------------------------------------
 
-def _varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + struct.pack("<H", n)
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + struct.pack("<I", n)
-    return b"\xff" + struct.pack("<Q", n)
-
-
 def sat(value: Any) -> int:
     """Satoshi of a JSON BTC amount (parsed as Decimal: exact)."""
     return int(Decimal(str(value)) * 100_000_000)
@@ -141,7 +132,7 @@ def raw_block_of(blk: dict[str, Any]) -> tuple[bytes, dict[int, tuple[int, bytes
             if po is not None:
                 known[k] = (sat(po["value"]), bytes.fromhex(po["scriptPubKey"]["hex"]))
             k += 1
-    return header + _varint(len(txs)) + body, known
+    return header + varint(len(txs)) + body, known
 
 
 def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, follow: bool = False,

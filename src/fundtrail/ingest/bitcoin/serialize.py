@@ -6,15 +6,11 @@ round-trip property test of the parser. Records are frozen dataclasses; hashes i
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass, field
 
+from fundtrail.model.address import sha256d
 from fundtrail.model.chain import BitcoinNetwork
-
-
-def sha256d(b: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(b).digest()).digest()
 
 
 def varint(n: int) -> bytes:
