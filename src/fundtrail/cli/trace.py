@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, err_console, workspace
 from fundtrail.errors import UsageError
 from fundtrail.model.amount import format_units
 from fundtrail.model.trace import Seed, TraceResult
@@ -166,6 +166,8 @@ def register(app: typer.Typer) -> None:
             for m in models:
                 results[m] = trace(ws, seeds, model=m, direction=direction, max_hops=max_hops, dust=dust,
                                    since=since, follow_mixers=follow_mixers, prices=prices, progress=progress)
+        for w in next(iter(results.values())).params.get("warnings", []):
+            err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         if json_out:
             emit_json(results[model].to_json() if model != "all" else {m: r.to_json() for m, r in results.items()})
         elif model == "all":

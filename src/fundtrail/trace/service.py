@@ -832,7 +832,25 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
                                                 "since": None if since is None else str(since),
                                                 "follow_mixers": follow_mixers, "rounds": rounds,
                                                 "transactions_traced": sum(leg.txs for leg in legs.values()),
-                                                "seconds": round(elapsed, 4)})
+                                                "seconds": round(elapsed, 4),
+                                                "warnings": clustering_warnings(ws, sorted(legs))})
+
+
+def clustering_warnings(ws: Workspace, chains: Sequence[str]) -> list[str]:
+    """Chains traced without clusters up to their tip. Attribution through clusters (an exchange's
+    untagged deposit addresses) is then missing, and funds look as if they went on to the hot wallet."""
+    out = []
+    for chain in chains:
+        state = ws.chain(chain) or {}
+        tip = state.get("tip_height")
+        done = (ws.setting(f"cluster:{chain}") or {}).get("height")
+        if done is None:
+            out.append(f"chain {chain} has not been clustered: run `fundtrail cluster --chain {chain}` so that "
+                       "untagged addresses of attributed services (deposit addresses) count as endpoints")
+        elif tip is not None and done < tip:
+            out.append(f"chain {chain} is clustered through height {done} but ingested to {tip}: run "
+                       f"`fundtrail cluster --chain {chain}` to bring its clusters up to date")
+    return out
 
 
 def _usd(prices: Any, chain: str, asset: str, symbol: str | None, when: int | None, amount: int,
