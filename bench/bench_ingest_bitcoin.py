@@ -38,7 +38,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = next((REPO.parent / "shared" / "data" / "bitcoin" / "rust-bitcoin").glob("*.raw"), None)
-SCALES = {"small": (24, 96), "medium": (48, 240), "large": (100, 500)}  # (short, long) chain copies
+SCALES = {"demo": (6, 24), "small": (24, 96), "medium": (48, 240), "large": (100, 500)}  # (short, long) chain copies
 
 
 def _sha256d(b: bytes) -> bytes:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SCALES = {"small": (2, 10), "medium": (5, 40), "large": (10, 200)}
+SCALES = {"demo": (1, 5), "small": (2, 10), "medium": (5, 40), "large": (10, 200)}
 
 
 def _fill(node, scenario, blocks: int, per_block: int = 25) -> None:

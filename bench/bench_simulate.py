@@ -76,7 +76,7 @@ def score_pipeline(world: Path, model: str = "haircut") -> dict:
         import_paths(ws, sorted((world / "tags").glob("*.yaml")))
         out["ingest_s"] = round(time.monotonic() - t, 2)
         t = time.monotonic()
-        cluster(ws, "regtest")
+        cluster(ws)  # every chain, after both are ingested: EVM deposit addresses join their exchange
         out["cluster_s"] = round(time.monotonic() - t, 2)
         rows = ws.query("select address, cluster_id from clusters where chain = 'regtest'").to_pylist()
         found = {r["address"]: r["cluster_id"] for r in rows}

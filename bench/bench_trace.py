@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-SCALES = {"small": 100_000, "large": 1_050_000}
+SCALES = {"demo": 20_000, "small": 100_000, "large": 1_050_000}
 WIDTH = 20_000
 SEED_TXS = 50  # the theft: one victim's coins paid out in 50 transactions
 
