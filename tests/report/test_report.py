@@ -207,3 +207,14 @@ def test_backward_trace_wording():
     assert rep.summary().rollup[0].sentence.startswith("came from exchanges in Russia: ")
     assert "Where the money came from" in render(rep, "html")
     assert any(e.description.startswith("First traced funds come from") for e in rep.timeline)
+
+
+def test_trace_warnings_become_report_notes_in_every_format():
+    import dataclasses
+
+    warn = "chain ethereum has not been clustered: run `fundtrail cluster --chain ethereum`"
+    results = [dataclasses.replace(r, params={**r.params, "warnings": [warn]}) for r in F.results()]
+    rep = assemble_report(F.incident(), results, prices=F.prices())
+    assert rep.notes.count(warn) == 1  # once, though every model's trace carries it
+    assert "has not been clustered" in render(rep, "html")
+    assert "has not been clustered" in json.dumps(rep.to_json())

@@ -401,6 +401,8 @@ def assemble_report(incident: Incident, results: Sequence[TraceResult], *, prima
                 diff = b.traced + b.absorbed - b.accounted
                 notes.append(f"{s.model}: {asset_label(b.asset, assets.symbols.get((b.chain, b.asset)))} on "
                              f"{b.chain} does not balance: traced - accounted = {diff} base units")
+    for w in dict.fromkeys(w for r in results for w in r.params.get("warnings", [])):
+        notes.append(w)  # e.g. a traced chain not clustered up to its tip
     missing_usd = [e for s in summaries for e in s.by_entity if e.total.usd is None]
     if missing_usd:
         notes.append("USD is n/a where no daily price is known for the asset on the day it moved "
