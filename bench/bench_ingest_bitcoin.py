@@ -5,7 +5,13 @@ rust-bitcoin) chained N times into blk*.dat files: copy k's header points at cop
 input of copy k is rewired to spend an output of copy k-1 (so every prevout resolves through the on-disk
 UTXO store), and the merkle roots are recomputed. With ``fresh_addresses`` every copy also pays new
 addresses (the payload of each P2PKH/P2SH/segwit output is altered), so each copy's ~5,800 addresses are
-encoded and added to the dictionary, the worst case for the address path.
+encoded and added to the dictionary, the worst case for the address path. The real block has more inputs
+(~6,500) than spendable outputs (~5,800), so each copy spends ~700 outpoints a second time: those inputs
+find nothing in the UTXO index and are reported as unresolved, as a double spend would be.
+
+Memory: the address and UTXO indexes get a RAM budget (``--index-memory MB``, default 32 here) small
+enough that the long chain's indexes spill to disk, so the two chain lengths show whether peak memory
+grows with the number of blocks.
 
 Reference in the same run: python-bitcoinlib's bare ``CBlock.deserialize`` on the same bytes, measured
 right after each ingest (so both see the same machine load; their ratio is the meaningful figure).
@@ -15,7 +21,7 @@ distinct address, see ingest/bitcoin/addresses.py). Throughput is reported per w
 second of the ingesting process (its user + system time; Arrow and DuckDB are held to one thread, so the
 CPU figure is the per-core one and is less disturbed by other processes on a shared machine).
 
-    python bench/bench_ingest_bitcoin.py [small|medium|large] [--repeat N]
+    python bench/bench_ingest_bitcoin.py [small|medium|large] [--repeat N] [--index-memory MB]
 
 Figures on a shared 2-core machine are indicative: run it several times and read best and median.
 """
@@ -38,7 +44,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = next((REPO.parent / "shared" / "data" / "bitcoin" / "rust-bitcoin").glob("*.raw"), None)
-SCALES = {"demo": (6, 24), "small": (24, 96), "medium": (48, 240), "large": (100, 500)}  # (short, long) chain copies
+SCALES = {"demo": (6, 24), "small": (48, 384), "medium": (96, 768), "large": (100, 1500)}  # (short, long) copies
+INDEX_MEMORY_MB = 32
 
 
 def _sha256d(b: bytes) -> bytes:
@@ -120,26 +127,28 @@ def peak_mb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-home, d, warm = sys.argv[1], sys.argv[2], sys.argv[3]
+home, d, warm, mem = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) << 20
 ingest_block_files(Workspace(home + "-warm"), warm, "mainnet", duckdb_threads=1)  # numba/JIT caches
 rss0 = peak_mb()
 t = time.perf_counter()
 c = time.process_time()
-st = ingest_block_files(Workspace(home), d, "mainnet", duckdb_threads=1)
+ws = Workspace(home)
+st = ingest_block_files(ws, d, "mainnet", duckdb_threads=1, index_memory=mem)
 cpu = time.process_time() - c
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "bytes": st.bytes, "blocks": st.blocks,
                   "tx": st.transactions, "outputs": st.outputs, "inputs": st.inputs,
                   "unresolved": st.unresolved_inputs, "new_addresses": st.new_addresses, "batches": st.batches,
-                  "maxrss_mb": peak_mb(),
-                  "maxrss_after_warmup_mb": rss0}))
+                  "maxrss_mb": peak_mb(), "maxrss_after_warmup_mb": rss0,
+                  "index_runs": {g: [e["n"] for e in ws.files(g, "bitcoin")] for g in ("address_index", "utxo_index")},
+                  "table_mb": sum(p.stat().st_size for p in (ws.home / "tables").rglob("*.parquet")) / 1e6}))
 """
 
 
-def _ingest(tmp: Path, d: Path, warm: Path, tag: str) -> dict:
+def _ingest(tmp: Path, d: Path, warm: Path, tag: str, index_mb: int = INDEX_MEMORY_MB) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     ws = tmp / f"ws-{tag}"
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(ws), str(d), str(warm)],
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(ws), str(d), str(warm), str(index_mb)],
                        capture_output=True, text=True, env=env, check=True)
     shutil.rmtree(ws, ignore_errors=True)
     shutil.rmtree(str(ws) + "-warm", ignore_errors=True)
@@ -200,7 +209,7 @@ def _stats(xs: list[float]) -> dict:
     return {"best": max(xs), "median": float(statistics.median(xs)), "all": xs}
 
 
-def run(scale: str = "small", repeat: int = 1) -> dict:
+def run(scale: str = "small", repeat: int = 1, index_mb: int = INDEX_MEMORY_MB) -> dict:
     if RAW is None:
         return {"skipped": "../shared/data/bitcoin/rust-bitcoin/*.raw not available"}
     short, long_ = SCALES[scale]
@@ -208,7 +217,7 @@ def run(scale: str = "small", repeat: int = 1) -> dict:
         tmp = Path(t)
         warm = tmp / "warm"
         make_chain(2, warm)
-        out: dict = {"scale": scale, "repeat": repeat,
+        out: dict = {"scale": scale, "repeat": repeat, "index_memory_mb": index_mb,
                      "input": "mainnet block 702861 chained (prevouts rewired, fresh addresses)"}
         dirs = {"short": tmp / "blocks-short", "long": tmp / "blocks-long", "repeated_addresses": tmp / "blocks-rep"}
         make_chain(short, dirs["short"], fresh_addresses=True)
@@ -219,7 +228,7 @@ def run(scale: str = "small", repeat: int = 1) -> dict:
         lib: list[float] = []
         for _ in range(repeat):
             for tag, d in dirs.items():
-                runs[tag].append(_ingest(tmp, d, warm, tag))
+                runs[tag].append(_ingest(tmp, d, warm, tag, index_mb))
                 lib.append(_bitcoinlib_mbps(ref_blocks))  # the reference under the same load
         for tag, rs in runs.items():
             best = max(rs, key=lambda r: r["mb_per_s"])
@@ -237,16 +246,19 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     rep = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 1
     args = [a for a in args if a != str(rep)] if "--repeat" in sys.argv else args
-    res = run(args[0] if args else "small", repeat=rep)
+    mem = int(sys.argv[sys.argv.index("--index-memory") + 1]) if "--index-memory" in sys.argv else INDEX_MEMORY_MB
+    args = [a for a in args if a != str(mem)] if "--index-memory" in sys.argv else args
+    res = run(args[0] if args else "small", repeat=rep, index_mb=mem)
     print(f"Bitcoin ingest, raw block bytes -> committed tables (one core; shared machine, indicative; "
-          f"{rep} run(s): best / median)")
+          f"{rep} run(s): best / median; index RAM budget {mem} MB)")
     for k in ("ingest_short", "ingest_long", "ingest_repeated_addresses"):
         r = res[k]
         print(f"  {k:26s} {r['blocks']:4d} blocks {r['bytes'] / 1e6:7.1f} MB  "
               f"{r['mb_per_s']['best']:5.1f} / {r['mb_per_s']['median']:5.1f} MB/s wall  "
               f"{r['mb_per_cpu_s']['best']:5.1f} / {r['mb_per_cpu_s']['median']:5.1f} MB/cpu-s  "
               f"{r['blocks_per_s']:5.1f} blocks/s {r['tx_per_s']:8.0f} tx/s  peak RSS {r['maxrss_mb']:6.1f} MB  "
-              f"new addresses {r['new_addresses']}")
+              f"(after warm-up {r['maxrss_after_warmup_mb']:.0f})  new addresses {r['new_addresses']}  "
+              f"index runs {r['index_runs']}")
     pc_ = res["parse_classify_only_mb_per_s"]
     bl = res["bitcoinlib_deserialize_mb_per_s"]
     sp = res["speedup_vs_bitcoinlib"]

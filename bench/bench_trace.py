@@ -47,7 +47,9 @@ def build_world(home: Path, n_tx: int, seed: int = 7) -> dict:
     layers = max(2, n_tx // WIDTH)
     n_addr = int(n_tx * 1.5)
     chain = "regtest"
-    txid_all = np.array([f"{i:064x}" for i in rng.permutation(layers * WIDTH).tolist()], dtype=object)
+    # txid k is the 32-byte big-endian number perm[k] (hex f"{perm[k]:064x}"), stored as binary
+    txid_all = np.zeros((layers * WIDTH, 32), np.uint8)
+    txid_all[:, 24:] = rng.permutation(layers * WIDTH).astype(">u8").view(np.uint8).reshape(-1, 8)
     prev_vals = prev_tx = prev_addr = None
     tx_tables, out_tables, in_tables = [], [], []
     for layer in range(layers):
@@ -68,8 +70,8 @@ def build_world(home: Path, n_tx: int, seed: int = 7) -> dict:
             fee = np.minimum(vin // 1000, 5_000)
             in_tables.append(pa.table({
                 "chain": pa.array([chain] * total_in), "height": np.full(total_in, layer, np.int64),
-                "txid": pa.array(txids[in_tx], pa.string()), "n": in_n.astype(np.int32),
-                "prev_txid": pa.array(prev_tx[pick // 2], pa.string()), "prev_n": (pick % 2).astype(np.int64),
+                "txid": _txids(txids[in_tx]), "n": in_n.astype(np.int32),
+                "prev_txid": _txids(prev_tx[pick // 2]), "prev_n": (pick % 2).astype(np.int64),
                 "value": pv.astype(np.int64), "address_id": prev_addr[pick]}))
         spend = vin - fee
         frac = rng.uniform(0.05, 0.95, WIDTH)
@@ -80,11 +82,11 @@ def build_world(home: Path, n_tx: int, seed: int = 7) -> dict:
         addrs = rng.integers(0, n_addr, 2 * WIDTH)
         out_tables.append(pa.table({
             "chain": pa.array([chain] * (2 * WIDTH)), "height": np.full(2 * WIDTH, layer, np.int64),
-            "txid": pa.array(np.repeat(txids, 2), pa.string()), "n": np.tile(np.array([0, 1], np.int32), WIDTH),
+            "txid": _txids(np.repeat(txids, 2, axis=0)), "n": np.tile(np.array([0, 1], np.int32), WIDTH),
             "value": vals, "address_id": addrs, "script_type": pa.array(["p2wpkh"] * (2 * WIDTH))}))
         tx_tables.append(pa.table({
             "chain": pa.array([chain] * WIDTH), "height": np.full(WIDTH, layer, np.int64),
-            "tx_index": np.arange(WIDTH, dtype=np.int32), "txid": pa.array(txids, pa.string()),
+            "tx_index": np.arange(WIDTH, dtype=np.int32), "txid": _txids(txids),
             "time": pa.array((1_700_000_000 + layer * 600) * np.ones(WIDTH, np.int64), pa.timestamp("s", "UTC")),
             "fee": fee.astype(np.int64), "is_coinbase": nin == 0, "input_count": nin.astype(np.int32),
             "output_count": np.full(WIDTH, 2, np.int32)}))
@@ -108,6 +110,12 @@ def build_world(home: Path, n_tx: int, seed: int = 7) -> dict:
             "source": pa.array(["bench"] * n_exch), "confidence": np.ones(n_exch)}))
         txn.set_chain(chain, kind="utxo", network="regtest", tip_height=layers - 1)
     return {"reused": False, "layers": layers}
+
+
+def _txids(raw: np.ndarray) -> pa.Array:
+    """A binary(32) column (the stored form of txids) over the rows of an (n, 32) uint8 matrix."""
+    raw = np.ascontiguousarray(raw)
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), len(raw), [None, pa.py_buffer(raw)])
 
 
 def _ranks(nin: np.ndarray) -> np.ndarray:

@@ -72,19 +72,19 @@ class UtxoWorld:
             idx = by_h.get(t.height, 0)
             by_h[t.height] = idx + 1
             in_vals = [self.outs[p][1] for p in t.inputs]
-            txs.append({"chain": self.chain, "height": t.height, "tx_index": idx, "txid": t.txid,
+            txs.append({"chain": self.chain, "height": t.height, "tx_index": idx, "txid": bytes.fromhex(t.txid),
                         "time": T0 + timedelta(minutes=10 * t.height),
                         "fee": 0 if t.coinbase else sum(in_vals) - sum(o[1] for o in t.outputs),
                         "is_coinbase": t.coinbase, "version": t.version, "locktime": t.locktime,
                         "input_count": len(t.inputs), "output_count": len(t.outputs)})
             for n, (a, v, st) in enumerate(t.outputs):
-                outs.append({"chain": self.chain, "height": t.height, "txid": t.txid, "n": n, "value": v,
+                outs.append({"chain": self.chain, "height": t.height, "txid": bytes.fromhex(t.txid), "n": n, "value": v,
                              "address": a, "script_type": st,
                              "op_return": b"\x00" if st == "op_return" else None})
             for n, (pt, pn) in enumerate(t.inputs):
                 a, v, st = self.outs[(pt, pn)]
-                ins.append({"chain": self.chain, "height": t.height, "txid": t.txid, "n": n,
-                            "prev_txid": pt, "prev_n": pn, "value": v, "address": a, "script_type": st,
+                ins.append({"chain": self.chain, "height": t.height, "txid": bytes.fromhex(t.txid), "n": n,
+                            "prev_txid": bytes.fromhex(pt), "prev_n": pn, "value": v, "address": a, "script_type": st,
                             "sequence": 0xFFFFFFFD})
         with ws.transaction() as txn:
             for rows, table in ((outs, "utxo_outputs"), (ins, "utxo_inputs")):

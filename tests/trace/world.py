@@ -35,6 +35,11 @@ def txid(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
+def txid_bytes(name: str) -> bytes:
+    """The stored form of ``txid(name)`` (utxo_* tables keep txids as 32 bytes, display order)."""
+    return bytes.fromhex(txid(name))
+
+
 def word(n: int) -> str:
     return "0x" + n.to_bytes(32, "big").hex()
 
@@ -75,18 +80,19 @@ class BtcWorld:
             for n, (src, i) in enumerate(t["inputs"]):
                 v, a = values[(src, i)]
                 in_val += v
-                in_rows.append({"chain": self.chain, "height": t["height"], "txid": txid(t["name"]), "n": n,
-                                "prev_txid": txid(src), "prev_n": i, "value": v, "address": a})
+                in_rows.append({"chain": self.chain, "height": t["height"], "txid": txid_bytes(t["name"]), "n": n,
+                                "prev_txid": txid_bytes(src), "prev_n": i, "value": v, "address": a})
             out_val = 0
             for n, o in enumerate(t["outputs"]):
                 a = addr(o[0]) if o[0] is not None else None
                 v = o[1]
                 out_val += v
                 values[(t["name"], n)] = (v, a)
-                out_rows.append({"chain": self.chain, "height": t["height"], "txid": txid(t["name"]), "n": n,
+                out_rows.append({"chain": self.chain, "height": t["height"], "txid": txid_bytes(t["name"]), "n": n,
                                  "value": v, "address": a, "script_type": "nulldata" if len(o) > 2 else "p2wpkh",
                                  "op_return": o[2] if len(o) > 2 else None})
-            tx_rows.append({"chain": self.chain, "height": t["height"], "tx_index": idx, "txid": txid(t["name"]),
+            tx_rows.append({"chain": self.chain, "height": t["height"], "tx_index": idx,
+                            "txid": txid_bytes(t["name"]),
                             "time": T0 + timedelta(minutes=10 * t["height"]),
                             "fee": 0 if t["coinbase"] else in_val - out_val, "is_coinbase": t["coinbase"],
                             "input_count": len(t["inputs"]), "output_count": len(t["outputs"]),

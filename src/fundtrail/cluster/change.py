@@ -35,6 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from fundtrail.errors import UsageError
+from fundtrail.store.schema import txid_array
 
 HEURISTICS: dict[str, float] = {  # name -> confidence of its verdict
     "one_time": 0.6,
@@ -168,7 +169,7 @@ def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
     spends (``fingerprint``, ``peel_chain``) may see. A caller that walks the chain in block ranges passes
     the tip, so every range gets the verdicts a single pass over all blocks gives."""
     enabled = tuple(enabled)
-    con.register("_cj", pa.table({"txid": pa.array(coinjoin_txids, pa.string())}))
+    con.register("_cj", pa.table({"txid": txid_array(coinjoin_txids).drop_null()}))  # as stored: binary
     _prepare(con, chain, lo, hi)
     parts = []
     # a spend is never below the output it spends (> lo): the look-ahead scans start at the range
@@ -187,7 +188,8 @@ def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
         agree AS (SELECT txid, min(n) AS n, string_agg(heuristic, '+' ORDER BY heuristic) AS hs,
                          1 - product(1 - confidence) AS confidence
                   FROM v GROUP BY txid HAVING count(DISTINCT n) = 1)
-        SELECT a.txid, cx.height, cx.tx_index, ia.a, po.address_id AS b, 'change:' || a.hs AS heuristic,
+        SELECT lower(hex(a.txid)) AS txid, cx.height, cx.tx_index, ia.a, po.address_id AS b,
+               'change:' || a.hs AS heuristic,
                least(a.confidence, 0.95) AS confidence, a.n
         FROM agree a JOIN cx ON cx.txid = a.txid
         JOIN po ON po.txid = a.txid AND po.n = a.n
@@ -201,7 +203,8 @@ def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
         WHERE v.heuristic IN (SELECT heuristic FROM _enabled)""").to_arrow_table()
     con.register("_used", used)
     report = con.sql("""
-        SELECT $chain AS chain, v.txid, cx.height, CAST(v.n AS INTEGER) AS n, po.address_id, v.heuristic,
+        SELECT $chain AS chain, lower(hex(v.txid)) AS txid, cx.height, CAST(v.n AS INTEGER) AS n, po.address_id,
+               v.heuristic,
                c.confidence, u.txid IS NOT NULL AS used
         FROM _verdicts v JOIN cx ON cx.txid = v.txid JOIN po ON po.txid = v.txid AND po.n = v.n
         JOIN _conf c ON c.heuristic = v.heuristic

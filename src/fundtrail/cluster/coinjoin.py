@@ -239,7 +239,7 @@ WITH o AS (
       AND txid IN (SELECT txid FROM _cj_cand)
     GROUP BY txid
 )
-SELECT o.txid, o.height, o.ov, o.oa, o.ot, o.oo, i.iv, i.ia, i.it
+SELECT lower(hex(o.txid)) AS txid, o.height, o.ov, o.oa, o.ot, o.oo, i.iv, i.ia, i.it
 FROM o JOIN i ON i.txid = o.txid
 ORDER BY o.height, o.txid
 """

@@ -158,7 +158,7 @@ def cospend_batches(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int
     (height, tx_index, a, b), in (height, tx_index, b) order: for each transaction (not coinbase, not in
     ``skip_txids``) with k distinct input addresses, k-1 edges from the smallest id to the others. No txid
     reaches Python: a transaction is (height, tx_index) until its edge becomes evidence."""
-    con.register("_skip", pa.table({"txid": pa.array(list(skip_txids), pa.string())}))
+    con.register("_skip", pa.table({"txid": S.txid_array(skip_txids).drop_null()}))  # as stored: binary
     try:
         reader = con.sql(_COSPEND_SQL, params={"chain": chain, "lo": lo, "hi": hi}).to_arrow_reader(batch_rows)
         yield from reader
@@ -190,7 +190,8 @@ def _with_txids(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int, in
                                   "tx_index": ints["tx_index"].cast(pa.int32())}))
     try:
         txid = con.sql("""
-            SELECT t.txid FROM _ev e JOIN utxo_transactions t ON t.height = e.height AND t.tx_index = e.tx_index
+            SELECT lower(hex(t.txid)) AS txid
+            FROM _ev e JOIN utxo_transactions t ON t.height = e.height AND t.tx_index = e.tx_index
             WHERE t.chain = $chain AND t.height > $lo AND t.height <= $hi ORDER BY e.i""",
                        params={"chain": chain, "lo": lo, "hi": hi}).to_arrow_table()["txid"]
     finally:

@@ -27,6 +27,7 @@ from fundtrail.report.build import (
 )
 from fundtrail.report.model import Report, Total, TxFact
 from fundtrail.store import Workspace
+from fundtrail.store.schema import txid_array
 
 Tracer = Callable[..., TraceResult]
 MAX_LOOKUP_TXIDS = 5000
@@ -52,11 +53,13 @@ def lookup_txs(ws: Workspace, txids: Iterable[str]) -> dict[str, TxFact]:
     utxo = [t for t in wanted if not t.startswith("0x")]
     evm = [t for t in wanted if t.startswith("0x")]
     if utxo and ws.row_count("utxo_transactions"):
+        keys = txid_array(utxo).drop_null()  # stored txids are binary; the records' are hex
         t = ws.read("utxo_transactions", columns=["chain", "txid", "height", "time", "output_value"],
-                    filter=pc.field("txid").isin(utxo))
-        for r in t.to_pylist():
-            out[r["txid"]] = TxFact(r["txid"], r["chain"], r["time"], r["height"],
-                                    (Total(r["chain"], "BTC", "BTC", 8, int(r["output_value"] or 0)),))
+                    filter=pc.field("txid").isin(keys)) if len(keys) else None
+        for r in t.to_pylist() if t is not None else ():
+            txid = r["txid"].hex()
+            out[txid] = TxFact(txid, r["chain"], r["time"], r["height"],
+                               (Total(r["chain"], "BTC", "BTC", 8, int(r["output_value"] or 0)),))
     if evm and ws.row_count("evm_transfers"):
         t = ws.read("evm_transfers", columns=["chain", "txid", "height", "time", "asset", "amount", "amount_raw", "kind"],
                     filter=pc.field("txid").isin(evm))

@@ -10,12 +10,33 @@ Extend a schema by adding columns at the end; never rename (the contract is stab
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pyarrow as pa
 
-from fundtrail.errors import UsageError
+from fundtrail.errors import UsageError, WorkspaceError
 
 TS = pa.timestamp("s", tz="UTC")
 AMOUNT = pa.decimal128(38, 0)
+# Bitcoin txids in the utxo_* tables: 32 bytes in display order (bytes.fromhex of the usual hex txid); the
+# views (store/views.py) show them as lower-case hex
+TXID = pa.binary(32)
+
+
+def txid_array(txids: Iterable[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Hex txids (user input, records) as a ``TXID`` array for filtering the utxo_* tables; text that is not
+    64 hex digits becomes null (it names no stored transaction)."""
+    if isinstance(txids, (pa.Array, pa.ChunkedArray)):
+        txids = txids.to_pylist()
+    out: list[bytes | None] = []
+    for t in txids:
+        try:
+            b = bytes.fromhex(t) if t is not None and len(t) == 64 else None
+        except ValueError:
+            b = None
+        out.append(b if b is not None and len(b) == 32 else None)
+    return pa.array(out, TXID)
+
 
 SCHEMAS: dict[str, pa.Schema] = {
     # --- every chain ---------------------------------------------------------------------------------
@@ -30,20 +51,20 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("merkle_root", pa.string()), ("bits", pa.int64()), ("nonce", pa.int64()),
     ]),
     "utxo_transactions": pa.schema([
-        ("chain", pa.string()), ("height", pa.int64()), ("tx_index", pa.int32()), ("txid", pa.string()),
+        ("chain", pa.string()), ("height", pa.int64()), ("tx_index", pa.int32()), ("txid", TXID),
         ("time", TS), ("fee", pa.int64()), ("is_coinbase", pa.bool_()), ("version", pa.int64()),
         ("locktime", pa.int64()), ("size", pa.int32()), ("vsize", pa.int32()),
         ("input_count", pa.int32()), ("output_count", pa.int32()),
         ("input_value", pa.int64()), ("output_value", pa.int64()), ("has_witness", pa.bool_()),
     ]),
     "utxo_outputs": pa.schema([
-        ("chain", pa.string()), ("height", pa.int64()), ("txid", pa.string()), ("n", pa.int32()),
+        ("chain", pa.string()), ("height", pa.int64()), ("txid", TXID), ("n", pa.int32()),
         ("value", pa.int64()), ("address_id", pa.int64()), ("script_type", pa.string()),
         ("op_return", pa.binary()),  # the data an OP_RETURN output carries (its pushes, concatenated)
     ]),
     "utxo_inputs": pa.schema([
-        ("chain", pa.string()), ("height", pa.int64()), ("txid", pa.string()), ("n", pa.int32()),
-        ("prev_txid", pa.string()), ("prev_n", pa.int64()), ("value", pa.int64()),
+        ("chain", pa.string()), ("height", pa.int64()), ("txid", TXID), ("n", pa.int32()),
+        ("prev_txid", TXID), ("prev_n", pa.int64()), ("value", pa.int64()),
         ("address_id", pa.int64()), ("script_type", pa.string()), ("sequence", pa.int64()),
     ]),
     # the address key of every address the Bitcoin ingester gave an id (ingest/bitcoin/script.py)
@@ -52,7 +73,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     # previous outputs supplied from outside the ingested blocks (e.g. a btcd utxostore)
     "utxo_prevouts": pa.schema([
-        ("chain", pa.string()), ("txid", pa.string()), ("n", pa.int64()), ("value", pa.int64()),
+        ("chain", pa.string()), ("txid", TXID), ("n", pa.int64()), ("value", pa.int64()),
         ("address_id", pa.int64()), ("script_type", pa.string()), ("height", pa.int64()),
         ("source", pa.string()),
     ]),
@@ -178,12 +199,21 @@ def schema_of(table: str) -> pa.Schema:
 
 
 def conform(data: pa.Table, schema: pa.Schema, table: str) -> pa.Table:
-    """Order and cast ``data``'s columns to ``schema``; missing nullable columns become nulls."""
+    """Order and cast ``data``'s columns to ``schema``; missing nullable columns become nulls.
+
+    Text where the schema has fixed-size binary (txids) is refused, not cast: it is what a workspace
+    written by an older fundtrail holds (hex txids)."""
     cols = []
     for field in schema:
         if field.name in data.column_names:
             col = data[field.name]
             if col.type != field.type:
+                if pa.types.is_fixed_size_binary(field.type) and (
+                        pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+                        or pa.types.is_string_view(col.type)):
+                    raise WorkspaceError(f"table {table}: column {field.name} holds text, not "
+                                         f"{field.type.byte_width}-byte binary: workspace written by an older "
+                                         "fundtrail (hex txids): re-ingest")
                 try:
                     col = col.cast(field.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:

@@ -5,6 +5,7 @@ Layout::
     HOME/
       manifest.json            committed state: chains (tip, network, …) and the parts of every table
       tables/TABLE/CHAIN/*.parquet
+      files/GROUP/CHAIN/*      other committed files (e.g. the Bitcoin ingester's on-disk indexes)
       lock                     held (flock) by the one writer
 
 Crash safety comes from the order of writes. A :class:`Transaction` writes new Parquet parts under fresh
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import ctypes.util
 import fcntl
 import json
 import os
@@ -50,6 +53,38 @@ class Part:
     hi: int | None
 
 
+def _syncfs() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+        fn.argtypes = [ctypes.c_int]
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _syncfs()
+
+
+def _make_durable(home: Path, paths: list[Path]) -> None:
+    """Every file written by a transaction on disk before its manifest: one ``syncfs`` of the workspace's
+    file system (one journal commit for all parts) where Linux has it, else an fsync per file."""
+    if not paths:
+        return
+    if _SYNCFS is not None:
+        fd = os.open(home, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for p in paths:
+        with open(p, "rb+") as fh:
+            os.fsync(fh.fileno())
+    for d in {p.parent for p in paths}:
+        _fsync_dir(d)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -66,6 +101,7 @@ class Workspace:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "tables").mkdir(exist_ok=True)
         self._manifest = self._load()
+        self._orphans_collected = False
 
     # --- reading -----------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
@@ -105,6 +141,10 @@ class Workspace:
         t = self._manifest["tables"].get(table, {})
         keys = [chain] if chain is not None else sorted(t)
         return [Part(**p) for k in keys for p in t.get(k, [])]
+
+    def files(self, group: str, chain: str) -> list[dict[str, Any]]:
+        """The committed entries of a file group (see :meth:`Transaction.set_files`)."""
+        return copy.deepcopy(self._manifest.get("files", {}).get(group, {}).get(chain, []))
 
     def part_paths(self, table: str, chain: str | None = None) -> list[Path]:
         return [self.home / p.file for p in self.parts(table, chain)]
@@ -166,7 +206,9 @@ class Workspace:
             except BlockingIOError:
                 raise LockedError(f"{self.home}: another fundtrail process is writing this workspace") from None
             self.refresh()
-            self._collect_orphans()
+            if not self._orphans_collected:  # what a crashed writer left; a failed transaction cleans up itself
+                self._collect_orphans()
+                self._orphans_collected = True
             txn = Transaction(self, copy.deepcopy(self._manifest))
             try:
                 yield txn
@@ -186,6 +228,18 @@ class Workspace:
                 f.unlink(missing_ok=True)
         for f in root.rglob("*.tmp"):
             f.unlink(missing_ok=True)
+        froot = self.home / "files"
+        if froot.exists():
+            listed = {f for g in self._manifest.get("files", {}).values() for es in g.values() for e in es
+                      for f in _entry_files(e)}
+            for f in froot.rglob("*"):
+                if f.is_file() and str(f.relative_to(self.home)) not in listed:
+                    f.unlink(missing_ok=True)
+
+
+def _entry_files(entry: dict[str, Any]) -> list[str]:
+    """The files a file-group entry refers to: the values of its keys named ``file`` or ``*_file``."""
+    return [v for k, v in entry.items() if (k == "file" or k.endswith("_file")) and v]
 
 
 class Transaction:
@@ -196,6 +250,7 @@ class Transaction:
         self.m = manifest
         self._written: list[Path] = []
         self._dropped: list[str] = []
+        self._group_written: dict[tuple[str, str], list[str]] = {}
 
     # chains and settings
     def chain(self, name: str) -> dict[str, Any] | None:
@@ -232,14 +287,38 @@ class Transaction:
         tmp = path.with_suffix(".tmp")
         pq.write_table(data, tmp, compression=compression, compression_level=compression_level,
                        use_dictionary=use_dictionary, write_statistics=write_statistics, row_group_size=1 << 20)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # made durable at commit, before the manifest names it
         self._written.append(path)
         part = Part(str(rel), data.num_rows, lo, hi)
         self.m["tables"].setdefault(table, {}).setdefault(chain, []).append(
             {"file": part.file, "rows": part.rows, "lo": lo, "hi": hi})
         return part
+
+    # other files (committed with the tables, by the same manifest)
+    def files(self, group: str, chain: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.m.get("files", {}).get(group, {}).get(chain, []))
+
+    def write_file(self, group: str, chain: str, write: Any, suffix: str = ".bin") -> str:
+        """Write a new file with ``write(path)``, fsync it, and return its path relative to HOME. It is part
+        of the workspace only once an entry of :meth:`set_files` names it and the transaction commits."""
+        rel = Path("files") / group / chain / f"{uuid.uuid4().hex}{suffix}"
+        path = self.ws.home / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        write(tmp)
+        os.replace(tmp, path)  # made durable at commit, before the manifest names it
+        self._written.append(path)
+        self._group_written.setdefault((group, chain), []).append(str(rel))
+        return str(rel)
+
+    def set_files(self, group: str, chain: str, entries: list[dict[str, Any]]) -> None:
+        """Make ``entries`` (JSON-able dicts; keys ``file`` / ``*_file`` name files) the group's committed
+        list; files the old list named and the new one does not are deleted after the commit."""
+        old = {f for e in self.m.get("files", {}).get(group, {}).get(chain, []) for f in _entry_files(e)}
+        old |= set(self._group_written.get((group, chain), []))  # written here, then replaced (merged)
+        new = {f for e in entries for f in _entry_files(e)}
+        self._dropped.extend(sorted(old - new))
+        self.m.setdefault("files", {}).setdefault(group, {})[chain] = copy.deepcopy(entries)
 
     def replace(self, table: str, chain: str, data: pa.Table | None) -> None:
         """Replace every part of ``table`` for ``chain`` by ``data`` (or by nothing)."""
@@ -282,6 +361,7 @@ class Transaction:
 
     # commit / abort
     def _commit(self) -> None:
+        _make_durable(self.ws.home, self._written)
         self.m["generation"] = int(self.m.get("generation", 0)) + 1
         path = self.ws.home / MANIFEST
         tmp = path.with_suffix(".json.tmp")

@@ -217,7 +217,8 @@ def build_book(ws: Workspace) -> CrossBook:
             WHERE lower(l.topic0) IN ('{BRIDGE_DEPOSIT}', '{BRIDGE_RELEASE}', '{MIXER_DEPOSIT}', '{MIXER_WITHDRAWAL}')
             ORDER BY l.chain, l.height, l.tx_index, l.log_index""").to_arrow_table()
         # the few bridge outputs first, then only their transactions (a join against the whole
-        # transactions table would hash every txid of the chain)
+        # transactions table would hash every txid of the chain); txids stay binary (as stored) until the
+        # result, which gives them as hex
         con.execute("""
             CREATE TEMP TABLE bridge_outs AS
             SELECT chain, txid, op_return FROM utxo_outputs
@@ -225,7 +226,7 @@ def build_book(ws: Workspace) -> CrossBook:
         btc = con.sql("""
             WITH t AS (SELECT chain, txid, min(time) AS time FROM utxo_transactions
                        WHERE txid IN (SELECT txid FROM bridge_outs) GROUP BY chain, txid)
-            SELECT o.chain, o.txid, o.op_return, coalesce(epoch(t.time), 0)::BIGINT AS time
+            SELECT o.chain, lower(hex(o.txid)) AS txid, o.op_return, coalesce(epoch(t.time), 0)::BIGINT AS time
             FROM bridge_outs o LEFT JOIN t ON t.chain = o.chain AND t.txid = o.txid""").to_arrow_table()
         # the inputs and outputs of the bridge transactions only (semi-joins on their few txids)
         con.execute("""

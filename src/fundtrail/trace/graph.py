@@ -51,18 +51,14 @@ def _time_seconds(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 class TxIds:
-    """Transaction ids by tx number as one fixed-width byte matrix (no Python or Arrow strings).
+    """Transaction ids by tx number as one (n, 32) byte matrix: the stored binary txids (display order, so
+    ``raw[t].hex()`` is the usual txid); no Python or Arrow strings. Lookups go through a 64-bit key (the XOR
+    of the 8-byte words), sorted once (12 bytes a transaction), then compare all 32 bytes."""
 
-    ``hex`` mode (every id 64 lower-case hex digits, as Bitcoin txids are): 32 bytes a transaction, the
-    decoded digest; otherwise the UTF-8 bytes zero-padded to a multiple of 8. Lookups go through a
-    64-bit key (the XOR of the 8-byte words), sorted once (12 bytes a transaction), then compare all bytes.
-    """
+    __slots__ = ("raw", "_keys", "_order")
 
-    __slots__ = ("raw", "hex", "_keys", "_order")
-
-    def __init__(self, raw: np.ndarray, hex: bool) -> None:
-        self.raw = np.ascontiguousarray(raw, dtype=np.uint8)
-        self.hex = hex
+    def __init__(self, raw: np.ndarray) -> None:
+        self.raw = np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1, 32)
         self._keys: np.ndarray | None = None
         self._order: np.ndarray | None = None
 
@@ -70,27 +66,20 @@ class TxIds:
         return len(self.raw)
 
     @property
-    def width(self) -> int:
-        return int(self.raw.shape[1])
-
-    @property
     def nbytes(self) -> int:
         extra = 0 if self._keys is None else self._keys.nbytes + self._order.nbytes
         return self.raw.nbytes + extra
 
     @classmethod
-    def from_strings(cls, arr: Any) -> TxIds:
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        if not isinstance(arr, pa.Array):
-            arr = pa.array(list(arr), pa.string())
-        hexmode, width = _id_format(arr)
-        raw, _ok = encode_ids(arr, hexmode, width)
-        return cls(raw, hexmode)
+    def from_hex(cls, arr: Any) -> TxIds:
+        """From hex txids (an Arrow string array or a list of str); every one must be 64 hex digits."""
+        raw, ok = hex_ids(arr)
+        if not ok.all():
+            raise ValueError(f"{int((~ok).sum())} txid(s) are not 64 hex digits")
+        return cls(raw)
 
     def text(self, t: int) -> str:
-        b = self.raw[int(t)].tobytes()
-        return b.hex() if self.hex else b.rstrip(b"\0").decode("utf-8", "replace")
+        return self.raw[int(t)].tobytes().hex()
 
     def _index(self) -> tuple[np.ndarray, np.ndarray]:
         if self._keys is None:
@@ -101,7 +90,8 @@ class TxIds:
         return self._keys, self._order
 
     def lookup(self, q: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        """The tx number of every row of ``q`` (same width, from :func:`encode_ids`), -1 when absent."""
+        """The tx number of every row of ``q`` ((m, 32) bytes, from :func:`binary_ids` / :func:`hex_ids`),
+        -1 when absent."""
         keys, order = self._index()
         m, n = len(q), len(keys)
         res = np.full(m, -1, np.int64)
@@ -125,8 +115,7 @@ class TxIds:
         return res
 
     def number(self, txid: str) -> int | None:
-        arr = pa.array([txid], pa.string())
-        q, ok = encode_ids(arr, self.hex, self.width)
+        q, ok = hex_ids([txid])
         t = int(self.lookup(q, ok)[0])
         return t if t >= 0 else None
 
@@ -145,10 +134,12 @@ def _key64(raw: np.ndarray) -> np.ndarray:
     return key
 
 
-def _str_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _var_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Offsets (int64, len+1, relative to data) and the data bytes of a string/binary array."""
-    if pa.types.is_string_view(arr.type) or pa.types.is_binary_view(arr.type):
+    if pa.types.is_string_view(arr.type):
         arr = arr.cast(pa.string())
+    elif pa.types.is_binary_view(arr.type):
+        arr = arr.cast(pa.binary())
     large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
     n = len(arr)
     bufs = arr.buffers()
@@ -156,60 +147,71 @@ def _str_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(n + 1, np.int64), np.zeros(0, np.uint8)
     off = np.frombuffer(bufs[1], np.int64 if large else np.int32, n + 1, arr.offset * (8 if large else 4))
     data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    off = off.astype(np.int64)
-    return off, data
+    return off.astype(np.int64), data
 
 
-def _id_format(arr: pa.Array) -> tuple[bool, int]:
-    """(hex mode, width) for a column of ids (see :class:`TxIds`)."""
-    off, data = _str_buffers(arr)
-    lens = np.diff(off)
-    if arr.null_count:
-        lens = np.where(arr.is_null().to_numpy(zero_copy_only=False), 0, lens)
-    hexmode = len(lens) > 0 and not arr.null_count and bool((lens == 64).all())
-    if hexmode:
-        seg = data[off[0]:off[-1]]
-        hexmode = bool((_HEXL[seg] != 255).all())
-    return (True, 32) if hexmode else (False, max(8, -(-int(lens.max(initial=0)) // 8) * 8))
+def _valid(arr: pa.Array) -> np.ndarray:
+    if not arr.null_count:
+        return np.ones(len(arr), np.bool_)
+    return ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
 
 
-def encode_ids(arr: pa.Array, hexmode: bool, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``width`` bytes for a string column and whether each row is a well-formed id (nulls,
-    non-hex or over-long strings cannot match any transaction: their row is zeros and ``ok`` False)."""
+def binary_ids(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 32) rows of a column of stored txids (32-byte binary, fixed-size or not, as DuckDB returns a BLOB)
+    and whether each row is one (a null or another length matches no transaction: zeros, ``ok`` False)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     n = len(arr)
-    off, data = _str_buffers(arr)
-    lens = np.diff(off)
-    ok = np.ones(n, np.bool_) if not arr.null_count else ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
-    if hexmode:
-        ok &= lens == 64
-        out = np.zeros((n, 32), np.uint8)
-        if ok.any():
-            if ok.all() and off[-1] - off[0] == 64 * n:
-                digits = data[off[0]:off[-1]].reshape(n, 64)
-            else:
-                rows = np.flatnonzero(ok)
-                digits = np.zeros((n, 64), np.uint8)
-                digits[rows] = data[off[rows][:, None] + np.arange(64)]
-            nib = _HEXL[digits]
-            bad = (nib == 255).any(axis=1)
-            ok &= ~bad
-            out[:] = (nib[:, 0::2] << 4) | nib[:, 1::2]
-            out[~ok] = 0
+    ok = _valid(arr)
+    if pa.types.is_fixed_size_binary(arr.type):
+        if arr.type.byte_width != 32:
+            return np.zeros((n, 32), np.uint8), np.zeros(n, np.bool_)
+        if n == 0:
+            return np.zeros((0, 32), np.uint8), ok
+        data = np.frombuffer(arr.buffers()[1], np.uint8, n * 32, arr.offset * 32).reshape(n, 32)
+        out = data.copy()
+        out[~ok] = 0
         return out, ok
-    ok &= lens <= width
-    vals = [b"" if v is None else v for v in arr.cast(pa.binary()).to_pylist()]
-    out = np.frombuffer(np.array(vals, dtype=f"S{width}").tobytes(), np.uint8).reshape(n, width).copy() \
-        if n else np.zeros((0, width), np.uint8)
-    out[~ok] = 0
+    off, data = _var_buffers(arr)
+    ok &= np.diff(off) == 32
+    if ok.all() and off[-1] - off[0] == 32 * n:
+        return data[off[0]:off[-1]].reshape(n, 32).copy(), ok
+    out = np.zeros((n, 32), np.uint8)
+    rows = np.flatnonzero(ok)
+    if len(rows):
+        out[rows] = data[off[rows][:, None] + np.arange(32)]
+    return out, ok
+
+
+def hex_ids(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 32) rows of lower-case hex txids (records, normalised user input: an Arrow string array or a list
+    of str) and whether each row is one (nulls, other text or lengths: zeros, ``ok`` False)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not isinstance(arr, pa.Array):
+        arr = pa.array([None if t is None else str(t) for t in arr], pa.string())
+    n = len(arr)
+    off, data = _var_buffers(arr)
+    ok = _valid(arr) & (np.diff(off) == 64)
+    out = np.zeros((n, 32), np.uint8)
+    if ok.any():
+        if ok.all() and off[-1] - off[0] == 64 * n:
+            digits = data[off[0]:off[-1]].reshape(n, 64)
+        else:
+            rows = np.flatnonzero(ok)
+            digits = np.zeros((n, 64), np.uint8)
+            digits[rows] = data[off[rows][:, None] + np.arange(64)]
+        nib = _HEXL[digits]
+        ok &= ~(nib == 255).any(axis=1)
+        out[:] = (nib[:, 0::2] << 4) | nib[:, 1::2]
+        out[~ok] = 0
     return out, ok
 
 
 @dataclass(slots=True)
 class UtxoGraph:
     chain: str
-    txid: Any  # TxIds (a string array given here is converted), by tx number
+    txid: Any  # TxIds (hex txids given here are converted), by tx number
     tx_height: np.ndarray  # int64
     tx_time: np.ndarray  # int64 unix seconds
     tx_fee: np.ndarray  # int64
@@ -228,7 +230,7 @@ class UtxoGraph:
 
     def __post_init__(self) -> None:
         if not isinstance(self.txid, TxIds):
-            self.txid = TxIds.from_strings(self.txid)
+            self.txid = TxIds.from_hex(self.txid)
 
     @property
     def ntx(self) -> int:
@@ -244,7 +246,7 @@ class UtxoGraph:
 
     def tx_numbers(self, txids: list[str]) -> np.ndarray:
         """Tx numbers of many txids at once (-1 where absent)."""
-        q, ok = encode_ids(pa.array(list(txids), pa.string()), self.txid.hex, self.txid.width)
+        q, ok = hex_ids(list(txids))
         return self.txid.lookup(q, ok)
 
     def txid_of(self, t: int) -> str:
@@ -307,13 +309,8 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
     """
     con = _connect_bounded(ws)
     try:
-        ntx_cap, id_width, all_hex = con.execute("""
-            SELECT count(*), coalesce(max(strlen(txid)), 0),
-                   coalesce(bool_and(strlen(txid) = 64 AND NOT regexp_matches(txid, '[^0-9a-f]')), false)
-            FROM utxo_transactions WHERE chain = ?""", [chain]).fetchall()[0]
-        hexmode = bool(all_hex) and ntx_cap > 0
-        width = 32 if hexmode else max(8, -(-int(id_width) // 8) * 8)
-        raw = np.zeros((ntx_cap, width), np.uint8)
+        ntx_cap = con.execute("SELECT count(*) FROM utxo_transactions WHERE chain = ?", [chain]).fetchall()[0][0]
+        raw = np.zeros((ntx_cap, 32), np.uint8)
         height = np.empty(ntx_cap, np.int64)
         tx_index = np.empty(ntx_cap, np.int64)
         tx_time = np.empty(ntx_cap, np.int64)
@@ -329,7 +326,7 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
             m = b.num_rows
             if i + m > ntx_cap:  # appended meanwhile: cannot happen within one workspace generation
                 raise RuntimeError("utxo_transactions changed while the graph was built")
-            raw[i:i + m], _ok = encode_ids(b.column("txid"), hexmode, width)
+            raw[i:i + m], _ok = binary_ids(b.column("txid"))
             height[i:i + m] = _col(b, "height", np.int64)
             tx_index[i:i + m] = _col(b, "tx_index", np.int64)
             tx_time[i:i + m] = _col(b, "time", np.int64)
@@ -342,7 +339,7 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
         keys = [words[:, j].astype(np.uint64) for j in range(words.shape[1] - 1, -1, -1)]
         order = np.lexsort((*keys, tx_index[:ntx], height[:ntx]))
         del keys, words, tx_index
-        txids = TxIds(raw[order], hexmode)
+        txids = TxIds(raw[order])
         del raw
         tx_height = np.where(height[order] == big, 0, height[order])
         del height
@@ -365,7 +362,7 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
             m = b.num_rows
             if i + m > nout_cap:
                 raise RuntimeError("utxo_outputs changed while the graph was built")
-            q, ok = encode_ids(b.column("txid"), hexmode, width)
+            q, ok = binary_ids(b.column("txid"))
             o_t[i:i + m] = txids.lookup(q, ok)
             o_n[i:i + m] = _col(b, "n", np.int64)
             o_v[i:i + m] = _col(b, "value", np.int64)
@@ -403,7 +400,7 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
         op_return: dict[int, bytes] = {}
         for b in _batches(con, "SELECT txid, n, op_return FROM utxo_outputs WHERE chain = ? AND op_return IS NOT NULL",
                           [chain]):
-            q, ok = encode_ids(b.column("txid"), hexmode, width)
+            q, ok = binary_ids(b.column("txid"))
             nodes = node_of(txids.lookup(q, ok), _col(b, "n", np.int64), okey)
             for nd, d in zip(nodes.tolist(), b.column("op_return").to_pylist(), strict=True):
                 if nd >= 0:
@@ -423,10 +420,10 @@ def build_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
             m = b.num_rows
             if i + m > nin_cap:
                 raise RuntimeError("utxo_inputs changed while the graph was built")
-            q, ok = encode_ids(b.column("txid"), hexmode, width)
+            q, ok = binary_ids(b.column("txid"))
             i_t[i:i + m] = txids.lookup(q, ok)
             i_n[i:i + m] = _col(b, "n", np.int64)
-            q, ok = encode_ids(b.column("prev_txid"), hexmode, width)
+            q, ok = binary_ids(b.column("prev_txid"))
             nd = node_of(txids.lookup(q, ok), _col(b, "prev_n", np.int64), okey)
             i_node[i:i + m] = nd
             i_v[i:i + m] = _col(b, "value", np.int64)

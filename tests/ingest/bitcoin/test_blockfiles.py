@@ -262,29 +262,48 @@ def test_sigkill_mid_ingest_then_rerun_equals_uninterrupted(tmp_path):
     assert st.unresolved_inputs == 0
 
 
-def test_utxo_store_behind_the_workspace_rolls_forward(tmp_path):
-    """The window a SIGKILL can hit between the workspace commit and the UTXO store commit, made
-    deterministic: the store file is put back to an older batch, so the next run must replay the committed
-    outputs and spends of several parts before continuing (and end with the uninterrupted run's tables)."""
-    import shutil
+def test_a_commit_that_fails_leaves_tables_and_indexes_at_the_last_batch(tmp_path, monkeypatch):
+    """A batch whose commit fails after its index runs were written (the manifest is never replaced) leaves
+    the tables and both on-disk indexes at the previous batch; the next run, with an index RAM budget so
+    small that every run is read from disk, ends with the uninterrupted run's tables."""
+    from fundtrail.store import workspace as W
 
     blocks, _ = make_chain(60, seed=5)
     d = _regtest_dir(tmp_path, blocks)
     ref = Workspace(tmp_path / "ref")
     ingest_block_files(ref, d, "regtest", batch_blocks=7)
     home = tmp_path / "ws"
-    ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4, max_blocks=12)
-    store = home / "utxo" / "regtest.duckdb"
-    shutil.copy(store, tmp_path / "old.duckdb")
-    ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4, max_blocks=20)  # 5 more batches
-    shutil.copy(tmp_path / "old.duckdb", store)  # the store lost its last commits
-    wal = store.with_name(store.name + ".wal")
-    wal.unlink(missing_ok=True)
-    st = ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4)
+    calls = {"n": 0}
+    real = W.Transaction._commit
+
+    def failing(self):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk full (injected)")
+        real(self)
+
+    monkeypatch.setattr(W.Transaction, "_commit", failing)
+    with pytest.raises(OSError, match="injected"):
+        ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4, index_memory=0)
+    monkeypatch.setattr(W.Transaction, "_commit", real)
+    ws = Workspace(home)
+    tip = ws.chain("regtest")["tip_height"]
+    assert 0 < tip < 60  # committed up to the batch before the failed one
+    got = ws.query("SELECT count(*) AS n, max(height) AS hi, min(height) AS lo FROM blocks").to_pylist()[0]
+    assert got["hi"] == tip and got["n"] == tip - got["lo"] + 1
+    files = {p.relative_to(home).as_posix() for p in (home / "files").rglob("*") if p.is_file()}
+    listed = {e[k] for g in ("utxo_index", "address_index") for e in ws.files(g, "regtest")
+              for k in ("file", "dead_file") if e.get(k)}
+    assert listed <= files  # the failed batch's files are orphans, collected by the next writer
+    st = ingest_block_files(Workspace(home), d, "regtest", batch_blocks=4, index_memory=0)
     ws = Workspace(home)
     assert ws.chain("regtest")["tip_height"] == 60
     assert dump(ws) == dump(ref)
     assert st.unresolved_inputs == 0
+    files = {p.relative_to(home).as_posix() for p in (home / "files").rglob("*") if p.is_file()}
+    listed = {e[k] for g in ("utxo_index", "address_index") for e in ws.files(g, "regtest")
+              for k in ("file", "dead_file") if e.get(k)}
+    assert files == listed
 
 
 def test_addresses_of_other_writers_keep_their_ids_and_reopen_is_stable(tmp_path):

@@ -51,7 +51,8 @@ def test_getblock_fixtures_match_expected(tmp_path, name, via_rpc):
             (e["hash"], e["size"], e["version"], e["merkle_root"], e["timestamp"], int(e["nonce"], 16),
              int(e["bits"], 16), e["transaction_count"])
     for e in lines(d / "expected_transactions.json"):
-        t = ws.query(f"SELECT * FROM utxo_transactions WHERE txid = '{e['hash']}'").to_pylist()[0]
+        t = ws.query(f"SELECT * FROM utxo_transactions WHERE txid = unhex('{e['hash']}')").to_pylist()[0]
+        assert t["txid"].hex() == e["hash"]  # stored as 32 bytes in display order
         assert (t["height"], t["tx_index"], t["size"], t["vsize"], t["version"], t["locktime"],
                 t["is_coinbase"], t["input_count"], t["output_count"], t["output_value"]) == \
             (e["block_number"], e["index"], e["size"], e["virtual_size"], e["version"], e["lock_time"],

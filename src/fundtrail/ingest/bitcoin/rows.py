@@ -1,22 +1,59 @@
 """Arrow rows of the stored tables (utxo_blocks, utxo_transactions, utxo_outputs, utxo_inputs) from a
-parsed batch, vectorised: no Python loop per output or input (OP_RETURN payloads excepted)."""
+parsed batch, vectorised: no Python loop per output or input (OP_RETURN payloads excepted).
+
+Txid columns are 32-byte binary in display order (the bytes of the usual hex txid), built straight from
+the parsed byte matrices; block hashes stay hex strings (one row per block)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import pyarrow as pa
 
 from fundtrail.ingest.bitcoin import script as S
 from fundtrail.ingest.bitcoin.parse import ParsedBatch, gather_spans
-from fundtrail.store.schema import TS
+from fundtrail.store.schema import TS, TXID
 
 _TYPES = pa.array(S.SCRIPT_TYPES, pa.string())
 
 
 def _const(value: str, n: int) -> pa.Array:
-    return pa.array([value], pa.string()).take(pa.array(np.zeros(n, np.int64)))
+    """A string column repeating one value, built from its buffers (no index array, no take)."""
+    v = value.encode()
+    if n * len(v) >= 2**31:
+        return pa.repeat(pa.scalar(value, pa.string()), n)
+    offsets = np.arange(0, (n + 1) * len(v), len(v), dtype=np.int32) if v else np.zeros(n + 1, np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(v * n)])
+
+
+def _binary32(raw: np.ndarray) -> pa.Array:
+    """A fixed_size_binary(32) column over the rows of a contiguous (n, 32) uint8 matrix (no copy)."""
+    raw = np.ascontiguousarray(raw, np.uint8)
+    return pa.FixedSizeBinaryArray.from_buffers(TXID, len(raw), [None, pa.py_buffer(raw)])
+
+
+def _rows32(raw: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """raw[idx] for a contiguous (n, 32) uint8 matrix, copying each row as one 32-byte item."""
+    return raw.view(np.dtype((np.void, 32))).reshape(-1)[idx].view(np.uint8).reshape(len(idx), 32)
+
+
+@nb.njit(cache=True)
+def _gather_reversed(buf, offs, out):  # pragma: no cover - numba
+    w = out.shape[1]
+    for i in range(offs.shape[0]):
+        p = offs[i] + w - 1
+        for j in range(w):
+            out[i, j] = buf[p - j]
+
+
+def display_txids(buf: np.ndarray, offs: np.ndarray) -> np.ndarray:
+    """(n, 32) display-order copies of the internal-order hashes at ``buf[o:o+32]`` (e.g. previous txids)."""
+    out = np.empty((len(offs), 32), np.uint8)
+    if len(offs):
+        _gather_reversed(buf, np.ascontiguousarray(offs, np.int64), out)
+    return out
 
 
 def _u32_at(buf: np.ndarray, offs: np.ndarray) -> np.ndarray:
@@ -88,10 +125,10 @@ def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo
     blocks, btimes = block_rows(chain, b, heights)
     nt = len(b.tx_start)
     tx_h = heights[b.tx_blk]
-    tx_time = pa.array(btimes[b.tx_blk], pa.int64()).cast(TS)
+    tx_time = pa.array(btimes[b.tx_blk], TS)
     tx_index = np.arange(nt, dtype=np.int64) - b.blk_ftx[b.tx_blk]
     coinbase = tx_index == 0
-    txid_hex = S.hex_strings(b.txid)
+    txid = np.ascontiguousarray(b.txid[:, ::-1])  # display order
     size = b.tx_end - b.tx_start
     stripped = np.where(b.tx_seg, (b.tx_wit - b.tx_body) + 8, size)
     vsize = (stripped * 3 + size + 3) // 4
@@ -103,7 +140,8 @@ def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo
     nin = len(in_tx)
     val_full = np.zeros(nin, np.int64)
     val_full[in_found] = in_value[in_found]
-    in_sum = _segment_sums(val_full, np.searchsorted(in_tx, np.arange(nt)), np.bincount(in_tx, minlength=nt))
+    in_count = np.bincount(in_tx, minlength=nt)  # in_tx is ascending: each tx's inputs are contiguous
+    in_sum = _segment_sums(val_full, np.cumsum(in_count) - in_count, in_count)
     missing = np.bincount(in_tx[~in_found], minlength=nt) if nin else np.zeros(nt, np.int64)
     tx_nin = np.where(coinbase, 0, b.tx_nin)
     ok = (missing == 0) & ~coinbase
@@ -114,7 +152,7 @@ def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo
         "chain": _const(chain, nt),
         "height": pa.array(tx_h),
         "tx_index": pa.array(tx_index.astype(np.int32)),
-        "txid": txid_hex,
+        "txid": _binary32(txid),
         "time": tx_time,
         "fee": pa.array(fee, mask=~fee_valid),
         "is_coinbase": pa.array(coinbase),
@@ -143,8 +181,8 @@ def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo
         op_return = pa.nulls(no, pa.binary())
     outputs = pa.table({
         "chain": _const(chain, no),
-        "height": pa.array(heights[b.tx_blk[b.out_tx]]),
-        "txid": txid_hex.take(pa.array(b.out_tx)),
+        "height": pa.array(tx_h[b.out_tx]),
+        "txid": _binary32(_rows32(txid, b.out_tx)),
         "n": pa.array(out_n.astype(np.int32)),
         "value": pa.array(b.out_val),
         "address_id": pa.array(out_addr, mask=out_addr < 0),
@@ -153,18 +191,16 @@ def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo
     })
 
     sel = np.flatnonzero(in_mask) if nin != ni_all else np.arange(ni_all)
-    prev_off = b.in_prev[sel]
-    prev_raw = gather_spans(b.buf, prev_off, 32)
     in_n = sel - b.tx_fin[in_tx]
-    types = _TYPES.take(pa.array(np.where(in_found, in_type, 0).astype(np.int8)))
-    types = pa.array(types.to_numpy(zero_copy_only=False), pa.string(), mask=~in_found) if nin and \
-        not in_found.all() else types
+    # script type of the spent output, null where it is not known (a null index takes a null)
+    missing_in = None if in_found.all() else ~in_found
+    types = _TYPES.take(pa.array(np.where(in_found, in_type, 0).astype(np.int8), mask=missing_in))
     inputs = pa.table({
         "chain": _const(chain, nin),
-        "height": pa.array(heights[b.tx_blk[in_tx]]),
-        "txid": txid_hex.take(pa.array(in_tx)),
+        "height": pa.array(tx_h[in_tx]),
+        "txid": _binary32(_rows32(txid, in_tx)),
         "n": pa.array(in_n.astype(np.int32)),
-        "prev_txid": S.hex_strings(prev_raw),
+        "prev_txid": _binary32(display_txids(b.buf, b.in_prev[sel])),
         "prev_n": pa.array(b.in_n[sel]),
         "value": pa.array(np.where(in_found, in_value, 0), mask=~in_found),
         "address_id": pa.array(np.where(in_found, in_addr, -1), mask=~in_found | (in_addr < 0)),

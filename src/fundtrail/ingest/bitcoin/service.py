@@ -1,10 +1,11 @@
 """Bitcoin ingestion services: block files (:func:`ingest_block_files`) and Core JSON-RPC (:func:`ingest_rpc`).
 
 Both feed raw blocks, batch by batch, through the same pipeline: parse (numba) -> classify scripts ->
-address ids (only new addresses encoded) -> resolve prevouts in the on-disk UTXO store -> Arrow rows ->
-one workspace commit per batch (tables, new addresses, chain tip) -> UTXO store commit. A SIGKILL at any
-moment leaves the workspace at the last committed batch; the next run syncs the UTXO store to it and
-continues after the committed tip, so the tables end up exactly as in an uninterrupted run.
+address ids (only new addresses encoded) -> resolve prevouts in the on-disk UTXO index -> Arrow rows ->
+one workspace commit per batch (tables, new addresses, the address and UTXO indexes' new runs, chain tip).
+A SIGKILL at any moment leaves the workspace, indexes included, at the last committed batch; the next run
+continues after the committed tip, so the tables end up exactly as in an uninterrupted run. Memory is
+bounded by the batch size plus the indexes' RAM budget (``index_memory``), whatever the chain's length.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fundtrail.errors import ChainMismatchError, DecodeError
+from fundtrail.errors import ChainMismatchError, DecodeError, WorkspaceError
 from fundtrail.ingest.bitcoin import blockfiles as BF
 from fundtrail.ingest.bitcoin import script as S
 from fundtrail.ingest.bitcoin.addresses import AddressIndex
 from fundtrail.ingest.bitcoin.hashing import sha256d_spans
 from fundtrail.ingest.bitcoin.parse import ParseFailure, gather_spans, merkle_roots, parse_blocks
 from fundtrail.ingest.bitcoin.rows import build_rows, classify_outputs
-from fundtrail.ingest.bitcoin.utxo import UtxoStore, keys_from_hex, keys_from_internal, read_btcd_utxostore
+from fundtrail.ingest.bitcoin.utxo import UtxoIndex, outpoint_keys, read_btcd_utxostore, txids_internal
 from fundtrail.model.chain import BitcoinNetwork, bitcoin_network
 from fundtrail.progress import NullProgress, Progress
+from fundtrail.store.schema import schema_of
 from fundtrail.store.workspace import Workspace
 
 TABLES = ("utxo_blocks", "utxo_transactions", "utxo_outputs", "utxo_inputs")
@@ -84,6 +86,15 @@ class _Totals:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _stored_txids(internal: np.ndarray) -> pa.Array:
+    """A stored txid column (its type in the schema: 32-byte binary or hex, display order)."""
+    display = np.ascontiguousarray(internal[:, ::-1])
+    if pa.types.is_fixed_size_binary(schema_of("utxo_prevouts").field("txid").type):
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), len(display),
+                                                    [None, pa.py_buffer(display.tobytes())])
+    return pa.array([bytes(r).hex() for r in display], pa.string())
+
+
 def _network(network: BitcoinNetwork | str) -> BitcoinNetwork:
     return network if isinstance(network, BitcoinNetwork) else bitcoin_network(network)
 
@@ -92,7 +103,8 @@ class Ingester:
     """The per-chain pipeline shared by the block-file and RPC sources (one writer at a time)."""
 
     def __init__(self, ws: Workspace, network: BitcoinNetwork, *, duckdb_threads: int | None = None,
-                 verify_merkle: bool = True, compression: str | None = None) -> None:
+                 verify_merkle: bool = True, compression: str | None = None,
+                 index_memory: int = 256 << 20) -> None:
         self.ws = ws
         self.net = network
         self.chain = network.chain
@@ -100,18 +112,21 @@ class Ingester:
         if state is not None and state.get("network") not in (None, network.name):
             raise ChainMismatchError(f"chain {self.chain!r} in {ws.home} is network {state.get('network')!r}, "
                                      f"not {network.name!r}")
-        self.addr = AddressIndex(ws, self.chain, network)
-        self.store = UtxoStore(ws.home / "utxo" / f"{self.chain}.duckdb", threads=duckdb_threads)
+        # the RAM budget of the two on-disk indexes (the newest runs stay in memory), half each
+        self.addr = AddressIndex(ws, self.chain, network, memory=index_memory // 2)
+        self.utxo = UtxoIndex(ws, self.chain, memory=index_memory // 2)
         self.verify_merkle = verify_merkle
         # Parquet codec of the batch tables: None keeps WRITE_OPTIONS (zstd level 1); "lz4" / "none" trade
         # file size for ingest speed
         self.write_options = {k: (dict(v, compression=compression, compression_level=None) if compression else v)
                               for k, v in WRITE_OPTIONS.items()}
         self.totals = _Totals()
-        self.sync_store()
+        if state is not None and state.get("tip_height") is not None and "address_index_next" not in state:
+            raise WorkspaceError(f"chain {self.chain!r} in {ws.home} was written by an older fundtrail (it has no "
+                                 "address and UTXO indexes): ingest it again into a new workspace")
 
     def close(self) -> None:
-        self.store.close()
+        pass
 
     # --- state ------------------------------------------------------------------------------------------
     def tip(self) -> tuple[int | None, str | None]:
@@ -123,59 +138,8 @@ class Ingester:
                          filter=pc.equal(pc.field("height"), height))
         return t["hash"][0].as_py() if t.num_rows else None
 
-    # --- UTXO store consistency -------------------------------------------------------------------------
     def _parts(self, table: str, above: int) -> list[Path]:
         return [self.ws.home / p.file for p in self.ws.parts(table, self.chain) if p.hi is not None and p.hi > above]
-
-    def _replay(self, above: int) -> None:
-        """Apply the committed outputs and spends with height > above to the (open) store transaction."""
-        for path in self._parts("utxo_outputs", above):
-            t = pq.read_table(path, columns=["height", "txid", "n", "value", "address_id", "script_type"])
-            t = t.filter(pc.greater(t["height"], above))
-            self.store.add(self._store_rows(t))
-        for path in self._parts("utxo_inputs", above):
-            t = pq.read_table(path, columns=["height", "prev_txid", "prev_n"])
-            t = t.filter(pc.greater(t["height"], above))
-            k1, k2 = keys_from_hex(t["prev_txid"])
-            self.store.remove(pa.table({"k1": k1, "k2": k2, "n": t["prev_n"].cast(pa.int32())}))
-
-    def _store_rows(self, t: pa.Table, txid_col: str = "txid", n_col: str = "n") -> pa.Table:
-        k1, k2 = keys_from_hex(t[txid_col])
-        codes = pa.array(np.array([_TYPE_CODE.get(x, 0) if x else 0
-                                   for x in pc.unique(t["script_type"]).to_pylist()], np.int8))
-        idx = pc.index_in(t["script_type"], pc.unique(t["script_type"]))
-        stype = codes.take(idx.fill_null(0)) if len(codes) else pa.array(np.zeros(t.num_rows, np.int8))
-        return pa.table({"k1": k1, "k2": k2, "n": t[n_col].cast(pa.int32()), "value": t["value"],
-                         "address_id": t["address_id"], "stype": stype})
-
-    def sync_store(self) -> None:
-        tip_h, tip_hash = self.tip()
-        st = self.store
-        seeds = self.ws.row_count("utxo_prevouts", self.chain)
-        sh = st.height
-        if tip_h is None and seeds == 0:
-            if sh is not None or st.count():
-                st.begin()
-                st.con.execute("DELETE FROM utxo")
-                st.con.execute("DELETE FROM meta")
-                st.con.execute("COMMIT")
-            return
-        tip_h = -1 if tip_h is None else tip_h
-        if sh is not None and sh == tip_h and st.seeds == seeds and (st.tip_hash or None) == (tip_hash or None):
-            return
-        st.begin()
-        try:
-            if sh is not None and sh < tip_h and st.seeds == seeds:
-                self._replay(sh)  # roll forward over batches committed after the store's last commit
-            else:  # ahead, on another chain, or seeded differently: rebuild from the committed tables
-                st.con.execute("DELETE FROM utxo")
-                for path in self.ws.part_paths("utxo_prevouts", self.chain):
-                    st.add(self._store_rows(pq.read_table(path)))
-                self._replay(-(2**62))
-            st.commit(height=tip_h, hash=tip_hash or "", seeds=seeds)
-        except BaseException:
-            st.rollback_txn()
-            raise
 
     # --- known prevouts ---------------------------------------------------------------------------------
     def seed_prevouts(self, table: pa.Table, source: str) -> int:
@@ -190,19 +154,28 @@ class Ingester:
             types[i] = t
             keys[i] = np.frombuffer(k, np.uint8)
         ids = self.addr.ids(keys)
+        tx_int = txids_internal(table["txid"])
         rows = pa.table({
             "chain": pa.array([self.chain] * table.num_rows, pa.string()),
-            "txid": table["txid"], "n": table["n"], "value": table["value"],
+            "txid": _stored_txids(tx_int), "n": table["n"], "value": table["value"],
             "address_id": pa.array(ids, mask=ids < 0),
             "script_type": pa.array(S.SCRIPT_TYPES, pa.string()).take(pa.array(types)),
             "height": table["height"] if "height" in table.column_names else pa.nulls(table.num_rows, pa.int64()),
             "source": pa.array([source] * table.num_rows, pa.string()),
         })
-        with self.ws.transaction() as txn:
-            txn.append("utxo_prevouts", self.chain, rows)
-            self.addr.flush_into(txn)
-            txn.set_chain(self.chain, kind="utxo", network=self.net.name)
-        self.sync_store()
+        k1, k2 = outpoint_keys(tx_int, table["n"].to_numpy())
+        self.utxo.apply(k1, k2, table["value"].to_numpy(), ids, types, np.zeros(0, np.uint64),
+                        np.zeros(0, np.uint64))
+        try:
+            with self.ws.transaction() as txn:
+                txn.append("utxo_prevouts", self.chain, rows)
+                self.addr.flush_into(txn)
+                self.utxo.flush_into(txn)
+                txn.set_chain(self.chain, kind="utxo", network=self.net.name)
+        except BaseException:
+            self.addr.discard_pending()
+            self.utxo.reload()
+            raise
         return table.num_rows
 
     # --- one batch -------------------------------------------------------------------------------------
@@ -236,43 +209,17 @@ class Ingester:
         sel = np.flatnonzero(in_mask)
         nin = len(sel)
         prev = gather_spans(b.buf, b.in_prev[sel], 32)
-        ik1, ik2 = keys_from_internal(prev)
-        ok1, ok2 = keys_from_internal(b.txid)
         out_n = np.arange(len(b.out_val), dtype=np.int64) - b.tx_fout[b.out_tx]
-        store_out = pa.table({"k1": ok1[b.out_tx], "k2": ok2[b.out_tx], "n": out_n.astype(np.int32),
-                              "value": b.out_val, "address_id": pa.array(out_addr, mask=out_addr < 0),
-                              "stype": info.types})
-        store_in = pa.table({"ord": np.arange(nin, dtype=np.int64), "k1": ik1, "k2": ik2,
-                             "n": b.in_n[sel].astype(np.int32)})
+        spendable = info.types != S.ST_OP_RETURN  # provably unspendable: never enters the index
+        o = np.flatnonzero(spendable)
+        ok1, ok2 = outpoint_keys(b.txid[b.out_tx[o]], out_n[o])
+        ik1, ik2 = outpoint_keys(prev, b.in_n[sel])
         tip_hex = sha256d_spans(b.buf, starts[-1:], 80)[0, ::-1].tobytes().hex()
         tip_h = int(heights[-1])
-        st = self.store
-        st.begin()
         try:
-            st.con.register("_new_out", store_out)
-            st.con.register("_new_in", store_in)
-            if store_out.num_rows:
-                st.con.execute("INSERT INTO utxo SELECT k1, k2, n, value, address_id, stype FROM _new_out")
-            if nin:
-                found = st.con.sql("""
-                    SELECT i.ord, any_value(u.value) AS value, any_value(u.address_id) AS address_id,
-                           any_value(u.stype) AS stype
-                    FROM _new_in i JOIN utxo u ON u.k1 = i.k1 AND u.k2 = i.k2 AND u.n = i.n
-                    GROUP BY i.ord""").to_arrow_table()
-                st.con.execute("""DELETE FROM utxo USING _new_in i
-                                  WHERE utxo.k1 = i.k1 AND utxo.k2 = i.k2 AND utxo.n = i.n""")
-            st.con.unregister("_new_out")
-            st.con.unregister("_new_in")
-            in_value = np.zeros(nin, np.int64)
-            in_addr = np.full(nin, -1, np.int64)
-            in_type = np.zeros(nin, np.int8)
-            in_found = np.zeros(nin, np.bool_)
-            if nin and found.num_rows:
-                o = found["ord"].to_numpy()
-                in_value[o] = found["value"].to_numpy()
-                in_addr[o] = found["address_id"].fill_null(-1).to_numpy()
-                in_type[o] = found["stype"].to_numpy()
-                in_found[o] = True
+            in_found, in_value, in_addr, in_type = self.utxo.apply(ok1, ok2, b.out_val[o], out_addr[o],
+                                                                   info.types[o], ik1, ik2,
+                                                                   replaces=tx_index[b.out_tx[o]] == 0)
             if nin and not in_found.all() and (known or resolve_missing):
                 self._fill_known(known or {}, in_value, in_addr, in_type, in_found, prev, b.in_n[sel],
                                  resolve_missing)
@@ -283,15 +230,12 @@ class Ingester:
                                    strict=True):
                     txn.append(name, self.chain, t, **self.write_options[name])
                 new = self.addr.flush_into(txn)
+                self.utxo.flush_into(txn)
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name, tip_height=tip_h,
                               tip_hash=tip_hex, **(chain_state or {}))
-            st.commit(height=tip_h, hash=tip_hex, seeds=self.ws.row_count("utxo_prevouts", self.chain))
         except BaseException:
-            try:
-                st.rollback_txn()
-            except Exception:  # noqa: BLE001 - the connection may already be gone
-                pass
             self.addr.discard_pending()
+            self.utxo.reload()
             raise
         t = self.totals
         t.blocks += nb_
@@ -347,28 +291,40 @@ class Ingester:
         if tip_h is None or tip_h <= fork_height:
             return 0
         fork_hash = self.stored_hash_at(fork_height) if fork_height >= 0 else None
-        st = self.store
-        st.begin()
+        # the index forgets the outputs created above the fork and gets back what was spent above it
+        # (inputs carry the value, address and type of what they spent); outputs both created and spent
+        # above the fork cancel out inside the one apply
+        back = []
+        for path in self._parts("utxo_inputs", fork_height):
+            t = pq.read_table(path, columns=["height", "prev_txid", "prev_n", "value", "address_id",
+                                             "script_type"])
+            back.append(t.filter(pc.and_(pc.greater(t["height"], fork_height), pc.is_valid(t["value"]))))
+        gone = []
+        for path in self._parts("utxo_outputs", fork_height):
+            t = pq.read_table(path, columns=["height", "txid", "n", "script_type"])
+            gone.append(t.filter(pc.and_(pc.greater(t["height"], fork_height),
+                                         pc.not_equal(t["script_type"], "op_return"))))
+        bt = pa.concat_tables(back) if back else None
+        gt = pa.concat_tables(gone) if gone else None
+        k1, k2 = (outpoint_keys(txids_internal(bt["prev_txid"]), bt["prev_n"].to_numpy()) if bt is not None
+                  else (np.zeros(0, np.uint64), np.zeros(0, np.uint64)))
+        g1, g2 = (outpoint_keys(txids_internal(gt["txid"]), gt["n"].to_numpy()) if gt is not None
+                  else (np.zeros(0, np.uint64), np.zeros(0, np.uint64)))
+        codes = np.array([_TYPE_CODE.get(x, 0) for x in bt["script_type"].to_pylist()], np.int8) \
+            if bt is not None else np.zeros(0, np.int8)
         try:
-            for path in self._parts("utxo_inputs", fork_height):
-                t = pq.read_table(path, columns=["height", "prev_txid", "prev_n", "value", "address_id",
-                                                 "script_type"])
-                t = t.filter(pc.and_(pc.greater(t["height"], fork_height), pc.is_valid(t["value"])))
-                st.add(self._store_rows(t, "prev_txid", "prev_n"))
-            for path in self._parts("utxo_outputs", fork_height):
-                t = pq.read_table(path, columns=["height", "txid", "n"])
-                t = t.filter(pc.greater(t["height"], fork_height))
-                k1, k2 = keys_from_hex(t["txid"])
-                st.remove(pa.table({"k1": k1, "k2": k2, "n": t["n"].cast(pa.int32())}))
-            st.commit(height=fork_height, hash=fork_hash or "")
+            self.utxo.apply(k1, k2, bt["value"].to_numpy() if bt is not None else np.zeros(0, np.int64),
+                            bt["address_id"].fill_null(-1).to_numpy() if bt is not None else np.zeros(0, np.int64),
+                            codes, g1, g2)
+            with self.ws.transaction() as txn:
+                for name in TABLES:
+                    txn.truncate_above(name, self.chain, fork_height)
+                self.utxo.flush_into(txn)
+                txn.set_chain(self.chain, kind="utxo", network=self.net.name,
+                              tip_height=fork_height if fork_height >= 0 else None, tip_hash=fork_hash)
         except BaseException:
-            st.rollback_txn()
+            self.utxo.reload()
             raise
-        with self.ws.transaction() as txn:
-            for name in TABLES:
-                txn.truncate_above(name, self.chain, fork_height)
-            txn.set_chain(self.chain, kind="utxo", network=self.net.name,
-                          tip_height=fork_height if fork_height >= 0 else None, tip_hash=fork_hash)
         n = tip_h - fork_height
         self.totals.rolled_back += n
         return n
@@ -388,7 +344,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                        batch_blocks: int = 100_000, prevouts: Path | str | None = None,
                        start_height: int | None = None, max_blocks: int | None = None,
                        duckdb_threads: int | None = None, verify_merkle: bool = True,
-                       compression: str | None = None) -> IngestStats:
+                       compression: str | None = None, index_memory: int = 256 << 20) -> IngestStats:
     """Ingest Bitcoin Core block files (``blk*.dat``, XOR-obfuscated or not, or ``.bz2``) into ``ws``.
 
     Continues after the workspace's tip for the network's chain; follows the most-work chain the files hold
@@ -396,7 +352,8 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     Tuning: ``batch_bytes``/``batch_blocks`` (commit granularity), ``prevouts`` (a btcd ``*.utxostore``
     file of known previous outputs), ``start_height`` (height of the first block when the files start
     mid-chain without a BIP-34 height), ``max_blocks`` (stop after this many), ``compression`` (Parquet
-    codec of the batch tables: default zstd level 1; ``"lz4"`` or ``"none"`` write faster, 2-4x larger).
+    codec of the batch tables: default zstd level 1; ``"lz4"`` or ``"none"`` write faster, 2-4x larger),
+    ``index_memory`` (bytes of RAM for the address and UTXO indexes; the rest of them is read from disk).
 
     A framing error (truncated or corrupt file) is raised as :class:`BlockFileError` naming the file and
     byte offset after every block before it has been committed; a block that does not parse raises
@@ -407,7 +364,8 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     blocks_dir = Path(blocks_dir)
     files = BF.list_block_files(blocks_dir)
     src = BF.BlockSource(files, BF.read_xor_key(blocks_dir), tmp_dir=ws.home / "tmp")
-    ing = Ingester(ws, net, duckdb_threads=duckdb_threads, verify_merkle=verify_merkle, compression=compression)
+    ing = Ingester(ws, net, duckdb_threads=duckdb_threads, verify_merkle=verify_merkle, compression=compression,
+                   index_memory=index_memory)
     try:
         if prevouts is not None:
             p = Path(prevouts)

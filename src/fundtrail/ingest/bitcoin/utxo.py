@@ -1,20 +1,23 @@
-"""Previous-output resolution with bounded memory: an on-disk UTXO store (a DuckDB file).
+"""Previous-output resolution with bounded memory: the unspent outputs in an on-disk index of sorted runs.
 
-The store holds the unspent outputs (key, value, address id, script type) of the ingested chain, not in
-RAM: each batch inserts its outputs and resolves and deletes the outputs its inputs spend, with joins
-inside DuckDB, in one DuckDB transaction that also records the store's height and tip hash.
+The index (:mod:`fundtrail.ingest.bitcoin.runs`, file group ``utxo_index``) maps an outpoint to the value,
+address id and script type of the output. Each batch adds its outputs as a new run, then resolves its
+inputs newest run first and marks what they spend deleted (so an output created and spent in the same
+batch never reaches disk); runs merge as they grow, dropping spent records. The newest runs are held in
+RAM up to a memory budget, older ones are read from disk block by block: memory does not grow with the
+chain (1 bit per record for the deletion bitmaps and 8 bytes per 256 records for the fences aside).
 
-Consistency with the workspace (docs/formats.md, "Crash safety"): the workspace commits a batch first and
-the store second. On start the store is compared with the workspace's tip: behind -> rolled forward from the
-committed ``utxo_outputs`` / ``utxo_inputs`` rows; ahead or on another hash -> rebuilt from the committed
-tables (outputs + known prevouts - spent). A reorg rolls it back with the same committed rows (inputs carry
-the value, address and type of what they spent).
+Consistency: the index's new run, changed bitmaps and merges are written by the same workspace
+transaction as the batch's rows (docs/formats.md, "Crash safety"), so after a crash the committed index
+is exactly the one of the committed tip; a batch that fails is undone with :meth:`UtxoIndex.reload`.
 
-Keys: the first 16 bytes of the txid (internal order) as two int64 plus the output index.
+Keys: the first 12 bytes of the txid (internal order) and the output index, as two uint64: a false match
+needs two txids sharing 96 bits (about 10^-11 over a billion transactions). Values: the amount, and
+``(address_id + 1) << 8 | script type`` (0 address: none).
 
 Known prevouts (outputs of blocks not ingested, e.g. the btcd ``*.utxostore`` test files) are supplied
 with :func:`read_btcd_utxostore` and the service's ``prevouts=`` argument; they are kept in the workspace
-table ``utxo_prevouts`` so the store can always be rebuilt.
+table ``utxo_prevouts`` as well as in the index.
 """
 
 from __future__ import annotations
@@ -22,145 +25,81 @@ from __future__ import annotations
 import bz2
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
 from fundtrail.errors import InputError
+from fundtrail.ingest.bitcoin.runs import RunSet
+from fundtrail.store.workspace import Transaction, Workspace
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS utxo (k1 BIGINT, k2 BIGINT, n INTEGER, value BIGINT, address_id BIGINT,
-                                 stype TINYINT);
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-"""
+GROUP = "utxo_index"
 
 
-def keys_from_internal(txids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(k1, k2) of (n, 32) txids in internal byte order."""
-    t = np.ascontiguousarray(txids[:, :16])
-    v = t.view("<i8")
-    return v[:, 0].copy(), v[:, 1].copy()
+def outpoint_keys(txids_internal: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k1, k2) of outpoints: (m, 32) txids in internal byte order and their output indexes."""
+    t = np.ascontiguousarray(txids_internal[:, :16])
+    k1 = t[:, :8].copy().view("<u8")[:, 0]
+    hi = t[:, 8:12].copy().view("<u4")[:, 0].astype(np.uint64)
+    k2 = (hi << np.uint64(32)) | np.asarray(n, np.int64).astype(np.uint64)
+    return k1.astype(np.uint64), k2
 
 
-def keys_from_hex(txids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(k1, k2) of hex txids in display order (as tables store them)."""
-    if isinstance(txids, pa.ChunkedArray):
-        txids = txids.combine_chunks()
-    n = len(txids)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    chars = np.frombuffer(txids.buffers()[2], np.uint8)
-    offs = np.frombuffer(txids.buffers()[1], np.int32)[txids.offset:txids.offset + n + 1]
-    idx = offs[:-1, None] + np.arange(64)[None, :]
-    c = chars[idx]
+def txids_internal(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """(m, 32) uint8 internal-order txids of a stored txid column (32-byte binary in display order, or
+    hex strings in display order)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    m = len(col)
+    if m == 0:
+        return np.zeros((0, 32), np.uint8)
+    if pa.types.is_fixed_size_binary(col.type):
+        raw = np.frombuffer(col.buffers()[1], np.uint8)[col.offset * 32:(col.offset + m) * 32].reshape(m, 32)
+        return raw[:, ::-1]
+    if pa.types.is_binary(col.type):
+        raw = np.frombuffer(b"".join(col.to_pylist()), np.uint8).reshape(m, 32)
+        return raw[:, ::-1]
+    chars = np.frombuffer(col.buffers()[2], np.uint8)
+    offs = np.frombuffer(col.buffers()[1], np.int32)[col.offset:col.offset + m + 1]
+    c = chars[offs[:-1, None] + np.arange(64)[None, :]]
     nib = np.where(c >= 97, c - 87, c - 48).astype(np.uint8)
     raw = (nib[:, 0::2] << 4) | nib[:, 1::2]
-    return keys_from_internal(raw[:, ::-1])
+    return raw[:, ::-1]
 
 
-class UtxoStore:
-    """The unspent outputs of one chain, in ``HOME/utxo/CHAIN.duckdb``."""
+class UtxoIndex:
+    """The unspent outputs of one chain (see the module docstring)."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path))
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
-        self.con.execute("SET preserve_insertion_order = false")
-        self.con.execute(_SCHEMA)
+    def __init__(self, ws: Workspace, chain: str, *, memory: int = 128 << 20) -> None:
+        self.runs = RunSet(ws, GROUP, chain, 2, deletes=True, memory=memory)
 
-    def close(self) -> None:
-        self.con.close()
+    def __len__(self) -> int:
+        return len(self.runs)
 
-    # --- meta ------------------------------------------------------------------------------------------
-    def meta(self, key: str) -> str | None:
-        # fetchall, not fetchone: this DuckDB refuses register() while a result is partly fetched
-        r = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
-        return r[0][0] if r else None
+    def apply(self, out_k1: np.ndarray, out_k2: np.ndarray, value: np.ndarray, address_id: np.ndarray,
+              stype: np.ndarray, in_k1: np.ndarray, in_k2: np.ndarray, *, replaces: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Add a batch's outputs, then resolve and delete what its inputs spend (newest first, so outputs
+        of the same batch are found first). Returns (found, value, address_id (-1: none), stype) per input.
+        ``replaces``: outputs that overwrite an unspent output with the same outpoint (coinbase outputs:
+        the two BIP-30 duplicate coinbase txids of mainnet, 91842 and 91880, replaced the earlier outputs in
+        Bitcoin Core, which became unspendable). Uncommitted until :meth:`flush_into`."""
+        if replaces is not None and replaces.any():
+            self.runs.lookup(np.asarray(out_k1, np.uint64)[replaces], np.asarray(out_k2, np.uint64)[replaces],
+                             delete=True)
+        packed = ((np.asarray(address_id, np.int64) + 1) << 8) | np.asarray(stype, np.int64).astype(np.uint8)
+        self.runs.add(np.asarray(out_k1, np.uint64), np.asarray(out_k2, np.uint64),
+                      np.stack([np.asarray(value, np.int64), packed], axis=1))
+        found, vals = self.runs.lookup(np.asarray(in_k1, np.uint64), np.asarray(in_k2, np.uint64), delete=True)
+        return found, vals[:, 0], (vals[:, 1] >> 8) - 1, (vals[:, 1] & 0xFF).astype(np.int8)
 
-    @property
-    def height(self) -> int | None:
-        v = self.meta("height")
-        return int(v) if v is not None else None
+    def flush_into(self, txn: Transaction) -> None:
+        self.runs.flush_into(txn)
 
-    @property
-    def tip_hash(self) -> str | None:
-        return self.meta("hash")
+    def reload(self) -> None:
+        self.runs.reload()
 
-    @property
-    def seeds(self) -> int:
-        return int(self.meta("seeds") or 0)
-
-    def _set_meta(self, **kv: object) -> None:
-        for k, v in kv.items():
-            self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [k, str(v)])
-
-    def count(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM utxo").fetchall()[0][0])
-
-    # --- batch work ------------------------------------------------------------------------------------
-    def apply(self, outputs: pa.Table, inputs: pa.Table, *, height: int, tip_hash: str,
-              extra_meta: dict[str, object] | None = None) -> pa.Table:
-        """Add ``outputs`` (k1, k2, n, value, address_id, stype), then resolve and remove what ``inputs``
-        (ord, k1, k2, n) spend; record ``height``/``tip_hash``. Returns (ord, value, address_id, stype) of
-        the inputs found (duplicates of an outpoint: the first)."""
-        con = self.con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("_new_out", outputs)
-            con.register("_new_in", inputs)
-            if outputs.num_rows:
-                con.execute("INSERT INTO utxo SELECT k1, k2, n, value, address_id, stype FROM _new_out")
-            if inputs.num_rows:
-                found = con.execute("""
-                    SELECT i.ord, any_value(u.value) AS value, any_value(u.address_id) AS address_id,
-                           any_value(u.stype) AS stype
-                    FROM _new_in i JOIN utxo u ON u.k1 = i.k1 AND u.k2 = i.k2 AND u.n = i.n
-                    GROUP BY i.ord""").to_arrow_table()
-                con.execute("""DELETE FROM utxo USING _new_in i
-                               WHERE utxo.k1 = i.k1 AND utxo.k2 = i.k2 AND utxo.n = i.n""")
-            else:
-                found = pa.table({"ord": pa.array([], pa.int64()), "value": pa.array([], pa.int64()),
-                                  "address_id": pa.array([], pa.int64()), "stype": pa.array([], pa.int8())})
-            self._set_meta(height=height, hash=tip_hash, **(extra_meta or {}))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("_new_out")
-            con.unregister("_new_in")
-        return found
-
-    def add(self, outputs: pa.Table) -> None:
-        self.con.register("_add", outputs)
-        try:
-            self.con.execute("INSERT INTO utxo SELECT k1, k2, n, value, address_id, stype FROM _add")
-        finally:
-            self.con.unregister("_add")
-
-    def remove(self, keys: pa.Table) -> None:
-        self.con.register("_rm", keys)
-        try:
-            self.con.execute("DELETE FROM utxo USING _rm r WHERE utxo.k1 = r.k1 AND utxo.k2 = r.k2 "
-                             "AND utxo.n = r.n")
-        finally:
-            self.con.unregister("_rm")
-
-    def begin(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
-
-    def commit(self, **meta: object) -> None:
-        self._set_meta(**meta)
-        self.con.execute("COMMIT")
-
-    def rollback_txn(self) -> None:
-        self.con.execute("ROLLBACK")
-
-    def clear(self) -> None:
-        self.con.execute("DELETE FROM utxo")
-        self.con.execute("DELETE FROM meta")
+    def memory_bytes(self) -> int:
+        return self.runs.memory_bytes()
 
 
 # --- btcd utxostore files (known prevouts for test blocks) ---------------------------------------------
