@@ -48,13 +48,18 @@ def _words(v: int) -> int:
 # --- kernels -------------------------------------------------------------------------------------------------
 
 @nb.njit(cache=True)
-def _probe(rk1, rk2, dead, base, qk1, qk2, qs, found, pos):  # pragma: no cover - numba
-    """For each query index q in qs not yet found: the first live record of rk1/rk2 (a sorted slice whose
-    first record is record ``base`` of its run) with key (qk1[q], qk2[q]) -> found[q], pos[q] = base + j.
-    Queries in key order are answered in one forward pass (galloping from the previous answer)."""
-    n = rk1.shape[0]
+def _probe(recs, dead, base, qk1, qk2, qs, found, vals, delete):  # pragma: no cover - numba
+    """For each query index q in qs not yet found: the first live record of ``recs`` (sorted (m, W)
+    records, the first being record ``base`` of its run) with key (qk1[q], qk2[q]) -> found[q] and its
+    values in vals[q]. ``delete``: mark the record deleted at once, so a later query for the same key finds
+    the next live copy. Queries in key order are answered in one forward pass (galloping from the previous
+    answer). Returns the number of records deleted."""
+    n = recs.shape[0]
     check = dead.shape[0] > 0
+    nv = vals.shape[1]
+    ndel = 0
     prev_lo = 0
+    started = False
     p1 = np.uint64(0)
     p2 = np.uint64(0)
     for t in range(qs.shape[0]):
@@ -63,11 +68,11 @@ def _probe(rk1, rk2, dead, base, qk1, qk2, qs, found, pos):  # pragma: no cover 
             continue
         a = qk1[q]
         b = qk2[q]
-        if t > 0 and (a > p1 or (a == p1 and b >= p2)):
+        if started and (a > p1 or (a == p1 and b >= p2)):
             lo = prev_lo  # keys ascend: the answer is at or after the previous one; gallop to bracket it
             step = 1
             hi = lo
-            while hi < n and (rk1[hi] < a or (rk1[hi] == a and rk2[hi] < b)):
+            while hi < n and (recs[hi, 0] < a or (recs[hi, 0] == a and recs[hi, 1] < b)):
                 lo = hi + 1
                 hi = lo + step
                 step <<= 1
@@ -78,28 +83,28 @@ def _probe(rk1, rk2, dead, base, qk1, qk2, qs, found, pos):  # pragma: no cover 
             hi = n
         while lo < hi:
             mid = (lo + hi) >> 1
-            if rk1[mid] < a or (rk1[mid] == a and rk2[mid] < b):
+            if recs[mid, 0] < a or (recs[mid, 0] == a and recs[mid, 1] < b):
                 lo = mid + 1
             else:
                 hi = mid
+        started = True
         prev_lo = lo
         p1 = a
         p2 = b
         j = lo
-        while j < n and rk1[j] == a and rk2[j] == b:
+        while j < n and recs[j, 0] == a and recs[j, 1] == b:
             p = base + j
             if check and (dead[p >> 3] >> (p & 7)) & 1:
                 j += 1
                 continue
             found[q] = True
-            pos[q] = p
+            for c in range(nv):
+                vals[q, c] = np.int64(recs[j, 2 + c])
+            if delete:
+                dead[p >> 3] |= np.uint8(1 << (p & 7))
+                ndel += 1
             break
-
-
-@nb.njit(cache=True)
-def _set_bits(bits, positions):  # pragma: no cover - numba
-    for p in positions:
-        bits[p >> 3] |= np.uint8(1 << (p & 7))
+    return ndel
 
 
 @nb.njit(cache=True)
@@ -325,60 +330,31 @@ class RunSet:
         qk1 = np.ascontiguousarray(qk1, np.uint64)
         qk2 = np.ascontiguousarray(qk2, np.uint64)
         order = np.arange(nq) if _is_sorted(qk1, qk2) else sort_order(qk1, qk2)
-        pos = np.zeros(nq, np.int64)
         for run in reversed(self.runs):
-            todo = order[~found[order]]
-            if len(todo) == 0:
-                break
-            hit = np.zeros(nq, np.bool_)
-            if delete and run.dead is not None:
-                self._probe_run_deleting(run, qk1, qk2, todo, hit, pos)
+            dead = run.dead if run.dead is not None else np.zeros(0, np.uint8)
+            if run.recs is not None:
+                nd = _probe(run.recs, dead, 0, qk1, qk2, order, found, vals, delete and run.dead is not None)
             else:
-                self._probe_run(run, qk1, qk2, todo, hit, pos)
-            idx = np.flatnonzero(hit)
-            if len(idx):
-                p = pos[idx]
-                recs = run.recs[p] if run.recs is not None else self._read_positions(run, p)
-                vals[idx] = recs[:, 2:].view(np.int64)
-                found[idx] = True
+                nd = self._probe_disk(run, dead, qk1, qk2, order[~found[order]], found, vals,
+                                      delete and run.dead is not None)
+            if nd:
+                run.ndead += nd
+                run.dirty = True
+            if found.all():
+                break
         return found, vals
 
-    def _probe_run_deleting(self, run: Run, qk1, qk2, todo, hit, pos) -> None:
-        # queries for the same key must find distinct copies: probe, delete, repeat for the rest
-        rest = todo
-        while len(rest):
-            h = np.zeros(len(hit), np.bool_)
-            self._probe_run(run, qk1, qk2, rest, h, pos)
-            got = rest[h[rest]]
-            if len(got) == 0:
-                break
-            p = pos[got]
-            # one query per position this round; the others retry against the next live copy
-            up, first = np.unique(p, return_index=True)
-            winners = got[first]
-            _set_bits(run.dead, up)
-            run.ndead += len(up)
-            run.dirty = True
-            hit[winners] = True
-            if len(winners) == len(got):
-                break
-            loser = np.ones(len(got), np.bool_)
-            loser[first] = False
-            rest = got[loser]
-
-    def _probe_run(self, run: Run, qk1, qk2, todo, hit, pos) -> None:
-        dead = run.dead if run.dead is not None else np.zeros(0, np.uint8)
-        if run.recs is not None:
-            _probe(run.recs[:, 0], run.recs[:, 1], dead, 0, qk1, qk2, todo, hit, pos)
-            return
-        # on disk: read only the blocks that can hold the queried keys
+    def _probe_disk(self, run: Run, dead, qk1, qk2, todo, found, vals, delete: bool) -> int:
+        """The lookup in a run on disk: read only the blocks that can hold the queried keys."""
+        if len(todo) == 0:
+            return 0
         q1 = qk1[todo]  # ascending (todo is in key order)
         lo_b = np.empty(len(todo), np.int64)
         hi_b = np.empty(len(todo), np.int64)
         _block_span(run.fences, q1, lo_b, hi_b)
         ok = hi_b >= lo_b
         if not ok.any():
-            return
+            return 0
         todo, lo_b, hi_b = todo[ok], lo_b[ok], hi_b[ok]
         nblocks = len(run.fences)
         need = np.zeros(nblocks + 1, np.int64)
@@ -388,6 +364,7 @@ class RunSet:
         edges = np.flatnonzero(np.diff(np.concatenate(([0], needed.astype(np.int8), [0]))))
         starts, stops = edges[0::2], edges[1::2]
         per_read = max(READ_CHUNK // (FENCE * self.rec), 1)
+        nd = 0
         with open(self.ws.home / run.file, "rb") as fh:
             fd = fh.fileno()
             for s0, e0 in zip(starts.tolist(), stops.tolist(), strict=True):
@@ -402,15 +379,8 @@ class RunSet:
                     a = int(np.searchsorted(hi_b, s, side="left"))
                     b = int(np.searchsorted(lo_b, e, side="left"))
                     if b > a:
-                        _probe(buf[:, 0], buf[:, 1], dead, first, qk1, qk2, todo[a:b], hit, pos)
-
-    def _read_positions(self, run: Run, positions: np.ndarray) -> np.ndarray:
-        out = np.empty((len(positions), self.W), np.uint64)
-        with open(self.ws.home / run.file, "rb") as fh:
-            fd = fh.fileno()
-            for i, p in enumerate(positions.tolist()):
-                os.preadv(fd, [memoryview(out[i]).cast("B")], p * self.rec)
-        return out
+                        nd += _probe(buf, dead, first, qk1, qk2, todo[a:b], found, vals, delete)
+        return nd
 
     # --- committing -----------------------------------------------------------------------------------
     def flush_into(self, txn: Transaction) -> None:

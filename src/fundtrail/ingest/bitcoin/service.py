@@ -28,7 +28,13 @@ from fundtrail.ingest.bitcoin.addresses import AddressIndex
 from fundtrail.ingest.bitcoin.hashing import sha256d_spans
 from fundtrail.ingest.bitcoin.parse import ParseFailure, gather_spans, merkle_roots, parse_blocks
 from fundtrail.ingest.bitcoin.rows import build_rows, classify_outputs
-from fundtrail.ingest.bitcoin.utxo import UtxoIndex, outpoint_keys, read_btcd_utxostore, txids_internal
+from fundtrail.ingest.bitcoin.utxo import (
+    UtxoIndex,
+    outpoint_keys,
+    outpoint_keys_at,
+    read_btcd_utxostore,
+    txids_internal,
+)
 from fundtrail.model.chain import BitcoinNetwork, bitcoin_network
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.schema import schema_of
@@ -208,12 +214,12 @@ class Ingester:
         in_mask = tx_index[b.in_tx] != 0  # inputs of coinbase transactions spend nothing
         sel = np.flatnonzero(in_mask)
         nin = len(sel)
-        prev = gather_spans(b.buf, b.in_prev[sel], 32)
         out_n = np.arange(len(b.out_val), dtype=np.int64) - b.tx_fout[b.out_tx]
         spendable = info.types != S.ST_OP_RETURN  # provably unspendable: never enters the index
         o = np.flatnonzero(spendable)
-        ok1, ok2 = outpoint_keys(b.txid[b.out_tx[o]], out_n[o])
-        ik1, ik2 = outpoint_keys(prev, b.in_n[sel])
+        txid_flat = np.ascontiguousarray(b.txid).reshape(-1)
+        ok1, ok2 = outpoint_keys_at(txid_flat, b.out_tx[o].astype(np.int64) * 32, out_n[o])
+        ik1, ik2 = outpoint_keys_at(b.buf, b.in_prev[sel], b.in_n[sel])
         tip_hex = sha256d_spans(b.buf, starts[-1:], 80)[0, ::-1].tobytes().hex()
         tip_h = int(heights[-1])
         try:
@@ -221,8 +227,8 @@ class Ingester:
                                                                    info.types[o], ik1, ik2,
                                                                    replaces=tx_index[b.out_tx[o]] == 0)
             if nin and not in_found.all() and (known or resolve_missing):
-                self._fill_known(known or {}, in_value, in_addr, in_type, in_found, prev, b.in_n[sel],
-                                 resolve_missing)
+                self._fill_known(known or {}, in_value, in_addr, in_type, in_found,
+                                 gather_spans(b.buf, b.in_prev[sel], 32), b.in_n[sel], resolve_missing)
             rows = build_rows(self.chain, b, heights, info, out_addr, in_value, in_addr, in_type, in_found,
                               in_mask)
             with self.ws.transaction() as txn:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import bz2
 from pathlib import Path
 
+import numba as nb
 import numpy as np
 import pyarrow as pa
 
@@ -33,6 +34,31 @@ from fundtrail.ingest.bitcoin.runs import RunSet
 from fundtrail.store.workspace import Transaction, Workspace
 
 GROUP = "utxo_index"
+
+
+@nb.njit(cache=True)
+def _keys_at(buf, offs, n, k1, k2):  # pragma: no cover - numba
+    """k1/k2 of the outpoints whose internal-order txid starts at buf[offs[i]] (little-endian words)."""
+    for i in range(offs.shape[0]):
+        p = offs[i]
+        a = np.uint64(0)
+        for j in range(8):
+            a |= np.uint64(buf[p + j]) << np.uint64(8 * j)
+        b = np.uint64(0)
+        for j in range(4):
+            b |= np.uint64(buf[p + 8 + j]) << np.uint64(8 * j)
+        k1[i] = a
+        k2[i] = (b << np.uint64(32)) | np.uint64(n[i])
+
+
+def outpoint_keys_at(buf: np.ndarray, offs: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k1, k2) of outpoints given as the offsets of their internal-order txids in ``buf`` (e.g. the
+    previous-output fields of a block batch, or rows of a contiguous (m, 32) txid matrix viewed flat)."""
+    k1 = np.empty(len(offs), np.uint64)
+    k2 = np.empty(len(offs), np.uint64)
+    if len(offs):
+        _keys_at(buf, np.ascontiguousarray(offs, np.int64), np.ascontiguousarray(n, np.int64), k1, k2)
+    return k1, k2
 
 
 def outpoint_keys(txids_internal: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
