@@ -15,10 +15,10 @@ grows with the number of blocks.
 
 Reference in the same run: python-bitcoinlib's bare ``CBlock.deserialize`` on the same bytes, measured
 right after each ingest (so both see the same machine load; their ratio is the meaningful figure).
-Peak memory: each measured ingest runs in its own process; ru_maxrss is reported for two chain lengths
-to show what grows with the number of blocks (only the address-key table should: ~60-85 bytes per
-distinct address, see ingest/bitcoin/addresses.py). Throughput is reported per wall second and per CPU
-second of the ingesting process (its user + system time; Arrow and DuckDB are held to one thread, so the
+Peak memory: each measured ingest runs in its own process; its high-water mark (VmHWM) is reported for two
+chain lengths to show whether it grows with the number of blocks (it should not: batches are bounded by
+bytes and the indexes by their RAM budget, docs/indexes.md). Throughput is reported per wall second and per CPU
+second of the ingesting process (its user + system time; Arrow is held to one thread, so the
 CPU figure is the per-core one and is less disturbed by other processes on a shared machine).
 
     python bench/bench_ingest_bitcoin.py [small|medium|large] [--repeat N] [--index-memory MB]
@@ -128,12 +128,12 @@ def peak_mb():
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 home, d, warm, mem = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) << 20
-ingest_block_files(Workspace(home + "-warm"), warm, "mainnet", duckdb_threads=1)  # numba/JIT caches
+ingest_block_files(Workspace(home + "-warm"), warm, "mainnet")  # numba/JIT caches
 rss0 = peak_mb()
 t = time.perf_counter()
 c = time.process_time()
 ws = Workspace(home)
-st = ingest_block_files(ws, d, "mainnet", duckdb_threads=1, index_memory=mem)
+st = ingest_block_files(ws, d, "mainnet", index_memory=mem)
 cpu = time.process_time() - c
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "bytes": st.bytes, "blocks": st.blocks,

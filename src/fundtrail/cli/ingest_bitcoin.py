@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
                     seed_prevouts(ws, prevouts, network)
                 stats = ingest_rpc(ws, rpc, network, cookie=rpc_cookie, follow=follow, progress=progress,
-                                   start=start_height)
+                                   start=start_height, index_memory=index_memory_mb << 20)
         mb = stats.bytes / 1e6
         rate = mb / stats.seconds if stats.seconds else 0.0
         console.print(

@@ -67,10 +67,6 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("prev_txid", TXID), ("prev_n", pa.int64()), ("value", pa.int64()),
         ("address_id", pa.int64()), ("script_type", pa.string()), ("sequence", pa.int64()),
     ]),
-    # the address key of every address the Bitcoin ingester gave an id (ingest/bitcoin/script.py)
-    "utxo_address_keys": pa.schema([
-        ("chain", pa.string()), ("address_id", pa.int64()), ("key", pa.binary()),
-    ]),
     # previous outputs supplied from outside the ingested blocks (e.g. a btcd utxostore)
     "utxo_prevouts": pa.schema([
         ("chain", pa.string()), ("txid", TXID), ("n", pa.int64()), ("value", pa.int64()),

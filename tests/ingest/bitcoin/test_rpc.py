@@ -126,7 +126,7 @@ def test_resume_follow_and_reorg(tmp_path):
     ref = Workspace(tmp_path / "ref")
     ingest_block_files(ref, d, "regtest")
     assert dump(ws, ids=False) == dump(ref, ids=False)
-    # and the UTXO store was rolled back too: no input of the fork is unresolved
+    # and the UTXO index was rolled back too: no input of the fork is unresolved
     assert ws.query("SELECT count(*) AS n FROM inputs WHERE value IS NULL").to_pylist()[0]["n"] == 0
 
 

@@ -139,7 +139,7 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
                      progress: Progress = NullProgress(), start: int | None = None, end: int | None = None,
                      batch_blocks: int = 50, poll_interval: float = 5.0, max_polls: int | None = None,
                      prevouts_via_rpc: bool = False, stop: Callable[[], bool] | None = None,
-                     duckdb_threads: int | None = None):
+                     index_memory: int = 256 << 20):
     """Ingest blocks from ``client`` after the workspace's tip (or from ``start``, default 0) to the node's
     tip (or ``end``), handling reorganisations; with ``follow`` keep polling every ``poll_interval`` s
     (``max_polls`` / ``stop()`` bound it)."""
@@ -150,7 +150,7 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
     node_net = CORE_CHAIN_NAMES.get(str(info.get("chain")), str(info.get("chain")))
     if node_net != net.name:
         raise ChainMismatchError(f"the node is on {node_net!r}, not {net.name!r}")
-    ing = Ingester(ws, net, duckdb_threads=duckdb_threads)
+    ing = Ingester(ws, net, index_memory=index_memory)
     task = progress.task(f"ingest {net.chain} via RPC", unit="blocks")
 
     def resolve_missing(outpoints: list[tuple[str, int]]) -> dict[int, tuple[int, bytes]]:

@@ -108,7 +108,7 @@ def _network(network: BitcoinNetwork | str) -> BitcoinNetwork:
 class Ingester:
     """The per-chain pipeline shared by the block-file and RPC sources (one writer at a time)."""
 
-    def __init__(self, ws: Workspace, network: BitcoinNetwork, *, duckdb_threads: int | None = None,
+    def __init__(self, ws: Workspace, network: BitcoinNetwork, *,
                  verify_merkle: bool = True, compression: str | None = None,
                  index_memory: int = 256 << 20) -> None:
         self.ws = ws
@@ -349,7 +349,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                        progress: Progress = NullProgress(), batch_bytes: int = 32 << 20,
                        batch_blocks: int = 100_000, prevouts: Path | str | None = None,
                        start_height: int | None = None, max_blocks: int | None = None,
-                       duckdb_threads: int | None = None, verify_merkle: bool = True,
+                       verify_merkle: bool = True,
                        compression: str | None = None, index_memory: int = 256 << 20) -> IngestStats:
     """Ingest Bitcoin Core block files (``blk*.dat``, XOR-obfuscated or not, or ``.bz2``) into ``ws``.
 
@@ -370,7 +370,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     blocks_dir = Path(blocks_dir)
     files = BF.list_block_files(blocks_dir)
     src = BF.BlockSource(files, BF.read_xor_key(blocks_dir), tmp_dir=ws.home / "tmp")
-    ing = Ingester(ws, net, duckdb_threads=duckdb_threads, verify_merkle=verify_merkle, compression=compression,
+    ing = Ingester(ws, net, verify_merkle=verify_merkle, compression=compression,
                    index_memory=index_memory)
     try:
         if prevouts is not None:
