@@ -12,6 +12,18 @@ Crash safety comes from the order of writes. A :class:`Transaction` writes new P
 names, then replaces ``manifest.json`` atomically (write, fsync, rename). Readers only ever see parts the
 manifest lists, so a crash at any moment leaves either the old committed state or the new one; parts
 written by a transaction that never committed are orphans and are deleted when the next writer starts.
+
+The part list of a table grows by one entry per ingest batch (tens of thousands on mainnet). So that a commit
+does not rewrite all of it, full runs of ``SEAL`` entries are moved into immutable *segments*
+(``manifest.d/*.json``, a JSON list of entries each) that ``manifest.json`` names under ``sealed``; only the
+open tail of each list stays inline. A table's parts are its segments' entries in order, then the tail. A
+segment is written, like a part, before the manifest that names it, and never changed afterwards; an edit
+that reaches into sealed entries (a rollback, a replace) keeps the untouched leading segments and puts the
+rest back into the tail, to be sealed again.
+
+Layout addition::
+
+      manifest.d/*.json        sealed segments of part lists (immutable; named by manifest.json)
 """
 
 from __future__ import annotations
@@ -38,6 +50,8 @@ from fundtrail.errors import LockedError, NotFoundError, UsageError, WorkspaceEr
 from fundtrail.store import schema as S
 
 MANIFEST = "manifest.json"
+SEGMENTS = "manifest.d"
+SEAL = 128  # entries per sealed segment of a part list
 GLOBAL = "_"  # the chain key of tables that are not per chain (tags, incidents, prices)
 
 
@@ -100,6 +114,7 @@ class Workspace:
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "tables").mkdir(exist_ok=True)
+        self._segments: dict[str, list[dict[str, Any]]] = {}  # immutable, so cached by name
         self._manifest = self._load()
         self._orphans_collected = False
 
@@ -115,6 +130,31 @@ class Workspace:
 
     def refresh(self) -> None:
         self._manifest = self._load()
+        live = {n for t in self._manifest.get("sealed", {}).values() for ns in t.values() for n in ns}
+        for n in [n for n in self._segments if n not in live]:
+            del self._segments[n]
+
+    def _segment(self, name: str) -> list[dict[str, Any]]:
+        seg = self._segments.get(name)
+        if seg is None:
+            p = self.home / name
+            try:
+                seg = json.loads(p.read_text())
+            except FileNotFoundError:
+                raise WorkspaceError(f"{p}: a part-list segment named by the manifest is missing") from None
+            except json.JSONDecodeError as e:
+                raise WorkspaceError(f"{p}: part-list segment is not valid JSON ({e})") from e
+            self._segments[name] = seg
+        return seg
+
+    def _entries(self, m: dict[str, Any], table: str, chain: str) -> list[dict[str, Any]]:
+        """The part entries of ``table``/``chain`` in manifest ``m``: sealed segments in order, then the tail.
+        The dicts are shared with the segment cache: never mutate them."""
+        out: list[dict[str, Any]] = []
+        for name in m.get("sealed", {}).get(table, {}).get(chain, []):
+            out.extend(self._segment(name))
+        out.extend(m["tables"].get(table, {}).get(chain, []))
+        return out
 
     @property
     def generation(self) -> int:
@@ -138,9 +178,10 @@ class Workspace:
         return copy.deepcopy(self._manifest.get("settings", {}).get(key, default))
 
     def parts(self, table: str, chain: str | None = None) -> list[Part]:
-        t = self._manifest["tables"].get(table, {})
-        keys = [chain] if chain is not None else sorted(t)
-        return [Part(**p) for k in keys for p in t.get(k, [])]
+        m = self._manifest
+        keys = [chain] if chain is not None else sorted(
+            set(m["tables"].get(table, {})) | set(m.get("sealed", {}).get(table, {})))
+        return [Part(**p) for k in keys for p in self._entries(m, table, k)]
 
     def files(self, group: str, chain: str) -> list[dict[str, Any]]:
         """The committed entries of a file group (see :meth:`Transaction.set_files`)."""
@@ -221,7 +262,16 @@ class Workspace:
             os.close(fd)
 
     def _collect_orphans(self) -> None:
-        listed = {p["file"] for t in self._manifest["tables"].values() for ps in t.values() for p in ps}
+        m = self._manifest
+        listed = {p["file"] for t in m["tables"].values() for ps in t.values() for p in ps}
+        segments = {n for t in m.get("sealed", {}).values() for ns in t.values() for n in ns}
+        for n in segments:
+            listed.update(p["file"] for p in self._segment(n))
+        sroot = self.home / SEGMENTS
+        if sroot.exists():
+            for f in sroot.iterdir():
+                if f.is_file() and f"{SEGMENTS}/{f.name}" not in segments:
+                    f.unlink(missing_ok=True)
         root = self.home / "tables"
         for f in root.rglob("*.parquet"):
             if str(f.relative_to(self.home)) not in listed:
@@ -263,7 +313,47 @@ class Transaction:
         self.m.setdefault("settings", {})[key] = value
 
     def parts(self, table: str, chain: str) -> list[Part]:
-        return [Part(**p) for p in self.m["tables"].get(table, {}).get(chain, [])]
+        return [Part(**p) for p in self._entries(table, chain)]
+
+    # part lists (sealed segments + open tail; see the module docstring)
+    def _entries(self, table: str, chain: str) -> list[dict[str, Any]]:
+        return self.ws._entries(self.m, table, chain)
+
+    def _set_entries(self, table: str, chain: str, entries: list[dict[str, Any]]) -> None:
+        """Make ``entries`` the part list: sealed segments that ``entries`` still starts with are kept
+        as they are, the rest of the list becomes the open tail (sealed again at commit)."""
+        sealed = self.m.setdefault("sealed", {}).setdefault(table, {}).get(chain, [])
+        keep: list[str] = []
+        pos = 0
+        for name in sealed:
+            seg = self.ws._segment(name)
+            if entries[pos:pos + len(seg)] != seg:
+                break
+            keep.append(name)
+            pos += len(seg)
+        self._dropped.extend(n for n in sealed[len(keep):])
+        self.m["sealed"][table][chain] = keep
+        self.m["tables"].setdefault(table, {})[chain] = [dict(e) for e in entries[pos:]]
+
+    def _seal(self) -> None:
+        """Move full runs of ``SEAL`` tail entries into new segment files (written before the manifest)."""
+        for table, chains in self.m["tables"].items():
+            for chain, tail in chains.items():
+                if len(tail) < SEAL:
+                    continue
+                names = self.m.setdefault("sealed", {}).setdefault(table, {}).setdefault(chain, [])
+                while len(tail) >= SEAL:
+                    rel = f"{SEGMENTS}/{uuid.uuid4().hex}.json"
+                    path = self.ws.home / rel
+                    path.parent.mkdir(exist_ok=True)
+                    tmp = path.with_name(path.name + ".tmp")
+                    tmp.write_text(json.dumps(tail[:SEAL], separators=(",", ":")))
+                    os.replace(tmp, path)
+                    self._written.append(path)
+                    self.ws._segments[rel] = tail[:SEAL]
+                    names.append(rel)
+                    tail = tail[SEAL:]
+                chains[chain] = tail
 
     # parts
     def append(self, table: str, chain: str, data: pa.Table, *, compression: str = "zstd",
@@ -322,9 +412,9 @@ class Transaction:
 
     def replace(self, table: str, chain: str, data: pa.Table | None) -> None:
         """Replace every part of ``table`` for ``chain`` by ``data`` (or by nothing)."""
-        for p in self.m["tables"].get(table, {}).get(chain, []):
+        for p in self._entries(table, chain):
             self._dropped.append(p["file"])
-        self.m["tables"].setdefault(table, {})[chain] = []
+        self._set_entries(table, chain, [])
         if data is not None:
             self.append(table, chain, data)
 
@@ -333,7 +423,7 @@ class Transaction:
         removed = 0
         kept: list[dict[str, Any]] = []
         rewrite: list[Path] = []
-        for p in self.m["tables"].get(table, {}).get(chain, []):
+        for p in self._entries(table, chain):
             if p["hi"] is None or p["hi"] <= height:
                 kept.append(p)
             elif p["lo"] > height:
@@ -342,7 +432,7 @@ class Transaction:
             else:
                 rewrite.append(self.ws.home / p["file"])
                 self._dropped.append(p["file"])
-        self.m["tables"].setdefault(table, {})[chain] = kept
+        self._set_entries(table, chain, kept)
         for path in rewrite:
             t = pq.read_table(path, schema=S.schema_of(table))
             keep = t.filter(pc.less_equal(t["height"], height))
@@ -352,7 +442,7 @@ class Transaction:
 
     def compact(self, table: str, chain: str) -> None:
         """Merge the parts of a table into one (fewer files, same rows)."""
-        parts = self.m["tables"].get(table, {}).get(chain, [])
+        parts = self._entries(table, chain)
         if len(parts) <= 1:
             return
         data = pa.concat_tables([pq.read_table(self.ws.home / p["file"], schema=S.schema_of(table))
@@ -361,12 +451,13 @@ class Transaction:
 
     # commit / abort
     def _commit(self) -> None:
+        self._seal()
         _make_durable(self.ws.home, self._written)
         self.m["generation"] = int(self.m.get("generation", 0)) + 1
         path = self.ws.home / MANIFEST
         tmp = path.with_suffix(".json.tmp")
         with open(tmp, "w") as fh:
-            json.dump(self.m, fh, indent=1, sort_keys=True)
+            fh.write(json.dumps(self.m, sort_keys=True, separators=(",", ":")))  # C encoder: fast
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

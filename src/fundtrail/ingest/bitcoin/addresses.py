@@ -19,6 +19,8 @@ the index does not hold.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numba as nb
 import numpy as np
 import pyarrow as pa
@@ -95,6 +97,20 @@ def address_types(keys: np.ndarray) -> pa.Array:
 
 # Parquet writer options of the dictionary table: zstd level 1; dictionary only on the low-cardinality
 # columns; statistics only on the id
+def _max_id(path: Path) -> int:
+    """The largest address_id of a Parquet part, from its footer's statistics where it has them."""
+    md = pq.ParquetFile(path).metadata
+    col = md.schema.names.index("address_id")
+    best = -1
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(col).statistics
+        if st is None or not st.has_min_max:
+            m = pc.max(pq.read_table(path, columns=["address_id"])["address_id"]).as_py()
+            return -1 if m is None else int(m)
+        best = max(best, int(st.max))
+    return best
+
+
 WRITE_OPTIONS = {
     "addresses": dict(compression="zstd", compression_level=1, use_dictionary=["chain", "script_type"],
                       write_statistics=["address_id"]),
@@ -119,12 +135,16 @@ class AddressIndex:
         """Index the addresses other writers gave ids at or above next_id (decoded from their strings)."""
         ids_all: list[np.ndarray] = []
         strings: list[str | None] = []
-        for path in self.ws.part_paths("addresses", self.chain):
+        # every writer hands out max id + 1, so id ranges grow along the part list: walk it from the end
+        # and stop at the first part wholly below next_id (read from its footer: O(1) parts, not O(parts))
+        for path in reversed(self.ws.part_paths("addresses", self.chain)):
+            if _max_id(path) < self.next_id:
+                break
             t = pq.read_table(path, columns=["address_id", "address"],
                               filters=pc.field("address_id") >= self.next_id)
             if t.num_rows:
-                ids_all.append(t["address_id"].to_numpy())
-                strings.extend(t["address"].to_pylist())
+                ids_all.insert(0, t["address_id"].to_numpy())
+                strings[0:0] = t["address"].to_pylist()
         if not ids_all:
             return
         ids = np.concatenate(ids_all)
