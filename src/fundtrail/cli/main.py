@@ -19,7 +19,7 @@ app = typer.Typer(name="fundtrail", help="Open-source blockchain forensics: foll
                   add_completion=False)
 
 # the modules that add commands; each defines register(app)
-COMMAND_MODULES = ("query", "ingest", "tags", "cluster", "trace", "report", "simulate")
+COMMAND_MODULES = ("query", "ingest", "compact", "tags", "cluster", "trace", "report", "simulate")
 
 
 @app.callback()
@@ -49,14 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as e:  # click usage errors come as click exceptions
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Exit):
-            return e.exit_code
+    except typer.Exit as e:
+        return e.exit_code
+    except Exception as e:
+        # usage errors (unknown option, missing argument) come as click exceptions: click's own or the copy
+        # newer typer releases vendor (typer._click), so they are recognised by what they offer
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         raise
     return 0
 

@@ -52,6 +52,8 @@ from fundtrail.store import schema as S
 MANIFEST = "manifest.json"
 SEGMENTS = "manifest.d"
 SEAL = 128  # entries per sealed segment of a part list
+FANOUT = 16  # merge_tail: this many trailing parts of one level become one part of the next level...
+MERGE_BYTES = 16 << 20  # ...when together they hold at most this much (small parts only)
 GLOBAL = "_"  # the chain key of tables that are not per chain (tags, incidents, prices)
 
 
@@ -65,6 +67,7 @@ class Part:
     rows: int
     lo: int | None  # lowest height in the part (tables with a height column)
     hi: int | None
+    level: int = 0  # 0 as written; k + 1 when merged from parts of level k (merge_tail, compact)
 
 
 def _syncfs() -> Any:
@@ -182,6 +185,12 @@ class Workspace:
         keys = [chain] if chain is not None else sorted(
             set(m["tables"].get(table, {})) | set(m.get("sealed", {}).get(table, {})))
         return [Part(**p) for k in keys for p in self._entries(m, table, k)]
+
+    def table_chains(self, table: str) -> list[str]:
+        """The chain keys (``GLOBAL`` for global tables) under which ``table`` has parts."""
+        m = self._manifest
+        keys = set(m["tables"].get(table, {})) | set(m.get("sealed", {}).get(table, {}))
+        return sorted(k for k in keys if self._entries(m, table, k))
 
     def files(self, group: str, chain: str) -> list[dict[str, Any]]:
         """The committed entries of a file group (see :meth:`Transaction.set_files`)."""
@@ -440,14 +449,95 @@ class Transaction:
             self.append(table, chain, keep)
         return removed
 
-    def compact(self, table: str, chain: str) -> None:
-        """Merge the parts of a table into one (fewer files, same rows)."""
-        parts = self._entries(table, chain)
-        if len(parts) <= 1:
-            return
-        data = pa.concat_tables([pq.read_table(self.ws.home / p["file"], schema=S.schema_of(table))
-                                 for p in parts])
-        self.replace(table, chain, data)
+    def merge_tail(self, table: str, chain: str, *, fanout: int | None = None,
+                   max_bytes: int | None = None, **write_options: Any) -> int:
+        """Tiered merging of the newest *small* parts, so that a table written one part per commit (an ingest
+        following the tip, an EVM ingest of a few blocks per batch) keeps few files.
+
+        While the last ``fanout`` parts all have the same level and hold at most ``max_bytes`` together,
+        they are rewritten, in order, as one part of the next level. A table keeps at most ``fanout - 1``
+        parts per level; rows and their order are unchanged. The size cap keeps the cost of rewriting small
+        next to the cost of ingesting: the parts of a bulk ingest (a few MB each per 32 MB batch) are left
+        alone, and :meth:`compact` merges those when asked. Returns how many parts were merged.
+        ``write_options`` go to the Parquet writer as in :meth:`append`."""
+        fanout = FANOUT if fanout is None else fanout
+        max_bytes = MERGE_BYTES if max_bytes is None else max_bytes
+        if fanout < 2:
+            return 0
+        merged = 0
+        while True:
+            entries = self._entries(table, chain)
+            tail = entries[-fanout:]
+            if len(tail) < fanout:
+                break
+            level = tail[-1].get("level", 0)
+            if any(e.get("level", 0) != level for e in tail) or sum(
+                    (self.ws.home / e["file"]).stat().st_size for e in tail) > max_bytes:
+                break
+            entry = self._merge(table, chain, tail, level + 1, write_options)
+            self._set_entries(table, chain, entries[:-fanout] + [entry])
+            merged += fanout
+        return merged
+
+    def compact(self, table: str, chain: str, *, target_bytes: int = 512 << 20, **write_options: Any) -> int:
+        """Merge runs of consecutive parts into parts of up to ``target_bytes`` (on disk, before merging),
+        in order; parts already that large are kept. Returns how many parts were merged away."""
+        entries = self._entries(table, chain)
+        sizes = [(self.ws.home / e["file"]).stat().st_size for e in entries]
+        out: list[dict[str, Any]] = []
+        group: list[dict[str, Any]] = []
+        size = 0
+        merged = 0
+
+        def close() -> None:
+            nonlocal merged
+            if len(group) > 1:
+                out.append(self._merge(table, chain, group, max(e.get("level", 0) for e in group) + 1,
+                                       write_options))
+                merged += len(group) - 1
+            else:
+                out.extend(group)
+
+        for e, n in zip(entries, sizes, strict=True):
+            if group and size + n > target_bytes:
+                close()
+                group, size = [], 0
+            group.append(e)
+            size += n
+        close()
+        if merged:
+            self._set_entries(table, chain, out)
+        return merged
+
+    def _merge(self, table: str, chain: str, group: list[dict[str, Any]], level: int,
+               write_options: dict[str, Any]) -> dict[str, Any]:
+        """Write the rows of ``group`` (in order) as one new part; the old parts are dropped at commit.
+        Parts are read one at a time; small ones are gathered into row groups of at least 2^17 rows."""
+        schema = S.schema_of(table)
+        rel = Path("tables") / table / chain / f"{uuid.uuid4().hex}.parquet"
+        path = self.ws.home / rel
+        tmp = path.with_suffix(".tmp")
+        opts = {"compression": "zstd", **write_options}
+        pending: list[pa.Table] = []
+        rows = 0
+        with pq.ParquetWriter(tmp, schema, **opts) as w:
+            for e in group:
+                t = pq.read_table(self.ws.home / e["file"], schema=schema)
+                pending.append(t)
+                rows += t.num_rows
+                if rows >= 1 << 17:
+                    w.write_table(pa.concat_tables(pending) if len(pending) > 1 else pending[0],
+                                  row_group_size=1 << 20)
+                    pending, rows = [], 0
+            if pending:
+                w.write_table(pa.concat_tables(pending), row_group_size=1 << 20)
+        os.replace(tmp, path)
+        self._written.append(path)
+        self._dropped.extend(e["file"] for e in group)
+        los = [e["lo"] for e in group if e["lo"] is not None]
+        his = [e["hi"] for e in group if e["hi"] is not None]
+        return {"file": str(rel), "rows": sum(e["rows"] for e in group), "lo": min(los) if los else None,
+                "hi": max(his) if his else None, "level": level}
 
     # commit / abort
     def _commit(self) -> None:

@@ -259,6 +259,11 @@ def test_sigkill_mid_ingest_then_rerun_equals_uninterrupted(tmp_path):
     assert dump(ws) == dump(ref)
     n = ws.query("SELECT count(*) AS n, count(DISTINCT height) AS h FROM blocks").to_pylist()[0]
     assert n == {"n": 150, "h": 150}
+    for t in TABLES:  # one part per batch (50+ commits here), merged in tiers of 16 as it goes
+        assert max(p.level for p in ws.parts(t, "regtest")) >= 1
+        assert len(ws.parts(t, "regtest")) < 16 and len(ref.parts(t, "regtest")) < 16
+    listed = {p.file for t in TABLES for p in ws.parts(t, "regtest")}
+    assert {str(f.relative_to(home)) for f in (home / "tables").rglob("*.parquet")} == listed
     assert st.unresolved_inputs == 0
 
 

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from fundtrail.errors import ChainMismatchError, DecodeError, WorkspaceError
 from fundtrail.ingest.bitcoin import blockfiles as BF
 from fundtrail.ingest.bitcoin import script as S
+from fundtrail.ingest.bitcoin.addresses import WRITE_OPTIONS as ADDRESS_WRITE_OPTIONS
 from fundtrail.ingest.bitcoin.addresses import AddressIndex
 from fundtrail.ingest.bitcoin.hashing import sha256d_spans
 from fundtrail.ingest.bitcoin.parse import ParseFailure, gather_spans, merkle_roots, parse_blocks
@@ -237,6 +238,9 @@ class Ingester:
                     txn.append(name, self.chain, t, **self.write_options[name])
                 new = self.addr.flush_into(txn)
                 self.utxo.flush_into(txn)
+                for name in TABLES:  # few files per table however many batches (Workspace.merge_tail)
+                    txn.merge_tail(name, self.chain, **self.write_options[name])
+                txn.merge_tail("addresses", self.chain, **ADDRESS_WRITE_OPTIONS["addresses"])
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name, tip_height=tip_h,
                               tip_hash=tip_hex, **(chain_state or {}))
         except BaseException:

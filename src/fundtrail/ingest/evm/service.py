@@ -337,6 +337,8 @@ class _Run:
             if tok:
                 txn.append("tokens", self.chain, tokens_table(self.chain, tok, rows.token_first_seen))
             self.book.flush_into(txn)
+            for name in (*tables, "tokens", "addresses"):  # few files per table (Workspace.merge_tail)
+                txn.merge_tail(name, self.chain)
             txn.set_chain(self.chain, kind="evm", network=self.chain, chain_id=self.chain_id,
                           tip_height=M.qty(last["number"]), tip_hash=str(last["hash"]).lower(),
                           trace_method=self.trace_method if self.trace_method != "auto" else None,

@@ -1,4 +1,5 @@
-"""Part lists sealed into immutable segments: commits stay small, edits and crashes keep the list exact."""
+"""Part lists: sealed into immutable segments (commits stay small) and merged in tiers (few files), while
+edits, aborts and crashes keep the rows exact."""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def _fail_on_manifest(real):
 @given(st.lists(st.one_of(
     st.tuples(st.just("append"), st.integers(1, 3), st.booleans()),
     st.tuples(st.just("truncate"), st.integers(-1, 40), st.booleans()),
-    st.tuples(st.just("replace"), st.integers(0, 2), st.booleans())), max_size=25))
+    st.tuples(st.just("replace"), st.integers(0, 2), st.booleans()),
+    st.tuples(st.just("merge"), st.integers(2, 3), st.booleans())), max_size=25))
 def test_part_lists_with_segments_equal_a_plain_list(tmp_path_factory, ops):
     """Any sequence of committed or aborted appends, rollbacks and replaces gives the rows a plain list gives."""
     home = tmp_path_factory.mktemp("ws")
@@ -113,6 +115,8 @@ def test_part_lists_with_segments_equal_a_plain_list(tmp_path_factory, ops):
                         hs = list(range(nxt, nxt + arg))
                         txn.append("utxo_blocks", "bitcoin", _blocks(hs))
                         trial += hs
+                    elif op == "merge":
+                        txn.merge_tail("utxo_blocks", "bitcoin", fanout=arg)
                     elif op == "truncate":
                         txn.truncate_above("utxo_blocks", "bitcoin", arg)
                         trial = [h for h in trial if h <= arg]
@@ -139,3 +143,64 @@ def test_part_lists_with_segments_equal_a_plain_list(tmp_path_factory, ops):
         assert len(m["tables"].get("utxo_blocks", {}).get("bitcoin", [])) < W.SEAL
     finally:
         W.SEAL = old
+
+
+def test_merge_tail_keeps_rows_in_order_with_few_parts_per_level(home):
+    ws = Workspace(home)
+    for h in range(40):  # one part per commit, merged as it goes, as an ingester does
+        with ws.transaction() as txn:
+            txn.append("utxo_blocks", "bitcoin", _blocks([2 * h, 2 * h + 1]))
+            txn.merge_tail("utxo_blocks", "bitcoin", fanout=3)
+    parts = Workspace(home).parts("utxo_blocks", "bitcoin")
+    # 40 in base 3 is 1111: one part of each level 3, 2, 1, 0
+    assert [p.level for p in parts] == [3, 2, 1, 0]
+    assert [p.rows for p in parts] == [54, 18, 6, 2]
+    assert [(p.lo, p.hi) for p in parts] == [(0, 53), (54, 71), (72, 77), (78, 79)]
+    assert _heights(Workspace(home)) == list(range(80))
+    on_disk = {str(p.relative_to(home)) for p in (home / "tables").rglob("*.parquet")}
+    assert on_disk == {p.file for p in parts}
+
+
+def test_merge_tail_leaves_parts_of_other_levels_and_large_parts(home):
+    ws = Workspace(home)
+    with ws.transaction() as txn:
+        txn.append("utxo_blocks", "bitcoin", _blocks(list(range(100))))
+        for h in range(100, 103):
+            txn.append("utxo_blocks", "bitcoin", _blocks([h]))
+        sizes = [(home / p.file).stat().st_size for p in txn.parts("utxo_blocks", "bitcoin")]
+        assert txn.merge_tail("utxo_blocks", "bitcoin", fanout=4, max_bytes=sum(sizes) - 1) == 0  # too big
+        assert txn.merge_tail("utxo_blocks", "bitcoin", fanout=3, max_bytes=sum(sizes[1:])) == 3
+        assert txn.merge_tail("utxo_blocks", "bitcoin", fanout=2) == 0  # levels 0 and 1: not merged
+    assert [p.level for p in ws.parts("utxo_blocks", "bitcoin")] == [0, 1]
+    assert _heights(ws) == list(range(103))
+
+
+def test_compact_merges_consecutive_parts_up_to_a_target_size(home):
+    ws = Workspace(home)
+    for h in range(10):
+        with ws.transaction() as txn:
+            txn.append("utxo_blocks", "bitcoin", _blocks(list(range(10 * h, 10 * h + 10))))
+    sizes = [(home / p.file).stat().st_size for p in ws.parts("utxo_blocks", "bitcoin")]
+    target = int(4.5 * max(sizes))
+    assert 4 * max(sizes) <= target < 5 * min(sizes)  # so the groups are 4, 4 and 2 parts
+    with ws.transaction() as txn:
+        assert txn.compact("utxo_blocks", "bitcoin", target_bytes=target) == 7
+    parts = Workspace(home).parts("utxo_blocks", "bitcoin")
+    assert [(p.rows, p.lo, p.hi, p.level) for p in parts] == [(40, 0, 39, 1), (40, 40, 79, 1), (20, 80, 99, 1)]
+    assert _heights(Workspace(home)) == list(range(100))
+    assert len(list((home / "tables").rglob("*.parquet"))) == 3
+    with ws.transaction() as txn:
+        assert txn.compact("utxo_blocks", "bitcoin", target_bytes=1) == 0  # every part is already that large
+
+
+def test_a_merge_in_an_aborted_transaction_changes_nothing(home):
+    ws = Workspace(home)
+    for h in range(3):
+        with ws.transaction() as txn:
+            txn.append("utxo_blocks", "bitcoin", _blocks([h]))
+    files = sorted(p.name for p in (home / "tables").rglob("*.parquet"))
+    with pytest.raises(RuntimeError), ws.transaction() as txn:
+        assert txn.merge_tail("utxo_blocks", "bitcoin", fanout=3) == 3
+        raise RuntimeError("abort")
+    assert sorted(p.name for p in (home / "tables").rglob("*.parquet")) == files
+    assert [p.level for p in Workspace(home).parts("utxo_blocks", "bitcoin")] == [0, 0, 0]
