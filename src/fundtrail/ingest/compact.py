@@ -1,9 +1,9 @@
 """Compaction of ingested tables: merge the many per-batch Parquet parts into few large ones.
 
 A bulk ingest commits one part per table per batch (about 21,000 per table for Bitcoin mainnet in 32 MB
-batches). Ingestion itself only merges *small* parts as it goes (``Transaction.merge_tail``), because
-rewriting every part would cost about half again the ingest time; DuckDB, however, pays per file on every
-query (~0.1 ms a file: seconds at mainnet scale). ``compact_workspace`` rewrites runs of consecutive parts
+batches). Ingestion merges parts as it goes only when its batches are small (following the tip;
+``Transaction.merge_tail``), because rewriting a bulk run's parts would cost about half again the ingest time;
+DuckDB, however, pays per file on every query (~0.1 ms a file: seconds at mainnet scale). ``compact_workspace`` rewrites runs of consecutive parts
 into parts of up to ``target_bytes``, keeping rows and their order, one workspace transaction per table and
 chain: a crash keeps what the last finished table committed, and the rest is as before.
 """

@@ -53,7 +53,7 @@ MANIFEST = "manifest.json"
 SEGMENTS = "manifest.d"
 SEAL = 128  # entries per sealed segment of a part list
 FANOUT = 16  # merge_tail: this many trailing parts of one level become one part of the next level...
-MERGE_BYTES = 16 << 20  # ...when together they hold at most this much (small parts only)
+MERGE_BYTES = 8 << 20  # ...when together they hold at most this much (small parts only)
 GLOBAL = "_"  # the chain key of tables that are not per chain (tags, incidents, prices)
 
 
@@ -81,6 +81,25 @@ def _syncfs() -> Any:
 
 
 _SYNCFS = _syncfs()
+
+
+def _malloc_trim() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        fn = libc.malloc_trim
+        fn.argtypes = [ctypes.c_size_t]
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def _trim_heap() -> None:
+    """Give free heap pages back to the OS (glibc), so a merge's decoded parts do not raise later peaks."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _make_durable(home: Path, paths: list[Path]) -> None:
@@ -512,26 +531,34 @@ class Transaction:
     def _merge(self, table: str, chain: str, group: list[dict[str, Any]], level: int,
                write_options: dict[str, Any]) -> dict[str, Any]:
         """Write the rows of ``group`` (in order) as one new part; the old parts are dropped at commit.
-        Parts are read one at a time; small ones are gathered into row groups of at least 2^17 rows."""
+        Parts are read one at a time; parts under 2^14 rows are gathered into row groups of ~2^17 rows."""
         schema = S.schema_of(table)
         rel = Path("tables") / table / chain / f"{uuid.uuid4().hex}.parquet"
         path = self.ws.home / rel
         tmp = path.with_suffix(".tmp")
         opts = {"compression": "zstd", **write_options}
-        pending: list[pa.Table] = []
+        pending: list[pa.Table] = []  # small parts, gathered (copied) into one row group
         rows = 0
         with pq.ParquetWriter(tmp, schema, **opts) as w:
             for e in group:
-                t = pq.read_table(self.ws.home / e["file"], schema=schema)
+                t = pq.read_table(self.ws.home / e["file"], schema=schema, use_threads=False)
+                if t.num_rows >= 1 << 14:  # large enough to be row groups of its own: written as is
+                    if pending:
+                        w.write_table(pa.concat_tables(pending), row_group_size=1 << 20)
+                        pending, rows = [], 0
+                    w.write_table(t, row_group_size=1 << 20)
+                    continue
                 pending.append(t)
                 rows += t.num_rows
                 if rows >= 1 << 17:
-                    w.write_table(pa.concat_tables(pending) if len(pending) > 1 else pending[0],
-                                  row_group_size=1 << 20)
+                    w.write_table(pa.concat_tables(pending), row_group_size=1 << 20)
                     pending, rows = [], 0
+                del t
             if pending:
                 w.write_table(pa.concat_tables(pending), row_group_size=1 << 20)
         os.replace(tmp, path)
+        pa.default_memory_pool().release_unused()  # hand the decoded parts back, not keep them pooled
+        _trim_heap()
         self._written.append(path)
         self._dropped.extend(e["file"] for e in group)
         los = [e["lo"] for e in group if e["lo"] is not None]

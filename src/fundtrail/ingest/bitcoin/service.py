@@ -57,6 +57,7 @@ WRITE_OPTIONS: dict[str, dict[str, Any]] = {
     )
 }
 _TYPE_CODE = S.SCRIPT_TYPE_CODE
+MERGE_BELOW_BATCH_BYTES = 4 << 20  # batches smaller than this merge the newest small parts (merge_tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +239,13 @@ class Ingester:
                     txn.append(name, self.chain, t, **self.write_options[name])
                 new = self.addr.flush_into(txn)
                 self.utxo.flush_into(txn)
-                for name in TABLES:  # few files per table however many batches (Workspace.merge_tail)
-                    txn.merge_tail(name, self.chain, **self.write_options[name])
-                txn.merge_tail("addresses", self.chain, **ADDRESS_WRITE_OPTIONS["addresses"])
+                if nb_ and int(ends[-1] - starts[0]) < MERGE_BELOW_BATCH_BYTES:
+                    # a small batch (following the tip): merge the newest small parts so a long follow
+                    # keeps few files. Bulk batches are left to `fundtrail compact`: merging during a bulk
+                    # run cost ~50% of the ingest time for large parts and raised the peak RSS for small ones
+                    for name in TABLES:
+                        txn.merge_tail(name, self.chain, **self.write_options[name])
+                    txn.merge_tail("addresses", self.chain, **ADDRESS_WRITE_OPTIONS["addresses"])
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name, tip_height=tip_h,
                               tip_hash=tip_hex, **(chain_state or {}))
         except BaseException:
