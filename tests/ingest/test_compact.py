@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fundtrail.cli.main import main
+from fundtrail.ingest.bitcoin import service as SV
 from fundtrail.ingest.bitcoin.service import ingest_block_files
-from fundtrail.store import workspace as W
 from fundtrail.store.workspace import Workspace
 from tests.ingest.bitcoin.chaingen import make_chain
 from tests.ingest.bitcoin.test_blockfiles import TABLES, _regtest_dir, dump
@@ -16,7 +16,7 @@ def test_compact_keeps_rows_and_ingest_resumes_after_it(tmp_path, monkeypatch, c
     ref = Workspace(tmp_path / "ref")
     ingest_block_files(ref, d, "regtest", batch_blocks=60)
 
-    monkeypatch.setattr(W, "FANOUT", 0)  # no merging while ingesting: one part per batch and table
+    monkeypatch.setattr(SV, "MERGE_BELOW_BATCH_BYTES", 1)  # every batch counts as bulk: no merging
     home = tmp_path / "ws"
     ingest_block_files(Workspace(home), d, "regtest", batch_blocks=2, max_blocks=40)
     assert all(len(Workspace(home).parts(t, "regtest")) >= 16 for t in TABLES)  # (no inputs in early blocks)

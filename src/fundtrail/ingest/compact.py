@@ -2,10 +2,11 @@
 
 A bulk ingest commits one part per table per batch (about 21,000 per table for Bitcoin mainnet in 32 MB
 batches). Ingestion merges parts as it goes only when its batches are small (following the tip;
-``Transaction.merge_tail``), because rewriting a bulk run's parts would cost about half again the ingest time;
-DuckDB, however, pays per file on every query (~0.1 ms a file: seconds at mainnet scale). ``compact_workspace`` rewrites runs of consecutive parts
-into parts of up to ``target_bytes``, keeping rows and their order, one workspace transaction per table and
-chain: a crash keeps what the last finished table committed, and the rest is as before.
+``Transaction.merge_tail``), because rewriting a bulk run's parts would cost about half again the ingest
+time; DuckDB, however, pays per file on every query (~0.1 ms a file: seconds at mainnet scale).
+``compact_workspace`` rewrites runs of consecutive parts into parts of up to ``target_bytes``, keeping rows
+and their order, one workspace transaction per table and chain: a crash keeps what the last finished table
+committed, and the rest is as before.
 """
 
 from __future__ import annotations

@@ -70,30 +70,18 @@ class Part:
     level: int = 0  # 0 as written; k + 1 when merged from parts of level k (merge_tail, compact)
 
 
-def _syncfs() -> Any:
+def _libc(name: str, argtypes: list[Any]) -> Any:
+    """A C library function, or None where this platform's libc lacks it."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.syncfs
-        fn.argtypes = [ctypes.c_int]
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True), name)
+        fn.argtypes = argtypes
         return fn
     except (OSError, AttributeError):
         return None
 
 
-_SYNCFS = _syncfs()
-
-
-def _malloc_trim() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn = libc.malloc_trim
-        fn.argtypes = [ctypes.c_size_t]
-        return fn
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
+_SYNCFS = _libc("syncfs", [ctypes.c_int])
+_MALLOC_TRIM = _libc("malloc_trim", [ctypes.c_size_t])
 
 
 def _trim_heap() -> None:
