@@ -81,13 +81,6 @@ def _libc(name: str, argtypes: list[Any]) -> Any:
 
 
 _SYNCFS = _libc("syncfs", [ctypes.c_int])
-_MALLOC_TRIM = _libc("malloc_trim", [ctypes.c_size_t])
-
-
-def _trim_heap() -> None:
-    """Give free heap pages back to the OS (glibc), so a merge's decoded parts do not raise later peaks."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 def _make_durable(home: Path, paths: list[Path]) -> None:
@@ -188,10 +181,8 @@ class Workspace:
         return copy.deepcopy(self._manifest.get("settings", {}).get(key, default))
 
     def parts(self, table: str, chain: str | None = None) -> list[Part]:
-        m = self._manifest
-        keys = [chain] if chain is not None else sorted(
-            set(m["tables"].get(table, {})) | set(m.get("sealed", {}).get(table, {})))
-        return [Part(**p) for k in keys for p in self._entries(m, table, k)]
+        keys = [chain] if chain is not None else self.table_chains(table)
+        return [Part(**p) for k in keys for p in self._entries(self._manifest, table, k)]
 
     def table_chains(self, table: str) -> list[str]:
         """The chain keys (``GLOBAL`` for global tables) under which ``table`` has parts."""
@@ -372,6 +363,13 @@ class Transaction:
                 chains[chain] = tail
 
     # parts
+    def _new_part(self, table: str, chain: str) -> tuple[Path, Path, Path]:
+        """A fresh part name: (path relative to HOME, its path, the temporary path it is written to)."""
+        rel = Path("tables") / table / chain / f"{uuid.uuid4().hex}.parquet"
+        path = self.ws.home / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return rel, path, path.with_suffix(".tmp")
+
     def append(self, table: str, chain: str, data: pa.Table, *, compression: str = "zstd",
                compression_level: int | None = None, use_dictionary: bool | list[str] = True,
                write_statistics: bool | list[str] = True) -> Part | None:
@@ -387,10 +385,7 @@ class Transaction:
         if "height" in data.column_names:
             mm = pc.min_max(data["height"]).as_py()
             lo, hi = mm["min"], mm["max"]
-        rel = Path("tables") / table / chain / f"{uuid.uuid4().hex}.parquet"
-        path = self.ws.home / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        rel, path, tmp = self._new_part(table, chain)
         pq.write_table(data, tmp, compression=compression, compression_level=compression_level,
                        use_dictionary=use_dictionary, write_statistics=write_statistics, row_group_size=1 << 20)
         os.replace(tmp, path)  # made durable at commit, before the manifest names it
@@ -521,9 +516,7 @@ class Transaction:
         """Write the rows of ``group`` (in order) as one new part; the old parts are dropped at commit.
         Parts are read one at a time; parts under 2^14 rows are gathered into row groups of ~2^17 rows."""
         schema = S.schema_of(table)
-        rel = Path("tables") / table / chain / f"{uuid.uuid4().hex}.parquet"
-        path = self.ws.home / rel
-        tmp = path.with_suffix(".tmp")
+        rel, path, tmp = self._new_part(table, chain)
         opts = {"compression": "zstd", **write_options}
         pending: list[pa.Table] = []  # small parts, gathered (copied) into one row group
         rows = 0
@@ -541,12 +534,9 @@ class Transaction:
                 if rows >= 1 << 17:
                     w.write_table(pa.concat_tables(pending), row_group_size=1 << 20)
                     pending, rows = [], 0
-                del t
             if pending:
                 w.write_table(pa.concat_tables(pending), row_group_size=1 << 20)
         os.replace(tmp, path)
-        pa.default_memory_pool().release_unused()  # hand the decoded parts back, not keep them pooled
-        _trim_heap()
         self._written.append(path)
         self._dropped.extend(e["file"] for e in group)
         los = [e["lo"] for e in group if e["lo"] is not None]

@@ -17,6 +17,7 @@ from fundtrail.contracts.scenario import play
 from fundtrail.errors import ChainMismatchError
 from fundtrail.ingest.evm.service import ingest_evm
 from fundtrail.store import Workspace
+from fundtrail.store import schema as S
 
 pytestmark = pytest.mark.node
 REPO = Path(__file__).resolve().parents[3]
@@ -199,3 +200,9 @@ def test_sigkill_and_resume_gives_identical_tables(tmp_path):
         assert st.first_height == tip + 1 and st.last_height == end
         ingest_evm(Workspace(whole), node.url, "anvil", end=end, batch_blocks=1)
         assert _snapshot(killed) == _snapshot(whole)
+        for home in (killed, whole):  # one part per block-sized batch, merged in tiers of 16 as it goes
+            ws = Workspace(home)
+            parts = ws.parts("evm_blocks", "anvil")
+            assert len(parts) < 32 and max(p.level for p in parts) >= 1
+            listed = {p.file for t in S.TABLES for p in ws.parts(t)}
+            assert {str(f.relative_to(home)) for f in (home / "tables").rglob("*.parquet")} == listed
