@@ -31,6 +31,7 @@ from fundtrail.trace.taint import MODELS, S_MIXER, S_SERVICE
 
 MAX_ROUNDS = 4
 
+
 def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direction: str = "forward",
           max_hops: int = 20, dust: Any = None, since: Any = None, follow_mixers: bool = False,
           prices: Any = None, progress: Progress = NullProgress()) -> TraceResult:
@@ -104,12 +105,10 @@ def clustering_warnings(ws: Workspace, chains: Sequence[str]) -> list[str]:
     return out
 
 
-
-
 def trace_models(ws: Workspace, seeds: Sequence[Seed], models: Sequence[str] = ("poison", "haircut", "fifo"),
                  **kw: Any) -> dict[str, TraceResult]:
     """The same trace under several models (``--model all``)."""
     return {m: trace(ws, seeds, model=m, **kw) for m in models}
 
 
-__all__ = ["trace", "trace_models", "MAX_ROUNDS", "S_MIXER", "S_SERVICE"]
+__all__ = ["trace", "trace_models", "clustering_warnings", "MAX_ROUNDS", "S_MIXER", "S_SERVICE"]
