@@ -3,7 +3,7 @@ with receipts, logs and call traces, kept as an in-memory chain and written out 
 responses (``rpc.jsonl``) in the replay format the EVM ingester reads.
 
 Events carry the real topic0 (keccak256 of the event signature) and ABI-encoded data, exactly as the
-contracts in src/fundtrail/contracts/ emit them. Transaction and block hashes are keccak256 of an RLP
+contracts in src/fundtrail/simulate/contracts/ emit them. Transaction and block hashes are keccak256 of an RLP
 encoding of their fields (there are no real signatures in a simulated chain). Every state change is checked:
 balances never go negative, gas fees (gas_used × effective gas price) are paid by the sender.
 """

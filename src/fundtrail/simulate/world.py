@@ -641,7 +641,7 @@ def _init_code(name: str) -> bytes:
     """Contract creation code: the compiled artifact when the contracts package has it, otherwise a
     minimal init code that returns an empty runtime (the recorded chain never executes it)."""
     try:
-        from fundtrail.contracts import load_artifact  # type: ignore[attr-defined]
+        from fundtrail.simulate.contracts import load_artifact
 
         art = load_artifact(name)
         bc = art.get("bytecode") if isinstance(art, dict) else getattr(art, "bytecode", None)
