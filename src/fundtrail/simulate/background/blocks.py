@@ -50,7 +50,7 @@ def _find(par: np.ndarray, x: int) -> int:
 def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_value: np.ndarray,
               slot_txid: np.ndarray, slot_vout: np.ndarray, slot_addr: np.ndarray, next_addr: np.ndarray,
               uf: np.ndarray, funded: np.ndarray, buf: np.ndarray, offs: np.ndarray, txids: np.ndarray,
-              wtxids: np.ndarray, K: np.ndarray, H0: np.ndarray, ssl: bool, hi, hu, hf,  # noqa: ANN001
+              wtxids: np.ndarray, sh: np.ndarray, sw: np.ndarray, ssl: bool, hi, hu, hf,  # noqa: ANN001
               ctx: np.ndarray) -> tuple[int, int]:
     """Generate up to ``n_tx`` background transactions into ``buf``; return (count, fees)."""
     U = slot_value.shape[0] // 4
@@ -154,17 +154,17 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
         q = _put_u64(tmp, q, pay)
         tmp[q] = 34
         q += 1
-        _script(seed, v, jv, tmp, q, scr, K, H0, ssl, hi, hu, hf, ctx)
+        _script(seed, v, jv, tmp, q, scr, sh, sw, ssl, hi, hu, hf, ctx)
         q += 34
         if n_out == 2:
             q = _put_u64(tmp, q, change)
             tmp[q] = 34
             q += 1
-            _script(seed, u, ju, tmp, q, scr, K, H0, ssl, hi, hu, hf, ctx)
+            _script(seed, u, ju, tmp, q, scr, sh, sw, ssl, hi, hu, hf, ctx)
             q += 34
         body_end = q
         q = _put_u32(tmp, q, 0)
-        _hd(tmp, 0, q, txids, count * 32, K, H0, ssl, hi, hu, hf, ctx)
+        _hd(tmp, 0, q, txids, count * 32, sh, sw, ssl, hi, hu, hf, ctx)
         # full serialisation into buf: version, marker/flag, body, witnesses, locktime
         offs[count] = p
         for i in range(4):
@@ -181,7 +181,7 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
                 buf[p] = 1
                 buf[p + 1] = 64
                 p += 2
-                _key(seed ^ 0x5A5A, u * 64 + ja, height % 251, script, 0, scr, K, H0, ssl, hi, hu, hf, ctx)
+                _key(seed ^ 0x5A5A, u * 64 + ja, height % 251, script, 0, scr, sh, sw, ssl, hi, hu, hf, ctx)
                 for b2 in range(32):
                     buf[p + b2] = script[b2]
                     buf[p + 32 + b2] = txids[count * 32 + b2]
@@ -205,13 +205,13 @@ def gen_block(seed: int, height: int, n_tx: int, rng_state: np.ndarray, slot_val
                 buf[p] = 35
                 buf[p + 1] = 0x21
                 buf[p + 2] = 0x02
-                _key(seed, u, ja, script, 0, scr, K, H0, ssl, hi, hu, hf, ctx)
+                _key(seed, u, ja, script, 0, scr, sh, sw, ssl, hi, hu, hf, ctx)
                 for b2 in range(32):
                     buf[p + 3 + b2] = script[b2]
                 buf[p + 35] = 0xAC
                 p += 36
         p = _put_u32(buf, p, 0)
-        _hd(buf, offs[count], p - offs[count], wtxids, count * 32, K, H0, ssl, hi, hu, hf, ctx)
+        _hd(buf, offs[count], p - offs[count], wtxids, count * 32, sh, sw, ssl, hi, hu, hf, ctx)
         # state: spend inputs, create outputs
         for i in range(nin):
             slot_value[ins[i]] = 0
