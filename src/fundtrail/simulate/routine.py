@@ -133,17 +133,13 @@ class Routine:
 
     def swap_eth(self, u: str, eth_in: int, note: str) -> int:
         ev = self.evm
-        x = ev.balance(self.pair)
-        y = ev.balance(self.pair, self.token)
-        out = y * eth_in * 997 // (x * 1000 + eth_in * 997)
+        out = amount_out(eth_in, ev.balance(self.pair), ev.balance(self.pair, self.token))
         ev.swap_eth_for_tokens(self.pair, self.token, u, eth_in, out, note=note)
         return out
 
     def swap_tokens(self, u: str, tok_in: int, note: str) -> int:
         ev = self.evm
-        x = ev.balance(self.pair)
-        y = ev.balance(self.pair, self.token)
-        out = x * tok_in * 997 // (y * 1000 + tok_in * 997)
+        out = amount_out(tok_in, ev.balance(self.pair, self.token), ev.balance(self.pair))
         ev.swap_tokens_for_eth(self.pair, self.token, u, tok_in, out, note=note)
         return out
 
@@ -161,3 +157,8 @@ class Routine:
             self.bridge_releases[dep_id] = (rtx.txid_hex, 0, sats, dest.address)
         self.at(t + 40 * 60, release)
         return dep_id, tx.hash
+
+
+def amount_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
+    """What a Uniswap-v2-style pair pays for ``amount_in``: constant product, 0.3% fee, rounded down."""
+    return reserve_out * amount_in * 997 // (reserve_in * 1000 + amount_in * 997)

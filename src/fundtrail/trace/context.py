@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fundtrail.errors import NotFoundError, UsageError
+from fundtrail.model.address import normalize
 from fundtrail.model.amount import parse_units
 from fundtrail.model.chain import BITCOIN_NETWORKS
 from fundtrail.store import Workspace
@@ -58,6 +59,15 @@ class Ctx:
         if not asset.startswith("0x"):
             return 18, asset
         return m.get(asset, (0, None))
+
+    def seed_address_id(self, chain: str, address: str, what: str) -> int:
+        """The id of a seed address; NotFoundError naming it when it has no ``what`` (transactions,
+        transfers) in the chain."""
+        addr = normalize(chain, address)
+        ids = X.address_ids(self.ws, chain, [addr])
+        if addr not in ids:
+            raise NotFoundError(f"address {addr} has no {what} in chain {chain!r} of the workspace")
+        return ids[addr]
 
     def dust_for(self, chain: str, asset: str) -> int:
         d = self.dust

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from fundtrail.errors import NotFoundError
-from fundtrail.model.address import normalize
 from fundtrail.model.trace import Candidate, Crossing, Seed
 from fundtrail.trace import crossing as X
 from fundtrail.trace.context import Ctx, as_utc, chain_labels
@@ -34,11 +33,7 @@ def evm_seeds(ctx: Ctx, chain: str, seeds: Sequence[Seed]) -> dict[int, int]:
                 if L.kind[e] != KIND_FEE and L.dst[e] >= 0 and L.amount(e) > 0:
                     out[e] = L.amount(e)
         elif s.address is not None:
-            addr = normalize(chain, s.address)
-            ids = X.address_ids(ctx.ws, chain, [addr])
-            if addr not in ids:
-                raise NotFoundError(f"address {addr} has no transfers in chain {chain!r} of the workspace")
-            aid = ids[addr]
+            aid = ctx.seed_address_id(chain, s.address, "transfers")
             for e in L.entries(aid).tolist():
                 # forward: what the address received; backward (reversed ledger): the same rows, now
                 # leaving the address towards their senders

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from fundtrail.errors import NotFoundError
-from fundtrail.model.address import normalize
 from fundtrail.model.trace import Crossing, Seed
 from fundtrail.trace import crossing as X
 from fundtrail.trace.context import Ctx, as_utc, chain_labels, coinjoin_mask
@@ -54,11 +53,7 @@ def utxo_seeds(ctx: Ctx, chain: str, seeds: Sequence[Seed]) -> dict[int, int]:
                     if g.out_value[o] > 0 and not g.out_opret[o] and (s.n is None or int(g.out_n[o]) == s.n):
                         out[o] = int(g.out_value[o])
         elif s.address is not None:
-            addr = normalize(chain, s.address)
-            ids = X.address_ids(ctx.ws, chain, [addr])
-            if addr not in ids:
-                raise NotFoundError(f"address {addr} has no transactions in chain {chain!r} of the workspace")
-            aid = ids[addr]
+            aid = ctx.seed_address_id(chain, s.address, "transactions")
             nodes = np.flatnonzero(g.out_addr == aid)
             for o in nodes.tolist():
                 t = int(g.out_tx[o])
