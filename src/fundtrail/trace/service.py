@@ -26,6 +26,7 @@ from fundtrail.model.address import normalize
 from fundtrail.model.amount import parse_units
 from fundtrail.model.chain import BITCOIN_NETWORKS
 from fundtrail.model.trace import (
+    Arrival,
     AssetAmount,
     Balance,
     Candidate,
@@ -233,6 +234,11 @@ def _coinjoin_mask(ws: Workspace, chain: str, g: Any) -> np.ndarray:
 
 def _ts(t: int | None) -> datetime | None:
     return datetime.fromtimestamp(int(t), UTC) if t is not None and t > 0 else None
+
+
+def _iso_ts(t: int) -> str | None:
+    d = _ts(t)
+    return d.strftime("%Y-%m-%dT%H:%M:%SZ") if d is not None else None
 
 
 def _to_unix(since: Any) -> int | None:
@@ -905,6 +911,16 @@ def _assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any
             last_seen=_ts(max(v.time for v in evs)), paths=tuple(paths), addresses=tuple(addrs), symbol=sym,
             sanctioned=any(v.label.sanctioned for v in evs)))
     endpoints.sort(key=lambda e: (e.chain, e.asset, -e.amount, e.entity))
+    arrivals: list[Arrival] = []
+    for leg in legs.values():
+        for ev in leg.endpoints:
+            dec, sym = ctx.asset_meta(ev.chain, ev.asset)
+            arrivals.append(Arrival(ev.label.entity, ev.label.category, ev.label.country, ev.chain, ev.asset,
+                                    ev.amount, dec, ev.hops, _ts(ev.time), ev.txid,
+                                    _usd(prices, ev.chain, ev.asset, sym, ev.time, ev.amount, dec), sym))
+    arrivals.sort(key=lambda a: (a.time or datetime.min.replace(tzinfo=UTC), a.chain, a.txid, a.entity))
+    seed_times = [leg.seed_time for leg in legs.values() if leg.seed_time is not None]
+    params = {**params, "seed_time": _iso_ts(min(seed_times)) if seed_times else None}
     unspent: list[Holding] = []
     for chain, leg in legs.items():
         for a, asset, amt, t, ent in leg.holdings:
@@ -947,7 +963,8 @@ def _assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any
         traced=tuple(traced), endpoints=tuple(endpoints), unspent=tuple(unspent), mixers=tuple(mixers),
         bridges=tuple(c for leg in legs.values() for c in leg.bridges),
         swaps=tuple(c for leg in legs.values() for c in leg.swaps), stopped=tuple(stopped),
-        peel_chains=tuple(p for leg in legs.values() for p in leg.peels), balances=tuple(balances), params=params)
+        peel_chains=tuple(p for leg in legs.values() for p in leg.peels), balances=tuple(balances), params=params,
+        arrivals=tuple(arrivals))
 
 
 def trace_models(ws: Workspace, seeds: Sequence[Seed], models: Sequence[str] = ("poison", "haircut", "fifo"),
