@@ -52,7 +52,10 @@ def group(facts: Iterable[Fact], by: Sequence[str]) -> tuple[GroupRow, ...]:
         rows.append(GroupRow(measure, model, key, tuple(totals), sum(known) if known else None,
                              any(t.unpriced for t in totals), counts[(measure, model, key)]))
     order = {m: i for i, m in enumerate(("reported", "stolen", "cashed_out", "mixer", "unspent"))}
-    rows.sort(key=lambda r: (order.get(r.measure, 9), r.model, -(r.usd_cents or 0), r.key))
+    if any(k in ("year", "month") for k in by):  # time series: in time order
+        rows.sort(key=lambda r: (order.get(r.measure, 9), r.model, r.key, -(r.usd_cents or 0)))
+    else:  # rankings: largest first
+        rows.sort(key=lambda r: (order.get(r.measure, 9), r.model, -(r.usd_cents or 0), r.key))
     return tuple(rows)
 
 

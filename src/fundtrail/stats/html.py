@@ -18,6 +18,7 @@ EXTRA_CSS = """
 svg.bars text, svg.rank text { font-size:12px; fill:#1d2330; }
 svg.bars .axis, svg.rank .axis { stroke:#c9ced6; }
 .charts { display:grid; grid-template-columns:1fr; gap:16px; }
+figure h3 { font-size:14px; margin:4px 0 6px; font-weight:600; }
 """
 
 
@@ -83,7 +84,8 @@ def stacked_bars(facts: list[Fact], measure: str, model: str, title: str, *, wid
     legend = "".join(f'<span><i class="swatch" style="background:{color[a]}"></i>{_e(a)}</span>' for a in actors)
     cap = f"{_e(title)} (USD at each movement's day)" + (
         f"; {unpriced} amount(s) without a price are not drawn" if unpriced else "")
-    return (f'<figure>{"".join(parts)}<div class="legend">{legend}</div><figcaption>{cap}</figcaption></figure>')
+    return (f'<figure><h3>{_e(title)}</h3>{"".join(parts)}<div class="legend">{legend}</div>'
+            f'<figcaption>{cap}</figcaption></figure>')
 
 
 def country_ranking(facts: list[Fact], model: str, *, width: int = 760) -> str:

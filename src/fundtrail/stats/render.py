@@ -19,17 +19,20 @@ def _totals(g: GroupRow) -> str:
     return "; ".join(t.text() for t in g.totals)
 
 
-def _group_table(title: str, by: tuple[str, ...], rows: list[GroupRow], models: bool) -> Table:
+def _group_table(title: str, by: tuple[str, ...], rows: list[GroupRow], models: bool,
+                 measures: bool = False) -> Table:
     t = Table(title=title, title_justify="left", title_style="bold")
     if models:
         t.add_column("model")
+    if measures:
+        t.add_column("measure")
     for k in by:
         t.add_column(k)
     t.add_column("amount", overflow="fold")
     t.add_column("USD", justify="right")
     t.add_column("n", justify="right")
     for g in rows:
-        t.add_row(*([g.model] if models else []), *g.key, _totals(g), usd_text(g.usd_cents, g.usd_partial),
+        t.add_row(*([g.model] if models else []), *([g.measure] if measures else []), *g.key, _totals(g), usd_text(g.usd_cents, g.usd_partial),
                   str(g.facts))
     return t
 
@@ -63,7 +66,7 @@ def renderables(r: StatsResult) -> list[RenderableType]:
     out.append(t)
     if r.monthly:
         out.append(_group_table("Flows by month (cash-outs, mixers, unspent)", ("month",),
-                                sorted(r.monthly, key=lambda g: (g.model, g.key, g.measure)), True))
+                                sorted(r.monthly, key=lambda g: (g.model, g.key, g.measure)), True, True))
     t = Table(title="Incidents", title_justify="left", title_style="bold")
     for c in ("name", "date", "actor", "victim", "seeds", "traced", "reported USD", "sources"):
         t.add_column(c, overflow="fold")
@@ -71,7 +74,7 @@ def renderables(r: StatsResult) -> list[RenderableType]:
         t.add_row(i.name, i.date.strftime("%Y-%m-%d") if i.date else "—", i.actor or "—", i.victim or "—",
                   str(i.seeds), "yes" if i.traced else "no",
                   usd_text(None if i.reported_loss_usd is None else int(round(i.reported_loss_usd * 100))),
-                  "\n".join(i.sources))
+                  (i.sources[0] + (f" (+{len(i.sources) - 1})" if len(i.sources) > 1 else "")) if i.sources else "—")
     out.append(t)
     for n in r.notes:
         out.append(Text(f"note: {n}", style="yellow"))
