@@ -46,3 +46,10 @@ def test_stats_usage_errors(multi_world, capsys):
     assert main(["stats", "--home", str(home), "--incident", "nope"]) == 2
     assert main(["stats", "--home", str(home), "--model", "lifo"]) == 2
     assert main(["stats", "--home", str(home), "--format", "pdf"]) == 2
+    assert main(["stats", "--home", str(home), "--from", "2025-02-01", "--to", "2025-01-01"]) == 2
+    capsys.readouterr()
+
+
+def test_stats_on_an_empty_workspace_says_what_to_do(tmp_path, capsys):
+    assert main(["stats", "--home", str(tmp_path / "empty")]) == 2
+    assert "incident import" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import json
 import random
 import shutil
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ class MultiWorld(World):
         parts = 3 if role == "bridge" else 2 if role != "cashout" else 1
         each = avail // parts // 10**16 * 10**16
         for _p in range(parts):
-            self.evm_block(self.evm._open.time + 12 * 5)
+            self.evm_block(self.evm.now + 12 * 5)
             self.bridge_out(a, each, inc.wallet.new_address("p2wpkh"), note="thief bridge")
 
     def _btc(self, inc: _Incident) -> None:
@@ -235,7 +236,7 @@ def simulate_multi(out_dir: str | Path, *, seed: int = 1, plan: tuple[Theft, ...
         t = truth_mod.build_truth(w)
         incidents.append({
             "name": inc.plan.name, "actor": inc.plan.actor, "victim": inc.plan.victim,
-            "time": truth_mod._iso(inc.time) if hasattr(truth_mod, "_iso") else None,
+            "time": datetime.fromtimestamp(inc.time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "seeds": [{"chain": EVM_CHAIN, "address": inc.seed}],
             "stolen": [{"chain": EVM_CHAIN, "asset": a, "amount": str(v)} for a, v in w.stolen.items()],
             "expected": t["expected"]})

@@ -117,6 +117,9 @@ def compute_stats(ws: Workspace, *, by: Sequence[str] = ("actor", "year"), incid
         raise UsageError("--to must be after --from")
     catalogue = {e.name: e for e in list_catalogue(ws)}
     stored = list_incidents(ws)
+    if not stored and not catalogue:
+        raise UsageError(f"no incidents in {ws.home}: create one (fundtrail incident create) or import a "
+                         "catalogue (fundtrail incident import FILE | --shipped)")
     names = set(incidents) if incidents else None
     if names is not None:
         unknown = sorted(names - {i.name for i in stored} - set(catalogue))
@@ -139,7 +142,6 @@ def compute_stats(ws: Workspace, *, by: Sequence[str] = ("actor", "year"), incid
     task = progress.task("stats: tracing incidents", total=len(traceable) * len(models), unit="traces")
     warnings: list[str] = []
     for inc in traceable:
-        cat = catalogue.get(inc.name)
         for m in models:
             r = tracer(ws, inc.seeds, model=m, max_hops=max_hops, since=inc.since, prices=book)
             facts.extend(facts_of(inc, r, book))
