@@ -74,5 +74,5 @@ def test_weighted_quantile_is_a_value_with_enough_weight_below(pairs, q):
     r = weighted_quantile(vals, ws, q)
     total = sum(ws)
     assert r in vals
-    assert sum(w for v, w in zip(vals, ws) if v <= r) >= q * total
-    assert sum(w for v, w in zip(vals, ws) if v < r) < q * total
+    assert sum(w for v, w in zip(vals, ws, strict=True) if v <= r) >= q * total
+    assert sum(w for v, w in zip(vals, ws, strict=True) if v < r) < q * total
