@@ -53,3 +53,28 @@ def test_stats_usage_errors(multi_world, capsys):
 def test_stats_on_an_empty_workspace_says_what_to_do(tmp_path, capsys):
     assert main(["stats", "--home", str(tmp_path / "empty")]) == 2
     assert "incident import" in capsys.readouterr().err
+
+
+def test_seeds_missing_from_the_workspace_are_named_not_fatal(multi_world):
+    from fundtrail.incidents import create_incident, delete_incident
+    from fundtrail.stats import compute_stats
+    from fundtrail.store import Workspace
+
+    home, doc = multi_world
+    ws = Workspace(home)
+    seed = doc["incidents"][0]["seeds"][0]["address"]
+    absent = "0x" + "ab" * 20
+    create_incident(ws, "partly-known", ["simeth"], addresses=[seed, absent], actor="x",
+                    since=doc["incidents"][0]["time"][:10])
+    create_incident(ws, "unknown", ["simeth"], addresses=[absent])
+    try:
+        r = compute_stats(ws, incidents=["partly-known", "unknown"], models=("haircut",))
+    finally:
+        delete_incident(ws, "partly-known")
+        delete_incident(ws, "unknown")
+    assert any("1 of 2 seed addresses" in n and absent in n for n in r.notes)
+    assert any("incident unknown: not traced" in n for n in r.notes)
+    stolen = {f.asset: f.amount for f in r.facts if f.measure == "stolen"}
+    want = {s["asset"]: int(s["amount"]) for s in doc["incidents"][0]["stolen"]}
+    assert stolen == want
+    assert {i.name: i.traced for i in r.incidents} == {"partly-known": True, "unknown": False}

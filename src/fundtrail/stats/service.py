@@ -15,7 +15,7 @@ from typing import Any
 
 from fundtrail.errors import NotFoundError, UsageError
 from fundtrail.incidents import Incident, list_incidents, parse_when
-from fundtrail.model.trace import TraceResult
+from fundtrail.model.trace import Seed, TraceResult
 from fundtrail.prices.book import PriceBook
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.stats.aggregate import check_keys, group, shares, timing
@@ -89,6 +89,26 @@ def _reported(entries: Sequence[Any], names: set[str] | None) -> list[Fact]:
     return out
 
 
+def present_seeds(ws: Workspace, incident: Incident) -> tuple[list[Seed], list[Seed]]:
+    """The incident's seeds the workspace knows (address seeds whose address is in the chain's address
+    dictionary; transaction seeds are kept and checked by the trace), and the address seeds it does not."""
+    from fundtrail.trace.crossing import address_ids
+
+    keep: list[Seed] = []
+    dropped: list[Seed] = []
+    by_chain: dict[str, list[Seed]] = {}
+    for s in incident.seeds:
+        if s.address is None:
+            keep.append(s)
+        else:
+            by_chain.setdefault(s.chain, []).append(s)
+    for chain, ss in by_chain.items():
+        known = address_ids(ws, chain, [s.address for s in ss if s.address is not None])
+        for s in ss:
+            (keep if s.address in known else dropped).append(s)
+    return keep, dropped
+
+
 def _in_range(f: Fact, lo: datetime | None, hi: datetime | None) -> bool:
     if lo is None and hi is None:
         return True
@@ -141,14 +161,31 @@ def compute_stats(ws: Workspace, *, by: Sequence[str] = ("actor", "year"), incid
                          f"{', '.join(missing)} not ingested); only its reported figures count")
     task = progress.task("stats: tracing incidents", total=len(traceable) * len(models), unit="traces")
     warnings: list[str] = []
+    traced_names: set[str] = set()
     for inc in traceable:
-        for m in models:
-            r = tracer(ws, inc.seeds, model=m, max_hops=max_hops, since=inc.since, prices=book)
-            facts.extend(facts_of(inc, r, book))
-            warnings.extend(r.params.get("warnings", []))
-            task.advance(1)
+        seeds, dropped = present_seeds(ws, inc)
+        if dropped:
+            shown = ", ".join(f"{s.chain}:{s.address}" for s in dropped[:5])
+            notes.append(f"incident {inc.name}: {len(dropped)} of {len(inc.seeds)} seed addresses have no "
+                         f"transactions in the workspace and are not traced from ({shown}"
+                         f"{', …' if len(dropped) > 5 else ''})")
+        if not seeds:
+            notes.append(f"incident {inc.name}: not traced (none of its seeds is in the workspace); only its "
+                         "reported figures count")
+            task.advance(len(models))
+            continue
+        try:
+            for m in models:
+                r = tracer(ws, seeds, model=m, max_hops=max_hops, since=inc.since, prices=book)
+                facts.extend(facts_of(inc, r, book))
+                warnings.extend(r.params.get("warnings", []))
+                task.advance(1)
+        except NotFoundError as e:
+            facts = [f for f in facts if f.incident != inc.name or f.measure == "reported"]
+            notes.append(f"incident {inc.name}: not traced ({e}); only its reported figures count")
+            continue
+        traced_names.add(inc.name)
     task.close()
-    traced_names = {i.name for i in traceable}
     for inc in stored:
         cat = catalogue.get(inc.name)
         infos.append(IncidentInfo(inc.name, inc.actor, cat.date if cat else inc.since, inc.chains, len(inc.seeds),
