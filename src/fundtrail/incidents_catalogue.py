@@ -39,16 +39,6 @@ _DATE = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
 _URL = re.compile(r"^https?://\S+$")
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
-S.register(TABLE, pa.schema([
-    ("name", pa.string()), ("date", pa.timestamp("s", tz="UTC")), ("date_precision", pa.string()),
-    ("victim", pa.string()), ("actor", pa.string()), ("kind", pa.string()),
-    ("chains", pa.list_(pa.string())),
-    ("addresses", pa.list_(pa.struct([("chain", pa.string()), ("address", pa.string())]))),
-    ("txids", pa.list_(pa.struct([("chain", pa.string()), ("txid", pa.string())]))),
-    ("reported_loss_usd", pa.float64()), ("reported_loss_note", pa.string()),
-    ("sources", pa.list_(pa.string())), ("seed_note", pa.string()), ("imported", pa.timestamp("s", tz="UTC")),
-    ("file", pa.string()),
-]))
 
 
 @dataclass(frozen=True, slots=True)
