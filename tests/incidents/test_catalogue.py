@@ -52,6 +52,7 @@ def test_shipped_catalogue_parses_and_every_row_is_sourced_and_valid():
     assert by["bybit-2025"].reported_loss_usd == 1.5e9 and len(by["bybit-2025"].addresses) == 51
 
 
+@pytest.mark.real
 def test_shipped_addresses_are_the_published_ones():
     """Every shipped seed address appears in the public source file it is cited from (../shared/data)."""
     by = {e.name: e for e in parse_catalogue(shipped_catalogue())}
