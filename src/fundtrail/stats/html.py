@@ -53,7 +53,9 @@ def stacked_bars(facts: list[Fact], measure: str, model: str, title: str, *, wid
             continue
         vals[f.key("year")][f.key("actor")] += f.usd_cents
     if not vals:
-        return f"<p>{_e(title)}: no priced amounts.</p>"
+        why = ("no catalogue with reported losses imported (fundtrail incident import FILE | --shipped)"
+               if measure == "reported" else "no amount with a USD price")
+        return f"<p>{_e(title)}: {why}.</p>"
     years = sorted(vals)
     actors = sorted({a for v in vals.values() for a in v}, key=lambda a: -sum(v.get(a, 0) for v in vals.values()))
     color = _colors(actors)
