@@ -15,6 +15,7 @@ from typing import Any
 
 from fundtrail.errors import NotFoundError, UsageError
 from fundtrail.incidents import Incident, list_incidents, parse_when
+from fundtrail.incidents_catalogue import list_catalogue
 from fundtrail.model.trace import Seed, TraceResult
 from fundtrail.prices.book import PriceBook
 from fundtrail.progress import NullProgress, Progress
@@ -123,8 +124,6 @@ def compute_stats(ws: Workspace, *, by: Sequence[str] = ("actor", "year"), incid
                   progress: Progress | None = None) -> StatsResult:
     """Statistics over the workspace's incidents (or the named ones): stolen, cashed out, mixed and
     unspent value grouped ``by`` the given keys, flows by month, timing and shares, per model."""
-    from fundtrail.incidents_catalogue import list_catalogue
-
     progress = progress or NullProgress()
     keys = check_keys(by)
     models = tuple(dict.fromkeys(models))
