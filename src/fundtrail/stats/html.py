@@ -17,7 +17,7 @@ from fundtrail.stats.model import NA, TITLES, Fact, StatsResult, method_text, us
 EXTRA_CSS = """
 svg.bars text, svg.rank text { font-size:12px; fill:#1d2330; }
 svg.bars .axis, svg.rank .axis { stroke:#c9ced6; }
-.charts { display:grid; grid-template-columns:1fr; gap:16px; }
+.charts { display:grid; grid-template-columns:repeat(auto-fit,minmax(520px,1fr)); gap:16px; }
 figure h3 { font-size:14px; margin:4px 0 6px; font-weight:600; }
 """
 
@@ -84,7 +84,7 @@ def stacked_bars(facts: list[Fact], measure: str, model: str, title: str, *, wid
         parts.append(f'<text x="{x + bw / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle">{_e(yr)}</text>')
     parts.append("</svg>")
     legend = "".join(f'<span><i class="swatch" style="background:{color[a]}"></i>{_e(a)}</span>' for a in actors)
-    cap = f"{_e(title)} (USD at each movement's day)" + (
+    cap = "USD at each movement's day" + (
         f"; {unpriced} amount(s) without a price are not drawn" if unpriced else "")
     return (f'<figure><h3>{_e(title)}</h3>{"".join(parts)}<div class="legend">{legend}</div>'
             f'<figcaption>{cap}</figcaption></figure>')
