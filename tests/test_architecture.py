@@ -33,12 +33,13 @@ RANKS: dict[str, int] = {
     "prices": 3,
     "cluster": 4,
     "incidents": 4,
+    "incidents_catalogue": 4,  # reads incident catalogues (CSV/JSON/YAML) into incidents
     "trace": 5,
     "exposure": 5,
-    "stats": 5,
     "screen": 6,
     "report": 6,
     "evidence": 7,
+    "stats": 7,  # totals over traces, drawn with the report's charts
     "monitor": 7,
     "service": 8,
     "ui": 8,

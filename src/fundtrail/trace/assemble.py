@@ -6,9 +6,11 @@ book is given."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fundtrail.model.trace import (
+    Arrival,
     AssetAmount,
     Balance,
     Candidate,
@@ -78,6 +80,17 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
             last_seen=as_utc(max(v.time for v in evs)), paths=tuple(paths), addresses=tuple(addrs), symbol=sym,
             sanctioned=any(v.label.sanctioned for v in evs)))
     endpoints.sort(key=lambda e: (e.chain, e.asset, -e.amount, e.entity))
+    arrivals: list[Arrival] = []
+    for leg in legs.values():
+        for ev in leg.endpoints:
+            dec, sym = ctx.asset_meta(ev.chain, ev.asset)
+            arrivals.append(Arrival(ev.label.entity, ev.label.category, ev.label.country, ev.chain, ev.asset,
+                                    ev.amount, dec, ev.hops, as_utc(ev.time), ev.txid,
+                                    usd(prices, ev.chain, ev.asset, sym, ev.time, ev.amount, dec), sym))
+    arrivals.sort(key=lambda a: (a.time or datetime.min.replace(tzinfo=UTC), a.chain, a.txid, a.entity))
+    seed_times = [leg.seed_time for leg in legs.values() if leg.seed_time is not None]
+    first = as_utc(min(seed_times)) if seed_times else None
+    params = {**params, "seed_time": first.strftime("%Y-%m-%dT%H:%M:%SZ") if first is not None else None}
     unspent: list[Holding] = []
     for chain, leg in legs.items():
         for a, asset, amt, t, ent in leg.holdings:
@@ -120,5 +133,6 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
         traced=tuple(traced), endpoints=tuple(endpoints), unspent=tuple(unspent), mixers=tuple(mixers),
         bridges=tuple(c for leg in legs.values() for c in leg.bridges),
         swaps=tuple(c for leg in legs.values() for c in leg.swaps), stopped=tuple(stopped),
-        peel_chains=tuple(p for leg in legs.values() for p in leg.peels), balances=tuple(balances), params=params)
+        peel_chains=tuple(p for leg in legs.values() for p in leg.peels), balances=tuple(balances), params=params,
+        arrivals=tuple(arrivals))
 
