@@ -30,6 +30,7 @@ from fundtrail.model.trace import (
     Balance,
     Candidate,
     Crossing,
+    Deposit,
     Endpoint,
     Holding,
     MixerUse,
@@ -41,6 +42,7 @@ from fundtrail.model.trace import (
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import Workspace
 from fundtrail.trace import crossing as X
+from fundtrail.trace.asof import as_of
 from fundtrail.trace.graph import cached, evm_ledger, release_memory, utxo_graph
 from fundtrail.trace.peel import peel_chains
 from fundtrail.trace.stops import Label, Labels, coinjoin_txids, load_labels
@@ -782,9 +784,15 @@ _PENDING = "\x00addr#"
 
 def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direction: str = "forward",
           max_hops: int = 20, dust: Any = None, since: Any = None, follow_mixers: bool = False,
-          prices: Any = None, progress: Progress = NullProgress()) -> TraceResult:
+          prices: Any = None, progress: Progress = NullProgress(), as_of_height: Any = None,
+          tags_as_of: Any = None) -> TraceResult:
     """Trace funds from ``seeds``. ``dust``: an int in base units for every asset, or a decimal string
-    in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds."""
+    in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds. ``as_of_height``
+    (H, ``CHAIN=H`` or a mapping) and ``tags_as_of`` (a time) trace the workspace as it stood then
+    (trace/asof.py)."""
+    # --- as of (evidence, issue 17): pinned view of the workspace; the filtering lives in trace/asof.py
+    ws = as_of(ws, as_of_height, tags_as_of)
+    # --- end as of
     if model not in MODELS:
         raise UsageError(f"unknown taint model {model!r} (poison, haircut, fifo)")
     if direction not in ("forward", "backward"):
@@ -833,7 +841,14 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
                                                 "follow_mixers": follow_mixers, "rounds": rounds,
                                                 "transactions_traced": sum(leg.txs for leg in legs.values()),
                                                 "seconds": round(elapsed, 4),
-                                                "warnings": clustering_warnings(ws, sorted(legs))})
+                                                "warnings": clustering_warnings(ws, sorted(legs)),
+                                                **_as_of_params(ws)})
+
+
+def _as_of_params(ws: Workspace) -> dict[str, Any]:
+    """The pins of an as-of view (trace/asof.py) for ``TraceResult.params``; nothing for a plain workspace."""
+    pins = getattr(ws, "pins", None)
+    return {"as_of": pins} if pins is not None else {}
 
 
 def clustering_warnings(ws: Workspace, chains: Sequence[str]) -> list[str]:
@@ -903,7 +918,8 @@ def _assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any
             usd=_sum_usd([_usd(prices, chain, asset, sym, v.time, v.amount, dec) for v in evs]) if prices else None,
             hops=min(v.hops for v in evs), first_seen=_ts(min(v.time for v in evs)),
             last_seen=_ts(max(v.time for v in evs)), paths=tuple(paths), addresses=tuple(addrs), symbol=sym,
-            sanctioned=any(v.label.sanctioned for v in evs)))
+            sanctioned=any(v.label.sanctioned for v in evs),
+            deposits=tuple(Deposit(v.address, v.txid, v.amount, _ts(v.time)) for v in evs_sorted)))  # evidence
     endpoints.sort(key=lambda e: (e.chain, e.asset, -e.amount, e.entity))
     unspent: list[Holding] = []
     for chain, leg in legs.items():
