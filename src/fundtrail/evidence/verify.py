@@ -162,28 +162,8 @@ def verify_bundle(path: Path | str, ws: Workspace | None = None, *, key: Path | 
                 v.problems.append(f"{SUMS}: the digest of {name} differs from the manifest's")
     # signature
     sig, pub = files.get(SIGNATURE), files.get(SIGNER)
-    from fundtrail.evidence import signing
-
     if sig is not None or pub is not None or key is not None:
-        if sig is None:
-            v.problems.append(f"{SIGNATURE}: missing (the bundle is not signed)")
-        else:
-            if key is not None:
-                kp = Path(key)
-                pk = signing.load_public(kp.read_text(), str(kp))
-                if pub is not None and signing.fingerprint(signing.load_public(pub.decode(), SIGNER)) != \
-                        signing.fingerprint(pk):
-                    v.problems.append(f"{SIGNER}: not the key given with --key ({kp})")
-            elif pub is not None:
-                pk = signing.load_public(pub.decode(), SIGNER)
-            else:
-                v.problems.append(f"{SIGNER}: missing: give the signer's public key with --key")
-                pk = None
-            if pk is not None:
-                if signing.verify(pk, mbytes, sig):
-                    v.signer = signing.fingerprint(pk)
-                else:
-                    v.problems.append(f"{SIGNATURE}: the signature over {MANIFEST} does not verify")
+        _check_signature(v, mbytes, sig, pub, key)
     if ws is None:
         v.notes.append("no workspace: raw transactions and paths not checked against chain data")
         return v
@@ -192,6 +172,41 @@ def verify_bundle(path: Path | str, ws: Workspace | None = None, *, key: Path | 
         v.replayed = True
         v.differences = replay_bundle(manifest, ws)
     return v
+
+
+def _check_signature(v: Verification, mbytes: bytes, sig: bytes | None, pub: bytes | None,
+                     key: Path | str | None) -> None:
+    from fundtrail.evidence import signing
+
+    if sig is None:
+        v.problems.append(f"{SIGNATURE}: missing (the bundle is not signed)")
+        return
+    embedded = None
+    if pub is not None:
+        try:
+            embedded = signing.load_public(pub.decode("utf-8", "replace"), SIGNER)
+        except FundtrailError as e:
+            v.problems.append(f"{SIGNER}: not a readable Ed25519 public key ({e})")
+            return
+    if key is not None:
+        kp = Path(key)
+        try:
+            pk = signing.load_public(kp.read_text(), str(kp))
+        except (OSError, FundtrailError) as e:
+            v.problems.append(f"--key {kp}: not a readable Ed25519 public key ({e})")
+            return
+        if embedded is not None and signing.fingerprint(embedded) != signing.fingerprint(pk):
+            v.problems.append(f"{SIGNER}: not the key given with --key ({kp})")
+    elif embedded is not None:
+        pk = embedded
+    else:
+        v.problems.append(f"{SIGNER}: missing: give the signer's public key with --key")
+        return
+    if signing.verify(pk, mbytes, sig):
+        v.signer = signing.fingerprint(pk)
+    else:
+        v.problems.append(f"{SIGNATURE}: the signature over {MANIFEST} does not verify with "
+                          + (SIGNER if key is None else f"the key {Path(key).name}"))
 
 
 def _check_chain_data(v: Verification, files: Mapping[str, bytes], ws: Workspace) -> None:
@@ -216,23 +231,24 @@ def _check_chain_data(v: Verification, files: Mapping[str, bytes], ws: Workspace
         except ValueError as e:
             v.problems.append(f"paths/paths.json: not valid JSON ({e})")
     stated: dict[str, dict[str, Any]] = {}
+    claims: set[tuple[str, Any, Any, Any]] = set()
     for p in paths:
         for t in p.get("transactions", []):
             if t.get("txid"):
-                stated[str(t["txid"]).lower()] = t
+                txid = str(t["txid"]).lower()
+                stated.setdefault(txid, t)
+                claims.add((txid, t.get("chain"), t.get("height"), t.get("block_hash") or None))
     raw_names = [n for n in files if n.startswith("raw/")]
     wanted = set(stated) | {n.rsplit("/", 1)[1].rsplit(".", 1)[0].lower() for n in raw_names}
     places = locate(ws, wanted)
-    for txid, t in sorted(stated.items()):
+    for txid, chain, height, bh in sorted(claims, key=str):
         pl = places.get(txid)
         if pl is None:
             v.problems.append(f"paths/paths.json: transaction {txid} is not in the workspace")
-        elif (t.get("height") != pl.height or (t.get("block_hash") or None) != pl.block_hash
-              or (t.get("chain") and t["chain"] != pl.chain)):
+        elif height != pl.height or bh != pl.block_hash or (chain and chain != pl.chain):
             v.problems.append(f"paths/paths.json: transaction {txid} is at {pl.chain} height {pl.height} block "
-                              f"{pl.block_hash} in the workspace, not height {t.get('height')} block "
-                              f"{t.get('block_hash')}")
-        v.checked_paths += 1
+                              f"{pl.block_hash} in the workspace, not height {height} block {bh}")
+    v.checked_paths = len(stated)
     for name in sorted(raw_names):
         txid = name.rsplit("/", 1)[1].rsplit(".", 1)[0].lower()
         v.problems += check_raw(ws, name, files[name], places, stated.get(txid))
