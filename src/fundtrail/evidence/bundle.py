@@ -40,6 +40,7 @@ import fundtrail
 from fundtrail.errors import EvidenceError, UsageError
 from fundtrail.evidence import rawtx
 from fundtrail.evidence.chaindata import locate
+from fundtrail.evidence.checks import check_raw
 from fundtrail.incidents import get_incident
 from fundtrail.model.amount import format_units
 from fundtrail.progress import NullProgress, Progress
@@ -421,8 +422,6 @@ def export_bundle(ws: Workspace, incident_name: str, out: Path | str, *,
 def _raw_transactions(view: Workspace, chains: list[dict[str, Any]], places: Mapping[str, Any],
                       blocks_dirs: Mapping[str, Path | str], rpc: Mapping[str, str],
                       files: dict[str, bytes]) -> dict[str, Any]:
-    from fundtrail.evidence.verify import check_raw
-
     info: dict[str, Any] = {}
     kinds = {c["chain"]: c.get("kind") for c in chains}
     networks = {c["chain"]: c.get("network") for c in chains}
