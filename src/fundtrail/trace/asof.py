@@ -214,10 +214,20 @@ class AsOfWorkspace(Workspace):
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
         heights = _height_tables()
+        rebuild = [c for c in self.base.table_chains("cluster_members") if self._rebuilds_members(c)]
         for table in S.TABLES:
-            if table == "cluster_members" or (table in ("tags", "tag_observations") and self.tags_at is not None):
+            if table in ("tags", "tag_observations") and self.tags_at is not None:
                 con.register(f"__asof_{table}", self.read(table))
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM __asof_{table}")
+                continue
+            if table == "cluster_members" and rebuild:
+                # chains clustered above their pin: rebuilt in memory; the others read as stored
+                con.register("__asof_members", pa.concat_tables([self.as_of_members(c) for c in rebuild]))
+                kept = [str(p) for c in self.base.table_chains(table) if c not in rebuild
+                        for p in self.part_paths(table, c)]
+                files = ", ".join("'" + p.replace("'", "''") + "'" for p in kept)
+                stored = f"SELECT * FROM read_parquet([{files}], union_by_name=true) UNION ALL BY NAME " if kept else ""
+                con.execute(f"CREATE VIEW {table} AS {stored}SELECT * FROM __asof_members")
                 continue
             paths = [str(p) for p in self.part_paths(table)]
             if not paths:
@@ -264,6 +274,12 @@ class AsOfWorkspace(Workspace):
         self._tags = pa.concat_tables(rebuilt)
         return self._tags
 
+    def _rebuilds_members(self, chain: str) -> bool:
+        """Whether ``chain`` was clustered above its pinned height (its partition is then rebuilt)."""
+        h = self.height_of(chain)
+        done = (self.base.setting(f"cluster:{chain}") or {}).get("height")
+        return h is not None and (done is None or done > h)
+
     def as_of_members(self, chain: str) -> pa.Table:
         """``cluster_members`` of ``chain`` at its pinned height (see the module docstring)."""
         hit = self._members.get(chain)
@@ -271,8 +287,7 @@ class AsOfWorkspace(Workspace):
             return hit
         stored = self.base.read("cluster_members", chain)
         h = self.height_of(chain)
-        done = (self.base.setting(f"cluster:{chain}") or {}).get("height")
-        if h is None or stored.num_rows == 0 or (done is not None and done <= h):
+        if h is None or stored.num_rows == 0 or not self._rebuilds_members(chain):
             self._members[chain] = stored
             return stored
         ev = self.base.read("cluster_evidence", chain, columns=["a_id", "b_id", "height"])
