@@ -439,13 +439,18 @@ def _raw_transactions(view: Workspace, chains: list[dict[str, Any]], places: Map
             finally:
                 bf.close()
             got = {f"raw/{chain}/{t}.hex": (h + "\n").encode() for t, h in hexes.items()}
+        elif kind == "utxo" and chain in rpc:
+            url = rpc[chain]
+            source = "Bitcoin Core JSON-RPC getblock, " + _where(url)
+            hexes = rawtx.bitcoin_rpc_raw(url, [(p.txid, p.block_hash) for p in ps])
+            got = {f"raw/{chain}/{t}.hex": (h + "\n").encode() for t, h in hexes.items()}
         elif kind == "evm" and chain in rpc:
             url = rpc[chain]
-            source = "JSON-RPC " + (url if url.startswith("http") else f"recording ({Path(url).name})")
+            source = "JSON-RPC " + _where(url)
             objs = rawtx.evm_raw(url, [(p.txid, p.height) for p in ps if p.height is not None])
             got = {f"raw/{chain}/{t}.json": canonical_json(o) for t, o in objs.items()}
         else:
-            want = "--blocks-dir" if kind == "utxo" else "--rpc"
+            want = "--blocks-dir (or --rpc)" if kind == "utxo" else "--rpc"
             info[chain] = {"source": None, "included": 0, "missing": sorted(p.txid for p in ps),
                            "note": f"no raw transaction source given for {chain} ({want} {chain}=...)"}
             continue
@@ -457,6 +462,16 @@ def _raw_transactions(view: Workspace, chains: list[dict[str, Any]], places: Map
         info[chain] = {"source": source, "included": len(got),
                        "missing": sorted(p.txid for p in ps if p.txid not in have)}
     return info
+
+
+def _where(url: str) -> str:
+    """A node URL as the manifest names it: the host only (credentials and API keys in paths stay out)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        return f"node at {parts.hostname}"
+    return f"recording ({Path(parts.path or url).name})"
 
 
 def read_bundle(path: Path | str) -> dict[str, bytes]:

@@ -7,8 +7,9 @@ chain source instead, then checked against the workspace:
 
 * Bitcoin: the block files the workspace was ingested from (``blk*.dat``, XOR-obfuscated or ``.bz2``):
   the block with the stored hash at the stored height is read and split into its transactions; the
-  bytes of each path transaction are kept as hex. Its txid is recomputed (double SHA-256 of the
-  serialisation without witness data), so the file proves itself.
+  bytes of each path transaction are kept as hex. Or a Bitcoin Core node: ``getblock HASH 2`` gives each
+  transaction's hex. Its txid is recomputed (double SHA-256 of the serialisation without witness data),
+  so the file proves itself.
 * EVM: the node's JSON-RPC (or a recording of it): ``eth_getBlockByNumber(height, true)`` gives the
   transaction object and the block hash, ``eth_getTransactionReceipt`` the receipt (status, logs).
 """
@@ -157,6 +158,32 @@ def bitcoin_raw(blocks: BlockFiles, wanted: Iterable[tuple[str, str]]) -> dict[s
     return out
 
 
+def bitcoin_rpc_raw(url: str, wanted: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Hex of each (txid, block hash) from a Bitcoin Core node (``getblock HASH 2``: every transaction with
+    its hex); blocks or transactions the node does not have are left out."""
+    from fundtrail.errors import RpcError
+    from fundtrail.ingest.bitcoin.rpc import HttpRpc
+
+    by_block: dict[str, set[str]] = {}
+    for txid, bh in wanted:
+        if bh:
+            by_block.setdefault(bh, set()).add(txid)
+    out: dict[str, str] = {}
+    rpc = HttpRpc(url)
+    try:
+        for bh, txids in sorted(by_block.items()):
+            try:
+                blk = rpc.call("getblock", [bh, 2])
+            except RpcError:
+                continue
+            for t in (blk or {}).get("tx", []):
+                if isinstance(t, dict) and t.get("txid") in txids and t.get("hex"):
+                    out[t["txid"]] = t["hex"]
+    finally:
+        rpc.close()
+    return out
+
+
 def evm_raw(url: str, wanted: Iterable[tuple[str, int]]) -> dict[str, dict[str, Any]]:
     """RPC JSON of each (txid, height): the transaction object from its block, the block's number and hash,
     and the receipt. Transactions the node does not hold are left out."""
@@ -195,4 +222,4 @@ def hex_int(v: Any) -> int | None:
     return int(s, 16) if s.startswith(("0x", "0X")) else int(s)
 
 
-__all__ = ["BlockFiles", "BtcTx", "bitcoin_raw", "evm_raw", "hex_int", "parse_hex", "parse_tx", "split_block"]
+__all__ = ["BlockFiles", "BtcTx", "bitcoin_raw", "bitcoin_rpc_raw", "evm_raw", "hex_int", "parse_hex", "parse_tx", "split_block"]
