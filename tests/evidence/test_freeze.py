@@ -121,3 +121,24 @@ def test_still_held_at_a_pinned_height(packets, sim, tmp_path):
     assert mine and int(mine[0]["held_now"]) > 0
     for m, v in mine[0]["stolen_still_held_at_most"].items():
         assert 0 < int(v) <= min(int(mine[0]["held_now"]), int(mine[0]["by_model"][m]))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_cli_freeze_requests_with_pdf(sim, tmp_path, capsys):
+    """The command line end to end, printing each packet to PDF with the installed headless Chromium."""
+    from fundtrail.cli.main import main
+    from fundtrail.evidence.freeze import pdf_converter
+
+    if pdf_converter() is None:
+        pytest.skip("no HTML-to-PDF converter (chromium, wkhtmltopdf) installed")
+    out, truth, ws = sim
+    args = ["evidence", "freeze-requests", "sim-theft", "--out", str(tmp_path / "p"), "--pdf", "--home", str(ws.home),
+            "--model", "haircut", "--requester", "Helix security", "--reference", "HX-2",
+            "--blocks-dir", str(out / "bitcoin" / "blocks"), "--rpc", str(out / "evm" / "rpc.jsonl")]
+    assert main(args) == 0
+    idx = json.loads((tmp_path / "p" / "index.json").read_text())
+    assert idx["packets"] and all(p["pdf"] for p in idx["packets"])
+    for p in idx["packets"]:
+        assert (tmp_path / "p" / p["folder"] / "packet.pdf").read_bytes().startswith(b"%PDF")
+    assert "packets; index" in capsys.readouterr().out

@@ -88,6 +88,15 @@ def test_trace_as_of_the_pins_equals_the_bundle(moved_on, capsys):
     got = {(e["entity"], e["chain"], e["asset"]): Decimal(e["amount"]) for e in doc["endpoints"]}
     dec = {(e.entity, e.chain, e.asset): e.decimals for e in pinned.endpoints}
     assert {k: int(v.scaleb(dec[k])) for k, v in got.items()} == want
+    # and the report, with the same options
+    capsys.readouterr()
+    assert main(["report", "sim-theft", "--format", "json", "--model", "haircut", "--home", str(ws.home),
+                 "--tags-as-of", a.manifest["tags"]["as_of"]] + args[-4:]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    got = {(e["entity"], e["chain"], e["asset"]): int(Decimal(e["amount"]).scaleb(dec[(e["entity"], e["chain"],
+                                                                                      e["asset"])]))
+           for e in rep["endpoints"]}
+    assert got == want and rep["report"]["params"]["as_of"]["heights"] == heights
 
 
 def test_a_replaced_tag_snapshot_is_reported(moved_on, tmp_path):

@@ -54,6 +54,11 @@ class Packets:
     index: Path
 
 
+def _trim(text: str) -> str:
+    """A decimal amount without trailing zeros (749.000000000000000000 -> 749)."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "entity"
 
@@ -132,7 +137,7 @@ def build_packets(exported: Exported) -> list[dict[str, Any]]:
             dec = p["decimals"][(chain, asset)]
             amounts.append({"chain": chain, "asset": asset, "symbol": p["symbols"][(chain, asset)], "decimals": dec,
                             "by_model": {m: {"amount": str(per[m]["amount"]),
-                                             "display": format_units(per[m]["amount"], dec),
+                                             "display": _trim(format_units(per[m]["amount"], dec)),
                                              "usd": round(per[m]["usd"], 2) if per[m]["usd"] is not None else None}
                                          for m in models if m in per}})
         deposits = []
@@ -196,9 +201,9 @@ def letter(packet: Mapping[str, Any], template: str, fields: Mapping[str, str] |
         if held:
             unit = d["asset"] if not d["asset"].startswith("0x") else next(
                 (a["symbol"] for a in packet["amounts"] if a["asset"] == d["asset"] and a["symbol"]), d["asset"])
-            at_most = ", ".join(f"{m}: {format_units(int(v), d['decimals'])}"
+            at_most = ", ".join(f"{m}: {_trim(format_units(int(v), d['decimals']))}"
                                 for m, v in d["stolen_still_held_at_most"].items())
-            unspent.append(f"  - {d['address']} ({d['chain']}): holds {format_units(held, d['decimals'])} {unit}; "
+            unspent.append(f"  - {d['address']} ({d['chain']}): holds {_trim(format_units(held, d['decimals']))} {unit}; "
                            f"stolen funds still there at most {at_most}")
     since = packet.get("incident_since")
     inc_since = f" (from {since[:10]})" if since else ""
@@ -208,7 +213,8 @@ def letter(packet: Mapping[str, Any], template: str, fields: Mapping[str, str] |
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
         "amounts": "\n".join(amounts) or "  (none)",
         "unspent": "\n".join(unspent) or "  (nothing is still held at those addresses)",
-        "models": "poison (every coin touched counts whole), haircut (in proportion) and FIFO (first in, first out)",
+        "models": "poison (every coin that touched stolen funds counts whole), haircut (in proportion) and FIFO "
+                  "(first in, first out)",
         "bundle_file": packet["bundle"]["file"], "bundle_sha256": packet["bundle"]["sha256"],
         "manifest_sha256": packet["bundle"]["manifest_sha256"],
         "requester": "", "contact": "", "case_reference": "",
@@ -234,23 +240,29 @@ def _packet_csv(p: Mapping[str, Any]) -> str:
 _CSS = """body{font:14px/1.45 Georgia,serif;max-width:52em;margin:2em auto;color:#111}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #999}
 table{border-collapse:collapse;width:100%;font:12px/1.3 monospace;margin:.6em 0}
-td,th{border:1px solid #bbb;padding:3px 5px;text-align:left;vertical-align:top;word-break:break-all}
+td,th{border:1px solid #bbb;padding:3px 5px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+td.n{white-space:nowrap}
 pre.letter{white-space:pre-wrap;font:14px/1.5 Georgia,serif;border:1px solid #ccc;padding:1em}
 .meta{color:#444;font-size:12px}@media print{h2{page-break-after:avoid}table{page-break-inside:auto}}"""
 
 
 def _packet_html(p: Mapping[str, Any], text: str) -> str:
     e = html.escape
+
+    def unit(d: Mapping[str, Any]) -> str:
+        return next((a["symbol"] for a in p["amounts"] if a["asset"] == d["asset"] and a["symbol"]), d["asset"])
+
     rows = []
     for d in p["deposits"]:
         for a in d["arrivals"]:
-            amounts = "<br>".join(f"{e(m)}: {e(format_units(int(v), d['decimals']))}" for m, v in a["by_model"].items())
-            rows.append(f"<tr><td>{e(d['chain'])}</td><td>{e(d['address'])}</td><td>{e(d['asset'])}</td>"
-                        f"<td>{amounts}</td><td>{e(a['txid'])}</td><td>{e(str(a['height']))}</td>"
+            amounts = "<br>".join(f"{e(m)}: {e(_trim(format_units(int(a['by_model'][m]), d['decimals'])))}"
+                                  for m in p["models"] if m in a["by_model"])
+            rows.append(f"<tr><td class=n>{e(d['chain'])}</td><td>{e(d['address'])}</td><td class=n>{e(unit(d))}</td>"
+                        f"<td class=n>{amounts}</td><td>{e(a['txid'])}</td><td class=n>{e(str(a['height']))}</td>"
                         f"<td>{e(a['time'] or '')}</td></tr>")
-    held = "".join(f"<tr><td>{e(d['chain'])}</td><td>{e(d['address'])}</td><td>{e(d['asset'])}</td>"
-                   f"<td>{e(format_units(int(d['held_now']), d['decimals']))}</td><td>"
-                   + "<br>".join(f"{e(m)}: {e(format_units(int(v), d['decimals']))}"
+    held = "".join(f"<tr><td class=n>{e(d['chain'])}</td><td>{e(d['address'])}</td><td class=n>{e(unit(d))}</td>"
+                   f"<td class=n>{e(_trim(format_units(int(d['held_now']), d['decimals'])))}</td><td class=n>"
+                   + "<br>".join(f"{e(m)}: {e(_trim(format_units(int(v), d['decimals'])))}"
                                  for m, v in d["stolen_still_held_at_most"].items()) + "</td></tr>"
                    for d in p["deposits"])
     amounts = "".join(f"<tr><td>{e(a['chain'])}</td><td>{e(a['symbol'] or a['asset'])}</td>"
