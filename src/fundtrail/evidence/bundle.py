@@ -133,6 +133,25 @@ def tag_sources(view: Workspace) -> list[dict[str, Any]]:
     return pins
 
 
+def coinjoin_rules(view: Workspace) -> dict[str, Any]:
+    """The CoinJoin rule, the detectors' constants of this version, and the verdicts per chain at the pins;
+    the deposit-address heuristic's default parameters (cluster runs do not record other values)."""
+    from dataclasses import asdict
+
+    from fundtrail.cluster import coinjoin as cj
+    from fundtrail.cluster.deposit import DepositParams
+
+    counts: dict[str, int] = {}
+    if view.row_count("coinjoin_txs"):
+        t = view.query("SELECT chain, count(*) AS n FROM coinjoin_txs GROUP BY chain ORDER BY chain")
+        counts = dict(zip(t["chain"].to_pylist(), t["n"].to_pylist(), strict=True))
+    return {"rule": "a detected CoinJoin (coinjoin_txs) keeps its inputs apart in clustering and is traced through "
+                    "with haircut taint under every model",
+            "whirlpool_pools_sat": list(cj.WHIRLPOOL_POOLS), "wasabi_coordinators": list(cj.WASABI_COORDINATORS),
+            "wasabi2_min_output_sat": cj.WASABI2_MIN_OUTPUT, "not_multi_party": sorted(cj.NOT_MULTI_PARTY),
+            "detected_per_chain": counts, "deposit_address_defaults": asdict(DepositParams())}
+
+
 def actors_digest(ws: Workspace) -> str:
     t = ws.read("actors")
     rows = sorted(json.dumps(r, sort_keys=True, default=str) for r in t.to_pylist())
@@ -383,8 +402,7 @@ def export_bundle(ws: Workspace, incident_name: str, out: Path | str, *,
         "command": command or f"fundtrail evidence export {incident.name} --out {out.name}",
         "parameters": {"models": list(report.model_names), "primary": report.primary, "direction": direction,
                        "max_hops": max_hops, "dust": dust, "follow_mixers": follow_mixers,
-                       "coinjoin": "detected CoinJoins (coinjoin_txs) keep inputs apart in clustering and are "
-                                   "traced through with haircut taint under every model",
+                       "coinjoin": coinjoin_rules(view),
                        "heuristics": {c["chain"]: {"cluster_kind": c.get("cluster_kind"),
                                                    "change_heuristics": c.get("change_heuristics")} for c in chains}},
         "incident": incident.to_json(),
