@@ -472,7 +472,7 @@ def _raw_transactions(view: Workspace, chains: list[dict[str, Any]], places: Map
             info[chain] = {"source": None, "included": 0, "missing": sorted(p.txid for p in ps),
                            "note": f"no raw transaction source given for {chain} ({want} {chain}=...)"}
             continue
-        problems = [m for name, data in got.items() for m in check_raw(view, name, data)]
+        problems = [m for name, data in got.items() for m in check_raw(view, name, data, places)]
         if problems:
             raise EvidenceError(f"the raw transactions read for {chain} do not match the workspace", problems)
         files.update(got)
