@@ -130,6 +130,10 @@ def test_cli_verify_names_the_mismatch(bundle, sim, tmp_path, capsys):
     p = _rezip(files, tmp_path / "bad.zip")
     assert main(["evidence", "verify", str(p), "--home", str(ws.home)]) == 6
     assert name in capsys.readouterr().err
+    assert main(["evidence", "verify", str(p), "--offline"]) == 6  # the digest alone names it
+    assert name in capsys.readouterr().err
+    assert main(["evidence", "verify", str(e.path), "--offline"]) == 0
+    assert "give --key" in capsys.readouterr().out
 
 
 def test_paths_and_raw_transactions_are_checked_against_the_workspace(bundle, sim, tmp_path):

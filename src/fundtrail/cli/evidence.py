@@ -132,12 +132,16 @@ def register(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., help="The bundle (FILE.zip)."),
         replay: bool = typer.Option(False, "--replay", help="Re-run the trace as of the pinned heights and tags."),
         key: Path | None = typer.Option(None, "--key", help="The signer's public key (PEM) the signature must match."),
+        offline: bool = typer.Option(False, "--offline", help="Digests and signature only (no workspace: raw "
+                                     "transactions and paths are not checked against chain data)."),
         home: HomeOpt = None,
     ) -> None:
         """Check every digest, the signature and the raw transactions; exit 0, or non-zero naming each mismatch."""
         from fundtrail.evidence.verify import verify_bundle
 
-        ws = workspace(home)
+        if offline and replay:
+            raise UsageError("--replay needs the workspace: drop --offline")
+        ws = None if offline else workspace(home)
         with CliProgress():
             v = verify_bundle(bundle, ws, key=key, replay=replay)
         for line in v.summary():

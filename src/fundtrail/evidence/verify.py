@@ -111,6 +111,9 @@ def verify_bundle(path: Path | str, ws: Workspace | None = None, *, key: Path | 
     sig, pub = files.get(SIGNATURE), files.get(SIGNER)
     if sig is not None or pub is not None or key is not None:
         _check_signature(v, mbytes, sig, pub, key)
+    if v.signer is not None and key is None:
+        v.notes.append(f"the signature was checked with the key inside the bundle ({SIGNER}); give --key with the "
+                       "investigator's published key to know who signed")
     if ws is None:
         v.notes.append("no workspace: raw transactions and paths not checked against chain data")
         return v
