@@ -14,9 +14,10 @@ them once: a message for a person and an exit code; nothing else catches them on
     ├── SourceError                a remote source (JSON-RPC node, download) failed
     │   ├── RpcError               a JSON-RPC call answered with an error, or not at all
     │   └── FetchError             a download of a public data source failed
-    └── WorkspaceError             the workspace cannot be used as asked
-        ├── ChainMismatchError     a chain id / network differs from the one the workspace knows the chain by
-        └── LockedError            another writer holds the workspace
+    ├── WorkspaceError             the workspace cannot be used as asked
+    │   ├── ChainMismatchError     a chain id / network differs from the one the workspace knows the chain by
+    │   └── LockedError            another writer holds the workspace
+    └── EvidenceError              an evidence bundle does not verify (names each file, tx or digest)
 """
 
 from __future__ import annotations
@@ -124,3 +125,14 @@ class ChainMismatchError(WorkspaceError):
 
 class LockedError(WorkspaceError):
     pass
+
+
+class EvidenceError(FundtrailError):
+    """An evidence bundle that does not verify (a digest, the signature, a transaction or a replay differs).
+    ``problems`` names each file, transaction or digest that does not match."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = list(problems or [])
+        super().__init__(message + ("".join(f"\n  - {p}" for p in self.problems) if self.problems else ""))

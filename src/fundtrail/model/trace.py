@@ -55,6 +55,16 @@ class AssetAmount:
 
 
 @dataclass(frozen=True, slots=True)
+class Deposit:
+    """One arrival of traced funds at an endpoint's address: the transaction and the traced amount."""
+
+    address: str
+    txid: str
+    amount: int
+    time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """Funds that reached an attributed service (or an attributed non-service entity, e.g. a mixer)."""
 
@@ -73,6 +83,7 @@ class Endpoint:
     addresses: tuple[str, ...] = ()
     symbol: str | None = None
     sanctioned: bool = False
+    deposits: tuple[Deposit, ...] = ()  # every arrival (address, txid, amount): freeze requests need them all
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ from fundtrail.model.trace import (
     AssetAmount,
     Balance,
     Candidate,
+    Deposit,
     Endpoint,
     Holding,
     MixerUse,
@@ -78,7 +79,8 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
             usd=sum_usd([usd(prices, chain, asset, sym, v.time, v.amount, dec) for v in evs]) if prices else None,
             hops=min(v.hops for v in evs), first_seen=as_utc(min(v.time for v in evs)),
             last_seen=as_utc(max(v.time for v in evs)), paths=tuple(paths), addresses=tuple(addrs), symbol=sym,
-            sanctioned=any(v.label.sanctioned for v in evs)))
+            sanctioned=any(v.label.sanctioned for v in evs),
+            deposits=tuple(Deposit(v.address, v.txid, v.amount, as_utc(v.time)) for v in evs_sorted)))
     endpoints.sort(key=lambda e: (e.chain, e.asset, -e.amount, e.entity))
     arrivals: list[Arrival] = []
     for leg in legs.values():

@@ -21,6 +21,7 @@ from fundtrail.model.trace import Seed, TraceResult
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import Workspace
 from fundtrail.trace import crossing as X
+from fundtrail.trace.asof import as_of
 from fundtrail.trace.assemble import assemble
 from fundtrail.trace.context import Ctx, to_unix
 from fundtrail.trace.frontier.evm import evm_leg, evm_seeds
@@ -34,9 +35,13 @@ MAX_ROUNDS = 4
 
 def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direction: str = "forward",
           max_hops: int = 20, dust: Any = None, since: Any = None, follow_mixers: bool = False,
-          prices: Any = None, progress: Progress = NullProgress()) -> TraceResult:
+          prices: Any = None, progress: Progress = NullProgress(), as_of_height: Any = None,
+          tags_as_of: Any = None) -> TraceResult:
     """Trace funds from ``seeds``. ``dust``: an int in base units for every asset, or a decimal string
-    in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds."""
+    in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds. ``as_of_height``
+    (H, ``CHAIN=H`` or a mapping) and ``tags_as_of`` (a time) trace the workspace as it stood then
+    (trace/asof.py)."""
+    ws = as_of(ws, as_of_height, tags_as_of)
     if model not in MODELS:
         raise UsageError(f"unknown taint model {model!r} (poison, haircut, fifo)")
     if direction not in ("forward", "backward"):
@@ -85,7 +90,14 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
                                                 "follow_mixers": follow_mixers, "rounds": rounds,
                                                 "transactions_traced": sum(leg.txs for leg in legs.values()),
                                                 "seconds": round(elapsed, 4),
-                                                "warnings": clustering_warnings(ws, sorted(legs))})
+                                                "warnings": clustering_warnings(ws, sorted(legs)),
+                                                **_as_of_params(ws)})
+
+
+def _as_of_params(ws: Workspace) -> dict[str, Any]:
+    """The pins of an as-of view (trace/asof.py) for ``TraceResult.params``; nothing for a plain workspace."""
+    pins = getattr(ws, "pins", None)
+    return {"as_of": pins} if pins is not None else {}
 
 
 def clustering_warnings(ws: Workspace, chains: Sequence[str]) -> list[str]:
