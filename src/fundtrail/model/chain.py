@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
-from fundtrail.errors import NotFoundError
+from fundtrail.errors import NotFoundError, UsageError
 
 ChainKind = Literal["utxo", "evm"]
+
+# A chain name becomes a folder name in the workspace (tables/<table>/<chain>/) and a URL segment of the
+# service: lower-case letters, digits, '_' and '-', starting with a letter or digit, at most 32 characters.
+# ``\Z`` (not ``$``, which also matches before a trailing newline).
+CHAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
+GLOBAL_KEY = "_"  # the key of the tables that are not per chain (``fundtrail.store.GLOBAL``)
+
+
+def check_chain_name(name: object) -> str:
+    """``name`` if it is a valid chain name (see :data:`CHAIN_NAME`), else UsageError naming it."""
+    if not isinstance(name, str) or CHAIN_NAME.match(name) is None:
+        raise UsageError(f"invalid chain name {name!r}: use 1-32 lower-case letters, digits, '_' or '-', "
+                         "starting with a letter or digit")
+    return name
+
+
+def check_chain_key(key: object) -> str:
+    """A chain name or the global key ``_``: what may become a path segment of the workspace."""
+    return GLOBAL_KEY if key == GLOBAL_KEY else check_chain_name(key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fundtrail.errors import LockedError, NotFoundError, UsageError, WorkspaceError
+from fundtrail.model.chain import check_chain_key
 from fundtrail.store import schema as S
 
 MANIFEST = "manifest.json"
@@ -365,7 +366,7 @@ class Transaction:
     # parts
     def _new_part(self, table: str, chain: str) -> tuple[Path, Path, Path]:
         """A fresh part name: (path relative to HOME, its path, the temporary path it is written to)."""
-        rel = Path("tables") / table / chain / f"{uuid.uuid4().hex}.parquet"
+        rel = Path("tables") / table / check_chain_key(chain) / f"{uuid.uuid4().hex}.parquet"
         path = self.ws.home / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         return rel, path, path.with_suffix(".tmp")
@@ -402,7 +403,7 @@ class Transaction:
     def write_file(self, group: str, chain: str, write: Any, suffix: str = ".bin") -> str:
         """Write a new file with ``write(path)``, fsync it, and return its path relative to HOME. It is part
         of the workspace only once an entry of :meth:`set_files` names it and the transaction commits."""
-        rel = Path("files") / group / chain / f"{uuid.uuid4().hex}{suffix}"
+        rel = Path("files") / group / check_chain_key(chain) / f"{uuid.uuid4().hex}{suffix}"
         path = self.ws.home / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

@@ -30,7 +30,7 @@ from fundtrail.errors import ChainMismatchError, RpcError, SourceError
 from fundtrail.ingest.evm import mappers as M
 from fundtrail.ingest.evm.client import METHOD_NOT_FOUND, CallError, RpcClient, open_client
 from fundtrail.ingest.evm.tokens import fetch_tokens, tokens_table
-from fundtrail.model.chain import EVM_CHAIN_IDS, evm_native_asset
+from fundtrail.model.chain import EVM_CHAIN_IDS, check_chain_name, evm_native_asset
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.addresses import AddressBook
 from fundtrail.store.workspace import Workspace
@@ -399,6 +399,7 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
     """
     if trace_method not in ("auto", *TRACE_METHODS):
         raise ValueError(f"trace_method must be auto, debug, trace or none, not {trace_method!r}")
+    check_chain_name(chain)
     t0 = time.monotonic()
     own = client is None
     cl = client or open_client(rpc_url, max_batch=max_batch, timeout=timeout)
