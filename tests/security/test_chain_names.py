@@ -32,6 +32,10 @@ def test_real_names_pass(name):
 
 def test_global_key_is_a_key_not_a_name():
     assert check_chain_key(GLOBAL) == GLOBAL
+    assert check_chain_key("ds=graphsense_sim-sanctions") == "ds=graphsense_sim-sanctions"
+    for bad in ("ds=../x", "ds=a/b", "ds=x\n", "ds="):
+        with pytest.raises(UsageError):
+            check_chain_key(bad)
     with pytest.raises(UsageError):
         check_chain_name(GLOBAL)
 

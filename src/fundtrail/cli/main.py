@@ -10,6 +10,7 @@ import importlib
 import sys
 
 import typer
+from rich.text import Text
 
 from fundtrail.cli.common import err_console, setup_logging
 from fundtrail.errors import FundtrailError
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except FundtrailError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        err_console.print(Text.assemble(("error:", "bold red"), " ", str(e)), highlight=False, soft_wrap=True)
         return e.exit_code
     except typer.Abort:
         err_console.print("aborted")

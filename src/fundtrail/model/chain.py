@@ -25,9 +25,16 @@ def check_chain_name(name: object) -> str:
     return name
 
 
+# the part key of one dataset of a global table (``fundtrail.attribution.history``): ``ds=`` and a sanitised name
+DATASET_KEY = re.compile(r"ds=[A-Za-z0-9._=-]{1,240}\Z")
+
+
 def check_chain_key(key: object) -> str:
-    """A chain name or the global key ``_``: what may become a path segment of the workspace."""
-    return GLOBAL_KEY if key == GLOBAL_KEY else check_chain_name(key)
+    """What may become a path segment of the workspace: a chain name, the global key ``_`` or a dataset
+    part key (``ds=…``); anything else is a UsageError."""
+    if key == GLOBAL_KEY or (isinstance(key, str) and DATASET_KEY.match(key)):
+        return key  # type: ignore[return-value]
+    return check_chain_name(key)
 
 
 @dataclass(frozen=True, slots=True)
