@@ -249,6 +249,9 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
 
     t0 = time.monotonic()
     info = client.call("getblockchaininfo")
+    if not isinstance(info, dict):
+        raise RpcError(f"getblockchaininfo answered a {type(info).__name__}, not an object",
+                       url=getattr(client, "url", None), method="getblockchaininfo")
     node_net = CORE_CHAIN_NAMES.get(str(info.get("chain")), str(info.get("chain")))
     if node_net != net.name:
         raise ChainMismatchError(f"the node is on {node_net!r}, not {net.name!r}")
@@ -322,6 +325,10 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
                 break
             time.sleep(poll_interval)
         return ing.stats(time.monotonic() - t0)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        # an answer of the wrong shape (a hostile or broken node): a clear error, nothing half-written
+        raise RpcError(f"unexpected answer from the node ({type(e).__name__}: {str(e)[:200]})",
+                       url=getattr(client, "url", None)) from e
     finally:
         task.close()
         ing.close()

@@ -438,7 +438,9 @@ def ingest_rpc(ws: Workspace, url: str, network: BitcoinNetwork | str = "mainnet
     from fundtrail.ingest.bitcoin.rpc import HttpRpc, ingest_from_node
 
     transport = tuning.pop("transport", None)
-    client = HttpRpc(url, cookie=cookie, transport=transport, timeout=tuning.pop("timeout", 60.0))
+    client = HttpRpc(url, cookie=cookie, transport=transport, timeout=tuning.pop("timeout", 60.0),
+                     limits=tuning.pop("limits", None), **{k: tuning.pop(k) for k in ("retries", "backoff")
+                                                           if k in tuning})
     try:
         return ingest_from_node(ws, client, _network(network), follow=follow, progress=progress, **tuning)
     finally:

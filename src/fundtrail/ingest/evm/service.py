@@ -31,12 +31,15 @@ from fundtrail.ingest.evm import mappers as M
 from fundtrail.ingest.evm.client import METHOD_NOT_FOUND, CallError, RpcClient, open_client
 from fundtrail.ingest.evm.tokens import fetch_tokens, tokens_table
 from fundtrail.model.chain import EVM_CHAIN_IDS, check_chain_name, evm_native_asset
+from fundtrail.netclient import HttpLimits
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.addresses import AddressBook
 from fundtrail.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+# what reading an answer of the wrong shape raises (a string where a dict was expected, a missing field …)
+MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
 EVM_TABLES = ("evm_blocks", "evm_transactions", "evm_transfers", "evm_logs")
 TRACE_METHODS = ("debug", "trace", "none")
 MAX_REORG_DEPTH = 10_000
@@ -385,7 +388,7 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
                max_batch: int = 100, trace_method: str = "auto", receipts_method: str = "auto",
                poll_interval: float = 2.0, max_polls: int | None = None, client: RpcClient | None = None,
                should_stop: Callable[[], bool] | None = None, prefetch: bool = True, trace_batch_txs: int = 200,
-               timeout: float = 60.0) -> IngestStats:
+               timeout: float = 60.0, limits: HttpLimits | None = None, retries: int = 6) -> IngestStats:
     """Ingest blocks ``start``..``end`` (default: after the stored tip, up to the node's tip) of the EVM
     chain named ``chain`` from ``rpc_url`` (http(s):// or a file:// replay). With ``follow``, keep polling
     for new blocks (``poll_interval`` seconds; ``max_polls`` bounds it, e.g. for tests).
@@ -396,13 +399,15 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
     committed (commits stay in order, one per batch, on the calling thread). Trace requests go out in JSON-RPC
     batches of at most ``trace_batch_txs`` transactions. ``timeout``: seconds per HTTP request (a batch that
     times out is split; a single request that keeps timing out raises RpcError naming method and block).
+    ``limits``: size cap and per-call deadline of each HTTP call (``client.DEFAULT_LIMITS``); ``retries``:
+    attempts after the first for errors worth retrying (with exponential backoff).
     """
     if trace_method not in ("auto", *TRACE_METHODS):
         raise ValueError(f"trace_method must be auto, debug, trace or none, not {trace_method!r}")
     check_chain_name(chain)
     t0 = time.monotonic()
     own = client is None
-    cl = client or open_client(rpc_url, max_batch=max_batch, timeout=timeout)
+    cl = client or open_client(rpc_url, max_batch=max_batch, timeout=timeout, limits=limits, retries=retries)
     run = _Run(ws, cl, chain, progress or NullProgress(), batch_blocks=batch_blocks, trace_method=trace_method,
                receipts_method=receipts_method, trace_batch_txs=trace_batch_txs)
     pool: ThreadPoolExecutor | None = None
@@ -459,6 +464,9 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
                 break
             time.sleep(poll_interval)
             run.check_tip()
+    except MALFORMED as e:  # an answer of the wrong shape (a hostile or broken node): a clear error
+        raise RpcError(f"unexpected answer from the node ({type(e).__name__}: {str(e)[:200]})",
+                       url=cl.url) from e
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
