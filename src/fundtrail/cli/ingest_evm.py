@@ -31,15 +31,11 @@ def register(ingest_app: typer.Typer) -> None:
         from fundtrail.ingest.evm.service import ingest_evm
 
         ws = workspace(home)
-        with CliProgress() as progress:
-            try:
-                st = ingest_evm(ws, rpc, chain, start=start, end=end, follow=follow, progress=progress,
-                                batch_blocks=batch_blocks, trace_method=trace, timeout=rpc_timeout,
-                                limits=HttpLimits(max_bytes=rpc_max_mb << 20, timeout=rpc_timeout,
-                                                  deadline=rpc_deadline), retries=rpc_retries)
-            except KeyboardInterrupt:
-                console.print("stopped; the last committed batch is kept and the next run resumes after it")
-                return
+        with CliProgress() as progress:  # Ctrl-C: main() says what is kept and exits 130
+            st = ingest_evm(ws, rpc, chain, start=start, end=end, follow=follow, progress=progress,
+                            batch_blocks=batch_blocks, trace_method=trace, timeout=rpc_timeout,
+                            limits=HttpLimits(max_bytes=rpc_max_mb << 20, timeout=rpc_timeout,
+                                              deadline=rpc_deadline), retries=rpc_retries)
         rng = f"{st.first_height}..{st.last_height}" if st.blocks else "nothing new"
         console.print(f"{st.chain} (chain id {st.chain_id}): {st.blocks:,} blocks ({rng}), {st.transactions:,} "
                       f"transactions, {st.transfers:,} transfers, {st.logs:,} logs, {st.tokens:,} new tokens; "
