@@ -274,6 +274,8 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
         return out
 
     polls = 0
+    unsettled = 0  # consecutive fetches spoilt by a reorganisation
+    client_url = getattr(client, "url", None)
     try:
         while True:
             tip_h, tip_hash = ing.tip()
@@ -294,13 +296,27 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
             while nxt <= target:
                 hs = list(range(nxt, min(nxt + batch_blocks, target + 1)))
                 hashes = client.batch([("getblockhash", [h]) for h in hs])
-                blocks = client.batch([("getblock", [bh, 3]) for bh in hashes])
-                raws, knowns = [], {}
-                base = 0
+                try:
+                    blocks = client.batch([("getblock", [bh, 3]) for bh in hashes])
+                except RpcError as e:
+                    if e.code != -5:  # -5: a block of the range is gone: the chain changed in between
+                        raise
+                    blocks = None
                 cur_tip = ing.tip()[1]
-                if cur_tip is not None and blocks and blocks[0].get("previousblockhash") != cur_tip:
+                if blocks is None or any(not isinstance(x, dict) for x in blocks) or \
+                        (cur_tip is not None and blocks and blocks[0].get("previousblockhash") != cur_tip) or \
+                        any(blocks[i].get("previousblockhash") != blocks[i - 1].get("hash")
+                            for i in range(1, len(blocks))):
+                    # the node reorganised while the range was fetched: nothing of it is written; the
+                    # outer loop checks the stored tip against the node again and fetches anew
+                    unsettled += 1
+                    if unsettled > 5:
+                        raise RpcError(f"the node keeps reorganising blocks {hs[0]}..{hs[-1]}", url=client_url)
                     reorged = True
                     break
+                unsettled = 0
+                raws, knowns = [], {}
+                base = 0
                 for blk in blocks:
                     raw, known = raw_block_of(blk)
                     raws.append(raw)

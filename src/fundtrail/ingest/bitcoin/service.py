@@ -10,6 +10,7 @@ bounded by the batch size plus the indexes' RAM budget (``index_memory``), whate
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,10 @@ WRITE_OPTIONS: dict[str, dict[str, Any]] = {
     )
 }
 _TYPE_CODE = S.SCRIPT_TYPE_CODE
+# commits remembered with the address-id count after them (chain state ``id_marks``: [height, next id]),
+# the points a reorganisation can roll the address dictionary back to
+log = logging.getLogger(__name__)
+ID_MARKS = 512
 MERGE_BELOW_BATCH_BYTES = 4 << 20  # batches smaller than this merge the newest small parts (merge_tail)
 
 
@@ -210,6 +215,7 @@ class Ingester:
         if self.verify_merkle:
             self._check_merkle(b, heights, where)
         info = classify_outputs(b)
+        ids_before = self.addr.next_id
         out_addr = self.addr.ids(info.keys)
 
         tx_index = np.arange(len(b.tx_start)) - b.blk_ftx[b.tx_blk]
@@ -246,8 +252,12 @@ class Ingester:
                     for name in TABLES:
                         txn.merge_tail(name, self.chain, **self.write_options[name])
                     txn.merge_tail("addresses", self.chain, **ADDRESS_WRITE_OPTIONS["addresses"])
+                marks = list((self.ws.chain(self.chain) or {}).get("id_marks") or [])
+                if not marks:
+                    marks = [[int(heights[0]) - 1, ids_before]]
+                marks = (marks + [[tip_h, self.addr.next_id]])[-ID_MARKS:]
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name, tip_height=tip_h,
-                              tip_hash=tip_hex, **(chain_state or {}))
+                              tip_hash=tip_hex, id_marks=marks, **(chain_state or {}))
         except BaseException:
             self.addr.discard_pending()
             self.utxo.reload()
@@ -301,10 +311,25 @@ class Ingester:
 
     # --- reorganisation --------------------------------------------------------------------------------
     def rollback_to(self, fork_height: int) -> int:
-        """Remove every block above ``fork_height`` (a reorg): the store first, then the workspace."""
+        """Remove every block above ``fork_height`` (a reorg): the store first, then the workspace.
+
+        The rollback goes to the last commit at or below the fork (chain state ``id_marks``), so the
+        address ids handed out after it go too (:meth:`AddressIndex.forget_from`): the dictionary keeps no
+        address seen only in orphaned blocks, and ids equal a clean ingest of the final chain (same
+        batches). Returns how many blocks were removed."""
         tip_h, _ = self.tip()
         if tip_h is None or tip_h <= fork_height:
             return 0
+        marks = [m for m in (self.ws.chain(self.chain) or {}).get("id_marks") or [] if m[0] <= fork_height]
+        # a mark is usable where the workspace holds the block (its hash is the new tip), or at -1 (nothing)
+        while marks and marks[-1][0] >= 0 and self.stored_hash_at(int(marks[-1][0])) is None:
+            marks.pop()
+        first_id: int | None = None
+        if marks:
+            fork_height, first_id = int(marks[-1][0]), int(marks[-1][1])
+        else:
+            log.warning("chain %s: no address-id mark at or below height %d: the ids of addresses seen only in "
+                        "the orphaned blocks are kept", self.chain, fork_height)
         fork_hash = self.stored_hash_at(fork_height) if fork_height >= 0 else None
         # the index forgets the outputs created above the fork and gets back what was spent above it
         # (inputs carry the value, address and type of what they spent); outputs both created and spent
@@ -335,10 +360,14 @@ class Ingester:
                 for name in TABLES:
                     txn.truncate_above(name, self.chain, fork_height)
                 self.utxo.flush_into(txn)
+                if first_id is not None:
+                    self.addr.forget_from(first_id, txn)
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name,
-                              tip_height=fork_height if fork_height >= 0 else None, tip_hash=fork_hash)
+                              tip_height=fork_height if fork_height >= 0 else None, tip_hash=fork_hash,
+                              id_marks=marks)
         except BaseException:
             self.utxo.reload()
+            self.addr.discard_pending()
             raise
         n = tip_h - fork_height
         self.totals.rolled_back += n
@@ -398,6 +427,11 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                               tip_height=tip_h, start_height=start_height)
         if chain.fork_height is not None:
             ing.rollback_to(chain.fork_height)
+            new_h, new_hex = ing.tip()
+            if new_h != chain.fork_height:  # back to an earlier commit (its address-id mark): re-plan
+                chain = BF.best_chain(index, net, read_block,
+                                      tip_hash=bytes.fromhex(new_hex)[::-1] if new_hex else None,
+                                      tip_height=new_h, start_height=start_height)
         rows = chain.rows if max_blocks is None else chain.rows[:max_blocks]
         chain.rows = rows
         task = progress.task(f"ingest {net.chain} blocks", total=len(rows), unit="blocks")
