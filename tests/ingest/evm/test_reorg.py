@@ -109,7 +109,7 @@ class ReorgBeforeReceipts:
         self.inner.close()
 
 
-@pytest.mark.parametrize("receipts", ["block", "tx"])
+@pytest.mark.parametrize("receipts", ["block", pytest.param("tx", marks=pytest.mark.slow)])
 def test_reorg_between_blocks_and_receipts_refetches_the_batch(node, tmp_path, receipts):
     a = node.accounts
     node.send(a[0], fresh(0x40), value=ETH)
