@@ -154,8 +154,9 @@ def _btc(url, **kw):
                                         ("redirect", "refused")])
 def test_bitcoin_client_fails_cleanly(mode, match):
     with hostile_server(hostile_rpc(mode)) as (url, _):
-        with pytest.raises(RpcError, match=match):
+        with pytest.raises(RpcError, match=match) as ei:
             _btc(url.replace("http://", "http://alice:S3cretPass@") + "/").call("getblockcount")
+    assert "S3cretPass" not in str(ei.value) and "alice" not in str(ei.value)
 
 
 def test_bitcoin_client_retries_with_backoff():
@@ -257,6 +258,15 @@ def test_cli_evm_rpc_must_be_a_url(tmp_path, rpc, capsys):
     assert main(["ingest", "evm", "--rpc", rpc, "--chain", "ethereum", "--home", str(tmp_path / "ws")]) == 2
     err = capsys.readouterr().err
     assert "--rpc must be" in err and "root:" not in err
+
+
+@pytest.mark.parametrize("rpc", ["/etc/passwd", "file:///etc/passwd"])
+def test_cli_bitcoin_rpc_must_be_http(tmp_path, rpc, capsys):
+    from fundtrail.cli.main import main
+
+    assert main(["ingest", "bitcoin", "--rpc", rpc, "--network", "regtest", "--home", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert "--rpc must be an http:// or https:// URL" in err and "root:" not in err
 
 
 def test_open_client_without_files_refuses_replays():
