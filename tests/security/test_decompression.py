@@ -11,6 +11,8 @@ import tarfile
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fundtrail.decompress import CappedReader, DecompressLimits
 from fundtrail.errors import InputError, ResponseLimitError
@@ -150,3 +152,14 @@ def test_member_count_cap(tmp_path, monkeypatch):
             t.addfile(i, io.BytesIO(b""))
     with pytest.raises(ResponseLimitError, match="more than 10 members"):
         F._extract_tagfiles(buf.getvalue(), tmp_path, "http://127.0.0.1:1/x.tar.gz")
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(max_size=20_000), cut=st.integers(0, 20_000), kind=st.sampled_from(["bz2", "gz", "xz"]))
+def test_capped_reader_round_trips_any_data(data, cut, kind):
+    import lzma
+
+    comp = {"bz2": bz2.compress, "gz": gzip.compress, "xz": lzma.compress}[kind]
+    c = comp(data[:cut]) + comp(data[cut:])
+    got = io.BufferedReader(CappedReader(io.BytesIO(c), kind, DecompressLimits(1 << 20), what="x"), 4096).read()
+    assert got == data

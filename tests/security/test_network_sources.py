@@ -9,6 +9,8 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fundtrail.errors import ResponseLimitError, RpcError, SourceTimeout, UsageError
 from fundtrail.ingest.bitcoin.rpc import HttpRpc, read_cookie
@@ -315,3 +317,15 @@ def test_mock_transport_still_works():
     t = httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok"))
     with BoundedHttp(HttpLimits(), source="t", transport=t) as c:
         assert c.request("GET", "https://example.org/").body == b"ok"
+
+
+@given(user=st.text(alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=12),
+       pw=st.text(alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=6, max_size=24),
+       path=st.lists(st.text(alphabet="abcdefghij0123456789_-", min_size=1, max_size=40), max_size=4))
+def test_redacted_urls_never_hold_the_password(user, pw, path):
+    from urllib.parse import quote
+
+    url = f"http://{quote(user, safe='')}:{quote(pw, safe='')}@127.0.0.1:8545/" + "/".join(path)
+    for keep in (True, False):
+        red = redact_url(url, keep_path=keep)
+        assert quote(pw, safe="") not in red.split("127.0.0.1")[0] and "@" not in red
