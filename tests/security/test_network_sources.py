@@ -199,14 +199,17 @@ def test_cookie_must_be_a_core_cookie_and_goes_to_loopback_only(tmp_path):
         read_cookie(cookie, "http://node.invalid:8332/")
 
 
-def test_cli_cookie_file_is_not_exfiltrated(tmp_path):
+def test_cli_cookie_file_is_not_exfiltrated(tmp_path, capsys):
+    from fundtrail.cli.main import main
+
     conf = tmp_path / "app.conf"
     conf.write_text("line1:db_password=hunter2\n")
     with hostile_server(hostile_rpc("503")) as (url, seen):
-        r = run_limited(["ingest", "bitcoin", "--rpc", url + "/", "--rpc-cookie", str(conf), "--network",
-                         "regtest", "--home", str(tmp_path / "ws")], timeout=120)
-    assert r.returncode == 2, r.stderr
-    assert seen.requests == [] and "hunter2" not in r.stderr + r.stdout
+        code = main(["ingest", "bitcoin", "--rpc", url + "/", "--rpc-cookie", str(conf), "--network", "regtest",
+                     "--home", str(tmp_path / "ws")])
+    out = capsys.readouterr()
+    assert code == 2, out.err
+    assert seen.requests == [] and "hunter2" not in out.err + out.out
 
 
 # --- the CLI against hostile nodes (subprocess, memory and time limits) -----------------------------------
@@ -215,7 +218,7 @@ LIMITS = ["--rpc-max-mb", "8", "--rpc-timeout", "1", "--rpc-deadline", "1.5", "-
 SLOW = pytest.mark.slow
 
 
-@pytest.mark.parametrize("mode,match", [("big", "larger than the 8,388,608-byte limit"),
+@pytest.mark.parametrize("mode,match", [pytest.param("big", "larger than the 8,388,608-byte limit", marks=SLOW),
                                         ("deep", "nested too deeply"),
                                         pytest.param("wrongtype", "unexpected answer from the node", marks=SLOW),
                                         pytest.param("slow", "deadline", marks=SLOW)])
@@ -229,7 +232,7 @@ def test_cli_ingest_evm_against_a_hostile_node(tmp_path, mode, match):
 
 
 @pytest.mark.parametrize("mode,match", [pytest.param("big", "larger than", marks=SLOW),
-                                        ("deep", "nested too deeply"),
+                                        pytest.param("deep", "nested too deeply", marks=SLOW),
                                         pytest.param("wrongtype-str", "answered a str", marks=SLOW),
                                         pytest.param("garbage", "giving up", marks=SLOW)])
 def test_cli_ingest_bitcoin_against_a_hostile_node(tmp_path, mode, match):
