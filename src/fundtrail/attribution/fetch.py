@@ -21,7 +21,9 @@ import httpx
 
 from fundtrail.attribution.records import ImportStats, now
 from fundtrail.attribution.service import import_paths
+from fundtrail.attribution.trust import Provenance
 from fundtrail.errors import FetchError, UsageError
+from fundtrail.principal import Principal, cli_principal
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import Workspace
 
@@ -99,13 +101,20 @@ def _file_name(url: str, name: str, i: int) -> str:
 
 
 def fetch(ws: Workspace, name: str, *, urls: Sequence[str] | None = None, fetcher: Fetcher | None = None,
-          as_of: dt.datetime | dt.date | str | None = None, progress: Progress = NullProgress()) -> ImportStats:
+          as_of: dt.datetime | dt.date | str | None = None, progress: Progress = NullProgress(),
+          principal: Principal | None = None, confirm: bool = False) -> ImportStats:
     """Download source ``name`` into HOME/downloads/<name>/<UTC date>/ and import it.
 
     The snapshot date is ``as_of`` if given, else what the files say (SDN.XML's publish date …), else today.
+    Only a download from the source's built-in official URLs is authoritative (OFAC) or curated
+    (GraphSense, Etherscan, the per-asset lists); from any other URL the files are the caller's own
+    import (trust.py).
     """
     src = SOURCES.get(name)
     chosen = source_urls(ws, name, urls)
+    prov = Provenance(principal or cli_principal(ws.home), fetched=True,
+                      official=src is not None and tuple(chosen) == src.urls, fetch_source=name,
+                      source_url=" ".join(chosen)[:2000], confirm=confirm)
     own = fetcher is None
     f: Fetcher = fetcher or HttpFetcher()
     day = now().date().isoformat()
@@ -128,7 +137,7 @@ def fetch(ws: Workspace, name: str, *, urls: Sequence[str] | None = None, fetche
         if own and isinstance(f, HttpFetcher):
             f.close()
     # no as_of: the files' own date (SDN.XML's publish date, a TagPack's lastmod), else today (mtime)
-    return import_paths(ws, written, as_of=as_of, progress=progress)
+    return import_paths(ws, written, as_of=as_of, progress=progress, provenance=prov)
 
 
 def _extract_tagfiles(data: bytes, target: Path, url: str) -> list[Path]:
