@@ -463,27 +463,28 @@ def read_address_json(path: Path, *, as_of: dt.datetime | None = None) -> Parsed
     return out
 
 
-CASE_LOST = ("the source lower-cased this base58 address and no earlier version of the list holds it, so "
-             "its original case cannot be restored; not imported (import sdn.csv, SDN.XML or the per-asset "
-             "lists for it)")
+CASE_LOST = ("the source lower-cased this base58 address and no version of the list holds it with its case, "
+             "so it is not used (import sdn.csv, SDN.XML or the per-asset lists for it; it is restored then)")
+#: marks the stored rows of such addresses (``note``); they count once a version gives the case
+CASE_LOST_NOTE = "address lower-cased by the source"
 
 
-def restore_case(snap: Snapshot, known: dict[tuple[str, str], str], issues: list[Issue]) -> pa.Table | None:
-    """Rows for the lower-cased base58 addresses of a JSON mirror copy whose original case an earlier
-    version of the same list holds (``known``: (chain, lower-cased address) -> address); the others are
-    reported. Without this, a lossy copy would look like a delisting of every legacy Bitcoin address."""
-    entries: list[SdnEntry] = []
-    for e in snap.case_lost:
-        kept = []
-        for code, addr, line in e.addresses:
-            real = known.get((C.chain_for_asset(code, addr), addr.lower()))
-            if real is None:
-                issues.append(Issue(snap.path, line, CASE_LOST, address=addr))
-            else:
-                kept.append((code, real, line))
-        if kept:
-            entries.append(SdnEntry(e.uid, e.name, e.sdn_type, e.programs, e.line, addresses=kept))
-    if not entries:
+def case_lost_rows(snap: Snapshot, issues: list[Issue]) -> pa.Table | None:
+    """The rows of a JSON mirror copy's lower-cased base58 addresses, as written and marked
+    (:data:`CASE_LOST_NOTE`). They are stored with the version and count only while some version of the
+    same list holds the address with its case (service._resolve_case), so a lossy copy never looks like
+    a delisting of every legacy Bitcoin address, whatever order the copies are imported in."""
+    if not snap.case_lost:
         return None
-    return entries_snapshot(entries, path=Path(snap.path), dataset=snap.dataset, as_of=snap.as_of,
-                            fmt=snap.format, issues=issues).tags
+    b = TagBuilder(snap.path, source=SOURCE, dataset=snap.dataset, issues=issues)
+    imported = now()
+    conf = level_value(CONFIDENCE_NAME)
+    for e in snap.case_lost:
+        program = ", ".join(e.programs) or None
+        for code, addr, line in e.addresses:
+            b.add(chain=C.chain_for_asset(code, addr), address=addr, line=line, validate=False, label=e.name,
+                  category=T.SANCTIONED, entity=e.name, confidence=conf, confidence_name=CONFIDENCE_NAME,
+                  source_category=f"Digital Currency Address - {code}", actor=actor_slug(e.name),
+                  is_cluster_definer=True, program=program, imported_at=imported, as_of=snap.as_of,
+                  asset=code.upper(), sanctioned=True, note=f"SDN uid {e.uid}; {CASE_LOST_NOTE}")
+    return b.table()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fundtrail.attribution import chains as C
 from fundtrail.attribution import csvtags, detect, etherscan, fbi, history, ofac, tagpack
 from fundtrail.attribution import trust as TR
 from fundtrail.attribution.records import (
@@ -217,10 +218,11 @@ def _actor_tables(parsed: list[Parsed], prov: TR.Provenance) -> list[pa.Table]:
 
 
 def _keys(t: pa.Table) -> set[tuple]:
+    """The (chain, address) pairs a version lists: what a delisting is counted in (copies of one list in
+    other formats spell names differently; an address leaving the list is what matters)."""
     if t.num_rows == 0:
         return set()
-    cols = [t[k].to_pylist() for k in history.KEY]
-    return set(zip(*cols, strict=True))
+    return set(zip(t["chain"].to_pylist(), t["address"].to_pylist(), strict=True))
 
 
 def _store_dataset(ws: Workspace, txn, dataset: str, by_date: dict[dt.datetime, _Version],  # noqa: ANN001
@@ -230,19 +232,31 @@ def _store_dataset(ws: Workspace, txn, dataset: str, by_date: dict[dt.datetime, 
     old = ws.read("tag_observations", key)
     mine = [m for m in meta if m["dataset"] == dataset]
     version = max((m["version"] for m in mine), default=0)
-    known = _case_map(old)
     added_tables: list[pa.Table] = []
     for as_of, v in sorted(by_date.items()):
         pl = v.placement
         issues: list[Issue] = []
         tables = [s.tags for s in v.snaps]
         for s in v.snaps:
-            if s.case_lost:
-                restored = ofac.restore_case(s, known, issues)
-                if restored is not None:
-                    tables.append(restored)
+            lost = ofac.case_lost_rows(s, issues)
+            if lost is not None:
+                tables.append(lost)
         stats.issues += issues
         new = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if any(s.case_lost for s in v.snaps):
+            # version 0 marks the new rows while the whole dataset restores their case
+            usable = _resolve_case(pa.concat_tables([old, *added_tables, _stamp(new, pl, prov, 0, v, "")],
+                                                    promote_options="permissive"))
+            usable = usable.filter(pc.equal(usable["version"], 0))
+            held = {(c, a.lower()) for c, a in _keys(usable)}
+            for s in v.snaps:
+                for e in s.case_lost:
+                    for code, addr, line in e.addresses:
+                        if (C.chain_for_asset(code, addr), addr.lower()) not in held:
+                            stats.issues.append(Issue(s.path, line, ofac.CASE_LOST, address=addr,
+                                                      level="warning"))
+        else:
+            usable = None
         digest = v.digests[0] if len(v.digests) == 1 else hashlib.sha256(
             "".join(sorted(v.digests)).encode()).hexdigest()
         current = [m for m in mine if not m["superseded"]]
@@ -252,7 +266,7 @@ def _store_dataset(ws: Workspace, txn, dataset: str, by_date: dict[dt.datetime, 
             continue
         earlier = [m for m in current if m["as_of"] < as_of]
         pred = same[0] if same else (max(earlier, key=lambda m: m["as_of"]) if earlier else None)
-        new_keys = _keys(new)
+        new_keys = _keys(usable) if usable is not None else _keys(new)
         gone = 0
         reasons = []
         if pred is not None:
@@ -274,7 +288,7 @@ def _store_dataset(ws: Workspace, txn, dataset: str, by_date: dict[dt.datetime, 
                                       "kept)", skipped=True))
             continue
         version += 1
-        new = _stamp(new, pl, prov, version, v, digest)
+        new = history.dedupe(_stamp(new, pl, prov, version, v, digest), con)
         added_tables.append(new)
         row = {"dataset": dataset, "version": version, "as_of": as_of, "publication": pl.publication,
                "tier": pl.tier, "importer": prov.principal.name, "imported_at": now(),
@@ -300,7 +314,7 @@ def _store_dataset(ws: Workspace, txn, dataset: str, by_date: dict[dt.datetime, 
     live = [m["version"] for m in mine if not m["superseded"]]
     cur = obs.filter(pc.or_kleene(pc.is_in(obs["version"], value_set=pa.array(live, pa.int64())),
                                   pc.is_null(obs["version"])))
-    tags = history.rebuild(history.dedupe(cur, con), con)
+    tags = history.rebuild(history.dedupe(_resolve_case(cur), con), con)
     txn.replace("tags", key, tags)
     stats.delisted += int(pc.sum(pc.is_valid(tags["valid_to"])).as_py() or 0) if tags.num_rows else 0
     first = pc.min(cur["as_of"]) if cur.num_rows else None
@@ -309,13 +323,25 @@ def _store_dataset(ws: Workspace, txn, dataset: str, by_date: dict[dt.datetime, 
         stats.added += int(pc.sum(later).as_py() or 0)
 
 
-def _case_map(obs: pa.Table) -> dict[tuple[str, str], str]:
-    """(chain, lower-cased address) -> address, for the mixed-case addresses a dataset already holds."""
+def _resolve_case(obs: pa.Table) -> pa.Table:
+    """``obs`` with the rows of lower-cased base58 addresses (ofac.CASE_LOST_NOTE) given the case another
+    row of the dataset holds them with, and without those no row holds: computed over the whole dataset
+    each time, so the result does not depend on the order the versions were imported in."""
     if obs.num_rows == 0:
-        return {}
-    mixed = obs.filter(pc.not_equal(obs["address"], pc.utf8_lower(obs["address"])))
-    return {(c, a.lower()): a for c, a in zip(mixed["chain"].to_pylist(), mixed["address"].to_pylist(),
-                                              strict=True)}
+        return obs
+    flagged = pc.fill_null(pc.match_substring(obs["note"], ofac.CASE_LOST_NOTE), False)
+    if not pc.any(flagged).as_py():
+        return obs
+    good = obs.filter(pc.invert(flagged))
+    lost = obs.filter(flagged)
+    mixed = good.filter(pc.not_equal(good["address"], pc.utf8_lower(good["address"])))
+    known = {(c, a.lower()): a for c, a in zip(mixed["chain"].to_pylist(), mixed["address"].to_pylist(),
+                                               strict=True)}
+    fixed = [known.get((c, a)) for c, a in zip(lost["chain"].to_pylist(), lost["address"].to_pylist(),
+                                                 strict=True)]
+    lost = lost.set_column(lost.schema.get_field_index("address"), "address", pa.array(fixed, pa.string()))
+    lost = lost.filter(pc.is_valid(lost["address"]))
+    return pa.concat_tables([good, lost]) if lost.num_rows else good
 
 
 def _stamp(t: pa.Table, pl: TR.Placement, prov: TR.Provenance, version: int, v: _Version,

@@ -28,7 +28,7 @@ def _fmt(json_out: bool, csv_out: bool) -> str:
     return "json" if json_out else "csv" if csv_out else "table"
 
 
-#: exit code of an import that stored what it could but skipped files or refused snapshots
+#: exit code of an import that stored what it could but skipped files or refused snapshots (TagFileError)
 PARTIAL = 3
 
 
@@ -54,8 +54,9 @@ def _print_stats(stats, max_issues: int) -> None:  # noqa: ANN001
         if len(stats.issues) > max_issues:
             err_console.print(f"  … {len(stats.issues) - max_issues} more (--max-issues N to see them)")
         if skipped:
-            err_console.print(f"partial import: {len(skipped)} files or snapshots skipped (exit code {PARTIAL})")
-            raise typer.Exit(PARTIAL)
+            from fundtrail.errors import TagFileError  # exit code 3 (PARTIAL), translated by cli.main
+
+            raise TagFileError(f"partial import: {len(skipped)} files or snapshots skipped; the rest is stored")
 
 
 def _cols(t: pa.Table, cols: list[str]) -> pa.Table:
