@@ -231,8 +231,10 @@ def save_incident(ws: Workspace, incident: Incident, *, replace: bool = False,
                 raise UsageError(f"incident {incident.name!r} already exists (use --replace to overwrite it)")
             _may_change(same[0], who)
             current = [i for i in current if i.name != incident.name]
-        if incident.owner is None:
-            incident = replace_(incident, owner=same[0].owner if same and same[0].owner else who.name)
+        if same and same[0].owner:
+            incident = replace_(incident, owner=same[0].owner)  # a replacement keeps the case's owner
+        elif incident.owner is None:
+            incident = replace_(incident, owner=who.name)
         txn.replace(TABLE, GLOBAL, _to_arrow([*current, incident]))
     return incident
 
