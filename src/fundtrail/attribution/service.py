@@ -190,7 +190,7 @@ def _place_all(parsed: list[Parsed], prov: TR.Provenance) -> dict[str, dict[dt.d
         for s in p.snapshots:
             files = [s.path, *s.extra_files]
             digests = [TR.sha256_file(Path(f)) for f in files]
-            pl = TR.place(s.dataset, s.publication, digests, prov, builtin=s.builtin)
+            pl = TR.place(s.dataset, s.publication, digests, prov, builtin=s.builtin, files=files)
             v = out.setdefault(pl.dataset, {}).setdefault(s.as_of, _Version(pl, s.as_of))
             v.snaps.append(s)
             v.digests += digests

@@ -133,7 +133,7 @@ class Placement:
 
 
 def place(natural: str, publication: str | None, digests: Iterable[str], prov: Provenance,
-          builtin: str | None = None) -> Placement:
+          builtin: str | None = None, files: Iterable[str] = ()) -> Placement:
     """Where a snapshot read from files with ``digests`` goes, and its tier.
 
     ``natural`` is the reader's name for the list (``ofac:sdn``, ``graphsense:<pack>`` …); ``builtin`` an
@@ -144,10 +144,13 @@ def place(natural: str, publication: str | None, digests: Iterable[str], prov: P
         return Placement(builtin, AUTHORITATIVE, builtin)
     if prov.pinned:
         target = prov.as_name or ""
-        missing = [d for d in digests if d not in prov.pinned]
+        names = list(files) or [""] * len(digests)
+        missing = [(f, d) for f, d in zip(names, digests, strict=True) if d not in prov.pinned]
         if missing:
-            raise UsageError(f"a file's SHA-256 {missing[0]} is not among the pinned --sha256 digests: nothing "
-                             "was imported as authoritative")
+            f, d = missing[0]
+            raise UsageError(f"{f + ': ' if f else ''}SHA-256 {d} is not among the pinned --sha256 digests "
+                             "(every file read, e.g. an sdn_comments.csv found beside sdn.csv, must be pinned): "
+                             "nothing was imported")
         if target != (builtin or publication or natural):
             raise UsageError(f"--as {target}: these files are a copy of {publication or natural!r}, not of "
                              f"{target!r}")
