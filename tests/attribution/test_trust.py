@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fundtrail.attribution.resolve import address_tags, resolve_labels, sanctioned_at
 from fundtrail.attribution.service import dataset_history, import_paths, sources
@@ -289,3 +291,77 @@ def test_a_co_users_actorpack_cannot_redefine_an_actor(tmp_path: Path) -> None:
     assert "user:mallory:graphsense-evil.actorpack" in mine["dataset"].to_pylist() and mine.num_rows == 2
     row = address_tags(ws, ADDR).to_pylist()[0]
     assert row["entity"] != "Friendly Folks" and row["country"] == "KP" and row["category"] == "theft_perpetrator"
+
+
+# --- property: nothing a non-authoritative importer does changes an authoritative answer -----------------
+
+_DATES = ["2023-01-01", "2024-07-01", "2027-01-01"]
+
+
+@pytest.fixture(scope="module")
+def small_pinned(tmp_path_factory) -> tuple[Path, list[str], dict]:
+    """The derived real SDN rows (54 entries) pinned as ofac:sdn; its ETH addresses; the answers."""
+    home = tmp_path_factory.mktemp("small") / "ws"
+    src = home.parent / "sdn_2024-05-03.csv"
+    src.write_bytes(shared_path("ofac", "DERIVED_ofac_sdn_dca_rows_2024-05-03.csv").read_bytes())
+    ws = Workspace(home)
+    pin(ws, [src])
+    t = ws.read("tags")
+    eth = sorted(set(t.filter(pc.equal(t["chain"], "ethereum"))["address"].to_pylist()))[:6]
+    return home, eth, _answers(ws, eth)
+
+
+def _answers(ws: Workspace, addrs: list[str]) -> dict:
+    out = {}
+    for d in _DATES:
+        r = resolve_labels(ws, "ethereum", at=d)
+        rows = {x["address"]: x for x in r.to_pylist() if x["address"] in addrs}
+        for a in addrs:  # sanctioned: the binding answer (what tags at says), and who the winner is
+            x = rows.get(a)
+            out[(a, d)] = x and (x["entity"], x["category"], x["country"], x["tier"], x["dataset"],
+                                 x["sanctioned"])
+    return out
+
+
+_who = st.sampled_from([MALLORY, OWNER])
+_conf = st.sampled_from(["ownership", "override", "1.0", "100", "authority_data", ""])
+
+
+def _attack(kind: str, tmp: Path, i: int, addrs: list[str], date: str, conf: str, keep: list[bool]) -> Path:
+    if kind == "sdnxml":  # a "newer" or same-day SDN list keeping only some addresses
+        ids = "".join(f"<id><idType>Digital Currency Address - ETH</idType><idNumber>{a}</idNumber></id>"
+                      for a, k in zip(addrs, keep, strict=False) if k)
+        m, d, y = date[5:7], date[8:10], date[:4]
+        f = tmp / f"a{i}" / "SDN.XML"
+        f.parent.mkdir()
+        f.write_text(f"<sdnList><publshInformation><Publish_Date>{m}/{d}/{y}</Publish_Date></publshInformation>"
+                     f"<sdnEntry><uid>1</uid><lastName>Fake</lastName><sdnType>Entity</sdnType><idList>{ids}"
+                     "</idList></sdnEntry></sdnList>")
+    elif kind == "csv":  # confident, sanctioned-or-not claims about the listed addresses
+        f = tmp / f"fbi_bybit_{i}.csv"
+        f.write_text("address,chain,label,category,entity,country,source,confidence,sanctioned\n" + "".join(
+            f"{a},ethereum,Friendly,exchange,Friendly Exchange,US,OFAC SDN,{conf},{str(not k).lower()}\n"
+            for a, k in zip(addrs, keep, strict=False)))
+    else:  # actors named like the SDN entities' slugs
+        f = tmp / f"act{i}.actorpack.yaml"
+        f.write_text("actors:\n" + "".join(f"- {{id: a{j}, label: Friendly, uri: 'https://www.garantex.io',"
+                                           " categories: [exchange], jurisdictions: [US]}}\n" for j in range(3)))
+    return f
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(["sdnxml", "csv", "actors"]), _who,
+                                st.sampled_from(_DATES), _conf, st.lists(st.booleans(), min_size=6, max_size=6),
+                                st.booleans(), st.sampled_from([None, "2030-01-01", "2024-05-03"])),
+                      min_size=1, max_size=3))
+def test_no_non_authoritative_import_changes_an_authoritative_answer(small_pinned, tmp_path_factory,
+                                                                      steps) -> None:  # noqa: ANN001
+    home, addrs, before = small_pinned
+    tmp = tmp_path_factory.mktemp("attack")
+    ws = _copy(home, tmp / "ws")
+    for i, (kind, who, date, conf, keep, confirm, as_of) in enumerate(steps):
+        f = _attack(kind, tmp, i, addrs, date, conf, keep)
+        import_paths(ws, [f], as_of=as_of, provenance=Provenance.of_import(who, confirm=confirm))
+    after = _answers(ws, addrs)
+    assert after == before
+    assert all(v and v[3] == "authoritative" and v[5] for (_, d), v in after.items() if d != "2023-01-01")
