@@ -1,7 +1,8 @@
 """Resolving tags into one attribution per address (and per cluster), at a point in time.
 
 Winner rule (deterministic, documented in docs/attribution.md): among the tags valid at ``at``, the one
-with the highest confidence wins; ties go to the more recent tag (``valid_from``, else its snapshot date
+of the highest trust tier wins (trust.py: authoritative, owner, curated, user), then the highest
+confidence (capped by the tier on import); ties go to the more recent tag (``valid_from``, else its snapshot date
 ``as_of``), then to the source name, label, entity and category in alphabetical order, so the result never
 depends on import order.
 
@@ -14,8 +15,10 @@ GraphSense; OFAC, FBI, Etherscan and CSV tags to true). Clusters come from the `
 Actors (ActorPack) enrich tags: a tag's ``actor`` (or an OFAC entry's website, matched to an actor's
 ``uri``) gives the canonical entity name, a category where the tag's own says only ``other`` or
 ``sanctioned`` (Garantex: an exchange that is sanctioned), and the country where the tag has none and the
-actor has exactly one jurisdiction. ``sanctioned`` is true when any valid tag of the address (or of its
-cluster, for cluster-definer tags) says so, whichever tag wins.
+actor has exactly one jurisdiction. ``sanctioned`` is true when any valid tag of a binding tier
+(authoritative or the workspace owner's own) of the address (or of its cluster, for cluster-definer tags)
+says so, whichever tag wins; ``sanctioned_review`` when a curated or another user's tag says so (a reason
+to review). Every resolved row names the tier, dataset, version and importer of its winning tag.
 """
 
 from __future__ import annotations
@@ -65,9 +68,9 @@ def enriched_sql(chain_filter: str = "t.chain = $chain", *, all_rows: bool = Fal
     never delist the higher tier's rows, which live in their own dataset). With ``all_rows`` every tag
     of the filter comes back, with ``valid_now`` telling which are valid.
 
-    Actors are chosen per id by tier (then dataset name), and a tag takes its actor's label, category
-    and country only from a definition of at least its own tier or of its own dataset: another user's
-    ActorPack cannot rename an authoritative tag's actor.
+    Actors are kept per dataset; per id the definition of the highest tier wins (then the dataset name),
+    and a tag takes its actor's label, category and country only from a definition of at least its own
+    tier (or of its own dataset): another user's ActorPack cannot rename an authoritative tag's actor.
     """
     rank_t = TR.tier_sql("t.tier")
     return f"""
