@@ -403,7 +403,9 @@ def read_asset_list(path: Path, *, as_of: dt.datetime | None = None) -> Parsed:
         # not an address list (a misnamed file, a symlink to something else): say so without quoting it
         raise TagFileError(f"not an address list ({bad} of its first {min(seen, LIST_PROBE)} lines are not "
                            f"{code} addresses); nothing imported from it", path=path)
-    out.snapshots.append(Snapshot(dataset, snap, b.table(), "ofac-asset-list", str(path)))
+    # an extract of the SDN list: its own dataset (a list of one asset is not a version of the whole
+    # list), but a newer version of the SDN list in a higher tier supersedes it (resolve.enriched_sql)
+    out.snapshots.append(Snapshot(dataset, snap, b.table(), "ofac-asset-list", str(path), publication=PUBLICATION))
     return out
 
 

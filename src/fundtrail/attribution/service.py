@@ -253,8 +253,7 @@ def _store_dataset(ws: Workspace, txn, dataset: str, by_date: dict[dt.datetime, 
                 for e in s.case_lost:
                     for code, addr, line in e.addresses:
                         if (C.chain_for_asset(code, addr), addr.lower()) not in held:
-                            stats.issues.append(Issue(s.path, line, ofac.CASE_LOST, address=addr,
-                                                      level="warning"))
+                            stats.issues.append(Issue(s.path, line, ofac.CASE_LOST, address=addr))
         else:
             usable = None
         digest = v.digests[0] if len(v.digests) == 1 else hashlib.sha256(

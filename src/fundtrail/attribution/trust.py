@@ -151,12 +151,12 @@ def place(natural: str, publication: str | None, digests: Iterable[str], prov: P
             raise UsageError(f"{f + ': ' if f else ''}SHA-256 {d} is not among the pinned --sha256 digests "
                              "(every file read, e.g. an sdn_comments.csv found beside sdn.csv, must be pinned): "
                              "nothing was imported")
-        if target != (builtin or publication or natural):
-            raise UsageError(f"--as {target}: these files are a copy of {publication or natural!r}, not of "
+        if target != (builtin or natural):
+            raise UsageError(f"--as {target}: these files are a copy of {builtin or natural!r}, not of "
                              f"{target!r}")
         return Placement(target, AUTHORITATIVE, publication or natural)
     if prov.fetched and prov.official:  # only the built-in URLs; any other URL is the user's own import
-        if publication == OFAC_SDN:
+        if natural == OFAC_SDN:  # a full copy of the SDN list from OFAC itself
             return Placement(OFAC_SDN, AUTHORITATIVE, publication)
         if natural.startswith(CURATED_NAMESPACES):
             return Placement(natural, CURATED, publication)
@@ -166,9 +166,10 @@ def place(natural: str, publication: str | None, digests: Iterable[str], prov: P
 
 
 def default_local(natural: str, publication: str | None) -> str:
-    """An importer's list name when ``--as`` is not given: the kind of list (every copy of the SDN list
-    is ``ofac-sdn``; other files ``<reader>-<file stem>``), inside the importer's own namespace."""
-    base = "ofac-sdn" if publication == OFAC_SDN else natural
+    """An importer's list name when ``--as`` is not given: the kind of list (every full copy of the SDN
+    list is ``ofac-sdn``, a per-asset extract ``ofac-asset-xbt``; other files ``<reader>-<file stem>``),
+    inside the importer's own namespace."""
+    base = "ofac-sdn" if natural == OFAC_SDN else natural
     local = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-.")[:64] or "list"
     return local if LOCAL_NAME.match(local) else "list"
 
