@@ -382,3 +382,23 @@ def test_no_non_authoritative_import_changes_an_authoritative_answer(small_pinne
 def test_no_non_authoritative_import_changes_an_authoritative_answer_many(small_pinned, tmp_path_factory,
                                                                            steps) -> None:  # noqa: ANN001
     _no_change(small_pinned, tmp_path_factory, steps)
+
+
+def test_rows_written_before_tiers_existed_still_resolve(tmp_path: Path) -> None:
+    """A workspace of an older fundtrail: tags and actors parts without the provenance columns."""
+    import pyarrow.parquet as pq
+
+    ws = Workspace(tmp_path / "ws")
+    pack = tmp_path / "exchanges.yaml"
+    pack.write_text(PACK.format(addr=ADDR))
+    imp(ws, [pack, shared_path("tags", "graphsense-tagpacks", "actors")])
+    new = {"importer", "tier", "publication", "digest", "source_url", "version", "dataset", "imported_at"}
+    for table, drop in (("tags", new - {"dataset", "imported_at"}), ("actors", new & {"dataset", "tier",
+                                                                                      "importer", "imported_at"})):
+        for p in ws.part_paths(table):
+            t = pq.read_table(p)
+            pq.write_table(t.drop_columns([c for c in t.column_names if c in drop]), p)
+    ws = Workspace(tmp_path / "ws")
+    row = resolve_labels(ws, "ethereum").to_pylist()[0]
+    assert row["entity"] == "Huione-sim" and row["tier"] is None and row["dataset"].startswith("user:owner:")
+    assert address_tags(ws, ADDR).num_rows == 1

@@ -33,6 +33,7 @@ from fundtrail.attribution import taxonomy as T
 from fundtrail.attribution import trust as TR
 from fundtrail.attribution.records import now, ts
 from fundtrail.store import Workspace
+from fundtrail.store import schema as S
 
 RESOLVED_SCHEMA = pa.schema([
     ("chain", pa.string()), ("address_id", pa.int64()), ("address", pa.string()), ("cluster_id", pa.int64()),
@@ -53,6 +54,25 @@ _ORDER = "trank DESC, confidence DESC NULLS LAST, recency DESC NULLS LAST, sourc
 _BINDING = "(" + ", ".join(f"'{t}'" for t in TR.BINDING) + ")"
 #: a tag binds (its ``sanctioned`` is a verdict) when its tier is binding; legacy rows (no tier) too
 BINDS = f"(tier IS NULL OR tier IN {_BINDING})"
+
+
+def connect(ws: Workspace) -> duckdb.DuckDBPyConnection:
+    """``ws.connect()`` whose ``tags`` and ``actors`` views have every column of the current schema: parts
+    written before a column existed (a workspace of an older fundtrail: no ``tier``, ``dataset`` of actors
+    …) read it as null, so legacy rows resolve as the owner's (trust.LEGACY_RANK)."""
+    con = ws.connect()
+    for table in ("tags", "actors"):
+        have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+        missing = [f for f in S.schema_of(table) if f.name not in have]
+        if missing:
+            con.execute(f"ALTER VIEW {table} RENAME TO {table}_stored")
+            extra = ", ".join(f"NULL::{_SQL_TYPE.get(str(f.type), 'VARCHAR')} AS {f.name}" for f in missing)
+            con.execute(f"CREATE VIEW {table} AS SELECT *, {extra} FROM {table}_stored")
+    return con
+
+
+_SQL_TYPE = {"string": "VARCHAR", "int64": "BIGINT", "bool": "BOOLEAN", "double": "DOUBLE",
+             "timestamp[s, tz=UTC]": "TIMESTAMPTZ"}
 
 
 def _at(at: dt.datetime | dt.date | str | None) -> dt.datetime:
@@ -143,7 +163,7 @@ def resolve_labels(ws: Workspace, chain: str, at: dt.datetime | dt.date | str | 
     ``at`` (default: now). Columns: see RESOLVED_SCHEMA (the contract's first thirteen, then extras).
     ``address_id`` is null for tagged addresses the workspace has not seen on the chain."""
     when = _at(at)
-    con = ws.connect()
+    con = connect(ws)
     try:
         has_clusters = con.execute("SELECT count(*) FROM cluster_members WHERE chain = $chain",
                                    {"chain": chain}).fetchone()[0] > 0
@@ -214,7 +234,7 @@ def address_tags(ws: Workspace, address: str, *, chain: str | None = None,
     winner rule (1 = wins); with ``history`` also the tags not valid at ``at`` (``valid_now`` false)."""
     when = _at(at)
     a = address.strip()
-    con = ws.connect()
+    con = connect(ws)
     try:
         filt = "(t.address = $addr OR t.address = lower($addr))" + (" AND t.chain = $chain" if chain else "")
         params = {"addr": a, "at": when} | ({"chain": chain} if chain else {})
@@ -233,7 +253,7 @@ def address_tags(ws: Workspace, address: str, *, chain: str | None = None,
 def cluster_tags(ws: Workspace, address: str, chain: str, at: dt.datetime | dt.date | str | None = None) -> pa.Table:
     """The tags (valid at ``at``) of the other addresses in ``address``'s cluster, with their cluster rank."""
     when = _at(at)
-    con = ws.connect()
+    con = connect(ws)
     try:
         row = con.execute("""SELECT m.cluster_id FROM cluster_members m JOIN addresses a
                              ON a.chain = m.chain AND a.address_id = m.address_id
