@@ -208,3 +208,46 @@ def test_sdn_advanced_reader_refuses_a_dtd_too(tmp_path: Path) -> None:
     f.write_text('<?xml version="1.0"?>\n<!DOCTYPE Sanctions [<!ENTITY a "x">]>\n<Sanctions><b>&a;</b></Sanctions>\n')
     parsed, stats = read_paths([f])
     assert not parsed and "DOCTYPE (DTD) is refused" in stats.skipped[0].message and stats.skipped[0].line == 2
+
+
+# --- untrusted parsing in a limited child process (isolate.py) ---------------------------------------------
+
+def _segfault(path, as_of=None):  # noqa: ANN001, ANN202
+    import ctypes
+
+    ctypes.string_at(0)  # the crash an old expat gives on the audit's SDN.XML (finding 2)
+
+
+def _hog(path, as_of=None):  # noqa: ANN001, ANN202
+    chunks = []
+    while True:
+        chunks.append(bytearray(64 << 20))
+
+
+def _spin(path, as_of=None):  # noqa: ANN001, ANN202
+    while True:
+        pass
+
+
+@pytest.mark.parametrize("reader,message", [
+    (_segfault, "the reader crashed (signal SIGSEGV)"),
+    (_hog, "reading needs more than 256 MiB"),
+    (_spin, "reading used more than 1 s of CPU"),
+])
+def test_parsing_runs_in_a_limited_child(tmp_path: Path, monkeypatch, reader, message: str) -> None:  # noqa: ANN001
+    """Whatever a reader does to its process (crash, exhaust memory, spin), only that file is lost: it is
+    reported and the other files import."""
+    from fundtrail.attribution import service
+    from fundtrail.attribution.isolate import ParseLimits
+
+    monkeypatch.setitem(service.READERS, "ofac-sdn-xml", reader)
+    bad = tmp_path / "SDN.XML"
+    bad.write_text("<sdnList/>")
+    good = tmp_path / "good.csv"
+    good.write_text(GOOD_CSV)
+    limits = ParseLimits(memory_bytes=256 << 20, cpu_seconds=1, wall_factor=20)
+    stats = service.import_paths(Workspace(tmp_path / "ws"), [bad, good], limits=limits)
+    assert [(Path(i.path).name, i.message[: len(message)]) for i in stats.skipped] == [("SDN.XML", message)]
+    assert _tags(tmp_path / "ws") == {("ethereum", GOOD_ADDR)}
+    parsed, stats = service.read_paths([good], limits=limits)  # the normal path: results come back
+    assert parsed[0].snapshots[0].tags.num_rows == 1 and not stats.issues

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from fundtrail.attribution.isolate import ParseLimits
 from fundtrail.attribution.records import ImportStats, now
 from fundtrail.attribution.service import import_paths
 from fundtrail.attribution.trust import Provenance
@@ -102,7 +103,8 @@ def _file_name(url: str, name: str, i: int) -> str:
 
 def fetch(ws: Workspace, name: str, *, urls: Sequence[str] | None = None, fetcher: Fetcher | None = None,
           as_of: dt.datetime | dt.date | str | None = None, progress: Progress = NullProgress(),
-          principal: Principal | None = None, confirm: bool = False) -> ImportStats:
+          principal: Principal | None = None, confirm: bool = False,
+          limits: ParseLimits | None = None) -> ImportStats:
     """Download source ``name`` into HOME/downloads/<name>/<UTC date>/ and import it.
 
     The snapshot date is ``as_of`` if given, else what the files say (SDN.XML's publish date …), else today.
@@ -137,7 +139,7 @@ def fetch(ws: Workspace, name: str, *, urls: Sequence[str] | None = None, fetche
         if own and isinstance(f, HttpFetcher):
             f.close()
     # no as_of: the files' own date (SDN.XML's publish date, a TagPack's lastmod), else today (mtime)
-    return import_paths(ws, written, as_of=as_of, progress=progress, provenance=prov)
+    return import_paths(ws, written, as_of=as_of, progress=progress, provenance=prov, limits=limits)
 
 
 def _extract_tagfiles(data: bytes, target: Path, url: str) -> list[Path]:

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from fundtrail.attribution import chains as C
 from fundtrail.attribution import csvtags, detect, etherscan, fbi, history, ofac, tagpack
 from fundtrail.attribution import trust as TR
+from fundtrail.attribution.isolate import ParseLimits, run_limited
 from fundtrail.attribution.records import (
     ACTOR_SCHEMA,
     ImportStats,
@@ -67,10 +68,19 @@ def _comments_for(sdn: Path, given: list[Path]) -> Path | None:
     return None
 
 
+def _read_one(f: Path, fmt: str, comments: Path | None, when: dt.datetime | None) -> Parsed:
+    if fmt == "ofac-sdn-csv":
+        return ofac.read_sdn_csv(f, comments, as_of=when)
+    return READERS[fmt](f, as_of=when)
+
+
 def read_paths(paths: Sequence[Path | str], *, as_of: dt.datetime | dt.date | str | None = None,
-               progress: Progress = NullProgress()) -> tuple[list[Parsed], ImportStats]:
+               progress: Progress = NullProgress(),
+               limits: ParseLimits | None = None) -> tuple[list[Parsed], ImportStats]:
     """Read (without storing) every tag file under ``paths``. A file that cannot be read, whatever the
-    reason, is reported (file, line, reason) and skipped; the others are read."""
+    reason, is reported (file, line, reason) and skipped; the others are read. With ``limits``, each file
+    is parsed in a child process with a memory and CPU limit (isolate.py): a file built to crash or
+    exhaust the parser costs only its own import."""
     stats = ImportStats()
     given = [Path(p) for p in paths]
     for p in given:
@@ -103,11 +113,12 @@ def read_paths(paths: Sequence[Path | str], *, as_of: dt.datetime | dt.date | st
                     if not sdn_csvs:
                         stats.issues.append(Issue(str(f), None, "an sdn_comments.csv without its sdn.csv: "
                                                   "import them together", level="warning"))
-                elif fmt == "ofac-sdn-csv":
-                    c = _comments_for(f, comments)
-                    parsed.append(ofac.read_sdn_csv(f, c, as_of=when))
                 else:
-                    parsed.append(READERS[fmt](f, as_of=when))
+                    c = _comments_for(f, comments) if fmt == "ofac-sdn-csv" else None
+                    if limits is None:
+                        parsed.append(_read_one(f, fmt, c, when))
+                    else:
+                        parsed.append(run_limited(_read_one, (f, fmt, c, when), limits, path=str(f)))
                 stats.files += 1
             except Exception as e:  # noqa: BLE001 - reported per file; the other files still import
                 del parsed[before:]
@@ -142,17 +153,19 @@ def _file_issue(f: Path, e: BaseException) -> Issue:
 
 
 def import_paths(ws: Workspace, paths: Sequence[Path | str], *, as_of: dt.datetime | dt.date | str | None = None,
-                 progress: Progress = NullProgress(), provenance: TR.Provenance | None = None) -> ImportStats:
+                 progress: Progress = NullProgress(), provenance: TR.Provenance | None = None,
+                 limits: ParseLimits | None = None) -> ImportStats:
     """Import tag files (TagPacks, ActorPacks, OFAC files, Etherscan labels, FBI lists, CSV) into ``ws``.
 
     Folders are read recursively. ``as_of`` overrides the snapshot date each file gives (or its name, or
     its modification time). Bad rows are reported in ``ImportStats.issues`` and the rest still imports;
     so are files that cannot be read at all (``ImportStats.skipped``) and snapshots refused for want of a
     confirmation. ``provenance`` says who imports and how the files arrived (default: the CLI user,
-    a plain import); it alone decides each snapshot's dataset and tier (trust.py).
+    a plain import); it alone decides each snapshot's dataset and tier (trust.py). ``limits``: parse each
+    file in a limited child process (read_paths).
     """
     prov = provenance or TR.Provenance(cli_principal(ws.home))
-    parsed, stats = read_paths(paths, as_of=as_of, progress=progress)
+    parsed, stats = read_paths(paths, as_of=as_of, progress=progress, limits=limits)
     placed = _place_all(parsed, prov)
     actor_tables = _actor_tables(parsed, prov)
     task = progress.task("storing tags", total=len(placed), unit="datasets")

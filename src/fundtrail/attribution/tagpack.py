@@ -90,16 +90,17 @@ def load_yaml(path: Path) -> Any:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise TagFileError(f"larger than {MAX_FILE_BYTES >> 20} MiB: not read as a tag file", path=path)
-        with open(path, "rb") as fh:
-            loader = _Loader(fh)
-            try:
-                node = loader.get_single_node()
-                if node is None:
-                    return None
+        data = path.read_bytes()
+        loader = _Loader(data)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if b"&" in data:  # no '&', no anchor, no alias: nothing to expand (the common case, fast)
                 _check_expansion(node, path)
-                return loader.construct_document(node)
-            finally:
-                loader.dispose()
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise TagFileError(f"not valid YAML: {getattr(e, 'problem', e)}", path=path,

@@ -59,6 +59,12 @@ def _print_stats(stats, max_issues: int) -> None:  # noqa: ANN001
             raise TagFileError(f"partial import: {len(skipped)} files or snapshots skipped; the rest is stored")
 
 
+def _limits(memory_mib: int, cpu_s: int):  # noqa: ANN202
+    from fundtrail.attribution.isolate import ParseLimits
+
+    return ParseLimits(memory_bytes=memory_mib << 20, cpu_seconds=max(1, cpu_s)) if memory_mib > 0 else None
+
+
 def _cols(t: pa.Table, cols: list[str]) -> pa.Table:
     return t.select([c for c in cols if c in t.column_names])
 
@@ -77,6 +83,9 @@ def import_cmd(
     confirm: bool = typer.Option(False, "--confirm", help="Store a snapshot that replaces a stored one of the "
                                  "same date or delists more than 5% of a dataset (recorded)."),
     max_issues: int = typer.Option(20, "--max-issues", help="How many problems to list."),
+    parse_memory: int = typer.Option(4096, "--parse-memory", help="MiB a file's parser may allocate (each "
+                                     "file is read in a limited child process); 0: no child, no limit."),
+    parse_cpu: int = typer.Option(300, "--parse-cpu", help="CPU seconds a file's parser may use."),
 ) -> None:
     """Import tag files into your own dataset (or, pinned by digest, an authoritative one); a newer
     snapshot of a list is a new version that records additions and delistings. Exit code 3: partial."""
@@ -87,7 +96,8 @@ def import_cmd(
     ws = workspace(home)
     prov = Provenance.of_import(cli_principal(ws.home), as_name=as_name, sha256=sha256 or (), confirm=confirm)
     with CliProgress() as progress:
-        stats = import_paths(ws, paths, as_of=as_of, progress=progress, provenance=prov)
+        stats = import_paths(ws, paths, as_of=as_of, progress=progress, provenance=prov,
+                             limits=_limits(parse_memory, parse_cpu))
     _print_stats(stats, max_issues)
 
 
@@ -102,13 +112,17 @@ def fetch_cmd(
     confirm: bool = typer.Option(False, "--confirm", help="Store a snapshot that replaces one of the same "
                                  "date or delists more than 5% of the dataset (recorded)."),
     max_issues: int = typer.Option(20, "--max-issues"),
+    parse_memory: int = typer.Option(4096, "--parse-memory", help="MiB a file's parser may allocate; 0: no "
+                                     "limit."),
+    parse_cpu: int = typer.Option(300, "--parse-cpu", help="CPU seconds a file's parser may use."),
 ) -> None:
     """Download a public tag source (when online) and import it."""
     from fundtrail.attribution.fetch import fetch
 
     ws = workspace(home)
     with CliProgress() as progress:
-        stats = fetch(ws, source, urls=url or None, as_of=as_of, progress=progress, confirm=confirm)
+        stats = fetch(ws, source, urls=url or None, as_of=as_of, progress=progress, confirm=confirm,
+                      limits=_limits(parse_memory, parse_cpu))
     _print_stats(stats, max_issues)
 
 
