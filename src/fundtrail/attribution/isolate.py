@@ -40,13 +40,25 @@ def _vm_bytes() -> int:
         return 0
 
 
+def _limit(which: int, soft: int, hard: int) -> None:
+    """Lower a limit to (soft, hard), never above what the process already has (a hard limit can only
+    go down)."""
+    cur_soft, cur_hard = resource.getrlimit(which)
+    if cur_hard != resource.RLIM_INFINITY:
+        hard = min(hard, cur_hard)
+        soft = min(soft, hard)
+    if cur_soft != resource.RLIM_INFINITY:
+        soft = min(soft, cur_soft)
+    resource.setrlimit(which, (soft, hard))
+
+
 def _child(conn: Any, limits: ParseLimits, fn: Callable[..., Any], args: tuple) -> None:
     try:
         cap = _vm_bytes() + limits.memory_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         try:
+            _limit(resource.RLIMIT_AS, cap, cap)
+            _limit(resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 5)
+            _limit(resource.RLIMIT_CORE, 0, 0)
             out: tuple[str, Any] = ("ok", fn(*args))
         except BaseException as e:  # noqa: BLE001 - everything goes back to the parent, which decides
             out = ("error", e)
