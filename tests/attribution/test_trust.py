@@ -123,22 +123,26 @@ def test_only_an_admin_can_pin_and_the_digest_must_match(pinned_home: Path, tmp_
 
 
 def test_cli_fake_sdn_xml_by_a_co_user(tmp_path: Path) -> None:
-    """The audit's reproduction through the command: the owner pins a real SDN copy, a co-user imports a
-    four-line SDN.XML of the same date; the address stays sanctioned and ofac:sdn keeps its rows."""
+    """The audit's reproduction through the command, with nothing but plain imports: the owner imports a
+    real SDN copy, a co-user a four-line SDN.XML of the same date. Before the fix the address was no longer
+    sanctioned (the fake replaced the snapshot); now each import has its own dataset. Then the owner pins
+    the real copy as the authoritative ofac:sdn."""
     home = tmp_path / "ws"
     real = tmp_path / "sdn_2024-05-03.csv"  # alone in its folder: no sdn_comments.csv is paired with it
     real.write_bytes(shared_path("ofac", "DERIVED_ofac_sdn_dca_rows_2024-05-03.csv").read_bytes())
-    r = run(["tags", "import", str(real), "--as", "ofac:sdn", "--sha256", sha(real)], home=home)
-    assert r.code == 0 and "stored ofac:sdn version 1 of 2024-05-03 (authoritative" in r.out, r.err
+    assert run(["tags", "import", str(real)], home=home).code == 0
     fake = tmp_path / "SDN.XML"
     fake.write_text(FAKE_SDN_XML.format(date="05/03/2024"))
     r = run(["tags", "import", str(fake)], home=home, user="mallory")
-    assert r.code == 0 and "stored user:mallory:ofac-sdn version 1" in r.out, r.err
+    assert r.code == 0, r.err
     r = run(["tags", "at", LAZARUS_ETH, "--date", "2024-07-01", "--json"], home=home)
     assert r.json()["sanctioned"] is True
+    r = run(["tags", "import", str(real), "--as", "ofac:sdn", "--sha256", sha(real)], home=home)
+    assert r.code == 0 and "stored ofac:sdn version 1 of 2024-05-03 (authoritative" in r.out, r.err
     s = sources(Workspace(home)).to_pylist()
     assert [(x["dataset"], x["tier"], x["importers"], x["versions"]) for x in s] == [
-        ("ofac:sdn", "authoritative", "root", 1), ("user:mallory:ofac-sdn", "user", "mallory", 1)]
+        ("ofac:sdn", "authoritative", "root", 1), ("user:mallory:ofac-sdn", "user", "mallory", 1),
+        ("user:root:ofac-sdn", "owner", "root", 1)]
     assert s[0]["newest_sha256"] == sha(real)
 
 
@@ -247,16 +251,19 @@ tags:
 
 
 def test_co_users_confident_csv_does_not_replace_the_owners_attribution(tmp_path: Path) -> None:
-    ws = Workspace(tmp_path / "ws")
+    """The audit's §6/7 script: a co-user's CSV row with ``confidence=ownership`` for the address of an
+    exchange endpoint used to become the attribution every report showed. Imports through the command."""
+    home = tmp_path / "ws"
     pack = tmp_path / "exchanges.yaml"
     pack.write_text(PACK.format(addr=ADDR))
-    imp(ws, [pack])
+    assert run(["tags", "import", str(pack)], home=home).code == 0
     evil = tmp_path / "t.csv"
     evil.write_text("address,chain,label,category,entity,country,source,confidence,sanctioned\n"
                     f"{ADDR},ethereum,x,exchange,Attacker Ltd,KP,https://home.treasury.gov/ofac,ownership,true\n")
-    imp(ws, [evil], MALLORY)
+    assert run(["tags", "import", str(evil)], home=home, user="mallory").code == 0
+    ws = Workspace(home)
     row = resolve_labels(ws, "ethereum").to_pylist()[0]
-    assert row["entity"] == "Huione-sim" and row["tier"] == "owner" and row["dataset"] == "user:owner:graphsense-exchanges"
+    assert row["entity"] == "Huione-sim" and row["tier"] == "owner" and row["dataset"] == "user:root:graphsense-exchanges"
     assert row["confidence"] == 0.55  # the owner's own "ownership" capped below authority_data
     assert row["sanctioned"] is False and row["sanctioned_review"] is True  # mallory's claim: review only
     assert not listed(ws, ADDR, "2025-01-01")
