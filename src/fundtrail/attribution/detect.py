@@ -21,6 +21,7 @@ FORMATS = (
 #: file names that are never tag files (skipped when a folder is imported)
 SKIP_NAMES = re.compile(r"^(LICENSE|README|COPYING|NOTICE|CHANGELOG)(\..*)?$|^\.", re.IGNORECASE)
 TAG_SUFFIXES = {".yaml", ".yml", ".json", ".csv", ".txt", ".xml"}
+MAX_SNIFF_BYTES = 1 << 20  # a JSON file is parsed whole to tell its format only up to this size
 
 
 def _head(path: Path, n: int = 4096) -> str:
@@ -55,9 +56,11 @@ def detect(path: Path) -> str | None:
             m = re.match(r'\{\s*"(0x[0-9a-fA-F]{40})"\s*:\s*(.)', s)
             if m:
                 return "etherscan-combined" if m[2] == "{" else "etherscan-accounts"
+            if path.stat().st_size > MAX_SNIFF_BYTES:
+                return None  # detection runs in the importing process: no unbounded parse here
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 return None
             if isinstance(doc, dict) and not doc:
                 return "etherscan-accounts"
