@@ -28,6 +28,7 @@ RANKS: dict[str, int] = {
     "safetext": 0,  # untrusted text made safe for a console or a spreadsheet
     "decompress": 0,  # capped, streaming decompression of untrusted archives
     "netclient": 0,  # the one bounded HTTP client of every network source
+    "principal": 0,  # who acts (user, role) for imports and incidents
     "model": 1,
     "store": 2,
     "engine": 3,  # the seam: embedded kernels | Spark jobs, below every service that runs a job

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as replace_
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -19,12 +20,14 @@ from fundtrail.errors import AddressError, NotFoundError, UsageError
 from fundtrail.model.address import normalize
 from fundtrail.model.chain import BITCOIN_NETWORKS
 from fundtrail.model.trace import Seed
+from fundtrail.principal import Principal, cli_principal
 from fundtrail.store import GLOBAL, Workspace
 from fundtrail.store import schema as S
 
 TABLE = "incidents"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+# one strict pattern, anchored with \Z (``$`` would let a trailing newline through)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class Incident:
     since: datetime | None = None
     created: datetime | None = None
     description: str | None = None
+    owner: str | None = None  # who created it (principal name); None: created before owners existed
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -49,7 +53,7 @@ class Incident:
         return {
             "name": self.name, "chains": list(self.chains), "seeds": [s.to_json() for s in self.seeds],
             "actor": self.actor, "since": _iso(self.since), "created": _iso(self.created),
-            "description": self.description,
+            "description": self.description, "owner": self.owner,
         }
 
 
@@ -140,13 +144,20 @@ def _tx_seed(text: str, chains: Sequence[str]) -> Seed:
     return Seed(chain=chain, txid=normalize_txid(chain, body), n=n)
 
 
+def check_name(name: str) -> str:
+    """``name`` if it is a valid incident name (letters, digits, '.', '_', '-'; at most 100), else UsageError."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise UsageError(f"incident name {name!r}: use letters, digits, '.', '_' or '-' (at most 100, starting "
+                         "with a letter or digit)")
+    return name
+
+
 def make_incident(name: str, chain: str | Sequence[str], addresses: Iterable[str] = (),
                   txids: Iterable[str] = (), actor: str | None = None,
                   since: str | date | datetime | None = None, description: str | None = None,
-                  created: datetime | None = None) -> Incident:
+                  created: datetime | None = None, owner: str | None = None) -> Incident:
     """Validate and build an incident (nothing is stored)."""
-    if not _NAME.match(name or ""):
-        raise UsageError(f"incident name {name!r}: use letters, digits, '.', '_' or '-' (at most 100)")
+    check_name(name)
     chains = (chain,) if isinstance(chain, str) else tuple(chain)
     chains = tuple(dict.fromkeys(c.strip() for c in chains if c and c.strip()))
     if not chains:
@@ -158,7 +169,7 @@ def make_incident(name: str, chain: str | Sequence[str], addresses: Iterable[str
     seeds = list(dict.fromkeys(seeds))
     return Incident(name=name, chains=chains, seeds=tuple(seeds), actor=actor or None,
                     since=parse_when(since), created=created or datetime.now(UTC).replace(microsecond=0),
-                    description=description or None)
+                    description=description or None, owner=owner)
 
 
 def _to_arrow(incidents: Sequence[Incident]) -> pa.Table:
@@ -166,6 +177,7 @@ def _to_arrow(incidents: Sequence[Incident]) -> pa.Table:
         "name": i.name, "chains": list(i.chains),
         "seeds": [{"chain": s.chain, "address": s.address, "txid": s.txid, "n": s.n} for s in i.seeds],
         "actor": i.actor, "since": i.since, "created": i.created, "description": i.description,
+        "owner": i.owner,
     } for i in incidents]
     return pa.Table.from_pylist(rows, schema=S.schema_of(TABLE))
 
@@ -175,7 +187,7 @@ def _from_row(r: dict[str, object]) -> Incident:
                   for s in (r["seeds"] or []))  # type: ignore[union-attr]
     return Incident(name=r["name"], chains=tuple(r["chains"] or ()), seeds=seeds,  # type: ignore[arg-type]
                     actor=r["actor"], since=r["since"], created=r["created"],  # type: ignore[arg-type]
-                    description=r["description"])  # type: ignore[arg-type]
+                    description=r["description"], owner=r.get("owner"))  # type: ignore[arg-type]
 
 
 def list_incidents(ws: Workspace) -> list[Incident]:
@@ -194,13 +206,35 @@ def get_incident(ws: Workspace, name: str) -> Incident:
     raise NotFoundError(f"no incident named {name!r} in {ws.home} (incidents: {known})")
 
 
-def save_incident(ws: Workspace, incident: Incident, *, replace: bool = False) -> Incident:
+def _may_change(inc: Incident, principal: Principal) -> None:
+    if principal.is_admin or (inc.owner is not None and inc.owner == principal.name):
+        return
+    whose = f"{inc.owner}'s" if inc.owner else "an incident without an owner (only an admin may change it)"
+    raise UsageError(f"incident {inc.name!r} is {whose}: {principal.name} ({principal.role}) may not replace "
+                     "or delete it")
+
+
+def save_incident(ws: Workspace, incident: Incident, *, replace: bool = False,
+                  principal: Principal | None = None) -> Incident:
+    """Store ``incident``. A name that differs from a stored one only in case is refused (lookalikes);
+    ``replace`` overwrites an incident of the same name only for its owner or an admin."""
+    who = principal or cli_principal(ws.home)
     with ws.transaction() as txn:
         current = [_from_row(r) for r in ws.read(TABLE, GLOBAL).to_pylist()]
-        if any(i.name == incident.name for i in current):
+        for i in current:
+            if i.name != incident.name and i.name.casefold() == incident.name.casefold():
+                raise UsageError(f"incident name {incident.name!r} differs from the existing {i.name!r} only in "
+                                 "case: choose another name")
+        same = [i for i in current if i.name == incident.name]
+        if same:
             if not replace:
                 raise UsageError(f"incident {incident.name!r} already exists (use --replace to overwrite it)")
+            _may_change(same[0], who)
             current = [i for i in current if i.name != incident.name]
+        if same and same[0].owner:
+            incident = replace_(incident, owner=same[0].owner)  # a replacement keeps the case's owner
+        elif incident.owner is None:
+            incident = replace_(incident, owner=who.name)
         txn.replace(TABLE, GLOBAL, _to_arrow([*current, incident]))
     return incident
 
@@ -208,16 +242,22 @@ def save_incident(ws: Workspace, incident: Incident, *, replace: bool = False) -
 def create_incident(ws: Workspace, name: str, chain: str | Sequence[str], addresses: Iterable[str] = (),
                     txids: Iterable[str] = (), actor: str | None = None,
                     since: str | date | datetime | None = None, *, description: str | None = None,
-                    replace: bool = False) -> Incident:
-    """Validate, store and return an incident. Chains need not be ingested yet."""
-    inc = make_incident(name, chain, addresses, txids, actor=actor, since=since, description=description)
-    return save_incident(ws, inc, replace=replace)
+                    replace: bool = False, principal: Principal | None = None) -> Incident:
+    """Validate, store and return an incident owned by ``principal`` (default: the CLI user). Chains need
+    not be ingested yet."""
+    who = principal or cli_principal(ws.home)
+    inc = make_incident(name, chain, addresses, txids, actor=actor, since=since, description=description,
+                        owner=who.name)
+    return save_incident(ws, inc, replace=replace, principal=who)
 
 
-def delete_incident(ws: Workspace, name: str) -> None:
+def delete_incident(ws: Workspace, name: str, *, principal: Principal | None = None) -> None:
+    who = principal or cli_principal(ws.home)
     with ws.transaction() as txn:
         current = [_from_row(r) for r in ws.read(TABLE, GLOBAL).to_pylist()]
-        if not any(i.name == name for i in current):
+        same = [i for i in current if i.name == name]
+        if not same:
             raise NotFoundError(f"no incident named {name!r} in {ws.home}")
+        _may_change(same[0], who)
         kept = [i for i in current if i.name != name]
         txn.replace(TABLE, GLOBAL, _to_arrow(kept) if kept else None)

@@ -63,16 +63,28 @@ def program_country(programs: list[str]) -> str | None:
     return None
 
 
-_NATIONALITY = re.compile(r"\b(?:nationality|citizen|Nationality of Registration)\s+([A-Z][A-Za-z ,.'-]+?)(?:;|$)")
-_PAREN_COUNTRY = re.compile(r"\(([A-Z][A-Za-z .,'-]+)\)")
+# Linear time on any input: the keyword is matched with a bounded gap, then the country is the text up to
+# the next ';' (or the end), looked for within a bounded window with str.find, never by backtracking.
+_NATIONALITY = re.compile(r"\b(?:nationality|citizen|Nationality of Registration)\s{1,8}(?=[A-Z])")
+_COUNTRY_TEXT = re.compile(r"[A-Z][A-Za-z ,.'-]{0,79}")
+_PAREN_COUNTRY = re.compile(r"\(([A-Z][A-Za-z .,'-]{0,79})\)")
+_WINDOW = 80
 
 
 def remarks_country(remarks: str) -> tuple[str | None, str | None]:
     """(nationality/citizenship country, a country named in parentheses e.g. a registration's) from remarks."""
     nat = None
-    m = _NATIONALITY.search(remarks)
-    if m:
-        nat = country_code(m[1])
+    for m in _NATIONALITY.finditer(remarks):
+        start = m.end()
+        stop = remarks.find(";", start, start + _WINDOW + 1)
+        if stop < 0:
+            if len(remarks) - start > _WINDOW:
+                continue
+            stop = len(remarks)
+        text = remarks[start:stop].rstrip("\n")
+        if _COUNTRY_TEXT.fullmatch(text):
+            nat = country_code(text)
+            break
     reg = None
     for m in _PAREN_COUNTRY.finditer(remarks):
         c = country_code(m[1])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 from fundtrail.attribution import fbi, ofac
@@ -19,6 +21,7 @@ FORMATS = (
 #: file names that are never tag files (skipped when a folder is imported)
 SKIP_NAMES = re.compile(r"^(LICENSE|README|COPYING|NOTICE|CHANGELOG)(\..*)?$|^\.", re.IGNORECASE)
 TAG_SUFFIXES = {".yaml", ".yml", ".json", ".csv", ".txt", ".xml"}
+MAX_SNIFF_BYTES = 1 << 20  # a JSON file is parsed whole to tell its format only up to this size
 
 
 def _head(path: Path, n: int = 4096) -> str:
@@ -53,9 +56,11 @@ def detect(path: Path) -> str | None:
             m = re.match(r'\{\s*"(0x[0-9a-fA-F]{40})"\s*:\s*(.)', s)
             if m:
                 return "etherscan-combined" if m[2] == "{" else "etherscan-accounts"
+            if path.stat().st_size > MAX_SNIFF_BYTES:
+                return None  # detection runs in the importing process: no unbounded parse here
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 return None
             if isinstance(doc, dict) and not doc:
                 return "etherscan-accounts"
@@ -78,14 +83,18 @@ def detect(path: Path) -> str | None:
     return None
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Files under the given paths (folders recursively), tag-file suffixes only, sorted, no duplicates."""
+def expand(paths: list[Path], issues: list | None = None) -> list[Path]:
+    """Files under the given paths (folders recursively), tag-file suffixes only, sorted, no duplicates.
+
+    Inside a folder nothing is followed out of it: symbolic links (to files or folders) are skipped and
+    reported, and so is anything that does not resolve to a path under the folder. A file named on the
+    command line is taken as given."""
+    from fundtrail.attribution.records import Issue
+
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TAG_SUFFIXES
-                          and not SKIP_NAMES.match(f.name)
-                          and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            out += _walk(p, issues if issues is not None else [], Issue)
         else:
             out.append(p)
     seen: set[Path] = set()
@@ -96,3 +105,34 @@ def expand(paths: list[Path]) -> list[Path]:
             seen.add(r)
             res.append(f)
     return res
+
+
+def _walk(top: Path, issues: list, Issue: type) -> list[Path]:  # noqa: N803
+    root = top.resolve()
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        d = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+        for n in list(dirnames):
+            if (d / n).is_symlink():
+                issues.append(Issue(str(d / n), None, "a symbolic link inside the folder: not followed",
+                                    level="warning"))
+                dirnames.remove(n)
+        for n in sorted(filenames):
+            f = d / n
+            if n.startswith(".") or SKIP_NAMES.match(n) or f.suffix.lower() not in TAG_SUFFIXES:
+                continue
+            try:
+                st = f.lstat()
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                issues.append(Issue(str(f), None, "a symbolic link inside the folder: not followed",
+                                    level="warning"))
+                continue
+            if not stat.S_ISREG(st.st_mode) or not f.resolve().is_relative_to(root):
+                issues.append(Issue(str(f), None, "not a regular file under the folder: skipped",
+                                    level="warning", skipped=True))
+                continue
+            found.append(f)
+    return sorted(found)

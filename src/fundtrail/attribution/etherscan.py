@@ -28,14 +28,26 @@ from fundtrail.model.address import eip55
 
 SOURCE = "etherscan"
 CONFIDENCE_NAME = "web_crawl"
-_ENTITY_CUT = re.compile(r"(?::.*$|\s+\d+$|\s+\(.*\)$)")
+_PAREN = re.compile(r"\s\(")
+MAX_NAME = 256
 
 
 def entity_of(name: str | None) -> str | None:
+    """``Binance 14`` -> ``Binance``, ``Tornado.Cash: 1 ETH`` -> ``Tornado.Cash``, ``X (old)`` -> ``X``.
+    Linear time (string scans, no backtracking regex over the name)."""
     if not name:
         return None
-    e = _ENTITY_CUT.sub("", name.strip()).strip()
-    return e or name.strip()
+    full = name.strip()[:MAX_NAME]
+    e = full.split(":", 1)[0]
+    m = _PAREN.search(e) if e.endswith(")") else None
+    if m:
+        e = e[: m.start()]
+    else:
+        body = e.rstrip("0123456789")
+        if body != e and body[-1:].isspace():
+            e = body
+    e = e.strip()
+    return e or full
 
 
 def _load(path: Path) -> dict:

@@ -22,11 +22,14 @@ from urllib.parse import urlparse
 
 import httpx
 
+from fundtrail.attribution.isolate import ParseLimits
 from fundtrail.attribution.records import ImportStats, now
 from fundtrail.attribution.service import import_paths
+from fundtrail.attribution.trust import Provenance
 from fundtrail.decompress import CappedReader, DecompressLimits, sniff
 from fundtrail.errors import FetchError, ResponseLimitError, SourceTimeout, SourceUnreachable, UsageError
 from fundtrail.netclient import BoundedHttp, HttpLimits, check_http_url, redact_url
+from fundtrail.principal import Principal, cli_principal
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import Workspace
 
@@ -112,13 +115,21 @@ def _file_name(url: str, name: str, i: int) -> str:
 
 
 def fetch(ws: Workspace, name: str, *, urls: Sequence[str] | None = None, fetcher: Fetcher | None = None,
-          as_of: dt.datetime | dt.date | str | None = None, progress: Progress = NullProgress()) -> ImportStats:
+          as_of: dt.datetime | dt.date | str | None = None, progress: Progress = NullProgress(),
+          principal: Principal | None = None, confirm: bool = False,
+          limits: ParseLimits | None = None) -> ImportStats:
     """Download source ``name`` into HOME/downloads/<name>/<UTC date>/ and import it.
 
     The snapshot date is ``as_of`` if given, else what the files say (SDN.XML's publish date …), else today.
+    Only a download from the source's built-in official URLs is authoritative (OFAC) or curated
+    (GraphSense, Etherscan, the per-asset lists); from any other URL the files are the caller's own
+    import (trust.py).
     """
     src = SOURCES.get(name)
     chosen = source_urls(ws, name, urls)
+    prov = Provenance(principal or cli_principal(ws.home), fetched=True,
+                      official=src is not None and tuple(chosen) == src.urls, fetch_source=name,
+                      source_url=" ".join(chosen)[:2000], confirm=confirm)
     own = fetcher is None
     f: Fetcher = fetcher or HttpFetcher()
     day = now().date().isoformat()
@@ -141,7 +152,7 @@ def fetch(ws: Workspace, name: str, *, urls: Sequence[str] | None = None, fetche
         if own and isinstance(f, HttpFetcher):
             f.close()
     # no as_of: the files' own date (SDN.XML's publish date, a TagPack's lastmod), else today (mtime)
-    return import_paths(ws, written, as_of=as_of, progress=progress)
+    return import_paths(ws, written, as_of=as_of, progress=progress, provenance=prov, limits=limits)
 
 
 # a fetched archive: decompressed size and ratio capped, member count and sizes capped, and every tar

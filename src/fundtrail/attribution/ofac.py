@@ -21,25 +21,32 @@ import datetime as dt
 import json
 import re
 import xml.etree.ElementTree as ET
-import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from fundtrail.attribution import chains as C
 from fundtrail.attribution import taxonomy as T
+from fundtrail.attribution import xmlsafe
 from fundtrail.attribution.confidence import level_value
 from fundtrail.attribution.countries import country_code, program_country, remarks_country
-from fundtrail.attribution.records import Issue, Parsed, Snapshot, TagBuilder, date_in_name, now, ts
+from fundtrail.attribution.records import Issue, Parsed, Snapshot, TagBuilder, clip, date_in_name, now, ts
 from fundtrail.attribution.tagpack import file_date
 from fundtrail.errors import TagFileError
 
 SOURCE = "OFAC SDN"
 CONFIDENCE_NAME = "authority_data"
 REMARKS_CUT = 1000
+#: every SDN list format is a copy of this one publication (trust.OFAC_SDN)
+PUBLICATION = "ofac:sdn"
+#: longest text kept from one field (a name, an address); real SDN fields are far shorter
+MAX_FIELD = 512
 
-_DCA = re.compile(r"Digital Currency Address - ([A-Za-z0-9]+)\s+([^;\s]+)")
-_WEBSITE = re.compile(r"Website\s+([^;\s]+)")
-_LINKED = re.compile(r"Linked To:\s*([^;]+?)\.?(?:;|$)")
+# linear-time patterns: bounded runs, no nested or adjacent overlapping quantifiers
+_DCA = re.compile(r"Digital Currency Address - ([A-Za-z0-9]{1,16})\s{1,8}([^;\s]{1,256})")
+_WEBSITE = re.compile(r"Website\s{1,8}([^;\s]{1,256})")
+_LINKED = re.compile(r"Linked To:[ ]{0,8}([^;]{1,256})")
 
 
 @dataclass(slots=True)
@@ -75,7 +82,7 @@ def _split_programs(text: str | None) -> list[str]:
 
 
 def entries_snapshot(entries: list[SdnEntry], *, path: Path, dataset: str, as_of: dt.datetime, fmt: str,
-                     issues: list[Issue]) -> Snapshot:
+                     issues: list[Issue], extra_files: tuple[str, ...] = ()) -> Snapshot:
     b = TagBuilder(path, source=SOURCE, dataset=dataset, issues=issues)
     imported = now()
     conf = level_value(CONFIDENCE_NAME)
@@ -93,14 +100,14 @@ def entries_snapshot(entries: list[SdnEntry], *, path: Path, dataset: str, as_of
                   is_cluster_definer=True, program=program, imported_at=imported, as_of=as_of,
                   asset=code.upper(), sanctioned=True, uri=e.websites[0] if e.websites else None,
                   valid_from=e.listed, note="; ".join(note_parts))
-    return Snapshot(dataset, as_of, b.table(), fmt, str(path))
+    return Snapshot(dataset, as_of, b.table(), fmt, str(path), publication=PUBLICATION, extra_files=extra_files)
 
 
 def _parse_remarks(e: SdnEntry, remarks: str, line: int | None) -> None:
     for code, addr in _DCA.findall(remarks):
         e.addresses.append((code.upper(), addr.rstrip(".,"), line))
     e.websites += [w.rstrip(".,") for w in _WEBSITE.findall(remarks)]
-    e.linked_to += [x.strip() for x in _LINKED.findall(remarks)]
+    e.linked_to += [x.strip().rstrip(".").strip() for x in _LINKED.findall(remarks)]
     nat, other = remarks_country(remarks)
     e.nationality = e.nationality or nat
     e.other_country = e.other_country or other
@@ -155,7 +162,8 @@ def read_sdn_csv(path: Path, comments: Path | None = None, *, as_of: dt.datetime
                                         "the cut are missing", level="warning"))
             if "Digital Currency Address" not in remarks:
                 continue
-            e = SdnEntry(uid, row[1].strip(), _null(row[2]) or "entity", _split_programs(_null(row[3])), line)
+            e = SdnEntry(uid, row[1].strip()[:MAX_FIELD], _null(row[2]) or "entity",
+                         _split_programs(_null(row[3])), line)
             _parse_remarks(e, remarks, line)
             entries.append(e)
     if comments is not None:
@@ -165,7 +173,8 @@ def read_sdn_csv(path: Path, comments: Path | None = None, *, as_of: dt.datetime
                                         "comment is not imported", level="warning"))
     snap = ts(as_of) or date_in_name(path) or file_date(path)
     out.snapshots.append(entries_snapshot(entries, path=path, dataset="ofac:sdn", as_of=snap,
-                                          fmt="ofac-sdn-csv", issues=out.issues))
+                                          fmt="ofac-sdn-csv", issues=out.issues,
+                                          extra_files=(str(comments),) if comments is not None else ()))
     return out
 
 
@@ -180,7 +189,7 @@ def read_sdn_xml(path: Path, *, as_of: dt.datetime | None = None) -> Parsed:
     cur: dict = {}
     ident: dict = {}
     publish: list[str] = []
-    p = xml.parsers.expat.ParserCreate()
+    p = xmlsafe.parser()
 
     def start(name: str, attrs: dict) -> None:
         local = name.rsplit(":", 1)[-1].rsplit("}", 1)[-1]
@@ -237,11 +246,7 @@ def read_sdn_xml(path: Path, *, as_of: dt.datetime | None = None) -> Parsed:
     p.StartElementHandler = start
     p.EndElementHandler = end
     p.CharacterDataHandler = chars
-    try:
-        with open(path, "rb") as fh:
-            p.ParseFile(fh)
-    except xml.parsers.expat.ExpatError as e:
-        raise TagFileError(f"not well-formed XML: {e}", path=path, line=e.lineno) from e
+    xmlsafe.parse_file(p, path)
     snap = ts(as_of) or (ts(publish[0]) if publish else None) or date_in_name(path) or file_date(path)
     out.snapshots.append(entries_snapshot(entries, path=path, dataset="ofac:sdn", as_of=snap,
                                           fmt="ofac-sdn-xml", issues=out.issues))
@@ -279,10 +284,7 @@ def read_sdn_advanced(path: Path, *, as_of: dt.datetime | None = None) -> Parsed
     features; SanctionsEntries give the programs (SanctionsMeasure comments) and listing dates
     (EntryEvent dates)."""
     out = Parsed()
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as e:
-        raise TagFileError(f"not well-formed XML: {e}", path=path, line=e.position[0]) from e
+    root = xmlsafe.parse_tree(path)
     feature_types: dict[str, str] = {}
     countries: dict[str, str] = {}
     subtypes: dict[str, str] = {}
@@ -351,7 +353,8 @@ def read_sdn_advanced(path: Path, *, as_of: dt.datetime | None = None) -> Parsed
 
 # --- per-asset lists (sanctioned_addresses_XBT.txt) ---------------------------------------------------
 
-ASSET_LIST_NAME = re.compile(r"sanctioned_addresses_([A-Za-z0-9]+)\.(?:txt|json)$")
+ASSET_LIST_NAME = re.compile(r"sanctioned_addresses_([A-Za-z0-9]{1,16})\.(?:txt|json)\Z")
+LIST_PROBE = 20  # lines looked at to tell an address list from another file
 
 
 def read_asset_list(path: Path, *, as_of: dt.datetime | None = None) -> Parsed:
@@ -368,17 +371,41 @@ def read_asset_list(path: Path, *, as_of: dt.datetime | None = None) -> Parsed:
     imported = now()
     conf = level_value(CONFIDENCE_NAME)
     if path.suffix == ".json":
-        items = [(i + 1, str(a)) for i, a in enumerate(json.loads(path.read_text()))]
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise TagFileError(f"not valid JSON: {clip(e, 80)}", path=path) from None
+        if not isinstance(doc, list):
+            raise TagFileError("not a JSON list of addresses", path=path)
+        items = [(i + 1, str(a)) for i, a in enumerate(doc)]
     else:
-        items = [(i, t.strip()) for i, t in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+        items = []
+        with open(path, "rb") as fh:
+            for i, raw in enumerate(fh, 1):
+                try:
+                    items.append((i, raw.decode("utf-8").strip()))
+                except UnicodeDecodeError:
+                    out.issues.append(Issue(str(path), i, "not UTF-8 text: line skipped"))
+    bad = 0
+    seen = 0
     for line, addr in items:
         if not addr or addr.startswith("#"):
             continue
-        b.add(chain=C.chain_for_asset(code, addr), address=addr, line=line, label=f"OFAC SDN list ({code})",
-              category=T.SANCTIONED, confidence=conf, confidence_name=CONFIDENCE_NAME,
-              source_category=f"Digital Currency Address - {code}", is_cluster_definer=True,
-              imported_at=imported, as_of=snap, asset=code, sanctioned=True)
-    out.snapshots.append(Snapshot(dataset, snap, b.table(), "ofac-asset-list", str(path)))
+        seen += 1
+        ok = b.add(chain=C.chain_for_asset(code, addr), address=addr, line=line,
+                   label=f"OFAC SDN list ({code})", category=T.SANCTIONED, confidence=conf,
+                   confidence_name=CONFIDENCE_NAME, source_category=f"Digital Currency Address - {code}",
+                   is_cluster_definer=True, imported_at=imported, as_of=snap, asset=code, sanctioned=True)
+        bad += not ok
+        if seen == LIST_PROBE and bad * 2 > seen:
+            break
+    if seen and bad * 2 > min(seen, LIST_PROBE):
+        # not an address list (a misnamed file, a symlink to something else): say so without quoting it
+        raise TagFileError(f"not an address list ({bad} of its first {min(seen, LIST_PROBE)} lines are not "
+                           f"{code} addresses); nothing imported from it", path=path)
+    # an extract of the SDN list: its own dataset (a list of one asset is not a version of the whole
+    # list), but a newer version of the SDN list in a higher tier supersedes it (resolve.enriched_sql)
+    out.snapshots.append(Snapshot(dataset, snap, b.table(), "ofac-asset-list", str(path), publication=PUBLICATION))
     return out
 
 
@@ -402,28 +429,64 @@ def read_address_json(path: Path, *, as_of: dt.datetime | None = None) -> Parsed
         if m:
             lines.setdefault(m[1], no)
     by_uid: dict[tuple[str, str], SdnEntry] = {}
+    lost: dict[tuple[str, str], SdnEntry] = {}
+    if not isinstance(doc.get("addresses") or {}, dict):
+        raise TagFileError("'addresses' is not an object keyed by address", path=path)
     for addr, rec in (doc.get("addresses") or {}).items():
         line = lines.get(addr)
+        if not isinstance(rec, dict) or not isinstance(rec.get("entries") or [], list):
+            out.issues.append(Issue(str(path), line, "an address record that is not an object with 'entries'",
+                                    address=clip(addr)))
+            continue
         for ent in rec.get("entries") or []:
-            code = str(ent.get("type") or rec.get("type") or "").rsplit(" ", 1)[-1].upper()
+            if not isinstance(ent, dict):
+                out.issues.append(Issue(str(path), line, "an entry that is not an object", address=clip(addr)))
+                continue
+            code = str(ent.get("type") or rec.get("type") or "").rsplit(" ", 1)[-1].upper()[:16]
             chain = C.chain_for_asset(code, addr)
+            into = by_uid
             if addr == addr.lower() and addr != addr.upper() and not addr.startswith("0x"):
                 try:
                     C.validate(chain, addr)
                 except Exception:
                     if chain in _BASE58_CHAINS:
-                        out.issues.append(Issue(str(path), line, "the source lower-cased this base58 address; "
-                                                "its original case cannot be restored from this file, so it is "
-                                                "not imported (import sdn.csv, SDN.XML or the per-asset lists "
-                                                "for it)", address=addr))
-                        continue
-            key = (str(ent.get("uid")), str(ent.get("entity")))
-            e = by_uid.get(key)
+                        into = lost  # restored from an earlier version of the list, or reported (service)
+            key = (str(ent.get("uid"))[:64], str(ent.get("entity"))[:MAX_FIELD])
+            e = into.get(key)
             if e is None:
-                e = SdnEntry(str(ent.get("uid")), str(ent.get("entity") or "?"), None,
-                             _split_programs(ent.get("program")), line)
-                by_uid[key] = e
+                e = SdnEntry(key[0], str(ent.get("entity") or "?")[:MAX_FIELD], None,
+                             _split_programs(str(ent.get("program") or "")[:MAX_FIELD]), line)
+                into[key] = e
             e.addresses.append((code, addr, line))
-    out.snapshots.append(entries_snapshot(list(by_uid.values()), path=path, dataset="ofac:json", as_of=snap,
-                                          fmt="ofac-address-json", issues=out.issues))
+    snapshot = entries_snapshot(list(by_uid.values()), path=path, dataset="ofac:sdn", as_of=snap,
+                                fmt="ofac-address-json", issues=out.issues)
+    snapshot.case_lost = list(lost.values())
+    out.snapshots.append(snapshot)
     return out
+
+
+CASE_LOST = ("the source lower-cased this base58 address and no version of the list holds it with its case, "
+             "so it is not used (import sdn.csv, SDN.XML or the per-asset lists for it; it is restored then)")
+#: marks the stored rows of such addresses (``note``); they count once a version gives the case
+CASE_LOST_NOTE = "address lower-cased by the source"
+
+
+def case_lost_rows(snap: Snapshot, issues: list[Issue]) -> pa.Table | None:
+    """The rows of a JSON mirror copy's lower-cased base58 addresses, as written and marked
+    (:data:`CASE_LOST_NOTE`). They are stored with the version and count only while some version of the
+    same list holds the address with its case (service._resolve_case), so a lossy copy never looks like
+    a delisting of every legacy Bitcoin address, whatever order the copies are imported in."""
+    if not snap.case_lost:
+        return None
+    b = TagBuilder(snap.path, source=SOURCE, dataset=snap.dataset, issues=issues)
+    imported = now()
+    conf = level_value(CONFIDENCE_NAME)
+    for e in snap.case_lost:
+        program = ", ".join(e.programs) or None
+        for code, addr, line in e.addresses:
+            b.add(chain=C.chain_for_asset(code, addr), address=addr, line=line, validate=False, label=e.name,
+                  category=T.SANCTIONED, entity=e.name, confidence=conf, confidence_name=CONFIDENCE_NAME,
+                  source_category=f"Digital Currency Address - {code}", actor=actor_slug(e.name),
+                  is_cluster_definer=True, program=program, imported_at=imported, as_of=snap.as_of,
+                  asset=code.upper(), sanctioned=True, note=f"SDN uid {e.uid}; {CASE_LOST_NOTE}")
+    return b.table()

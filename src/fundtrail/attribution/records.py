@@ -29,10 +29,19 @@ class Issue:
     message: str
     address: str | None = None
     level: str = "error"  # error: row skipped | warning: imported with a note
+    skipped: bool = False  # the whole file (or snapshot) was not imported
 
     def __str__(self) -> str:
         where = self.path + (f":{self.line}" if self.line is not None else "")
-        return f"{where}: {self.level}: {self.message}"
+        return f"{where}: {self.level}: {clip(self.message, 400)}"
+
+
+def clip(text: object, n: int = 120) -> str:
+    """``text`` shortened to ``n`` characters, control characters shown escaped: what issue messages may
+    quote of an input file."""
+    t = str(text)
+    t = "".join(c if c.isprintable() else repr(c)[1:-1] for c in t[: n + 1])
+    return t if len(t) <= n else t[: n - 1] + "…"
 
 
 @dataclass(slots=True)
@@ -44,6 +53,15 @@ class Snapshot:
     tags: pa.Table
     format: str
     path: str
+    #: the publication this is a copy of (every SDN list format: ``ofac:sdn``); copies of one publication
+    #: are versions of one list, ordered by the list's own date
+    publication: str | None = None
+    #: an authoritative dataset whose digest fundtrail pins and that this file matches (fbi.py)
+    builtin: str | None = None
+    extra_files: tuple[str, ...] = ()  # read together with ``path`` (sdn_comments.csv)
+    #: rows whose address the source lower-cased (base58 lost its case): restored from earlier versions
+    #: of the same list when they hold the address, else reported (ofac.read_address_json)
+    case_lost: list[tuple[int | None, str, dict]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -51,6 +69,8 @@ class Parsed:
     snapshots: list[Snapshot] = field(default_factory=list)
     actors: pa.Table | None = None
     issues: list[Issue] = field(default_factory=list)
+    actor_dataset: str | None = None  # the reader's name for the ActorPack's list
+    path: str | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +83,13 @@ class ImportStats:
     issues: list[Issue] = field(default_factory=list)
     added: int = 0  # history: tags that a newer snapshot added
     delisted: int = 0  # history: tags that a newer snapshot no longer holds
+    versions: list[dict] = field(default_factory=list)  # the dataset versions this import stored
+    unchanged: int = 0  # snapshots already stored with the same digest (nothing to do)
+
+    @property
+    def skipped(self) -> list[Issue]:
+        """Files and snapshots not imported at all (partial success)."""
+        return [i for i in self.issues if i.skipped]
 
     @property
     def errors(self) -> list[Issue]:
@@ -102,7 +129,7 @@ class TagBuilder:
             except AddressError as e:
                 other = C.guess_chain(stored) if reroute else None
                 if other is None or other == chain:
-                    self.issues.append(Issue(self.path, line, e.message, address=address))
+                    self.issues.append(Issue(self.path, line, clip(e.message, 200), address=clip(address)))
                     return False
                 msg = f"listed as {chain} but is a valid {other} address; imported on {other}"
                 self.issues.append(Issue(self.path, line, msg, address=address, level="warning"))

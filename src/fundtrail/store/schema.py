@@ -116,12 +116,30 @@ SCHEMAS: dict[str, pa.Schema] = {
         # added by attribution (issue 4): snapshot date, history unit, source asset code, flags, notes
         ("as_of", TS), ("dataset", pa.string()), ("asset", pa.string()), ("sanctioned", pa.bool_()),
         ("uri", pa.string()), ("note", pa.string()),
+        # added by issue 23 (provenance and trust): who imported the row, the trust tier of its dataset
+        # (attribution/trust.py), the publication the dataset is a copy of, the file digest or URL, and the
+        # dataset version (tag_snapshots.version) the row was read from
+        ("importer", pa.string()), ("tier", pa.string()), ("publication", pa.string()),
+        ("digest", pa.string()), ("source_url", pa.string()), ("version", pa.int64()),
     ]),
     "actors": pa.schema([
         ("actor", pa.string()), ("label", pa.string()), ("category", pa.string()),
         ("countries", pa.list_(pa.string())), ("uri", pa.string()), ("source", pa.string()),
         ("context", pa.string()),
         ("categories", pa.list_(pa.string())), ("aliases", pa.list_(pa.string())), ("as_of", TS),
+        # issue 23: actors are kept per dataset (no import replaces another dataset's actor)
+        ("dataset", pa.string()), ("tier", pa.string()), ("importer", pa.string()), ("imported_at", TS),
+        ("digest", pa.string()),
+    ]),
+    # issue 23: one row per imported version of a dataset (append-only; a replaced version is kept with
+    # ``superseded`` true and the version that replaced it in ``superseded_by``)
+    "tag_snapshots": pa.schema([
+        ("dataset", pa.string()), ("version", pa.int64()), ("as_of", TS), ("publication", pa.string()),
+        ("tier", pa.string()), ("importer", pa.string()), ("imported_at", TS), ("format", pa.string()),
+        ("files", pa.list_(pa.string())), ("digest", pa.string()), ("source_url", pa.string()),
+        ("rows", pa.int64()), ("added", pa.int64()), ("delisted", pa.int64()),
+        ("replaces", pa.int64()), ("superseded", pa.bool_()), ("superseded_by", pa.int64()),
+        ("confirmed", pa.bool_()), ("note", pa.string()),
     ]),
     # --- clustering (per chain) --------------------------------------------------------------------------
     "cluster_members": pa.schema([
@@ -168,6 +186,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("seeds", pa.list_(pa.struct([("chain", pa.string()), ("address", pa.string()),
                                       ("txid", pa.string()), ("n", pa.int32())]))),
         ("actor", pa.string()), ("since", TS), ("created", TS), ("description", pa.string()),
+        # issue 23: who created the incident (only the owner or an admin may replace or delete it)
+        ("owner", pa.string()),
     ]),
     # publicly documented incidents with reported loss and sources (fundtrail.incidents_catalogue,
     # docs/statistics.md); rows with seeds also become incidents
