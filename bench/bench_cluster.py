@@ -278,7 +278,8 @@ def _real_block_rates() -> dict:
                 raw = next((data / "rust-bitcoin").glob("*.raw")).read_bytes()
                 (d / "blk00000.dat").write_bytes(Z.frame(raw, MAINNET))
                 ingest_block_files(ws, d, "mainnet")
-            cj = detect_coinjoins(ws, "mainnet").to_pylist()
+            chain = ws.query("SELECT DISTINCT chain FROM utxo_outputs")["chain"][0].as_py()  # 'bitcoin'
+            cj = detect_coinjoins(ws, chain).to_pylist()
             multi = [r for r in cj if r["protocol"] not in NOT_MULTI_PARTY]
             n = ws.query("SELECT count(*) AS n FROM utxo_transactions WHERE NOT is_coinbase")["n"][0].as_py()
             known = 8 if name == "702861" else 0  # 7 Whirlpool mixes + 1 Wasabi 1.x round (checked in tests)

@@ -170,6 +170,18 @@ def trace_phase(home: str, traces: int = 5) -> dict:
         reach.append(r.params.get("transactions_traced", 0))
         ends.append(len(r.endpoints))
         del r
+    # the same seeds at the default settings (--max-hops 20, a peel chain costing one hop): the anchor
+    # above is the 10-hop trace of the same run
+    dlat, dreach, peels, peel_txs = [], [], [], []
+    for seeds in seed_sets[:traces]:
+        t = time.perf_counter()
+        r = trace(ws, seeds, model="haircut")
+        dlat.append(time.perf_counter() - t)
+        ok &= all(b.balanced for b in r.balances)
+        dreach.append(r.params.get("transactions_traced", 0))
+        peels.append(len(r.peel_chains))
+        peel_txs.append(max((p.hops for p in r.peel_chains), default=0))
+        del r
     gc.collect()
     return {
         "transactions": g.ntx, "outputs": g.nout, "inputs": int(len(g.in_node)),
@@ -182,6 +194,12 @@ def trace_phase(home: str, traces: int = 5) -> dict:
         "trace_latency_s": [round(x, 4) for x in lat], "trace_latency_median_s": round(float(np.median(lat)), 4),
         "trace_latency_max_s": round(max(lat), 4), "seed_txs_per_trace": SEED_TXS,
         "transactions_traced": reach, "endpoint_entities": ends, "conservation_ok": bool(ok),
+        "default_trace_latency_s": [round(x, 4) for x in dlat],
+        "default_trace_latency_median_s": round(float(np.median(dlat)), 4),
+        "default_trace_latency_max_s": round(max(dlat), 4),
+        "default_vs_10_hops_median": round(float(np.median(dlat)) / max(float(np.median(lat)), 1e-9), 2),
+        "default_transactions_traced": dreach, "default_peel_chains": peels,
+        "default_longest_peel_chain_txs": peel_txs,
     }
 
 

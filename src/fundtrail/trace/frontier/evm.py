@@ -136,9 +136,14 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
         hop_next = 0
         prev = -1
         st_s = eng.state(s, ai) if s >= 0 and s != d else None
+        forwards = False
         if st_s is not None:
+            bal_before = st_s.bal
             mv = eng.outflow(st_s, x, ai)
-            hop_next = st_s.hop + 1
+            # the EVM peel chain: an account forwarding most of its balance on continues the chain of
+            # the account that forwarded most of its balance to it; the chain costs one hop in all
+            forwards = L.kind[e] != KIND_FEE and bal_before > 0 and 2 * x >= bal_before
+            hop_next = st_s.hop if forwards and st_s.cont else st_s.hop + 1
             prev = st_s.pred
         if L.kind[e] == KIND_FEE:
             if mv is not None:
@@ -276,10 +281,14 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
             b.other_stopped += t
             leg.stop(asset, "burned", t, None, txid)
             continue
+        fresh = eng.state(d, ai) is None
         st_d = eng.ensure(d, ai, e, hop_next, when)
         eng.inflow(st_d, mvin, ai)
-        if hop_next < st_d.hop:
+        if fresh or hop_next < st_d.hop:
             st_d.hop = hop_next
+            st_d.cont = forwards and mv is not None and mvin is mv
+        elif hop_next == st_d.hop and forwards and mvin is mv:
+            st_d.cont = True
         if t > st_d.pred_amt:
             st_d.pred, st_d.pred_amt = e, t
         activate(d, e)

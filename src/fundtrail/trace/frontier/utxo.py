@@ -129,8 +129,10 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
         else:
             b.mixers += amt
             leg.mixers.append(MixEvent(lab, chain, astr(node), "BTC", amt, txid, when))
+        # an exchange's deposit output not spent yet: deposited, not yet swept (a freeze candidate)
+        state = "unswept" if out.status[node] == ENDPOINT and int(g.out_spent_tx[node]) < 0 else "swept"
         leg.endpoints.append(EpEvent(lab, chain, "BTC", amt, int(out.hop[node]), when, path(node), astr(node),
-                                     txid))
+                                     txid, state))
     # the rest in bulk, per address: unspent holdings and stopped value
     for code, reason in ((UNSPENT, None), (STOP_HOPS, "max_hops"), (STOP_DUST, "dust"), (BURNED, "op_return")):
         ns = touched[(st == code) & (tn > 0)]
