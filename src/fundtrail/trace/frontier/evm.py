@@ -15,7 +15,7 @@ from fundtrail.errors import NotFoundError
 from fundtrail.model.address import normalize
 from fundtrail.model.trace import Candidate, Crossing, Seed
 from fundtrail.trace import crossing as X
-from fundtrail.trace.context import Ctx, as_utc, chain_labels
+from fundtrail.trace.context import Ctx, as_utc, chain_labels, deposit_provenance
 from fundtrail.trace.frontier.release import release_injection
 from fundtrail.trace.graph import evm_ledger
 from fundtrail.trace.leg import MAX_PATH_LEN, EpEvent, Injection, Leg, MixEvent
@@ -113,6 +113,18 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
                 p.append(t)
             e = link.get(e, -1)
         return tuple(reversed(p)) if ctx.forward else tuple(p)
+
+    deposits = deposit_provenance(ws, chain) if ctx.forward else {}
+    last_outs: dict[tuple[int, int], int] = {}
+
+    def last_out(acct: int, ai: int) -> int:
+        """The last ledger entry moving asset ``ai`` out of ``acct`` (gas excluded), -1 if none."""
+        key = (acct, ai)
+        if key not in last_outs:
+            ents = np.asarray(L.entries(acct))
+            m = (L.src[ents] == acct) & (L.asset[ents] == ai) & (L.kind[ents] != KIND_FEE) & (L.dst[ents] != acct)
+            last_outs[key] = int(ents[m].max()) if m.any() else -1
+        return last_outs[key]
 
     last = -1
     while heap:
@@ -240,7 +252,12 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
         if k == S_SERVICE:
             b.endpoints += t
             lab = labels.get(d)
-            leg.endpoints.append(EpEvent(lab, chain, asset, t, hop_next, when, path(e), astr(d), txid))
+            # a deposit address / contract of the entity that never moved this asset on after e: deposited,
+            # not yet swept (a freeze candidate at the entity)
+            prov = deposits.get(d)
+            state = "unswept" if prov is not None and last_out(d, ai) < e else "swept"
+            leg.endpoints.append(EpEvent(lab, chain, asset, t, hop_next, when, path(e), astr(d), txid, state,
+                                         prov))
             continue
         if k == S_MIXER:
             lab = labels.get(d)
