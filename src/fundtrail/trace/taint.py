@@ -213,14 +213,14 @@ PEEL_RATIO = 2  # a peel step's continuing output is at least this many times it
 @njit(cache=True)
 def peel_big(t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray, out_value: np.ndarray,
              out_opret: np.ndarray) -> int:
-    """The continuing (large) output of ``t`` when ``t`` has the shape of a peel step, else -1: one or
-    two inputs, exactly two value outputs (neither OP_RETURN), the larger at least ``PEEL_RATIO`` times
+    """The continuing (large) output of ``t`` when ``t`` has the shape of a peel step, else -1: one
+    input (the chain's coin), exactly two value outputs (neither OP_RETURN), the larger at least ``PEEL_RATIO`` times
     the smaller. Shape only, no tags."""
     if t < 0:
         return -1
     o0, o1 = tx_out_ptr[t], tx_out_ptr[t + 1]
     n_in = tx_in_ptr[t + 1] - tx_in_ptr[t]
-    if o1 - o0 != 2 or n_in < 1 or n_in > 2:
+    if o1 - o0 != 2 or n_in != 1:
         return -1
     a, b = o0, o0 + 1
     if out_opret[a] or out_opret[b] or out_value[a] <= 0 or out_value[b] <= 0:
