@@ -100,3 +100,29 @@ def test_swept_deposits_are_endpoints_in_state_swept(home):
     assert sum(e.amount for e in r.endpoints) == paid
     assert all(e.state == "swept" for e in r.endpoints)
     assert all(e.to_json()["state"] == "swept" for e in r.endpoints)
+
+
+def test_an_evm_forwarding_chain_costs_one_hop(home):
+    """EVM: 60 fresh accounts, each paying ~10% to an exchange and forwarding the rest to the next: the
+    default budget follows the chain to its end."""
+    from .world import EvmWorld, eaddr
+
+    ws = Workspace(home)
+    w = EvmWorld()
+    w.tag("hot", "exchange", "Binance")
+    eth = 10**18
+    w.tx("fund", "victim", [("victim", "a0", "ETH", 1000 * eth)], height=1)
+    value, paid = 1000 * eth, 0
+    for i in range(60):
+        pay = value // 10
+        w.tx(f"pay{i}", f"a{i}", [(f"a{i}", "hot", "ETH", pay)], height=2 + 2 * i)
+        w.tx(f"fwd{i}", f"a{i}", [(f"a{i}", f"a{i + 1}", "ETH", value - pay)], height=3 + 2 * i)
+        paid += pay
+        value -= pay
+    w.write(ws)
+    r = trace(ws, [Seed("simeth", address=eaddr("a0"))], model="haircut")
+    b = r.balances[0]
+    assert b.balanced and b.stopped_hops == 0 and not r.limits
+    assert b.endpoints == paid and b.unspent == value
+    r = trace(ws, [Seed("simeth", address=eaddr("a0"))], model="haircut", max_hops=1)
+    assert r.limits and r.limits[0].reason == "max_hops"
