@@ -274,6 +274,18 @@ def accuracy(scale: str = "demo", seed: int = 1) -> dict:
         total = sum(exp.values())
         false = sorted(str(k) for k in got if k not in exp)
         errs = [abs(got.get(k, 0) - v) / v for k, v in exp.items() if v]
+        # the anchor: the same trace counting every transaction as a hop (wave 1's budget)
+        t = time.perf_counter()
+        r0 = trace(ws, seeds, model="haircut", peel_budget=False)
+        out["trace_without_peel_budget_s"] = round(time.perf_counter() - t, 4)
+        got0: dict[tuple, int] = {}
+        for e in r0.endpoints:
+            k = (e.entity, e.chain, e.asset.lower())
+            got0[k] = got0.get(k, 0) + e.amount
+        total0 = sum(exp.values())
+        out["without_peel_budget"] = {
+            "attributed_right_share": round(sum(min(got0.get(k, 0), v) for k, v in exp.items()) / total0, 6)
+            if total0 else None, "limits": [x.message for x in r0.limits]}
         out.update({"truth_params": truth["expected"].get("params"), "expected_endpoints": len(exp),
                     "attributed_right_share": round(right / total, 6) if total else None,
                     "false_endpoints": false, "max_relative_error": round(max(errs, default=0.0), 6),

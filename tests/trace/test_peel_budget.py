@@ -126,3 +126,22 @@ def test_an_evm_forwarding_chain_costs_one_hop(home):
     assert b.endpoints == paid and b.unspent == value
     r = trace(ws, [Seed("simeth", address=eaddr("a0"))], model="haircut", max_hops=1)
     assert r.limits and r.limits[0].reason == "max_hops"
+
+
+def test_without_the_peel_budget_a_long_chain_stops_and_says_so(home, capsys):
+    """The wave-1 budget (every transaction a hop), kept as --no-peel-budget: a 60-step chain stops at
+    --max-hops 20 and the limit notice is printed first, naming the option that goes on."""
+    from fundtrail.cli.main import main
+
+    ws = Workspace(home)
+    paid = _peel_world(ws, 60, 2, spend_deposits=False)
+    r = trace(ws, [Seed("regtest", address=addr("thief"))], model="haircut", peel_budget=False)
+    assert r.balances[0].stopped_hops > 0 and sum(e.amount for e in r.endpoints) < paid
+    (lim,) = r.limits
+    assert lim.option == "--max-hops 40" and r.params["peel_budget"] is False
+    capsys.readouterr()
+    assert main(["trace", "--chain", "regtest", "--address", addr("thief"), "--no-peel-budget",
+                 "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert "LIMIT" in out and "--max-hops 40" in out
+    assert out.index("LIMIT") < out.index("endpoints")

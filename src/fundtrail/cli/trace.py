@@ -160,7 +160,10 @@ def register(app: typer.Typer) -> None:
         tx: list[str] = typer.Option(None, "--tx", help="Seed transaction (repeatable): its outputs / transfers."),
         model: str = typer.Option("haircut", "--model", help="poison | haircut | fifo | all (side by side)."),
         direction: str = typer.Option("forward", "--direction", help="forward (where did it go) | backward."),
-        max_hops: int = typer.Option(20, "--max-hops", help="Stop after N hops (reported as stopped)."),
+        max_hops: int = typer.Option(20, "--max-hops", help="Stop after N hops (reported as stopped); a peel "
+                                     "chain counts as one hop however long."),
+        peel_budget: bool = typer.Option(True, "--peel-budget/--no-peel-budget",
+                                         help="Count a peel chain as one hop (default) or every transaction."),
         dust: str = typer.Option(None, "--dust", help="Stop tainted amounts below this (whole units, e.g. 0.0001)."),
         since: str = typer.Option(None, "--since", help="Seed addresses: only what they received from DATE."),
         follow_mixers: bool = typer.Option(False, "--follow-mixers", help="Follow the likeliest mixer withdrawal."),
@@ -182,7 +185,8 @@ def register(app: typer.Typer) -> None:
         with CliProgress() as progress:
             for m in models:
                 results[m] = trace(ws, seeds, model=m, direction=direction, max_hops=max_hops, dust=dust,
-                                   since=since, follow_mixers=follow_mixers, prices=prices, progress=progress)
+                                   since=since, follow_mixers=follow_mixers, prices=prices, progress=progress,
+                                   peel_budget=peel_budget)
         for w in next(iter(results.values())).params.get("warnings", []):
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         if json_out:

@@ -30,6 +30,7 @@ class Ctx:
     follow_mixers: bool
     book: X.CrossBook
     meta: dict[str, dict[str, tuple[int, str | None]]] = field(default_factory=dict)
+    peel_budget: bool = True  # a peel chain (EVM: a forwarding chain) costs one hop of the budget
 
     def kind(self, chain: str) -> str:
         c = self.ws.chain(chain)

@@ -34,9 +34,10 @@ MAX_ROUNDS = 4
 
 def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direction: str = "forward",
           max_hops: int = 20, dust: Any = None, since: Any = None, follow_mixers: bool = False,
-          prices: Any = None, progress: Progress = NullProgress()) -> TraceResult:
+          prices: Any = None, progress: Progress = NullProgress(), peel_budget: bool = True) -> TraceResult:
     """Trace funds from ``seeds``. ``dust``: an int in base units for every asset, or a decimal string
-    in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds."""
+    in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds; ``peel_budget``:
+    a peel chain costs one hop however long (docs/tracing.md; False counts every transaction)."""
     if model not in MODELS:
         raise UsageError(f"unknown taint model {model!r} (poison, haircut, fifo)")
     if direction not in ("forward", "backward"):
@@ -48,7 +49,7 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
     task = progress.task("trace", total=None, unit="rounds")
     t0 = _time.perf_counter()
     ctx = Ctx(ws, model, direction == "forward", int(max_hops), dust, to_unix(since), follow_mixers,
-              X.cross_book(ws))
+              X.cross_book(ws), peel_budget=bool(peel_budget))
     by_chain: dict[str, list[Seed]] = {}
     for s in seeds:
         by_chain.setdefault(s.chain, []).append(s)
@@ -83,6 +84,7 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
     return assemble(ctx, seeds, legs, prices, {"max_hops": max_hops, "dust": None if dust is None else str(dust),
                                                 "since": None if since is None else str(since),
                                                 "follow_mixers": follow_mixers, "rounds": rounds,
+                                                "peel_budget": bool(peel_budget),
                                                 "transactions_traced": sum(leg.txs for leg in legs.values()),
                                                 "seconds": round(elapsed, 4),
                                                 "warnings": clustering_warnings(ws, sorted(legs))})

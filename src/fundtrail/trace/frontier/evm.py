@@ -154,7 +154,7 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
             mv = eng.outflow(st_s, x, ai)
             # the EVM peel chain: an account forwarding most of its balance on continues the chain of
             # the account that forwarded most of its balance to it; the chain costs one hop in all
-            forwards = L.kind[e] != KIND_FEE and bal_before > 0 and 2 * x >= bal_before
+            forwards = ctx.peel_budget and L.kind[e] != KIND_FEE and bal_before > 0 and 2 * x >= bal_before
             hop_next = st_s.hop if forwards and st_s.cont else st_s.hop + 1
             prev = st_s.pred
         if L.kind[e] == KIND_FEE:

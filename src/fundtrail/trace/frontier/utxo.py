@@ -88,7 +88,8 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     taints = np.array([want[n] for n in nodes.tolist()], np.int64)
     leg = Leg(chain, "utxo")
     dust = ctx.dust_for(chain, "BTC")
-    out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust)
+    out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust,
+                   peel_free=ctx.peel_budget)
     b = leg.b("BTC")
     b.traced = int(np.minimum(taints, g.out_value[nodes]).sum()) if len(nodes) else 0
     b.absorbed = out.absorbed
