@@ -124,6 +124,9 @@ def test_an_evm_forwarding_chain_costs_one_hop(home):
     b = r.balances[0]
     assert b.balanced and b.stopped_hops == 0 and not r.limits
     assert b.endpoints == paid and b.unspent == value
+    (pc,) = r.peel_chains  # summarised with its transfer count, like a Bitcoin peel chain
+    assert pc.chain == "simeth" and pc.hops == 60 and pc.to_json()["transactions"] == 60
+    assert dict(pc.peels_by_destination) == {"Binance": paid - 100 * eth}  # a0's own payment precedes the chain
     r = trace(ws, [Seed("simeth", address=eaddr("a0"))], model="haircut", max_hops=1)
     assert r.limits and r.limits[0].reason == "max_hops"
 
