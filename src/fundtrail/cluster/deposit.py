@@ -151,7 +151,7 @@ def detect_created(con: duckdb.DuckDBPyConnection, chain: str) -> pa.Table:
     creator's own tag and the provenance in words."""
     try:
         t = con.sql(_CREATED_SQL, params={"chain": chain}).to_arrow_table()
-    except duckdb.CatalogException:  # no evm_transactions / tags on this workspace
+    except (duckdb.CatalogException, duckdb.BinderException):  # no evm_transactions / tags (or columns) here
         return SCHEMA.empty_table()
     rows = t.to_pylist()
     conf, prov = [], []
