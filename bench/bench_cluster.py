@@ -172,8 +172,10 @@ def accuracy(world_scale: str = "demo", seed: int = 1) -> dict:
                                   for f in ("precision", "recall")}}
         got = set(ws.query("SELECT txid FROM coinjoin_txs WHERE protocol <> 'whirlpool_tx0'")["txid"].to_pylist())
         true_cj = set(truth.get("coinjoin_txids", []))
+        n_tx = ws.query("SELECT count(*) AS n FROM utxo_transactions WHERE NOT is_coinbase")["n"][0].as_py()
         out["coinjoin_detection"] = {"true": len(true_cj), "found": len(got & true_cj),
-                                     "false_positives": len(got - true_cj)}
+                                     "false_positives": len(got - true_cj), "transactions": int(n_tx),
+                                     "false_flag_rate": round(len(got - true_cj) / max(1, int(n_tx)), 6)}
         try:
             from fundtrail.attribution.service import import_paths
             from fundtrail.ingest.evm.service import ingest_evm
@@ -186,6 +188,108 @@ def accuracy(world_scale: str = "demo", seed: int = 1) -> dict:
                                                              for k, v in sc.items() for f in ("precision", "recall")}}
         except Exception as e:  # the EVM side needs the EVM ingester and tag import
             out["evm.deposit"] = {"error": f"{type(e).__name__}: {e}"}
+    return out
+
+
+def coinjoin_rates(seed: int = 1, rounds: int = 400, ordinary: int = 20_000) -> dict:
+    """CoinJoin detection and false-flag rates: on generated rounds and ordinary shapes
+    (fundtrail.simulate.rounds), and on the real mainnet blocks of ../shared/data/bitcoin (every
+    verdict there except the known mixes is a false flag)."""
+    import random
+
+    from fundtrail.cluster.coinjoin import NOT_MULTI_PARTY, TxIn, TxOut, classify
+    from fundtrail.simulate import rounds as R
+
+    def flagged(tx: R.ShapedTx) -> bool:
+        v = classify([TxIn(c.value, c.address_id, c.script_type) for c in tx.inputs],
+                     [TxOut(c.value, c.address_id, c.script_type) for c in tx.outputs])
+        return v is not None and v.protocol not in NOT_MULTI_PARTY
+
+    rng = random.Random(seed)
+    ids = R.Ids()
+    hits: dict[str, list[int]] = {}
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        for name, tx in (
+                ("whale equal-output round", R.equal_round(rng, ids, inputs=rng.randint(8, 60),
+                                                           equal_outputs=rng.randint(10, 90),
+                                                           whale_share=rng.uniform(0.05, 0.95))),
+                ("issue 14 shape (32 in, 47 equal)", R.equal_round(rng, ids, inputs=32, equal_outputs=47,
+                                                                   whale_share=rng.uniform(0.3, 0.8))),
+                ("wabisabi round", R.wabisabi_round(rng, ids, participants=rng.randint(10, 80),
+                                                    whale_share=rng.uniform(0.05, 0.7))),
+                ("whirlpool mix", R.whirlpool_mix(rng, ids, pool=rng.choice(R.WHIRLPOOL_POOLS))),
+                ("joinmarket round", R.joinmarket_round(rng, ids, makers=rng.randint(2, 9)))):
+            h = hits.setdefault(name, [0, 0])
+            h[0] += flagged(tx)
+            h[1] += 1
+    false: dict[str, list[int]] = {}
+    for i in range(ordinary):
+        kind = ("payment", "payment", "payment", "batch", "consolidation")[i % 5]
+        if kind == "payment":
+            tx = R.payment(rng, ids)
+        elif kind == "batch":
+            tx = R.batch_payout(rng, ids, outputs=rng.randint(5, 300), inputs=rng.randint(1, 4),
+                                repeated=rng.uniform(0, 0.2))
+        else:
+            tx = R.consolidation(rng, ids, inputs=rng.randint(2, 100))
+        f = false.setdefault(kind, [0, 0])
+        f[0] += flagged(tx)
+        f[1] += 1
+    adv = [0, 0]
+    for _ in range(rounds):  # adversarial batches: many inputs, up to 40% one amount
+        tx = R.batch_payout(rng, ids, outputs=rng.randint(5, 300), inputs=rng.randint(5, 12),
+                            repeated=rng.uniform(0.2, 0.4))
+        adv[0] += flagged(tx)
+        adv[1] += 1
+    out: dict = {"generated": {"rounds": {k: {"flagged": a, "of": b, "rate": round(a / b, 4)}
+                                          for k, (a, b) in hits.items()},
+                               "ordinary": {k: {"flagged": a, "of": b, "rate": round(a / b, 5)}
+                                            for k, (a, b) in false.items()},
+                               "adversarial batch payouts (5-12 inputs, 20-40% one amount)":
+                                   {"flagged": adv[0], "of": adv[1], "rate": round(adv[0] / adv[1], 4)},
+                               "seconds": round(time.perf_counter() - t0, 2)}}
+    out["real_blocks"] = _real_block_rates()
+    return out
+
+
+def _real_block_rates() -> dict:
+    """Verdicts on the real mainnet blocks (ingested into a scratch workspace): flagged transactions
+    beside the known mixes, over all transactions."""
+    from fundtrail.cluster.coinjoin import NOT_MULTI_PARTY, detect_coinjoins
+    from fundtrail.ingest.bitcoin import serialize as Z
+    from fundtrail.ingest.bitcoin.service import ingest_block_files
+    from fundtrail.model.chain import MAINNET
+    from fundtrail.store import Workspace
+
+    data = REPO.parent / "shared" / "data" / "bitcoin"
+    if not data.exists():
+        return {"skipped": f"{data} not available"}
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("277647", "702861"):
+            d = Path(tmp) / name
+            d.mkdir()
+            ws = Workspace(Path(tmp) / f"ws{name}")
+            if name == "277647":
+                (d / "277647.dat.bz2").symlink_to(data / "btcd" / "277647.dat.bz2")
+                ingest_block_files(ws, d, "mainnet", prevouts=data / "btcd" / "277647.utxostore.bz2")
+            else:
+                raw = next((data / "rust-bitcoin").glob("*.raw")).read_bytes()
+                (d / "blk00000.dat").write_bytes(Z.frame(raw, MAINNET))
+                ingest_block_files(ws, d, "mainnet")
+            chain = ws.query("SELECT DISTINCT chain FROM utxo_outputs")["chain"][0].as_py()  # 'bitcoin'
+            cj = detect_coinjoins(ws, chain).to_pylist()
+            multi = [r for r in cj if r["protocol"] not in NOT_MULTI_PARTY]
+            n = ws.query("SELECT count(*) AS n FROM utxo_transactions WHERE NOT is_coinbase")["n"][0].as_py()
+            known = 8 if name == "702861" else 0  # 7 Whirlpool mixes + 1 Wasabi 1.x round (checked in tests)
+            mixes = sum(1 for r in multi if r["protocol"] in ("whirlpool", "wasabi1"))
+            false = len(multi) - min(mixes, known)
+            out[name] = {"transactions": int(n), "flagged": len(multi), "known_coinjoins": known,
+                         "found_known": min(mixes, known), "false_flags": false,
+                         "false_flag_rate": round(false / max(1, int(n) - known), 5),
+                         "by_protocol": {p: sum(1 for r in multi if r["protocol"] == p)
+                                         for p in sorted({r["protocol"] for r in multi})}}
     return out
 
 
@@ -226,7 +330,7 @@ def service(home: str | Path, chain: str | None = None, *, full: bool = True,
 def run(scale: str = "small") -> dict:
     m, n, world = SCALES[scale]
     return {"machine": "shared 2-core machine, indicative", "edges": m, "addresses": n,
-            "union_find": union_find(m, n), "accuracy": accuracy(world)}
+            "union_find": union_find(m, n), "accuracy": accuracy(world), "coinjoin": coinjoin_rates()}
 
 
 def _print(r: dict) -> None:
@@ -252,7 +356,14 @@ def _print(r: dict) -> None:
         v = acc[f"btc.{h}"]
         print(f"{h:18}{v['merges']:7}{v['clusters.precision']:18.4f}{v['clusters.recall']:18.4f}"
               f"{v.get('owners.precision', float('nan')):11.4f}{v.get('owners.recall', float('nan')):11.4f}")
-    print("coinjoin detection:", acc["coinjoin_detection"])
+    print("coinjoin detection on the simulated world:", acc["coinjoin_detection"])
+    cj = r["coinjoin"]
+    print("coinjoin detection on generated rounds (rate flagged):",
+          {k: v["rate"] for k, v in cj["generated"]["rounds"].items()})
+    print("false flags on generated ordinary traffic:", {k: v["rate"] for k, v in cj["generated"]["ordinary"].items()})
+    print("false flags on real mainnet blocks:", {k: (v.get("false_flags"), v.get("transactions"))
+                                                  for k, v in cj["real_blocks"].items()
+                                                  if isinstance(v, dict)})
     print("evm deposit heuristic:", acc["evm.deposit"])
 
 
@@ -261,6 +372,14 @@ if __name__ == "__main__":
         print(json.dumps(worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))
     elif len(sys.argv) > 1 and sys.argv[1] == "--service-worker":
         print(json.dumps(_service_worker(sys.argv[2], sys.argv[3] or None, sys.argv[4] == "1", sys.argv[5])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "coinjoin":
+        # detection and false-flag rates only: generated rounds, the real blocks, and (with a world scale
+        # argument, e.g. `coinjoin small`) a simulated world with its background traffic
+        r = coinjoin_rates()
+        if len(sys.argv) > 2:
+            acc = accuracy(sys.argv[2])
+            r["simulated_world"] = {"world": sys.argv[2], **acc["coinjoin_detection"]}
+        print(json.dumps(r, indent=1))
     elif len(sys.argv) > 2 and sys.argv[1] == "--service":
         import argparse
 

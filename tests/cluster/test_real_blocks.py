@@ -131,3 +131,4 @@ def test_tagpacks_name_no_address_of_these_blocks(ws_702861, ws_277647):
     for ws in (ws_702861, ws_277647):
         seen = set(ws.query("SELECT address FROM addresses")["address"].to_pylist())
         assert not names & seen
+

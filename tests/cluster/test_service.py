@@ -340,3 +340,51 @@ def st_heur(spec: str) -> tuple[str, ...]:
     from fundtrail.cluster.change import parse_heuristics
 
     return parse_heuristics(spec)
+
+
+def test_whale_round_keeps_the_decoy_apart_and_why_show_name_it(home, capsys):
+    """The measured failure of issue 14 through the stored tables: 32 inputs, 47 equal outputs, the thief
+    the whale; an innocent participant with 8 addresses, co-spent together before the round, is never
+    merged with the thief, and `cluster why` / `cluster show` name the round's kind, confidence, reasons."""
+    import random as _random
+
+    from fundtrail.simulate import rounds as R
+
+    ws = Workspace(home)
+    w = UtxoWorld()
+    rng = _random.Random(3)
+    shaped = R.equal_round(rng, R.Ids(), inputs=32, equal_outputs=47, whale_share=0.6, whale="thief")
+
+    def name(c: R.Coin, side: str) -> str:
+        return f"{c.owner}/{side}{c.address_id}"
+
+    # every input coin is funded, at the address its owner holds it at
+    coins = [w.fund(1, name(c, "a"), c.value) for c in shaped.inputs]
+    # the decoy (participant:0) and the thief also co-spend their own addresses before the round
+    for owner in ("thief", "participant:0"):
+        mine = [name(c, "a") for c in shaped.inputs if c.owner == owner]
+        extra = [w.fund(1, f"{owner}/own{i}", 100_000) for i in range(2)]
+        w.tx(2, extra, [(mine[0], 190_000)])
+    round_tx = w.tx(3, coins, [(name(c, "o"), c.value) for c in shaped.outputs])
+    w.commit(ws)
+    cluster(ws)
+    cj = ws.query("SELECT txid, protocol, confidence, reason FROM coinjoin_txs").to_pylist()
+    assert [r["txid"] for r in cj] == [round_tx] and cj[0]["protocol"] == "equal_output"
+    c = clusters_of(ws)
+    thief = {c[a] for a in c if a.startswith("thief/")}
+    for a, k in c.items():
+        if not a.startswith("thief/"):
+            assert k not in thief, f"{a} merged with the thief"
+    a = next(name(x, "a") for x in shaped.inputs if x.owner == "thief")
+    b = next(name(x, "a") for x in shaped.inputs if x.owner == "participant:0")
+    ex = why(ws, "regtest", a, b)
+    assert not ex.same_cluster and [n.txid for n in ex.coinjoins] == [round_tx]
+    assert any("more equal outputs than inputs" in r for r in ex.coinjoins[0].reasons)
+    assert [n["txid"] for n in show(ws, "regtest", b)["coinjoins"]] == [round_tx]
+    capsys.readouterr()
+    main(["cluster", "why", a, b, "--home", str(home)])
+    out = capsys.readouterr().out
+    assert round_tx in out and "equal_output" in out and "inputs were not merged" in out
+    assert main(["cluster", "show", b, "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert round_tx in out and "more equal outputs than inputs" in out

@@ -218,3 +218,38 @@ def test_trace_warnings_become_report_notes_in_every_format():
     assert rep.notes.count(warn) == 1  # once, though every model's trace carries it
     assert "has not been clustered" in render(rep, "html")
     assert "has not been clustered" in json.dumps(rep.to_json())
+
+
+def test_limits_come_first_and_unswept_endpoints_and_peel_counts_show_in_every_format():
+    """A trace stopped at the hop limit: every format says so before anything else (how much, where, the
+    option that goes on); an unswept deposit is listed with its addresses and provenance; peel chains show
+    their transaction counts."""
+    import dataclasses
+
+    from fundtrail.model.trace import Limit
+
+    lim = Limit("bitcoin", "BTC", 123_000_000, 8, "max_hops", 0.0123, ((F.addr("far"), F.txid("far")),),
+                "--max-hops 40")
+    results = []
+    for r in F.results():
+        eps = list(r.endpoints)
+        eps[0] = dataclasses.replace(eps[0], state="unswept", unswept_addresses=(F.addr("dep-contract"),),
+                                     provenance="created by 0xhot (Garantex hot wallet, tag source t) in tx 0xabc")
+        results.append(dataclasses.replace(r, limits=(lim,), endpoints=tuple(eps)))
+    rep = assemble_report(F.incident(), results, prices=F.prices())
+    text = render(rep, "table")
+    assert "LIMIT" in text and "1.23000000 BTC" in text and "--max-hops 40" in text
+    assert text.index("LIMIT") < text.index("Total stolen")
+    assert "Deposited, not yet swept" in text and "created by 0xhot" in text
+    html = render(rep, "html")
+    assert html.index('id="limits"') < html.index('class="cards"') and "--max-hops 40" in html
+    assert "Deposited, not yet swept" in html and F.addr("dep-contract") in html
+    rows = list(csv.DictReader(io.StringIO(render(rep, "csv"))))
+    assert rows[0]["section"] == "limit" and "--max-hops 40" in rows[0]["detail"]
+    assert any(r["section"] == "endpoint" and "state=unswept" in r["detail"] for r in rows)
+    if any(r.peel_chains for r in results):
+        assert any(r["section"] == "peel_chain" and "transactions" in r["detail"] for r in rows)
+        assert "transactions" in text
+    js = rep.to_json()
+    assert js["limits"][0]["option"] == "--max-hops 40"
+    assert any(e["state"] == "unswept" for e in js["endpoints"])

@@ -169,3 +169,34 @@ def test_evm_conservation_and_haircut_within_poison(tmp_path_factory, lw, max_ho
             assert v <= hold["poison"].get(k, 0), (m, k)
         for k, v in ends[m].items():
             assert v <= ends["poison"].get(k, 0), (m, k)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dags())
+def test_backward_shares_from_every_forward_endpoint_equal_the_forward_amounts(d):
+    """Haircut, forward from seed coins (coinbase outputs at addresses of their own) and backward from
+    every endpoint output it reached, with those seed coins as the backward stops: the share of the
+    endpoint that the backward trace credits to the seeds equals what the forward trace put into it,
+    within one unit per transaction (rounding). Fees, CoinJoins, services and mixers on the way are
+    treated alike in both directions (docs/tracing.md, "Why backward and forward agree")."""
+    from fundtrail.trace.taint import ENDPOINT, MIXER
+
+    g, stop, cj, _seeds = d
+    n_cb = int(g.tx_coinbase.sum())
+    seeds = np.array([o for t in range(n_cb) for o in range(int(g.tx_out_ptr[t]), int(g.tx_out_ptr[t + 1]))
+                      if g.out_value[o] > 0][:3], np.int64)
+    if not len(seeds):
+        return
+    out_addr = g.out_addr.copy()
+    out_addr[seeds] = 10 + np.arange(len(seeds))  # each seed coin at an address of its own
+    g.out_addr = out_addr
+    stop_f = np.zeros(10 + len(seeds), np.int8)
+    stop_f[:10] = stop
+    stop_b = stop_f.copy()
+    stop_b[10:] = 1  # backward: reaching a seed coin ends there (credited to the incident)
+    fwd = run_utxo(g, "haircut", True, cj, stop_f, seeds, g.out_value[seeds], 10**6, 0)
+    ends = np.flatnonzero(((fwd.status == ENDPOINT) | (fwd.status == MIXER)) & (fwd.taint > 0))
+    for e in ends.tolist():
+        back = run_utxo(g, "haircut", False, cj, stop_b, np.array([e], np.int64), g.out_value[[e]], 10**6, 0)
+        credited = int(back.taint[seeds][back.status[seeds] == ENDPOINT].sum())
+        assert abs(credited - int(fwd.taint[e])) <= len(g.tx_fee), (e, credited, int(fwd.taint[e]))

@@ -137,11 +137,12 @@ class EvmWorld:
     tokens: list[dict] = field(default_factory=list)
 
     def tx(self, name: str, sender: str, transfers: list[tuple], height: int | None = None,
-           logs: list[dict] | None = None, fee: int = 0) -> str:
-        """``transfers``: (from name, to name, asset, amount[, kind]); asset 'ETH' or a token name."""
+           logs: list[dict] | None = None, fee: int = 0, created: str | None = None) -> str:
+        """``transfers``: (from name, to name, asset, amount[, kind]); asset 'ETH' or a token name;
+        ``created``: the contract a deployment transaction made (its receipt's contractAddress)."""
         h = height if height is not None else len(self.txs) + 1
         self.txs.append({"name": name, "sender": sender, "transfers": transfers, "height": h, "logs": logs or [],
-                         "fee": fee})
+                         "fee": fee, "created": created})
         return txid(name)
 
     def token(self, name: str, symbol: str, decimals: int) -> str:
@@ -187,7 +188,8 @@ class EvmWorld:
             when = T0 + timedelta(seconds=12 * t["height"])
             blocks[t["height"]] = when
             txr.append({"chain": self.chain, "height": t["height"], "tx_index": idx, "txid": txid(t["name"]),
-                        "time": when, "from": eaddr(t["sender"]), "fee": t["fee"], "status": 1})
+                        "time": when, "from": eaddr(t["sender"]), "fee": t["fee"], "status": 1,
+                        "created": eaddr(t["created"]) if t.get("created") else None})
             seq = 0
             for f in t["transfers"]:
                 src, dst, asset, amount = f[:4]
@@ -214,6 +216,9 @@ class EvmWorld:
         txt = pa.Table.from_pylist(txr).append_column(
             "fee", pa.array([Decimal(int(v)) for v in fees], pa.decimal128(38, 0)))
         txt = txt.drop(["from"]).append_column("from_id", pa.array(book.ids(txt["from"])))
+        if any(t.get("created") for t in self.txs):
+            txt = txt.append_column("created_contract_id", pa.array(book.ids(txt["created"]), pa.int64()))
+        txt = txt.drop(["created"])
         with ws.transaction() as txn:
             txn.append("evm_transfers", self.chain, trt)
             txn.append("evm_transactions", self.chain, txt)

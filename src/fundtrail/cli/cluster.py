@@ -74,6 +74,10 @@ def register(app: typer.Typer) -> None:
         if not ex.same_cluster:
             console.print(f"{ex.address_a} (cluster {ex.cluster_a}) and {ex.address_b} (cluster {ex.cluster_b}) "
                           "are not in the same cluster.", highlight=False)
+            for n in ex.coinjoins:
+                console.print(f"Both spent in tx {n.txid} (height {n.height}), a multi-party transaction "
+                              f"({n.kind}, confidence {n.confidence:.2f}), so its inputs were not merged:\n   "
+                              + "\n   ".join(n.reasons), highlight=False, soft_wrap=True)
             raise typer.Exit(1)
         console.print(f"{ex.address_a} and {ex.address_b} are both in cluster {ex.cluster_a} on {ex.chain}, "
                       f"joined by {len(ex.steps)} merge(s) (combined confidence {ex.confidence:.3f}):",
@@ -127,5 +131,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"{info['address']}: cluster {info['cluster_id']} on {info['chain']}, {info['size']} "
                       f"address(es); merges by heuristic: {info['merges_by_heuristic'] or 'none'}", highlight=False)
         render_table(pa.table({"member": info["members"]}))
+        for n in info["coinjoins"]:
+            console.print(f"Took part in tx {n['txid']} (height {n['height']}): {n['kind']}, confidence "
+                          f"{n['confidence']:.2f}, inputs not merged ({', '.join(n['addresses'][:5])}):\n   "
+                          + "\n   ".join(n["reasons"]), highlight=False, soft_wrap=True)
 
     app.add_typer(group, name="cluster")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from fundtrail.cli.common import CliProgress, HomeOpt, console, err_console, workspace
 from fundtrail.errors import EvidenceError, UsageError
@@ -148,12 +149,12 @@ def register(app: typer.Typer) -> None:
             console.print(line, highlight=False)
         if not v.ok:
             for p in v.problems:
-                err_console.print(f"[red]mismatch:[/] {p}", highlight=False)
+                err_console.print(Text.assemble(("mismatch:", "red"), f" {p}"), highlight=False)
             for d in v.differences:
-                err_console.print(f"[red]replay differs:[/] {d}", highlight=False)
+                err_console.print(Text.assemble(("replay differs:", "red"), f" {d}"), highlight=False)
             raise EvidenceError(f"{bundle}: does not verify ({len(v.problems)} mismatch(es), "
                                 f"{len(v.differences)} replay difference(s))")
-        console.print("[green]verified[/]")
+        console.print(Text("verified", style="green"))
 
     @evidence_app.command("keygen")
     def keygen_cmd(out: Path = typer.Option(..., "--out", "-o", help="Private key file to write (the public key "

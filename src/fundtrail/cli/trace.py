@@ -31,9 +31,19 @@ def _usd(v: float | None) -> str:
     return "" if v is None else f"${v:,.2f}"
 
 
+def _limits(r: TraceResult) -> None:
+    """Value stopped at a limit, said first: how much, where, and the option that would go on."""
+    for lim in r.limits:
+        console.print(Text.assemble((f"LIMIT ({r.model}):", "bold red"), f" {lim.message}"), highlight=False,
+                      soft_wrap=True)
+        for a, txid in lim.where:
+            console.print(f"    stopped at {a or '-'} (tx {txid or '-'})", highlight=False, soft_wrap=True)
+
+
 def _render(r: TraceResult) -> None:
     seeds = ", ".join(s.address or s.txid or "" for s in r.seeds)
     console.print(Text.assemble((r.model, "bold"), f" trace, {r.direction}, from {seeds}"))
+    _limits(r)
     t = Table(title="traced")
     for c in ("chain", "asset", "amount", "usd"):
         t.add_column(c)
@@ -41,12 +51,15 @@ def _render(r: TraceResult) -> None:
         t.add_row(a.chain, a.symbol or a.asset, format_units(a.amount, a.decimals), _usd(a.usd))
     console.print(t)
     t = Table(title="endpoints")
-    for c in ("entity", "category", "country", "chain", "asset", "amount", "usd", "hops", "first seen", "path"):
+    for c in ("entity", "category", "country", "chain", "asset", "amount", "usd", "hops", "state", "first seen",
+              "path"):
         t.add_column(c, overflow="fold")
     for e in r.endpoints:
         path = " > ".join(x[:10] for x in e.paths[0]) if e.paths else ""
+        state = e.state if e.state == "swept" else "unswept: " + " ".join(e.unswept_addresses) + (
+            f" ({e.provenance})" if e.provenance else "")
         t.add_row(e.entity, e.category, e.country or "", e.chain, e.symbol or e.asset,
-                  format_units(e.amount, e.decimals), _usd(e.usd), str(e.hops),
+                  format_units(e.amount, e.decimals), _usd(e.usd), str(e.hops), state,
                   e.first_seen.strftime("%Y-%m-%d %H:%M") if e.first_seen else "", path)
     console.print(t)
     if r.unspent:
@@ -76,8 +89,8 @@ def _render(r: TraceResult) -> None:
                       str(len(m.candidates)), "yes" if m.followed else "no")
         console.print(t)
     if r.peel_chains:
-        t = Table(title="peel chains")
-        for c in ("start", "end", "hops", "in", "peeled", "peels by destination"):
+        t = Table(title="peel chains (each costs one hop of the budget)")
+        for c in ("start", "end", "transactions", "in", "peeled", "peels by destination"):
             t.add_column(c, overflow="fold")
         for p in r.peel_chains:
             t.add_row(p.start_txid[:16], p.end_txid[:16], str(p.hops), format_units(p.amount_in, p.decimals),
@@ -110,13 +123,18 @@ def _conservation(results: list[TraceResult]) -> None:
 
 
 def _side_by_side(results: dict[str, TraceResult]) -> None:
+    for r in results.values():
+        _limits(r)
     keys: dict[tuple[str, str, str, str], dict[str, str]] = {}
     dec: dict[tuple[str, str, str, str], tuple[int, str]] = {}
     for m, r in results.items():
-        for e in r.endpoints:
+        amounts: dict[tuple[str, str, str, str], int] = {}
+        for e in r.endpoints:  # swept and unswept rows of one entity together
             k = (e.entity, e.category, e.chain, e.asset)
-            keys.setdefault(k, {})[m] = format_units(e.amount, e.decimals)
+            amounts[k] = amounts.get(k, 0) + e.amount
             dec[k] = (e.decimals, e.country or "")
+        for k, a in amounts.items():
+            keys.setdefault(k, {})[m] = format_units(a, dec[k][0])
     t = Table(title="endpoints by model")
     for c in ("entity", "category", "country", "chain", "asset", *results):
         t.add_column(c, overflow="fold")
@@ -144,7 +162,10 @@ def register(app: typer.Typer) -> None:
         tx: list[str] = typer.Option(None, "--tx", help="Seed transaction (repeatable): its outputs / transfers."),
         model: str = typer.Option("haircut", "--model", help="poison | haircut | fifo | all (side by side)."),
         direction: str = typer.Option("forward", "--direction", help="forward (where did it go) | backward."),
-        max_hops: int = typer.Option(20, "--max-hops", help="Stop after N hops (reported as stopped)."),
+        max_hops: int = typer.Option(20, "--max-hops", help="Stop after N hops (reported as stopped); a peel "
+                                     "chain counts as one hop however long."),
+        peel_budget: bool = typer.Option(True, "--peel-budget/--no-peel-budget",
+                                         help="Count a peel chain as one hop (default) or every transaction."),
         dust: str = typer.Option(None, "--dust", help="Stop tainted amounts below this (whole units, e.g. 0.0001)."),
         since: str = typer.Option(None, "--since", help="Seed addresses: only what they received from DATE."),
         follow_mixers: bool = typer.Option(False, "--follow-mixers", help="Follow the likeliest mixer withdrawal."),
@@ -171,7 +192,8 @@ def register(app: typer.Typer) -> None:
             for m in models:
                 results[m] = trace(ws, seeds, model=m, direction=direction, max_hops=max_hops, dust=dust,
                                    since=since, follow_mixers=follow_mixers, prices=prices, progress=progress,
-                                   as_of_height=as_of_height or None, tags_as_of=tags_as_of)
+                                   as_of_height=as_of_height or None, tags_as_of=tags_as_of,
+                                   peel_budget=peel_budget)
         for w in next(iter(results.values())).params.get("warnings", []):
             err_console.print(Text.assemble(("warning:", "yellow"), f" {w}"), highlight=False)
         if json_out:

@@ -44,6 +44,8 @@ WASABI_COORDINATORS: tuple[str, ...] = (
     "bc1qa24tsgchvuxsaccp8vrnkfd85hrcpafg20kmjw",
 )
 WASABI2_MIN_OUTPUT = 5_000
+MIN_EQUAL = 5  # equal outputs a structural verdict needs
+MIN_PARTIES = 5  # distinct input addresses a structural verdict needs
 NOT_MULTI_PARTY = frozenset({"whirlpool_tx0"})  # recorded, but its inputs belong to one owner
 
 COLUMNS = ("chain", "txid", "height", "protocol", "confidence", "equal_value", "equal_count",
@@ -76,6 +78,7 @@ class TxIn:
     value: int | None  # None when the spent output is not known (its block was not ingested)
     address_id: int  # -1 when unknown or not an address
     script_type: str | None
+    prev_tx: int = -1  # a key of the spent output's transaction (its prior owner's), -1 when not given
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,10 @@ def classify(inputs: Sequence[TxIn], outputs: Sequence[TxOut], *,
             conf = min(0.4 + 0.05 * k, 0.75)
             return Verdict("generic", conf, eq_value, k,
                            f"{k} equal outputs of {eq_value} sat from {len(in_addrs)} input addresses")
+    # --- structural: a dominant equal (or standard-denomination) value among many owners' inputs ------------
+    v = _structural(inputs, pay, counts, eq_value, eq_count, in_addrs, coordinator_ids)
+    if v is not None:
+        return v
     # several groups of equal outputs covering most outputs, paid by several input addresses
     groups = [(v, c) for v, c in counts.items() if c >= 2]
     grouped = sum(c for _, c in groups)
@@ -198,6 +205,80 @@ def classify(inputs: Sequence[TxIn], outputs: Sequence[TxOut], *,
                        f"{len(groups)} groups of equal outputs cover {grouped}/{n_out} outputs, "
                        f"{len(in_addrs)} input addresses")
     return None
+
+
+def _structural(inputs: Sequence[TxIn], pay: Sequence[TxOut], counts: Counter, eq_value: int, eq_count: int,
+                in_addrs: set[int], coordinator_ids: frozenset[int]) -> Verdict | None:
+    """A multi-party round recognised by its structure rather than one count rule.
+
+    A whale (or the thief) registering several equal outputs per input breaks "k equal outputs need k
+    inputs" (WabiSabi and JoinMarket makers do this routinely), so the evidence is weighed instead:
+
+    * many inputs from distinct prior owners: at least ``MIN_PARTIES`` distinct input addresses (an input
+      whose address is unknown counts by the transaction that created its coin);
+    * a dominant equal value: at least ``MIN_EQUAL`` outputs of one value, to distinct addresses none of
+      which is an input's, making up at least a quarter of the outputs (a batch payout repeats an amount
+      a few times among many different ones);
+    * few unexplained outputs: besides the equal value and standard denominations, at most one output per
+      distinct input address plus one (each participant's change, a coordinator fee); a batch payout pays
+      many customers different amounts from a few coins;
+    * supporting signs, each a reason: the equal value is a standard denomination, several repeated
+      denominations (WabiSabi's decomposition), an output to a known coordinator, inputs each worth
+      less than the equal outputs together (nobody could have paid them alone), uniform script types of
+      the equal outputs.
+
+    The confidence grows with the supporting signs; the rule never needs more inputs than equal outputs.
+    """
+    n_out = len(pay)
+    k = eq_count
+    parties = _parties(inputs)
+    if k < MIN_EQUAL or parties < MIN_PARTIES or 4 * k < n_out:
+        return None
+    eq_outs = [o for o in pay if o.value == eq_value]
+    eq_addrs = {o.address_id for o in eq_outs}
+    if len(eq_addrs) < k or eq_addrs & in_addrs:
+        return None
+    # the other outputs are the participants' changes (at most one each) and a coordinator fee, or, in
+    # WabiSabi, further standard denominations; a batch payout's other outputs are its many customers
+    other = sum(1 for o in pay if o.value != eq_value and not _near_denomination(o.value)
+                and o.address_id not in coordinator_ids)
+    if other > parties + 1:
+        return None
+    known = [i.value for i in inputs if i.value is not None]
+    reasons = [f"{k}/{n_out} outputs of {eq_value} sat to distinct fresh addresses",
+               f"inputs from {parties} distinct prior owners (input addresses, or funding transactions where "
+               "the address is unknown)"]
+    score = 0.55
+    if len(inputs) < k:
+        reasons.append(f"{k - len(inputs)} more equal outputs than inputs (a participant took several)")
+    if known and len(known) == len(inputs) and max(known) < k * eq_value:
+        reasons.append("no single input could pay the equal outputs")
+        score += 0.05
+    if _near_denomination(eq_value):
+        reasons.append("the equal value is a standard denomination")
+        score += 0.1
+    repeated = [val for val, c in counts.items() if c >= 2 and val != eq_value and _near_denomination(val)]
+    if len(repeated) >= 2:
+        reasons.append(f"{len(repeated)} further repeated standard denominations (WabiSabi decomposition)")
+        score += 0.1
+    if any(o.address_id in coordinator_ids for o in pay):
+        reasons.append("an output to a known coordinator")
+        score += 0.15
+    if len({o.script_type for o in eq_outs}) == 1:
+        reasons.append("the equal outputs share one script type")
+        score += 0.05
+    if parties >= 20:
+        score += 0.1
+    return Verdict("equal_output", round(min(score, 0.95), 2), eq_value, k, "; ".join(reasons))
+
+
+def _parties(inputs: Sequence[TxIn]) -> int:
+    """Distinct prior owners of the inputs: distinct input addresses; an input whose address is unknown
+    counts by the transaction that created its coin (two coins of one funding transaction may be one
+    owner's)."""
+    addrs = {i.address_id for i in inputs if i.address_id >= 0}
+    prevs = {i.prev_tx for i in inputs if i.address_id < 0 and i.prev_tx >= 0}
+    return len(addrs) + len(prevs)
 
 
 # --- over the workspace ----------------------------------------------------------------------------------
@@ -234,12 +315,12 @@ WITH o AS (
     GROUP BY txid
 ), i AS (
     SELECT txid, list(value ORDER BY n) AS iv, list(address_id ORDER BY n) AS ia,
-           list(script_type ORDER BY n) AS it
+           list(script_type ORDER BY n) AS it, list(hash(prev_txid) >> 2 ORDER BY n) AS ip
     FROM utxo_inputs WHERE chain = $chain AND height > $lo AND height <= $hi
       AND txid IN (SELECT txid FROM _cj_cand)
     GROUP BY txid
 )
-SELECT lower(hex(o.txid)) AS txid, o.height, o.ov, o.oa, o.ot, o.oo, i.iv, i.ia, i.it
+SELECT lower(hex(o.txid)) AS txid, o.height, o.ov, o.oa, o.ot, o.oo, i.iv, i.ia, i.it, i.ip
 FROM o JOIN i ON i.txid = o.txid
 ORDER BY o.height, o.txid
 """
@@ -268,11 +349,11 @@ def detect_range(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int) -
         batch = rel.fetchmany(10_000)
         if not batch:
             break
-        for txid, height, ov, oa, ot, oo, iv, ia, it in batch:
+        for txid, height, ov, oa, ot, oo, iv, ia, it, ip in batch:
             outs = [TxOut(int(v or 0), -1 if a is None else int(a), t, bool(r))
                     for v, a, t, r in zip(ov, oa, ot, oo, strict=True)]
-            ins = [TxIn(None if v is None else int(v), -1 if a is None else int(a), t)
-                   for v, a, t in zip(iv, ia, it, strict=True)]
+            ins = [TxIn(None if v is None else int(v), -1 if a is None else int(a), t, int(p))
+                   for v, a, t, p in zip(iv, ia, it, ip, strict=True)]
             verdict = classify(ins, outs, coordinator_ids=coords)
             if verdict is None:
                 continue

@@ -29,6 +29,18 @@ class MergeStep:
 
 
 @dataclass(frozen=True, slots=True)
+class CoinJoinNote:
+    """A multi-party verdict on a transaction the addresses spent in: why its inputs were not merged."""
+
+    txid: str
+    height: int | None
+    kind: str  # the protocol column of coinjoin_txs
+    confidence: float
+    reasons: tuple[str, ...]
+    addresses: tuple[str, ...]  # which of the asked addresses (or cluster members) spent in it
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
     chain: str
     address_a: str
@@ -36,6 +48,7 @@ class Explanation:
     cluster_a: int | None
     cluster_b: int | None
     steps: tuple[MergeStep, ...]
+    coinjoins: tuple[CoinJoinNote, ...] = ()  # flagged transactions both spent in: kept apart
 
     @property
     def same_cluster(self) -> bool:
@@ -94,7 +107,8 @@ def why(ws: Workspace, chain: str, address_a: str, address_b: str) -> Explanatio
                               "AND address_id IN ($a, $b)", {"c": chain, "a": ida, "b": idb}).fetchall())
         ca, cb = cl.get(ida), cl.get(idb)
         if ca is None or ca != cb or ida == idb:
-            return Explanation(chain, a, b, ca, cb, ())
+            notes = coinjoin_notes(con, chain, [ida, idb], both=True)
+            return Explanation(chain, a, b, ca, cb, (), notes)
         rows = con.execute("""
             SELECT e.seq, e.a_id, e.b_id, e.txid, e.heuristic, e.confidence, e.height
             FROM cluster_evidence e JOIN cluster_members m ON m.chain = e.chain AND m.address_id = e.a_id
@@ -153,7 +167,44 @@ def show(ws: Workspace, chain: str, address: str, limit: int = 50) -> dict:
             "SELECT e.heuristic, count(*) FROM cluster_evidence e JOIN cluster_members m ON m.chain = e.chain "
             "AND m.address_id = e.a_id WHERE e.chain = $c AND m.cluster_id = $k GROUP BY 1 ORDER BY 1",
             {"c": chain, "k": k}).fetchall())
+        ids = [int(r[0]) for r in con.execute(
+            "SELECT address_id FROM cluster_members WHERE chain = $c AND cluster_id = $k LIMIT 100000",
+            {"c": chain, "k": k}).fetchall()]
+        notes = coinjoin_notes(con, chain, ids, limit=limit)
     finally:
         con.close()
     return {"chain": chain, "address": a, "cluster_id": k, "size": int(size), "members": members,
-            "merges_by_heuristic": by}
+            "merges_by_heuristic": by,
+            "coinjoins": [{"txid": n.txid, "height": n.height, "kind": n.kind, "confidence": n.confidence,
+                           "reasons": list(n.reasons), "addresses": list(n.addresses)} for n in notes]}
+
+
+def coinjoin_notes(con: duckdb.DuckDBPyConnection, chain: str, address_ids: list[int], *, both: bool = False,
+                   limit: int = 50) -> tuple[CoinJoinNote, ...]:
+    """The multi-party verdicts (``coinjoin_txs``) on transactions in which these addresses spent coins
+    (``both``: only those in which every one of them did), newest first. Empty when the chain has no
+    verdicts stored (the table is written by ``fundtrail cluster``)."""
+    from fundtrail.cluster.coinjoin import NOT_MULTI_PARTY
+
+    if not address_ids:
+        return ()
+    try:
+        rows = con.execute("""
+            WITH s AS (
+                SELECT lower(hex(txid)) AS txid, list(DISTINCT address_id) AS ids FROM utxo_inputs
+                WHERE chain = $c AND list_contains($ids, address_id) GROUP BY 1)
+            SELECT cj.txid, cj.height, cj.protocol, cj.confidence, cj.reason, s.ids
+            FROM coinjoin_txs cj JOIN s ON s.txid = cj.txid
+            WHERE cj.chain = $c AND NOT list_contains($single, cj.protocol)
+              AND (NOT $both OR len(s.ids) = $n)
+            ORDER BY cj.height DESC, cj.txid LIMIT $lim""",
+            {"c": chain, "ids": address_ids, "single": sorted(NOT_MULTI_PARTY), "both": both,
+             "n": len(set(address_ids)), "lim": limit}).fetchall()
+    except duckdb.CatalogException:  # no coinjoin_txs / utxo_inputs on this workspace (an EVM-only one)
+        return ()
+    all_ids = sorted({int(i) for r in rows for i in r[5]})
+    names = dict(con.execute("SELECT address_id, address FROM addresses WHERE chain = $c "
+                             "AND list_contains($ids, address_id)", {"c": chain, "ids": all_ids}).fetchall()) \
+        if all_ids else {}
+    return tuple(CoinJoinNote(r[0], r[1], r[2], float(r[3]), tuple(x for x in (r[4] or "").split("; ") if x),
+                              tuple(sorted(names.get(int(i), str(i)) for i in r[5]))) for r in rows)

@@ -448,12 +448,13 @@ def cluster_evm(ws: Workspace, chain: str, *, alarm_size: int = DEFAULT_ALARM_SI
         n = _address_count(con, chain)
         tip = int(con.execute("SELECT coalesce(max(height), -1) FROM evm_transfers WHERE chain = $c",
                               {"c": chain}).fetchall()[0][0])
-        deps = deposit_mod.detect_deposits(con, chain, deposit_params)
+        deps = deposit_mod.all_deposits(con, chain, deposit_params)
     finally:
         _close(con, spill)
     edges = pa.table({
         "txid": deps["txid"], "height": deps["height"], "a": deps["hot_wallet_id"], "b": deps["address_id"],
-        "heuristic": pa.array(["deposit"] * deps.num_rows, pa.string()), "confidence": deps["confidence"],
+        "heuristic": pa.array(["deposit" if r == "sweep" else f"deposit_contract:{r}"
+                               for r in deps["rule"].to_pylist()], pa.string()), "confidence": deps["confidence"],
     }).cast(EDGE_SCHEMA)
     task.advance(edges.num_rows)
     uf = UnionFind(n)

@@ -84,6 +84,12 @@ class Endpoint:
     symbol: str | None = None
     sanctioned: bool = False
     deposits: tuple[Deposit, ...] = ()  # every arrival (address, txid, amount): freeze requests need them all
+    # swept: the funds moved on into the entity (or sit at an address it uses as its own); unswept: they
+    # sit at a deposit address / deposit contract attributed to the entity and were not yet swept (a
+    # freeze candidate: ``unswept_addresses``); one endpoint row per state
+    state: Literal["swept", "unswept"] = "swept"
+    unswept_addresses: tuple[str, ...] = ()
+    provenance: str | None = None  # how an unswept deposit address/contract was attributed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,7 +98,8 @@ class Endpoint:
             "amount": format_units(self.amount, self.decimals), "usd": self.usd, "hops": self.hops,
             "first_seen": _iso(self.first_seen), "last_seen": _iso(self.last_seen),
             "paths": [list(p) for p in self.paths], "addresses": list(self.addresses),
-            "sanctioned": self.sanctioned,
+            "sanctioned": self.sanctioned, "state": self.state,
+            "unswept_addresses": list(self.unswept_addresses), "provenance": self.provenance,
         }
 
 
@@ -130,10 +137,18 @@ class Holding:
     entity: str | None = None
     symbol: str | None = None
 
+    @property
+    def note(self) -> str | None:
+        """Why unspent value at this address is no endpoint."""
+        if self.entity is None:
+            return ("no tag and no cluster attributes this address (a deposit address counts as its "
+                    "exchange's only once clustering joins it to the exchange)")
+        return None
+
     def to_json(self) -> dict[str, Any]:
         return {"chain": self.chain, "address": self.address, "asset": self.asset, "symbol": self.symbol,
                 "amount": format_units(self.amount, self.decimals), "usd": self.usd,
-                "since": _iso(self.since), "entity": self.entity}
+                "since": _iso(self.since), "entity": self.entity, "note": self.note}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +233,37 @@ class Stopped:
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """A trace limit that stopped traced value: said first in every report, never silently.
+
+    ``reason`` is ``max_hops`` or ``dust``; ``where`` lists the largest stopped places (address and
+    txid); ``option`` is the setting that would go on (e.g. ``--max-hops 40``)."""
+
+    chain: str
+    asset: str
+    amount: int
+    decimals: int
+    reason: str
+    share: float  # of the traced amount of this chain and asset
+    where: tuple[tuple[str | None, str | None], ...] = ()  # (address, txid), largest first
+    option: str = ""
+    symbol: str | None = None
+
+    @property
+    def message(self) -> str:
+        what = "the hop limit" if self.reason == "max_hops" else "the dust threshold"
+        unit = self.symbol or ("BTC" if self.asset == "BTC" else self.asset)
+        return (f"{format_units(self.amount, self.decimals)} {unit} ({self.share:.2%} of the traced "
+                f"{unit} on {self.chain}) stopped at {what}; {self.option} would follow it further")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain, "asset": self.asset, "reason": self.reason,
+                "amount": format_units(self.amount, self.decimals), "share": round(self.share, 6),
+                "where": [{"address": a, "txid": t} for a, t in self.where], "option": self.option,
+                "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
 class PeelChain:
     chain: str
     asset: str
@@ -230,8 +276,9 @@ class PeelChain:
     peels_by_destination: tuple[tuple[str, int], ...] = ()  # (entity or 'unattributed', amount)
 
     def to_json(self) -> dict[str, Any]:
+        # hops = transactions of the chain; it costs one hop of the --max-hops budget however long
         return {"chain": self.chain, "asset": self.asset, "start_txid": self.start_txid,
-                "end_txid": self.end_txid, "hops": self.hops,
+                "end_txid": self.end_txid, "hops": self.hops, "transactions": self.hops, "budget_hops": 1,
                 "amount_in": format_units(self.amount_in, self.decimals),
                 "peeled": format_units(self.peeled, self.decimals),
                 "peels_by_destination": [{"destination": d, "amount": format_units(a, self.decimals)}
@@ -294,6 +341,7 @@ class TraceResult:
     balances: tuple[Balance, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     arrivals: tuple[Arrival, ...] = ()  # every endpoint arrival, in time order (not in the JSON)
+    limits: tuple[Limit, ...] = ()  # value stopped at a limit (hop budget, dust), largest first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -304,6 +352,8 @@ class TraceResult:
             "unspent": [h.to_json() for h in self.unspent],
             "mixers": [m.to_json() for m in self.mixers],
             "bridges": [b.to_json() for b in self.bridges],
+            # the first field after the contract's fixed eight: value stopped at a limit
+            "limits": [x.to_json() for x in self.limits],
             "swaps": [s.to_json() for s in self.swaps],
             "stopped": [s.to_json() for s in self.stopped],
             "peel_chains": [p.to_json() for p in self.peel_chains],

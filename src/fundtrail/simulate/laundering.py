@@ -185,9 +185,16 @@ class Laundering:
         total = sum(W.coins[op].value for op in peel_ops)
         a, b = W.new_address("p2wpkh"), W.new_address("p2wpkh")
         fee = 300 + 100 * len(peel_ops)
-        tx = L.transact(peel_ops, [(a, total // 2), (b, total - total // 2 - fee)], "thief consolidation")
-        self.flow("consolidation", UTXO_CHAIN, tx.txid_hex, "lazarus", a.address, "BTC", total - fee, t)
         dests = [("garantex", 0), ("huione", 0), ("northwind", 0), ("merlion", 0), ("yuanotc", 0)]
+        if self.sc.long_peel_hops:
+            # a third chain, peeled hundreds of times (longer than the default hop budget)
+            c = W.new_address("p2wpkh")
+            third = total // 3
+            tx = L.transact(peel_ops, [(a, third), (b, third), (c, total - 2 * third - fee)], "thief consolidation")
+            self.at(t + 2 * DAY + 12 * HOUR, lambda op=(tx.txid, 2): self.long_peel(op, 0, dests))
+        else:
+            tx = L.transact(peel_ops, [(a, total // 2), (b, total - total // 2 - fee)], "thief consolidation")
+        self.flow("consolidation", UTXO_CHAIN, tx.txid_hex, "lazarus", a.address, "BTC", total - fee, t)
         for chain_no, op in enumerate(((tx.txid, 0), (tx.txid, 1))):
             self.at(t + 2 * DAY + chain_no * DAY, lambda op=op, c=chain_no: self.peel(op, 0, c, dests))
 
@@ -214,6 +221,33 @@ class Laundering:
         self.flow("peel", UTXO_CHAIN, tx.txid_hex, "lazarus", dep.address, "BTC", peel_v, self.now)
         if not last:
             self.at(self.now + rng.randint(2 * DAY, 4 * DAY), lambda: self.peel((tx.txid, 1), hop + 1, chain_no, dests))
+
+    def long_peel(self, op: tuple[bytes, int], hop: int, dests: list[tuple[str, int]]) -> None:
+        """One step of the long peel chain (``Scale.long_peel_hops`` steps): a small payment to an exchange
+        deposit address (a share of what is left that lets the chain last all its steps), the rest to a
+        fresh address of the thief, the next step one to three blocks later."""
+        L = self.ledger
+        W = self.thief_btc
+        coin = W.coins.get(op)
+        if coin is None:
+            return
+        rng = self.rng
+        n = self.sc.long_peel_hops
+        ex = self.exchanges[dests[(hop * 3 + 1) % len(dests)][0]]
+        dep = ex.deposit_address(f"mule:btc:long:{hop % 5}")
+        fee = 400 + rng.randint(0, 400)
+        last = hop + 1 >= n
+        if last:
+            peel_v = coin.value - fee
+            tx = L.transact([op], [(dep, peel_v)], f"thief long peel {hop}")
+        else:
+            peel_v = int(coin.value * rng.uniform(0.5, 1.5) / (n - hop + 4))
+            nxt = W.new_address("p2wpkh")
+            tx = L.transact([op], [(dep, peel_v), (nxt, coin.value - peel_v - fee)], f"thief long peel {hop}")
+        self.flow("peel", UTXO_CHAIN, tx.txid_hex, "lazarus", dep.address, "BTC", peel_v, self.now)
+        if not last:
+            gap = self.sc.block_minutes * 60
+            self.at(self.now + rng.randint(gap + 60, 3 * gap), lambda: self.long_peel((tx.txid, 1), hop + 1, dests))
 
     def coinjoin_round(self, thief_op: tuple[bytes, int]) -> None:
         """A Wasabi-2-like round: every participant's input, output and fee share is a multiple of C, so

@@ -29,10 +29,11 @@ class Scale:
     peel_hops: int
     background_tx_per_block: int  # bulk ordinary traffic (background generator)
     background_users: int
+    long_peel_hops: int = 0  # a third peel chain this long (hundreds of hops: longer than the hop budget)
 
 
 SCALES: dict[str, Scale] = {
     "demo": Scale(60, 360, 40, 1.5, 16, 2, 9, 6, 6, 0, 0),
-    "small": Scale(60, 60, 400, 3.0, 120, 6, 19, 10, 8, 240, 40_000),
-    "large": Scale(60, 10, 2000, 1.0, 400, 12, 39, 16, 8, 1250, 400_000),
+    "small": Scale(60, 60, 400, 3.0, 120, 6, 19, 10, 8, 240, 40_000, 150),
+    "large": Scale(60, 10, 2000, 1.0, 400, 12, 39, 16, 8, 1250, 400_000, 300),
 }

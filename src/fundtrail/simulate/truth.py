@@ -16,7 +16,9 @@ written out in docs/simulator.md ("Trace semantics of the truth"):
   a deposit into a fixed-denomination mixer pool is an endpoint of category ``mixer``;
 * a DEX swap continues in the asset bought (same transaction, same trader), proportionally;
 * a bridge deposit continues at the bridge's release on the other chain, proportionally;
-* no dust threshold, hop limit 20 (the world's longest path is shorter).
+* no dust threshold and no hop limit: the expected results follow every path to its end (params say
+  max_hops 20, the default; the "small" and "large" worlds hold a peel chain of 150 / 300 hops, which a
+  trace at that default must follow to its end: a peel chain costs one hop).
 
 Every division the world needs is exact by construction (the CoinJoin zone uses amounts that are multiples
 of the round's unit count); the implementation asserts it, so the expected amounts are exact to the satoshi

@@ -169,6 +169,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("entity", pa.string()), ("senders", pa.int64()), ("assets", pa.int64()), ("forwards", pa.int64()),
         ("forwarded_ratio", pa.float64()), ("max_delay_s", pa.int64()), ("txid", pa.string()),
         ("height", pa.int64()), ("confidence", pa.float64()),
+        # sweep (forwards to the hot wallet) | creator (a contract the entity deployed) | factory (a contract
+        # a contract of the entity created); provenance: the evidence in words
+        ("rule", pa.string()), ("provenance", pa.string()),
     ]),
     # supercluster alarms: merges of two clusters both at least the alarm size (cluster/service.py)
     "cluster_alarms": pa.schema([

@@ -17,6 +17,7 @@ from fundtrail.model.trace import (
     Deposit,
     Endpoint,
     Holding,
+    Limit,
     MixerUse,
     Seed,
     Stopped,
@@ -57,12 +58,12 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
             balances.append(Balance(chain, asset, dec, b.traced, b.endpoints, b.unspent, b.fees, b.stopped_hops,
                                     b.stopped_dust, b.mixers, b.crossed_out, b.other_stopped, b.absorbed))
     # endpoints by entity, chain and asset
-    groups: dict[tuple[str, str, str, str], list[EpEvent]] = {}
+    groups: dict[tuple[str, str, str, str, str], list[EpEvent]] = {}
     for leg in legs.values():
         for ev in leg.endpoints:
-            groups.setdefault((ev.label.entity, ev.label.category, ev.chain, ev.asset), []).append(ev)
+            groups.setdefault((ev.label.entity, ev.label.category, ev.chain, ev.asset, ev.state), []).append(ev)
     endpoints: list[Endpoint] = []
-    for (entity, category, chain, asset), evs in groups.items():
+    for (entity, category, chain, asset, state), evs in groups.items():
         dec, sym = ctx.asset_meta(chain, asset)
         evs_sorted = sorted(evs, key=lambda v: (-v.amount, v.time, v.txid))
         paths: list[tuple[str, ...]] = []
@@ -79,9 +80,11 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
             usd=sum_usd([usd(prices, chain, asset, sym, v.time, v.amount, dec) for v in evs]) if prices else None,
             hops=min(v.hops for v in evs), first_seen=as_utc(min(v.time for v in evs)),
             last_seen=as_utc(max(v.time for v in evs)), paths=tuple(paths), addresses=tuple(addrs), symbol=sym,
-            sanctioned=any(v.label.sanctioned for v in evs),
+            sanctioned=any(v.label.sanctioned for v in evs), state=state,  # type: ignore[arg-type]
+            unswept_addresses=tuple(sorted({v.address for v in evs}))[:MAX_ADDRESSES] if state == "unswept" else (),
+            provenance=next((v.provenance for v in evs_sorted if v.provenance), None),
             deposits=tuple(Deposit(v.address, v.txid, v.amount, as_utc(v.time)) for v in evs_sorted)))
-    endpoints.sort(key=lambda e: (e.chain, e.asset, -e.amount, e.entity))
+    endpoints.sort(key=lambda e: (e.chain, e.asset, -e.amount, e.entity, e.state))
     arrivals: list[Arrival] = []
     for leg in legs.values():
         for ev in leg.endpoints:
@@ -130,11 +133,37 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
         for (asset, reason), amt in sorted(rest.items()):
             dec, _ = ctx.asset_meta(chain, asset)
             stopped.append(Stopped(chain, asset, amt, dec, reason, None, None))
+    limits = limit_notices(ctx, legs, params)
     return TraceResult(
         model=ctx.model, direction="forward" if ctx.forward else "backward", seeds=tuple(seeds),
         traced=tuple(traced), endpoints=tuple(endpoints), unspent=tuple(unspent), mixers=tuple(mixers),
         bridges=tuple(c for leg in legs.values() for c in leg.bridges),
         swaps=tuple(c for leg in legs.values() for c in leg.swaps), stopped=tuple(stopped),
         peel_chains=tuple(p for leg in legs.values() for p in leg.peels), balances=tuple(balances), params=params,
-        arrivals=tuple(arrivals))
+        limits=limits, arrivals=tuple(arrivals))
+
+
+def limit_notices(ctx: Ctx, legs: dict[str, Leg], params: dict[str, Any]) -> tuple[Limit, ...]:
+    """One notice per chain, asset and limit (hop budget, dust) that stopped traced value: how much (and
+    its share of what was traced), the largest places it stopped, and the option that would go on."""
+    out: list[Limit] = []
+    max_hops = int(params.get("max_hops") or 0)
+    for chain, leg in sorted(legs.items()):
+        for asset, b in sorted(leg.buckets.items()):
+            dec, sym = ctx.asset_meta(chain, asset)
+            base = b.traced + b.absorbed
+            for reason, amount in (("max_hops", b.stopped_hops), ("dust", b.stopped_dust)):
+                if amount <= 0:
+                    continue
+                rows = sorted(((v[0], addr, v[1]) for (a, r, addr), v in leg.stopped.items()
+                               if a == asset and r == reason), key=lambda x: (-x[0], str(x[1])))
+                where = tuple((addr, txid) for _amt, addr, txid in rows if addr or txid)[:3]
+                if reason == "max_hops":
+                    option = f"--max-hops {max(2 * max_hops, max_hops + 10)}"
+                else:
+                    option = "--dust 0"
+                out.append(Limit(chain, asset, amount, dec, reason, amount / base if base else 0.0, where,
+                                 option, sym))
+    out.sort(key=lambda x: (-x.share, x.chain, x.asset, x.reason))
+    return tuple(out)
 

@@ -31,6 +31,7 @@ class Ctx:
     follow_mixers: bool
     book: X.CrossBook
     meta: dict[str, dict[str, tuple[int, str | None]]] = field(default_factory=dict)
+    peel_budget: bool = True  # a peel chain (EVM: a forwarding chain) costs one hop of the budget
 
     def kind(self, chain: str) -> str:
         c = self.ws.chain(chain)
@@ -98,6 +99,21 @@ def chain_labels(ws: Workspace, chain: str, book: X.CrossBook, kind: str) -> Lab
         return load_labels(ws_, chain_, extra)
 
     return cached(ws, chain, "labels", build)
+
+
+def deposit_provenance(ws: Workspace, chain: str) -> dict[int, str]:
+    """The deposit addresses and deposit contracts clustering attributed on a chain (``deposit_addresses``),
+    each with the evidence in words: value sitting there has reached the exchange, even unswept."""
+    def build(ws_: Workspace, chain_: str) -> dict[int, str]:
+        if not ws_.parts("deposit_addresses", chain_):
+            return {}
+        t = ws_.read("deposit_addresses", chain_)
+        prov = t["provenance"].to_pylist() if "provenance" in t.column_names else [None] * t.num_rows
+        ent = t["entity"].to_pylist()
+        return {int(a): (p or f"deposit address of {e} (clustering)")
+                for a, p, e in zip(t["address_id"].to_pylist(), prov, ent, strict=True) if a is not None}
+
+    return cached(ws, chain, "deposit_provenance", build)
 
 
 def coinjoin_mask(ws: Workspace, chain: str, g: Any) -> np.ndarray:

@@ -48,6 +48,8 @@ class EpEvent:
     path: tuple[str, ...]
     address: str
     txid: str
+    state: str = "swept"  # unswept: still at the entity's deposit address / contract (not moved on)
+    provenance: str | None = None  # how that deposit address / contract was attributed
 
 
 @dataclass(slots=True)

@@ -35,12 +35,13 @@ MAX_ROUNDS = 4
 
 def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direction: str = "forward",
           max_hops: int = 20, dust: Any = None, since: Any = None, follow_mixers: bool = False,
-          prices: Any = None, progress: Progress = NullProgress(), as_of_height: Any = None,
-          tags_as_of: Any = None) -> TraceResult:
+          prices: Any = None, progress: Progress = NullProgress(), peel_budget: bool = True,
+          as_of_height: Any = None, tags_as_of: Any = None) -> TraceResult:
     """Trace funds from ``seeds``. ``dust``: an int in base units for every asset, or a decimal string
-    in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds. ``as_of_height``
-    (H, ``CHAIN=H`` or a mapping) and ``tags_as_of`` (a time) trace the workspace as it stood then
-    (trace/asof.py)."""
+    in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds; ``peel_budget``:
+    a peel chain costs one hop however long (docs/tracing.md; False counts every transaction).
+    ``as_of_height`` (H, ``CHAIN=H`` or a mapping) and ``tags_as_of`` (a time) trace the workspace as it
+    stood then (trace/asof.py)."""
     ws = as_of(ws, as_of_height, tags_as_of)
     if model not in MODELS:
         raise UsageError(f"unknown taint model {model!r} (poison, haircut, fifo)")
@@ -53,7 +54,7 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
     task = progress.task("trace", total=None, unit="rounds")
     t0 = _time.perf_counter()
     ctx = Ctx(ws, model, direction == "forward", int(max_hops), dust, to_unix(since), follow_mixers,
-              X.cross_book(ws))
+              X.cross_book(ws), peel_budget=bool(peel_budget))
     by_chain: dict[str, list[Seed]] = {}
     for s in seeds:
         by_chain.setdefault(s.chain, []).append(s)
@@ -88,6 +89,7 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
     return assemble(ctx, seeds, legs, prices, {"max_hops": max_hops, "dust": None if dust is None else str(dust),
                                                 "since": None if since is None else str(since),
                                                 "follow_mixers": follow_mixers, "rounds": rounds,
+                                                "peel_budget": bool(peel_budget),
                                                 "transactions_traced": sum(leg.txs for leg in legs.values()),
                                                 "seconds": round(elapsed, 4),
                                                 "warnings": clustering_warnings(ws, sorted(legs)),

@@ -207,13 +207,41 @@ def _classify(node: int, is_seed: bool, forward: bool, taint: np.ndarray, status
     return t
 
 
+PEEL_RATIO = 2  # a peel step's continuing output is at least this many times its payment
+
+
+@njit(cache=True)
+def peel_big(t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray, out_value: np.ndarray,
+             out_opret: np.ndarray) -> int:
+    """The continuing (large) output of ``t`` when ``t`` has the shape of a peel step, else -1: one
+    input (the chain's coin), exactly two value outputs (neither OP_RETURN), the larger at least ``PEEL_RATIO`` times
+    the smaller. Shape only, no tags."""
+    if t < 0:
+        return -1
+    o0, o1 = tx_out_ptr[t], tx_out_ptr[t + 1]
+    n_in = tx_in_ptr[t + 1] - tx_in_ptr[t]
+    if o1 - o0 != 2 or n_in != 1:
+        return -1
+    a, b = o0, o0 + 1
+    if out_opret[a] or out_opret[b] or out_value[a] <= 0 or out_value[b] <= 0:
+        return -1
+    if out_value[a] >= out_value[b]:
+        big, small = a, b
+    else:
+        big, small = b, a
+    if out_value[big] < PEEL_RATIO * out_value[small]:
+        return -1
+    return big
+
+
 @njit(cache=True)
 def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray,
                    in_node: np.ndarray, in_value: np.ndarray, out_value: np.ndarray, out_addr: np.ndarray,
                    out_tx: np.ndarray, out_spent_tx: np.ndarray, out_opret: np.ndarray, tx_fee: np.ndarray,
                    tx_coinjoin: np.ndarray, addr_stop: np.ndarray, seed_nodes: np.ndarray,
-                   seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool = False):
-    """Propagate taint from seed outputs. Returns per-node taint/status/hop, the processed txs (in order)
+                   seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool = False,
+                   peel_free: bool = True):
+    """Propagate taint from seed outputs (``peel_free``: a peel chain costs one hop, see :func:`peel_big`). Returns per-node taint/status/hop, the processed txs (in order)
     with their hop, sink amount (fee forward; coinbase/missing backward) and kind, the best tainted
     predecessor of each processed tx (for evidence paths), the FIFO segments and the absorbed amount
     (poison's growth)."""
@@ -266,17 +294,23 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
         i0, i1 = tx_in_ptr[t], tx_in_ptr[t + 1]
         o0, o1 = tx_out_ptr[t], tx_out_ptr[t + 1]
         # the tainted side of t: inputs (forward) or outputs (backward)
-        h = np.int32(2147483647)
+        h = np.int64(2147483647)
         T = np.int64(0)
         best = np.int64(-1)
         bestv = np.int64(-1)
+        # a hop costs 1, except along a peel chain: the continuing output of a peel step spent by
+        # another peel step (either direction) costs nothing, so a chain of any length is one hop
+        t_big = peel_big(t, tx_out_ptr, tx_in_ptr, out_value, out_opret) if peel_free else -1
         if forward:
             for j in range(i0, i1):
                 p = in_node[j]
                 if p >= 0 and status[p] == FOLLOWED and out_spent_tx[p] == t:
                     T += taint[p]
-                    if hop[p] < h:
-                        h = hop[p]
+                    c = hop[p] + 1
+                    if t_big >= 0 and peel_big(out_tx[p], tx_out_ptr, tx_in_ptr, out_value, out_opret) == p:
+                        c = hop[p]
+                    if c < h:
+                        h = c
                     if taint[p] > bestv:
                         bestv = taint[p]
                         best = p
@@ -284,14 +318,16 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
             for o in range(o0, o1):
                 if status[o] == FOLLOWED:
                     T += taint[o]
-                    if hop[o] < h:
-                        h = hop[o]
+                    c = hop[o] + 1
+                    if o == t_big and peel_big(out_spent_tx[o], tx_out_ptr, tx_in_ptr, out_value, out_opret) >= 0:
+                        c = hop[o]
+                    if c < h:
+                        h = c
                     if taint[o] > bestv:
                         bestv = taint[o]
                         best = o
         if T == 0:
             continue
-        h += 1
         if h > max_hops:
             if forward:
                 for j in range(i0, i1):
@@ -508,11 +544,12 @@ class UtxoOutcome:
 
 def run_utxo(graph, model: str, forward: bool, tx_coinjoin: np.ndarray, addr_stop: np.ndarray,
              seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int, dust: int,
-             keep_order: bool = False) -> UtxoOutcome:
+             keep_order: bool = False, peel_free: bool = True) -> UtxoOutcome:
     r = propagate_utxo(forward, MODELS[model], graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node, graph.in_value,
                        graph.out_value, graph.out_addr, graph.out_tx, graph.out_spent_tx, graph.out_opret,
                        graph.tx_fee, tx_coinjoin, addr_stop, np.asarray(seed_nodes, np.int64),
-                       np.asarray(seed_taint, np.int64), int(max_hops), int(dust), bool(keep_order))
+                       np.asarray(seed_taint, np.int64), int(max_hops), int(dust), bool(keep_order),
+                       bool(peel_free))
     return UtxoOutcome(*r[:-1], absorbed=int(r[-1]))
 
 
@@ -527,6 +564,7 @@ class AcctState:
     pred: int = -1  # the ledger entry that brought the most taint (evidence paths)
     pred_amt: int = 0
     since: int = 0  # time the account was first tainted
+    cont: bool = False  # reached by a continuation (its sender forwarded most of its balance on)
 
 
 @dataclass(slots=True)

@@ -1,6 +1,7 @@
-"""The report as one flat CSV: a ``section`` column says what each row is (stolen, endpoint, entity,
-country, rollup, unspent, mixer, bridge, swap, stopped, timeline, evidence, comparison, conservation), so a
-spreadsheet filter on ``section`` gives each table. Amounts are exact decimal strings in whole units.
+"""The report as one flat CSV: a ``section`` column says what each row is (limit, stolen, endpoint, entity,
+country, rollup, unspent, mixer, bridge, swap, stopped, peel_chain, timeline, evidence, comparison,
+conservation), so a spreadsheet filter on ``section`` gives each table. Amounts are exact decimal strings in
+whole units.
 
 Cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR, and not a plain
 number) are written with a leading ``'`` (docs/security.md, "Output escaping")."""
@@ -40,6 +41,12 @@ def render(report: Report) -> str:
         w.writerow({"section": section, "model": csv_cell(model),
                     **{k: ("" if v is None else csv_cell(v)) for k, v in kv.items()}})
 
+    for s in report.models:  # limits first: value stopped at the hop budget or dust threshold
+        for lim in s.result.limits:
+            row("limit", s.model, chain=lim.chain, asset=lim.asset, symbol=report.label(lim.chain, lim.asset),
+                amount=format_units(lim.amount, lim.decimals),
+                address=" ".join(a for a, _t in lim.where if a), txid=" ".join(t for _a, t in lim.where if t),
+                detail=lim.message)
     for t in report.stolen:
         row("stolen", report.primary, **_t(t), detail=f"incident {report.incident.name}")
     for s in report.models:
@@ -49,7 +56,8 @@ def render(report: Report) -> str:
                 amount=format_units(e.amount, e.decimals), usd="" if e.usd is None else f"{e.usd:.2f}",
                 entity=e.entity, category=e.category, country=e.country, address=" ".join(e.addresses),
                 hops=e.hops, first_seen=_iso(e.first_seen), last_seen=_iso(e.last_seen),
-                detail=f"{len(e.paths)} paths")
+                detail=f"{len(e.paths)} paths; state={e.state}"
+                       + (f"; attributed by {e.provenance}" if e.provenance else ""))
         for g in s.by_country:
             for t in g.totals:
                 row("country", m, **_t(t), country=g.key, detail=", ".join(g.entities))
@@ -78,6 +86,12 @@ def render(report: Report) -> str:
         for x in s.stopped:
             row("stopped", m, chain=x.chain, asset=x.asset, symbol=report.label(x.chain, x.asset),
                 amount=format_units(x.amount, x.decimals), address=x.address, txid=x.txid, detail=x.reason)
+        for p in s.result.peel_chains:
+            row("peel_chain", m, chain=p.chain, asset=p.asset, amount=format_units(p.peeled, p.decimals),
+                txid=f"{p.start_txid} {p.end_txid}", hops=p.hops,
+                detail=f"{p.hops} transactions (one hop of the budget); in "
+                       f"{format_units(p.amount_in, p.decimals)}; "
+                       + "; ".join(f"{d}: {format_units(a, p.decimals)}" for d, a in p.peels_by_destination))
         for b in s.balances:
             row("conservation", m, chain=b.chain, asset=b.asset, amount=format_units(b.traced, b.decimals),
                 detail="; ".join(f"{k}={v}" for k, v in b.to_json().items() if k not in ("chain", "asset")))

@@ -53,6 +53,7 @@ td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; white-spac
 td.mono, span.mono { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:12px; word-break:break-all; }
 tr.total td { font-weight:600; border-top:2px solid var(--line); }
 .bad { color:var(--bad); font-weight:600; } .ok { color:var(--ok); font-weight:600; }
+section.limits { border:2px solid var(--bad); background:#fdf0ef; }
 .tag { display:inline-block; padding:0 6px; border-radius:9px; background:#eef1f6; color:#394457; font-size:12px; }
 .tag.sanctioned { background:#fde8e7; color:var(--bad); }
 .scroll { overflow-x:auto; }
@@ -158,6 +159,14 @@ def render(report: Report, *, sankey_width: int = 1100, sankey_height: int = 560
         ("Conservation", '<span class="ok">balanced</span>' if balanced else '<span class="bad">NOT balanced</span>',
          "every traced unit accounted for, per asset and model" if balanced else "see the conservation table"),
     ]
+    limits = [(s.model, lim) for s in report.models for lim in s.result.limits]
+    if limits:  # said first and prominently: value stopped at a limit, where, the option to go on
+        items = "".join(
+            f'<li><strong>{_e(m)}:</strong> {_e(lim.message)}'
+            + "".join(f'<br><span class="mono">{_e(a or "—")}</span> (tx <span class="mono">{_e(t or "—")}</span>)'
+                      for a, t in lim.where) + "</li>" for m, lim in limits)
+        parts.append(f'<section id="limits" class="limits"><h2 class="bad">Trace stopped at a limit</h2>'
+                     f'<ul>{items}</ul></section>')
     parts.append('<div class="cards">' + "".join(
         f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{v}</div><div class="s">{s}</div></div>'
         for k, v, s in cards) + "</div>")
@@ -248,14 +257,23 @@ def render(report: Report, *, sankey_width: int = 1100, sankey_height: int = 560
                     ("matched by", False), ("in tx", False), ("out tx", False)], rows, cls="crossings")
     parts.append(_section("Mixers, bridges and swaps", f"<h3>Mixers</h3>{mix}<h3>Bridges and swaps</h3>{cross}",
                           sub=f"{P} model", sid="mixers"))
+    unswept = [e for e in main.result.endpoints if e.state == "unswept"]
+    if unswept:
+        rows = [[_e(e.entity), _e(e.chain), _e(f"{fmt_amount(e.amount, e.decimals)} {report.label(e.chain, e.asset)}"),
+                 f'<span class="mono">{_e(" ".join(e.unswept_addresses or e.addresses))}</span>',
+                 _e(e.provenance or "tag or cluster")] for e in unswept]
+        parts.append(_section("Deposited, not yet swept", _table(
+            [("entity", False), ("chain", False), ("amount", True), ("addresses", False), ("attributed by", False)],
+            rows, cls="unswept"), sub="funds at the entity's deposit addresses: freeze there", sid="unswept-endpoints"))
     if main.result.peel_chains:
         rows = [[_e(p.chain), f'<span class="mono">{_e(p.start_txid)}</span>', _e(p.hops),
                  _e(fmt_amount(p.amount_in, p.decimals)), _e(fmt_amount(p.peeled, p.decimals)),
                  _e("; ".join(f"{d}: {fmt_amount(a, p.decimals)}" for d, a in p.peels_by_destination))]
                 for p in main.result.peel_chains]
-        parts.append(_section("Peel chains", _table([("chain", False), ("start tx", False), ("hops", True),
+        parts.append(_section("Peel chains", _table([("chain", False), ("start tx", False), ("transactions", True),
                                                      ("in", True), ("peeled", True), ("peels by destination", False)],
-                                                    rows), sid="peels"))
+                                                    rows), sub="each chain costs one hop of the budget",
+                              sid="peels"))
 
     # --- timeline ------------------------------------------------------------------------------------------
     rows = [[_e(_t(e.time)), _e(e.kind.replace("_", " ")), _e(e.description), _e(e.total.text() if e.total else ""),

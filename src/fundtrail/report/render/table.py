@@ -52,6 +52,14 @@ def renderables(report: Report) -> list[RenderableType]:
                                       for s in inc.seeds) + "\n")
     head.append(f"models: {', '.join(names)} (primary: {report.primary})   generated {_t(report.generated)} UTC")
     out.append(head)
+    # limits first: value the trace stopped following, where, and the option that would go on
+    for s in report.models:
+        for lim in s.result.limits:
+            txt = Text()
+            txt.append(f"⚠ LIMIT ({s.model}): {lim.message}\n", style="bold red")
+            for addr, txid in lim.where:
+                txt.append(f"    stopped at {addr or '—'} (tx {_short(txid)})\n")
+            out.append(txt)
 
     su, sp = usd_sum(report.stolen)
     t = _table("Total stolen", ("chain", "left"), ("asset", "left"), ("amount", "right"), ("USD", "right"))
@@ -117,9 +125,17 @@ def renderables(report: Report) -> list[RenderableType]:
                       _t(c.time), f"{c.match.replace('_', ' ')} ({c.confidence:.2f})", _short(c.in_txid),
                       _short(c.out_txid))
         out.append(t)
+    unswept = [e for e in main.result.endpoints if e.state == "unswept"]
+    if unswept:
+        t = _table(f"Deposited, not yet swept — freeze at the entity ({report.primary})", ("entity", "left"),
+                   ("chain", "left"), ("amount", "right"), ("addresses", "left"), ("attributed by", "left"))
+        for e in unswept:
+            t.add_row(e.entity, e.chain, f"{fmt_amount(e.amount, e.decimals)} {report.label(e.chain, e.asset)}",
+                      " ".join(e.unswept_addresses or e.addresses), e.provenance or "tag or cluster")
+        out.append(t)
     if main.result.peel_chains:
-        t = _table("Peel chains", ("chain", "left"), ("start tx", "left"), ("hops", "right"), ("in", "right"),
-                   ("peeled", "right"), ("peels by destination", "left"))
+        t = _table("Peel chains (each costs one hop of the budget)", ("chain", "left"), ("start tx", "left"),
+                   ("transactions", "right"), ("in", "right"), ("peeled", "right"), ("peels by destination", "left"))
         for p in main.result.peel_chains:
             t.add_row(p.chain, _short(p.start_txid), str(p.hops), fmt_amount(p.amount_in, p.decimals),
                       fmt_amount(p.peeled, p.decimals),

@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 
 from fundtrail.errors import NotFoundError
-from fundtrail.model.trace import Candidate, Crossing, Seed
+from fundtrail.model.trace import Candidate, Crossing, PeelChain, Seed
 from fundtrail.trace import crossing as X
-from fundtrail.trace.context import Ctx, as_utc, chain_labels
+from fundtrail.trace.context import Ctx, as_utc, chain_labels, deposit_provenance
 from fundtrail.trace.frontier.release import release_injection
 from fundtrail.trace.graph import evm_ledger
 from fundtrail.trace.leg import MAX_PATH_LEN, EpEvent, Injection, Leg, MixEvent
+from fundtrail.trace.peel import MIN_HOPS as PEEL_MIN_HOPS
 from fundtrail.trace.taint import KIND_FEE, S_BRIDGE, S_MIXER, S_SERVICE, EvmTaint, Move, split_exact
 
 
@@ -109,6 +110,20 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
             e = link.get(e, -1)
         return tuple(reversed(p)) if ctx.forward else tuple(p)
 
+    deposits = deposit_provenance(ws, chain) if ctx.forward else {}
+    chain_root: dict[tuple[int, int], tuple[int, int]] = {}  # (account, asset) -> its chain's first account
+    fchains: dict[tuple[int, int], tuple[list[tuple[int, int]], list[tuple[int, int, int]]]] = {}
+    last_outs: dict[tuple[int, int], int] = {}
+
+    def last_out(acct: int, ai: int) -> int:
+        """The last ledger entry moving asset ``ai`` out of ``acct`` (gas excluded), -1 if none."""
+        key = (acct, ai)
+        if key not in last_outs:
+            ents = np.asarray(L.entries(acct))
+            m = (L.src[ents] == acct) & (L.asset[ents] == ai) & (L.kind[ents] != KIND_FEE) & (L.dst[ents] != acct)
+            last_outs[key] = int(ents[m].max()) if m.any() else -1
+        return last_outs[key]
+
     last = -1
     while heap:
         e, acct = heapq.heappop(heap)
@@ -131,9 +146,14 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
         hop_next = 0
         prev = -1
         st_s = eng.state(s, ai) if s >= 0 and s != d else None
+        forwards = False
         if st_s is not None:
+            bal_before = st_s.bal
             mv = eng.outflow(st_s, x, ai)
-            hop_next = st_s.hop + 1
+            # the EVM peel chain: an account forwarding most of its balance on continues the chain of
+            # the account that forwarded most of its balance to it; the chain costs one hop in all
+            forwards = ctx.peel_budget and L.kind[e] != KIND_FEE and bal_before > 0 and 2 * x >= bal_before
+            hop_next = st_s.hop if forwards and st_s.cont else st_s.hop + 1
             prev = st_s.pred
         if L.kind[e] == KIND_FEE:
             if mv is not None:
@@ -186,6 +206,11 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
             continue
         link[e] = prev
         leg.txs += 1
+        # forwarding chains (the EVM peel chain): a tainted outflow of a chain member is a peel, unless it
+        # turns out below to be the chain's continuation
+        root = chain_root.get((s, ai))
+        if root is not None:
+            fchains[root][1].append((e, t, d))
         # swap in-leg: the taint continues in the other asset (out-legs, later in this transaction)
         if sw is not None and s == sw.trader and e in sw.in_rows:
             b.crossed_out += t
@@ -230,7 +255,12 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
         if k == S_SERVICE:
             b.endpoints += t
             lab = labels.get(d)
-            leg.endpoints.append(EpEvent(lab, chain, asset, t, hop_next, when, path(e), astr(d), txid))
+            # a deposit address / contract of the entity that never moved this asset on after e: deposited,
+            # not yet swept (a freeze candidate at the entity)
+            prov = deposits.get(d)
+            state = "unswept" if prov is not None and last_out(d, ai) < e else "swept"
+            leg.endpoints.append(EpEvent(lab, chain, asset, t, hop_next, when, path(e), astr(d), txid, state,
+                                         prov))
             continue
         if k == S_MIXER:
             lab = labels.get(d)
@@ -271,13 +301,25 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
             b.other_stopped += t
             leg.stop(asset, "burned", t, None, txid)
             continue
+        fresh = eng.state(d, ai) is None
         st_d = eng.ensure(d, ai, e, hop_next, when)
         eng.inflow(st_d, mvin, ai)
-        if hop_next < st_d.hop:
+        if fresh or hop_next < st_d.hop:
             st_d.hop = hop_next
+            st_d.cont = forwards and mv is not None and mvin is mv
+        elif hop_next == st_d.hop and forwards and mvin is mv:
+            st_d.cont = True
+        if forwards and mvin is mv and ctx.forward and (d, ai) not in chain_root:
+            root = chain_root.setdefault((s, ai), (s, ai))
+            steps, peels = fchains.setdefault(root, ([], []))
+            if peels and peels[-1][0] == e:
+                peels.pop()
+            steps.append((e, t))
+            chain_root[(d, ai)] = root
         if t > st_d.pred_amt:
             st_d.pred, st_d.pred_amt = e, t
         activate(d, e)
+    leg.peels = _forwarding_chains(ctx, chain, L, labels, fchains)
     for asset_i, v in eng.absorbed.items():
         leg.b(L.assets[asset_i]).absorbed += v
     for (acct, ai), st in eng.states.items():
@@ -311,3 +353,27 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
 
 _PENDING = "\x00addr#"
 
+
+def _forwarding_chains(ctx: Ctx, chain: str, L: Any, labels: Any,
+                       fchains: dict[tuple[int, int], tuple[list[tuple[int, int]], list[tuple[int, int, int]]]],
+                       min_steps: int = PEEL_MIN_HOPS) -> list[PeelChain]:
+    """The EVM forwarding chains of at least ``min_steps`` continuations as :class:`PeelChain` entries:
+    ``hops`` = transfers along the chain, the peels by destination (the entity, else ``unattributed``)."""
+    out: list[PeelChain] = []
+    for (_acct, ai), (steps, peels) in sorted(fchains.items()):
+        if len(steps) < min_steps:
+            continue
+        asset = L.assets[ai]
+        dec, _sym = ctx.asset_meta(chain, asset)
+        dest: dict[str, int] = {}
+        for _e, amt, d in peels:
+            lab = labels.get(d) if d >= 0 else None
+            name = lab.entity if lab is not None and labels.kind(d) in (S_SERVICE, S_MIXER) else "unattributed"
+            dest[name] = dest.get(name, 0) + amt
+        peeled = sum(a for _e, a, _d in peels)
+        out.append(PeelChain(chain=chain, asset=asset, start_txid=L.txid_of(steps[0][0]),
+                             end_txid=L.txid_of(steps[-1][0]), hops=len(steps),
+                             amount_in=steps[0][1] + sum(a for e, a, _d in peels if e < steps[0][0]),
+                             peeled=peeled, decimals=dec,
+                             peels_by_destination=tuple(sorted(dest.items(), key=lambda kv: (-kv[1], kv[0])))))
+    return out

@@ -83,7 +83,8 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     taints = np.array([want[n] for n in nodes.tolist()], np.int64)
     leg = Leg(chain, "utxo")
     dust = ctx.dust_for(chain, "BTC")
-    out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust)
+    out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust,
+                   peel_free=ctx.peel_budget)
     b = leg.b("BTC")
     b.traced = int(np.minimum(taints, g.out_value[nodes]).sum()) if len(nodes) else 0
     b.absorbed = out.absorbed
@@ -124,8 +125,10 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
         else:
             b.mixers += amt
             leg.mixers.append(MixEvent(lab, chain, astr(node), "BTC", amt, txid, when))
+        # an exchange's deposit output not spent yet: deposited, not yet swept (a freeze candidate)
+        state = "unswept" if out.status[node] == ENDPOINT and int(g.out_spent_tx[node]) < 0 else "swept"
         leg.endpoints.append(EpEvent(lab, chain, "BTC", amt, int(out.hop[node]), when, path(node), astr(node),
-                                     txid))
+                                     txid, state))
     # the rest in bulk, per address: unspent holdings and stopped value
     for code, reason in ((UNSPENT, None), (STOP_HOPS, "max_hops"), (STOP_DUST, "dust"), (BURNED, "op_return")):
         ns = touched[(st == code) & (tn > 0)]
