@@ -146,8 +146,9 @@ def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, 
             t[1] += sent[a]
     by_gid = {g.gid: g for g in groups}
 
-    def emit(h: U.Hits, gid: int, direction: str, hop_offset: int = 0) -> None:
+    def emit(h: U.Hits, gid: int, direction: str, hop_offset: int = 0, prefix: list[str] | None = None) -> None:
         for i, aid in enumerate(h.address_id.tolist()):
+            path = (prefix or []) + h.paths[i]
             c = cmap.get(aid)
             if c is not None and not stop_kind.get(c, False):
                 key = (chain, "cluster", c, direction, gid, "BTC")
@@ -155,7 +156,7 @@ def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, 
             else:
                 key = (chain, "address", aid, direction, gid, "BTC")
                 total = float((recv if direction == "received" else sent)[aid]) if aid < len(recv) else 0.0
-            acc.add(key, aid, int(h.amount[i]), int(h.hops[i]) + hop_offset, h.paths[i], total)
+            acc.add(key, aid, int(h.amount[i]), int(h.hops[i]) + hop_offset, path, total)
 
     for gid, ids in src.members.items():
         g = by_gid[gid]
@@ -165,7 +166,7 @@ def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, 
         emit(U.propagate(g_, astop, seeds, g_.out_value[seeds], max_hops, True), gid, "received")
         if g.category != STOLEN:
             emit(U.propagate(g_, astop, seeds, g_.out_value[seeds], max_hops, False), gid, "sent")
-    for gid, txid, amount, _in_txid in inj:
+    for gid, txid, amount, in_txid in inj:
         t = g_.tx_number(txid)
         if t is None:
             continue
@@ -177,7 +178,7 @@ def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, 
         w = g_.out_value[nodes]
         share = np.minimum((w * (amount / max(int(w.sum()), 1))).astype(np.int64), w)
         emit(U.propagate(g_, astop, nodes, share, max(max_hops - 1, 0), True, include_seeds=True), gid,
-             "received", hop_offset=1)
+             "received", hop_offset=1, prefix=[in_txid, txid])
 
 
 def _build_evm(ws: Workspace, chain: str, groups: list[Group], src, inj: list, stop_kind: dict[int, bool],
@@ -197,10 +198,12 @@ def _build_evm(ws: Workspace, chain: str, groups: list[Group], src, inj: list, s
             t[1] += v[1]
     by_gid = {g.gid: g for g in groups}
     injections = []
-    for gid, txid, amount, _ in inj:
+    prefix: dict[int, str] = {}
+    for gid, txid, amount, in_txid in inj:
         for e in L.tx_rows(txid):
             if L.dst[e] >= 0 and src.stop.get(int(L.dst[e])) is None:
                 injections.append((e, gid, amount, 1))
+                prefix[e] = in_txid
                 break
 
     def emit(h: E.EvmHits, direction: str) -> None:
@@ -214,7 +217,12 @@ def _build_evm(ws: Workspace, chain: str, groups: list[Group], src, inj: list, s
             else:
                 key = (chain, "address", aid, direction, gid, name)
                 total = float(tot.get((aid, asset), [0, 0])[j])
-            acc.add(key, aid, amount, hops, h.paths[(aid, asset, gid)], total)
+            path = h.paths[(aid, asset, gid)]
+            if path and prefix:
+                first = next((e for e in prefix if L.txid_of(e) == path[0]), None)
+                if first is not None:
+                    path = [prefix[first]] + path
+            acc.add(key, aid, amount, hops, path, total)
         acc.rows.setdefault(("__decimals__", chain), [dec])
 
     members = {g: ids for g, ids in src.members.items() if ids}
