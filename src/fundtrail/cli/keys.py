@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         from fundtrail.service.auth import create_key
 
         secret = create_key(_store(home, db), name, role, rate)
-        print(secret, flush=True)
+        typer.echo(secret)
 
     @keys.command("list")
     def list_(db: str = DbOpt, home: HomeOpt = None, json_out: bool = typer.Option(False, "--json")) -> None:

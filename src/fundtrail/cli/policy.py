@@ -32,9 +32,9 @@ def register(app: typer.Typer) -> None:
         from fundtrail.service.store import open_store
 
         if default:
-            print(default_policy_text(), end="")
+            typer.echo(default_policy_text(), nl=False)
             return
-        print(current_policy(open_store(db, workspace(home).home)).text, end="")
+        typer.echo(current_policy(open_store(db, workspace(home).home)).text, nl=False)
 
     @pol.command("set")
     def set_(file: str = typer.Argument(...), db: str = DbOpt, home: HomeOpt = None) -> None:

@@ -36,6 +36,6 @@ def register(app: typer.Typer) -> None:
         def said(url: str) -> None:
             err_console.print(f"fundtrail API listening on {url} ({workers} workers); docs at {url}/docs",
                               highlight=False)
-            print(url, flush=True)
+            typer.echo(url)
 
         run(cfg, host, port, on_listen=said)
