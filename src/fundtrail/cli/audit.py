@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
-from fundtrail.cli.common import HomeOpt, emit_json, render_table, workspace
+from fundtrail.cli.common import HomeOpt, render_table, workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +23,6 @@ def register(app: typer.Typer) -> None:
         rows = open_store(db, workspace(home).home).audit_rows(after=after, limit=limit)
         if json_out:
             for r in rows:
-                emit_json(r)
+                typer.echo(json.dumps(r, default=str))
             return
         render_table(pa.Table.from_pylist(rows) if rows else pa.table({"id": pa.array([], pa.int64())}))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
-from fundtrail.cli.common import HomeOpt, emit_json, render_table, workspace
+from fundtrail.cli.common import HomeOpt, render_table, workspace
 
 DbOpt = typer.Option(None, "--db", envvar="FUNDTRAIL_DB", help="Service database URL (default: in the workspace).")
 
@@ -37,7 +39,7 @@ def register(app: typer.Typer) -> None:
         rows = _store(home, db).keys()
         if json_out:
             for r in rows:
-                emit_json(r)
+                typer.echo(json.dumps(r, default=str))
             return
         render_table(pa.Table.from_pylist(rows) if rows else pa.table({"name": pa.array([], pa.string())}))
 

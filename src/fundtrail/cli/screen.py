@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
-from fundtrail.cli.common import HomeOpt, console, emit_json, workspace
+from fundtrail.cli.common import HomeOpt, console, workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +43,7 @@ def register(app: typer.Typer) -> None:
         for a in addresses:
             v = s.screen_address(chain, a, time=time).to_json()
             if json_out:
-                emit_json(v)
+                typer.echo(json.dumps(v, default=str))
                 continue
             ent = v["entity"]
             who = f"{ent['name']} ({ent['category']}{', sanctioned' if ent['sanctioned'] else ''})" if ent else "-"
