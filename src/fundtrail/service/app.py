@@ -92,6 +92,8 @@ class Guard:
             self._after(scope, state, 413, t0, b"")
             return
         body = b"".join(chunks)
+        state["params_hash"] = hashlib.sha256(scope.get("query_string", b"") + b"\n" +
+                                              scope.get("path", "").encode() + b"\n" + body).hexdigest()
         sent = False
 
         async def replay() -> dict:
@@ -118,11 +120,13 @@ class Guard:
         self.fa.state.metrics.observe(method, path, code, time.perf_counter() - t0)
         if path in ("/v1/health", "/metrics", "/v1/ready"):
             return  # probes are not audited
+        if state.get("audited"):
+            return  # written with the verdicts, in their transaction
         caller = state.get("caller")
-        h = hashlib.sha256(scope.get("query_string", b"") + b"\n" + scope.get("path", "").encode() + b"\n" + body)
+        h = state.get("params_hash") or hashlib.sha256(scope.get("path", "").encode() + b"\n" + body).hexdigest()
         try:
             self.fa.state.runtime.store.audit(caller.name if caller else None, caller.role if caller else None,
-                                              method, path, h.hexdigest(), code, state.get("decision"))
+                                              method, path, h, code, state.get("decision"))
         except Exception as e:  # noqa: BLE001 - the response is out; the failure is logged
             log.error("audit write failed: %s", e)
 

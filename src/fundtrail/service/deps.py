@@ -27,7 +27,7 @@ class Caller:
     role: str
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
@@ -52,7 +52,7 @@ def require(role: str):
     """A dependency: a valid, unrevoked key whose role is at least ``role``; within its rate limit."""
     assert role in ROLES
 
-    def dep(request: Request) -> Caller:
+    async def dep(request: Request) -> Caller:
         auth = request.headers.get("authorization", "")
         scheme, _, secret = auth.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():

@@ -1,8 +1,10 @@
 """Running the application under uvicorn with several worker processes.
 
-The listening socket is bound here (so ``--port 0`` picks a free port, printed before the workers start)
-and handed to uvicorn by file descriptor; the workers configure themselves from the environment
-(runtime.Config.to_env). uvicorn stops cleanly on SIGINT and SIGTERM (in-flight requests finish).
+``--port 0`` picks a free port here (bound and released, then given to uvicorn, which binds it again in the
+supervisor and shares it with the workers; not handed over by file descriptor: uvicorn would take such a
+socket for a Unix one and leave Nagle on, costing 40 ms a response). The workers configure themselves from
+the environment (runtime.Config.to_env). uvicorn stops cleanly on SIGINT and SIGTERM (in-flight requests
+finish).
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 8080,
     from fundtrail.service.store import open_store
 
     open_store(config.db, config.home).close()
-    sock = bind(host, port)
-    url = f"http://{host}:{sock.getsockname()[1]}"
+    if port == 0:
+        sock = bind(host, 0)
+        port = sock.getsockname()[1]
+        sock.close()
+    url = f"http://{host}:{port}"
     os.environ.update(config.to_env())
     if on_listen is not None:
         on_listen(url)
-    try:
-        uvicorn.run("fundtrail.service.app:app_from_env", factory=True, fd=sock.fileno(),
-                    workers=config.workers if config.workers > 1 else None, log_level=log_level,
-                    timeout_graceful_shutdown=10, access_log=False, lifespan="on")
-    finally:
-        sock.close()
+    uvicorn.run("fundtrail.service.app:app_from_env", factory=True, host=host, port=port,
+                workers=config.workers if config.workers > 1 else None, log_level=log_level,
+                timeout_graceful_shutdown=10, access_log=False, lifespan="on")

@@ -159,11 +159,20 @@ class Store:
                 (v["verdict_id"], now_iso(), v["chain"], v["address"], v["decision"], v["policy"]["version"],
                  v["as_of"].get("index_version"), key_name, json.dumps(v, separators=(",", ":"))))
 
-    def save_verdicts(self, verdicts: list[dict[str, Any]], key_name: str | None) -> None:
-        self.many([self._verdict_row(v, key_name) for v in verdicts])
+    _AUDIT_SQL = ("INSERT INTO audit (time, key_name, role, method, endpoint, params_hash, status, decision) "
+                  "VALUES (?,?,?,?,?,?,?,?)")
 
-    def save_transfer(self, t: dict[str, Any], verdict: dict[str, Any], key_name: str | None) -> None:
-        self.many([self._verdict_row(verdict, key_name),
+    def _audit_row(self, audit: tuple | None) -> list[tuple[str, tuple]]:
+        """``audit``: (key_name, role, method, endpoint, params_hash, status, decision) or None."""
+        return [(self._AUDIT_SQL, (now_iso(), *audit))] if audit else []
+
+    def save_verdicts(self, verdicts: list[dict[str, Any]], key_name: str | None, audit: tuple | None = None) -> None:
+        """The verdicts (and the request's audit record) in one transaction."""
+        self.many([self._verdict_row(v, key_name) for v in verdicts] + self._audit_row(audit))
+
+    def save_transfer(self, t: dict[str, Any], verdict: dict[str, Any], key_name: str | None,
+                      audit: tuple | None = None) -> None:
+        self.many(self._audit_row(audit) + [self._verdict_row(verdict, key_name),
                    ("INSERT INTO transfers (transfer_id, created, chain, direction, address, counterparty, txid, vout, "
                     "asset, amount, time, verdict_id, decision, key_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (t["transfer_id"], now_iso(), t["chain"], t["direction"], t["address"], t.get("counterparty"),
@@ -201,9 +210,8 @@ class Store:
 
     def audit(self, key_name: str | None, role: str | None, method: str, endpoint: str, params_hash: str,
               status: int, decision: str | None) -> None:
-        self.execute("INSERT INTO audit (time, key_name, role, method, endpoint, params_hash, status, decision) "
-                     "VALUES (?,?,?,?,?,?,?,?)", (now_iso(), key_name, role, method, endpoint, params_hash,
-                                                  int(status), decision))
+        self.execute(self._AUDIT_SQL, (now_iso(), key_name, role, method, endpoint, params_hash, int(status),
+                                       decision))
 
     def audit_rows(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.execute(f"SELECT {', '.join(self._ACOLS)} FROM audit WHERE id > ? ORDER BY id LIMIT ?",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+import json
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from fundtrail.service.deps import Caller, require, runtime, screener_of
 from fundtrail.service.routes.models import ScreenAddress, ScreenBatch, Transfer
@@ -11,24 +13,33 @@ from fundtrail.service.screening import new_id
 router = APIRouter(tags=["screening"])
 
 
-def _done(request: Request, decisions: list[str]) -> None:
-    request.state.decision = ",".join(sorted(set(decisions)))
+def _audit(request: Request, caller: Caller, decisions: list[str]) -> tuple:
+    """The request's audit record, written in the verdicts' transaction (the middleware then skips it)."""
+    decision = ",".join(sorted(set(decisions)))
     for d in decisions:
         request.app.state.metrics.decision(d)
+    request.state.decision = decision
+    request.state.audited = True
+    route = request.scope.get("route")
+    return (caller.name, caller.role, request.method, getattr(route, "path", request.url.path),
+            request.scope.get("state", {}).get("params_hash", ""), 200, decision)
+
+
+def _json(obj: dict) -> Response:
+    return Response(json.dumps(obj, separators=(",", ":")), media_type="application/json")
 
 
 @router.post("/v1/screen/address", summary="Screen one address")
-def screen_address(body: ScreenAddress, request: Request, caller: Caller = require("screener"),
-                   rt=Depends(runtime)) -> dict:
+async def screen_address(body: ScreenAddress, request: Request, caller: Caller = require("screener"),
+                         rt=Depends(runtime)) -> Response:
     v = screener_of(rt).screen_address(body.chain, body.address, time=body.time).to_json()
-    rt.store.save_verdicts([v], caller.name)
-    _done(request, [v["decision"]])
-    return v
+    rt.store.save_verdicts([v], caller.name, _audit(request, caller, [v["decision"]]))
+    return _json(v)
 
 
 @router.post("/v1/screen/batch", summary="Screen up to 1,000 addresses")
-def screen_batch(body: ScreenBatch, request: Request, caller: Caller = require("screener"),
-                 rt=Depends(runtime)) -> dict:
+async def screen_batch(body: ScreenBatch, request: Request, caller: Caller = require("screener"),
+                       rt=Depends(runtime)) -> Response:
     s = screener_of(rt)
     out = []
     for i, it in enumerate(body.items):
@@ -40,12 +51,11 @@ def screen_batch(body: ScreenBatch, request: Request, caller: Caller = require("
             if isinstance(e, FieldError):
                 raise FieldError(f"items[{i}].{e.field}", str(e).split(": ", 1)[-1]) from None
             raise
-    rt.store.save_verdicts(out, caller.name)
-    _done(request, [v["decision"] for v in out])
-    return {"verdicts": out}
+    rt.store.save_verdicts(out, caller.name, _audit(request, caller, [v["decision"] for v in out]))
+    return _json({"verdicts": out})
 
 
-def register_transfer(body: Transfer, request: Request, caller: Caller, rt) -> dict:
+def register_transfer(body: Transfer, request: Request, caller: Caller, rt) -> Response:
     req = body.model_dump()
     v = screener_of(rt).screen_transfer(req).to_json()
     t = dict(req)
@@ -53,12 +63,11 @@ def register_transfer(body: Transfer, request: Request, caller: Caller, rt) -> d
     t["chain"] = body.chain
     t["address"] = v["transfer"]["address"]
     t["counterparty"] = v["transfer"]["counterparty"]
-    rt.store.save_transfer(t, v, caller.name)
-    _done(request, [v["decision"]])
-    return {"transfer_id": t["transfer_id"], **v}
+    rt.store.save_transfer(t, v, caller.name, _audit(request, caller, [v["decision"]]))
+    return _json({"transfer_id": t["transfer_id"], **v})
 
 
 @router.post("/v1/screen/transfer", summary="Screen and register a transfer (deposit or withdrawal)")
-def screen_transfer(body: Transfer, request: Request, caller: Caller = require("screener"),
-                    rt=Depends(runtime)) -> dict:
+async def screen_transfer(body: Transfer, request: Request, caller: Caller = require("screener"),
+                          rt=Depends(runtime)) -> Response:
     return register_transfer(body, request, caller, rt)

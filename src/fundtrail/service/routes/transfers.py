@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from fundtrail.service.deps import Caller, require, runtime
 from fundtrail.service.routes.models import Transfer
@@ -12,8 +12,8 @@ router = APIRouter(tags=["transfers"])
 
 
 @router.post("/v1/transfers", summary="Register a transfer (screened like /v1/screen/transfer)")
-def post_transfer(body: Transfer, request: Request, caller: Caller = require("screener"),
-                  rt=Depends(runtime)) -> dict:
+async def post_transfer(body: Transfer, request: Request, caller: Caller = require("screener"),
+                        rt=Depends(runtime)) -> Response:
     return register_transfer(body, request, caller, rt)
 
 
