@@ -137,6 +137,10 @@ class Runtime:
                         self._set_index(ix)
                         return True
                 build_index(self.ws, max_hops=self.config.max_hops)
+                from fundtrail.trace.graph import clear_cache, release_memory
+
+                clear_cache()  # the graphs are rebuilt for the next change anyway: give their memory back
+                release_memory()
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         self._set_index(load_index(self.ws))
