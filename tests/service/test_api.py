@@ -3,6 +3,7 @@ transfers, audit."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -87,6 +88,12 @@ def test_batch_replay_and_lookups(api, world):
     assert api.get(f"/v1/verdicts/{vid}", headers=api.h("viewer")).json() == vs[0]
     rp = api.get(f"/v1/verdicts/{vid}?replay=true", headers=api.h("viewer")).json()
     assert rp["matches"] is True and rp["differences"] == []
+    # a stored verdict that no longer matches its data is reported as such
+    store = api.app.state.runtime.store
+    forged = dict(vs[-1], decision="block")
+    store.execute("UPDATE verdicts SET body = ? WHERE verdict_id = ?", (json.dumps(forged), forged["verdict_id"]))
+    rp = api.get(f"/v1/verdicts/{forged['verdict_id']}?replay=true", headers=api.h("viewer")).json()
+    assert rp["matches"] is False and "decision" in rp["differences"] and rp["replayed"]["decision"] == "allow"
     a = api.get(f"/v1/addresses/{world.deposit_2hops[0]}/{world.deposit_2hops[1]}", headers=api.h("viewer")).json()
     assert a["entity"] and a["cluster_id"] is not None and a["exposure"]
     c = api.get(f"/v1/clusters/{world.deposit_2hops[0]}/{a['cluster_id']}", headers=api.h("viewer")).json()

@@ -4,6 +4,7 @@ SIGKILL under load losing no acknowledged transfer or verdict."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -140,6 +141,22 @@ def test_picks_up_another_process_tag_import(server, world, home, tmp_path):
     for _ in range(6):
         v = c.post("/v1/screen/address", json={"chain": chain, "address": a}, headers=_h(server, "scr")).json()
         assert v["decision"] == "block"
+    # an incident created by another process (this one) becomes a risk group of the served index
+    from fundtrail.incidents import create_incident
+    from fundtrail.store import Workspace
+
+    before = c.get("/v1/ready").json()["as_of"]["index_version"]
+    create_incident(Workspace(home), "second-theft", chain, addresses=[world.dormant[0][1]])
+    t0 = time.monotonic()
+    while True:
+        versions = {c.get("/v1/ready").json()["as_of"]["index_version"] for _ in range(4)}
+        if min(versions) > before:
+            break
+        assert time.monotonic() - t0 < 10, "the new incident was not picked up within 10 s"
+        time.sleep(0.25)
+    meta = json.loads((home / "exposure" / (home / "exposure" / "CURRENT").read_text().strip() / "meta.json")
+                      .read_text())
+    assert "second-theft" in {g["entity"] for g in meta["groups"]}
 
 
 def test_sigkill_under_load_loses_nothing(world, home):

@@ -51,9 +51,11 @@ def _root(ws: Workspace) -> Path:
     return ws.home / DIR
 
 
-def address_key(address: str) -> int:
-    """The 64-bit key an address is looked up by (BLAKE2b, 8 bytes, as a signed int64)."""
-    return int.from_bytes(hashlib.blake2b(address.encode(), digest_size=8).digest(), "little", signed=True)
+def address_key(address: str) -> tuple[int, int]:
+    """The 128-bit key an address is looked up by (BLAKE2b-128 as two signed int64: the sorted key and a
+    check word, so that two addresses sharing the first 64 bits are still told apart)."""
+    k = np.frombuffer(hashlib.blake2b(address.encode(), digest_size=16).digest(), "<i8")
+    return int(k[0]), int(k[1])
 
 
 def input_digest(ws: Workspace) -> dict[str, Any]:
@@ -91,11 +93,34 @@ class _Acc:
                 r[0], r[3], r[5] = address_id, path, amount
 
 
-def _cluster_map(ws: Workspace, chain: str) -> dict[int, int]:
+class ClusterMap:
+    """Address id -> cluster id as a dense array (-1: not clustered)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def get(self, aid: int) -> int | None:
+        if 0 <= aid < len(self.array):
+            c = int(self.array[aid])
+            return c if c >= 0 else None
+        return None
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        out = np.full(len(ids), -1, np.int64)
+        ok = (ids >= 0) & (ids < len(self.array))
+        out[ok] = self.array[ids[ok]]
+        return out
+
+
+def _cluster_map(ws: Workspace, chain: str) -> ClusterMap:
     if chain not in ws.table_chains("cluster_members"):
-        return {}
+        return ClusterMap(np.full(0, -1, np.int64))
     t = ws.read("cluster_members", chain, columns=["address_id", "cluster_id"])
-    return dict(zip(t["address_id"].to_pylist(), t["cluster_id"].to_pylist(), strict=True))
+    aid = np.asarray(t["address_id"].to_numpy(zero_copy_only=False), np.int64)
+    cid = np.asarray(t["cluster_id"].to_numpy(zero_copy_only=False), np.int64)
+    arr = np.full(int(aid.max(initial=-1)) + 1, -1, np.int64)
+    arr[aid] = cid
+    return ClusterMap(arr)
 
 
 def _incident_injections(ws: Workspace, groups: list[Group], cs: dict, max_hops: int) -> dict[str, list]:
@@ -132,18 +157,21 @@ def _decimals(ws: Workspace, chain: str, assets: list[str]) -> dict[str, int]:
 
 
 def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, stop_kind: dict[int, bool],
-                cmap: dict[int, int], max_hops: int, acc: _Acc) -> None:
+                cmap: ClusterMap, max_hops: int, acc: _Acc) -> None:
     from fundtrail.trace.graph import utxo_graph
 
     g_ = utxo_graph(ws, chain)
     astop = U.stop_array(g_, src.stop)
     recv, sent = U.totals(g_)
-    ctot: dict[int, list[float]] = {}
-    for a, c in cmap.items():
-        if 0 <= a < len(recv) and not stop_kind.get(c, False):
-            t = ctot.setdefault(c, [0.0, 0.0])
-            t[0] += recv[a]
-            t[1] += sent[a]
+    # per cluster (not a service): totals received and sent over its addresses
+    cl = cmap.lookup(np.arange(len(recv), dtype=np.int64))
+    svc = np.zeros(max(int(cl.max(initial=-1)) + 1, 1), np.bool_)
+    for c in stop_kind:
+        if c < len(svc):
+            svc[c] = True
+    keep = (cl >= 0) & ~svc[np.maximum(cl, 0)]
+    ctot_r = np.bincount(cl[keep], weights=recv[keep], minlength=len(svc))
+    ctot_s = np.bincount(cl[keep], weights=sent[keep], minlength=len(svc))
     by_gid = {g.gid: g for g in groups}
 
     def emit(h: U.Hits, gid: int, direction: str, hop_offset: int = 0, prefix: list[str] | None = None) -> None:
@@ -152,7 +180,7 @@ def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, 
             c = cmap.get(aid)
             if c is not None and not stop_kind.get(c, False):
                 key = (chain, "cluster", c, direction, gid, "BTC")
-                total = ctot[c][0 if direction == "received" else 1]
+                total = float((ctot_r if direction == "received" else ctot_s)[c])
             else:
                 key = (chain, "address", aid, direction, gid, "BTC")
                 total = float((recv if direction == "received" else sent)[aid]) if aid < len(recv) else 0.0
@@ -182,7 +210,7 @@ def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, 
 
 
 def _build_evm(ws: Workspace, chain: str, groups: list[Group], src, inj: list, stop_kind: dict[int, bool],
-               cmap: dict[int, int], max_hops: int, acc: _Acc) -> None:
+               cmap: ClusterMap, max_hops: int, acc: _Acc) -> None:
     from fundtrail.trace.graph import evm_ledger
 
     L = evm_ledger(ws, chain)
@@ -233,13 +261,19 @@ def _build_evm(ws: Workspace, chain: str, groups: list[Group], src, inj: list, s
         emit(E.propagate(R, back, {}, src.stop, max_hops, None, E.amounts(R), reverse=True), "sent")
 
 
-def _address_table(ws: Workspace, chain: str, cmap: dict[int, int]) -> dict[str, np.ndarray]:
+def address_keys(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """:func:`address_key` of every string of an Arrow array: an (n, 2) int64 array."""
+    buf = b"".join(hashlib.blake2b(x.encode(), digest_size=16).digest() for x in arr.to_pylist())
+    return np.frombuffer(buf, "<i8").reshape(-1, 2) if buf else np.zeros((0, 2), np.int64)
+
+
+def _address_table(ws: Workspace, chain: str, cmap: ClusterMap) -> dict[str, np.ndarray]:
     t = ws.read("addresses", chain, columns=["address_id", "address"])
     ids = np.asarray(t["address_id"].to_numpy(zero_copy_only=False), np.int64)
-    keys = np.fromiter((address_key(a) for a in t["address"].to_pylist()), np.int64, count=len(ids))
-    cl = np.fromiter((cmap.get(i, -1) for i in ids.tolist()), np.int64, count=len(ids))
-    order = np.argsort(keys, kind="stable")
-    return {"key": keys[order], "id": ids[order], "cluster": cl[order]}
+    keys = address_keys(t["address"].fill_null(""))
+    cl = cmap.lookup(ids)
+    order = np.argsort(keys[:, 0], kind="stable")
+    return {"key": keys[order, 0].copy(), "check": keys[order, 1].copy(), "id": ids[order], "cluster": cl[order]}
 
 
 def build_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int = DEFAULT_KEEP,
@@ -499,11 +533,14 @@ class ExposureIndex:
         a = self._addr.get(chain)
         if a is None or not len(a["key"]):
             return None, None
-        k = np.int64(address_key(address))
-        p = int(np.searchsorted(a["key"], k))
-        if p < len(a["key"]) and a["key"][p] == k:
-            c = int(a["cluster"][p])
-            return int(a["id"][p]), (c if c >= 0 else None)
+        k, check = address_key(address)
+        keys = a["key"]
+        p = int(np.searchsorted(keys, np.int64(k)))
+        while p < len(keys) and keys[p] == k:
+            if a["check"][p] == check:
+                c = int(a["cluster"][p])
+                return int(a["id"][p]), (c if c >= 0 else None)
+            p += 1
         return None, None
 
     def _cluster_of(self, chain: str, address: str | None, aid: int) -> int | None:

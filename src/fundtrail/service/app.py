@@ -26,6 +26,7 @@ from fundtrail.service.deps import NotReady, RateLimited
 from fundtrail.service.metrics import Metrics
 from fundtrail.service.ratelimit import RateLimiter
 from fundtrail.service.runtime import Config, Runtime
+from fundtrail.service.writer import Writer
 
 log = logging.getLogger("fundtrail.service")
 VERSION = "1"
@@ -147,6 +148,7 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
             yield
         finally:
             app.state.metrics.dump()
+            app.state.writer.close()
             rt.stop()
 
     app = FastAPI(title="fundtrail KYT screening API", version=VERSION, lifespan=lifespan, docs_url=None,
@@ -154,6 +156,7 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
                   description="Screen addresses and transfers against the exposure index and the policy. "
                               "See docs/service.md.")
     app.state.runtime = rt
+    app.state.writer = Writer(rt.store)
     app.state.limiter = RateLimiter(config.workers)
     app.state.key_cache = {}
     app.state.metrics = Metrics(config.home / "service" / "metrics")

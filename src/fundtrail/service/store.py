@@ -166,13 +166,21 @@ class Store:
         """``audit``: (key_name, role, method, endpoint, params_hash, status, decision) or None."""
         return [(self._AUDIT_SQL, (now_iso(), *audit))] if audit else []
 
+    def verdict_statements(self, verdicts: list[dict[str, Any]], key_name: str | None,
+                           audit: tuple | None = None) -> list[tuple[str, tuple]]:
+        return [self._verdict_row(v, key_name) for v in verdicts] + self._audit_row(audit)
+
     def save_verdicts(self, verdicts: list[dict[str, Any]], key_name: str | None, audit: tuple | None = None) -> None:
         """The verdicts (and the request's audit record) in one transaction."""
-        self.many([self._verdict_row(v, key_name) for v in verdicts] + self._audit_row(audit))
+        self.many(self.verdict_statements(verdicts, key_name, audit))
 
     def save_transfer(self, t: dict[str, Any], verdict: dict[str, Any], key_name: str | None,
                       audit: tuple | None = None) -> None:
-        self.many(self._audit_row(audit) + [self._verdict_row(verdict, key_name),
+        self.many(self.transfer_statements(t, verdict, key_name, audit))
+
+    def transfer_statements(self, t: dict[str, Any], verdict: dict[str, Any], key_name: str | None,
+                            audit: tuple | None = None) -> list[tuple[str, tuple]]:
+        return (self._audit_row(audit) + [self._verdict_row(verdict, key_name),
                    ("INSERT INTO transfers (transfer_id, created, chain, direction, address, counterparty, txid, vout, "
                     "asset, amount, time, verdict_id, decision, key_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (t["transfer_id"], now_iso(), t["chain"], t["direction"], t["address"], t.get("counterparty"),

@@ -33,7 +33,8 @@ def _json(obj: dict) -> Response:
 async def screen_address(body: ScreenAddress, request: Request, caller: Caller = require("screener"),
                          rt=Depends(runtime)) -> Response:
     v = screener_of(rt).screen_address(body.chain, body.address, time=body.time).to_json()
-    rt.store.save_verdicts([v], caller.name, _audit(request, caller, [v["decision"]]))
+    await request.app.state.writer.write(rt.store.verdict_statements([v], caller.name,
+                                                                     _audit(request, caller, [v["decision"]])))
     return _json(v)
 
 
@@ -51,11 +52,12 @@ async def screen_batch(body: ScreenBatch, request: Request, caller: Caller = req
             if isinstance(e, FieldError):
                 raise FieldError(f"items[{i}].{e.field}", str(e).split(": ", 1)[-1]) from None
             raise
-    rt.store.save_verdicts(out, caller.name, _audit(request, caller, [v["decision"] for v in out]))
+    await request.app.state.writer.write(rt.store.verdict_statements(
+        out, caller.name, _audit(request, caller, [v["decision"] for v in out])))
     return _json({"verdicts": out})
 
 
-def register_transfer(body: Transfer, request: Request, caller: Caller, rt) -> Response:
+async def register_transfer(body: Transfer, request: Request, caller: Caller, rt) -> Response:
     req = body.model_dump()
     v = screener_of(rt).screen_transfer(req).to_json()
     t = dict(req)
@@ -63,11 +65,12 @@ def register_transfer(body: Transfer, request: Request, caller: Caller, rt) -> R
     t["chain"] = body.chain
     t["address"] = v["transfer"]["address"]
     t["counterparty"] = v["transfer"]["counterparty"]
-    rt.store.save_transfer(t, v, caller.name, _audit(request, caller, [v["decision"]]))
+    await request.app.state.writer.write(rt.store.transfer_statements(t, v, caller.name,
+                                                                      _audit(request, caller, [v["decision"]])))
     return _json({"transfer_id": t["transfer_id"], **v})
 
 
 @router.post("/v1/screen/transfer", summary="Screen and register a transfer (deposit or withdrawal)")
 async def screen_transfer(body: Transfer, request: Request, caller: Caller = require("screener"),
                           rt=Depends(runtime)) -> Response:
-    return register_transfer(body, request, caller, rt)
+    return await register_transfer(body, request, caller, rt)

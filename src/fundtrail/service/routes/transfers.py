@@ -14,7 +14,7 @@ router = APIRouter(tags=["transfers"])
 @router.post("/v1/transfers", summary="Register a transfer (screened like /v1/screen/transfer)")
 async def post_transfer(body: Transfer, request: Request, caller: Caller = require("screener"),
                         rt=Depends(runtime)) -> Response:
-    return register_transfer(body, request, caller, rt)
+    return await register_transfer(body, request, caller, rt)
 
 
 @router.get("/v1/transfers", summary="Registered transfers, oldest first (cursor: after=transfer_id)")
