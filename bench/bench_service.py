@@ -241,20 +241,30 @@ def serve_phase(home: Path, sample: list, rate: float, seconds: float) -> dict:
     return out
 
 
-def run(scale: str = "demo", rate: float | None = None, seconds: float | None = None) -> dict:
+PHASES = ("build", "service", "update")
+
+
+def run(scale: str = "demo", rate: float | None = None, seconds: float | None = None,
+        phases: tuple[str, ...] = PHASES) -> dict:
     rate = rate if rate is not None else 500.0
     seconds = seconds if seconds is not None else (60.0 if scale == "large" else 10.0)
     info = prepare(scale)
     home = bench_dir(scale) / "ws"
     res: dict = {"world": {k: v for k, v in info.items() if k != "sample"}}
-    shutil.rmtree(home / "exposure", ignore_errors=True)
-    res["graph_build_anchor"] = _child(_GRAPH, home)
-    res["index_build"] = _child(_BUILD, home)
-    res["index_build"]["ratio_to_graph_build"] = round(res["index_build"]["seconds"] /
-                                                       res["graph_build_anchor"]["seconds"], 2)
-    res["service"] = serve_phase(home, info["sample"], rate, seconds)
+    if "build" in phases or not (home / "exposure" / "CURRENT").exists():
+        shutil.rmtree(home / "exposure", ignore_errors=True)
+        res["graph_build_anchor"] = _child(_GRAPH, home)
+        res["index_build"] = _child(_BUILD, home)
+        res["index_build"]["ratio_to_graph_build"] = round(res["index_build"]["seconds"] /
+                                                           res["graph_build_anchor"]["seconds"], 2)
+    if "service" in phases:
+        res["service"] = serve_phase(home, info["sample"], rate, seconds)
+        sv = res["service"]
+        sv["screen_p99_over_health_p99"] = round(sv["screen_open_loop"]["p99_ms"] /
+                                                 max(sv["health_open_loop"]["p99_ms"], 1e-3), 2)
+        sv["batch_over_1000_singles"] = round(sv["batch_1000_ms"] / max(sv["closed_loop_1000_singles_ms"], 1e-3), 3)
     upd = bench_dir(scale) / "ws-update"
-    if not (upd / "updated").exists():
+    if "update" in phases and not (upd / "updated").exists():
         shutil.rmtree(upd, ignore_errors=True)
         shutil.copytree(home, upd, ignore=shutil.ignore_patterns("service"))
         res["update_after_one_block"] = _child(_UPDATE, upd)
@@ -268,12 +278,13 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=None)
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--prepare-only", action="store_true")
+    ap.add_argument("--phases", default=",".join(PHASES), help="build,service,update (default: all)")
     a = ap.parse_args()
     if a.prepare_only:
         info = prepare(a.scale)
         print(json.dumps({k: v for k, v in info.items() if k != "sample"}, indent=1))
         return 0
-    res = run(a.scale, a.rate, a.seconds)
+    res = run(a.scale, a.rate, a.seconds, tuple(a.phases.split(",")))
     res["peak_rss_bench_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(res, indent=1))
     out = HERE / "results"

@@ -543,6 +543,10 @@ class ExposureIndex:
             p += 1
         return None, None
 
+    def known(self, chain: str, address: str) -> bool:
+        """Does the workspace hold this exact address string on ``chain``?"""
+        return self._lookup(chain, address)[0] is not None
+
     def _cluster_of(self, chain: str, address: str | None, aid: int) -> int | None:
         a = self._addr.get(chain)
         if a is None:

@@ -57,6 +57,14 @@ class Screener:
     def _address(self, chain: str, address: str, field: str = "address") -> str:
         if not isinstance(chain, str) or not self.index.has_chain(chain):
             raise FieldError("chain", f"unknown chain {chain!r} (known: {', '.join(self.index.chains) or 'none'})")
+        if not isinstance(address, str):
+            raise FieldError(field, "must be a string")
+        # an address the workspace holds exactly as given (or lower-cased: EVM, bech32) is valid: skip the
+        # checksum work; anything else is validated and normalised
+        cand = address.strip()
+        for c in (cand, cand.lower()):
+            if self.index.known(chain, c):
+                return c
         try:
             return normalize(chain, address)
         except Exception as e:  # noqa: BLE001 - AddressError and friends: a bad field

@@ -153,11 +153,11 @@ class Store:
 
     # --- verdicts and transfers ---------------------------------------------------------------------
     @staticmethod
-    def _verdict_row(v: dict[str, Any], key_name: str | None) -> tuple[str, tuple]:
+    def _verdict_row(v: dict[str, Any], key_name: str | None, body: str | None = None) -> tuple[str, tuple]:
         return ("INSERT INTO verdicts (verdict_id, created, chain, address, decision, policy_version, index_version, "
                 "key_name, body) VALUES (?,?,?,?,?,?,?,?,?)",
                 (v["verdict_id"], now_iso(), v["chain"], v["address"], v["decision"], v["policy"]["version"],
-                 v["as_of"].get("index_version"), key_name, json.dumps(v, separators=(",", ":"))))
+                 v["as_of"].get("index_version"), key_name, body or json.dumps(v, separators=(",", ":"))))
 
     _AUDIT_SQL = ("INSERT INTO audit (time, key_name, role, method, endpoint, params_hash, status, decision) "
                   "VALUES (?,?,?,?,?,?,?,?)")
@@ -167,8 +167,10 @@ class Store:
         return [(self._AUDIT_SQL, (now_iso(), *audit))] if audit else []
 
     def verdict_statements(self, verdicts: list[dict[str, Any]], key_name: str | None,
-                           audit: tuple | None = None) -> list[tuple[str, tuple]]:
-        return [self._verdict_row(v, key_name) for v in verdicts] + self._audit_row(audit)
+                           audit: tuple | None = None, bodies: list[str] | None = None) -> list[tuple[str, tuple]]:
+        """``bodies``: the verdicts already serialised (as sent to the client), else serialised here."""
+        bs = bodies or [None] * len(verdicts)
+        return [self._verdict_row(v, key_name, b) for v, b in zip(verdicts, bs, strict=True)] + self._audit_row(audit)
 
     def save_verdicts(self, verdicts: list[dict[str, Any]], key_name: str | None, audit: tuple | None = None) -> None:
         """The verdicts (and the request's audit record) in one transaction."""

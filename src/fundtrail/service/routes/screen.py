@@ -25,17 +25,23 @@ def _audit(request: Request, caller: Caller, decisions: list[str]) -> tuple:
             request.scope.get("state", {}).get("params_hash", ""), 200, decision)
 
 
+def _dumps(obj: dict) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
 def _json(obj: dict) -> Response:
-    return Response(json.dumps(obj, separators=(",", ":")), media_type="application/json")
+    return Response(_dumps(obj), media_type="application/json")
 
 
 @router.post("/v1/screen/address", summary="Screen one address")
 async def screen_address(body: ScreenAddress, request: Request, caller: Caller = require("screener"),
                          rt=Depends(runtime)) -> Response:
     v = screener_of(rt).screen_address(body.chain, body.address, time=body.time).to_json()
+    text = _dumps(v)
     await request.app.state.writer.write(rt.store.verdict_statements([v], caller.name,
-                                                                     _audit(request, caller, [v["decision"]])))
-    return _json(v)
+                                                                     _audit(request, caller, [v["decision"]]),
+                                                                     [text]))
+    return Response(text, media_type="application/json")
 
 
 @router.post("/v1/screen/batch", summary="Screen up to 1,000 addresses")
@@ -52,9 +58,10 @@ async def screen_batch(body: ScreenBatch, request: Request, caller: Caller = req
             if isinstance(e, FieldError):
                 raise FieldError(f"items[{i}].{e.field}", str(e).split(": ", 1)[-1]) from None
             raise
+    texts = [_dumps(v) for v in out]
     await request.app.state.writer.write(rt.store.verdict_statements(
-        out, caller.name, _audit(request, caller, [v["decision"] for v in out])))
-    return _json({"verdicts": out})
+        out, caller.name, _audit(request, caller, [v["decision"] for v in out]), texts))
+    return Response('{"verdicts":[' + ",".join(texts) + "]}", media_type="application/json")
 
 
 async def register_transfer(body: Transfer, request: Request, caller: Caller, rt) -> Response:
