@@ -138,8 +138,10 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         if start:
+            # serve the newest built index at once (a stale one says so in as_of); the refresh thread
+            # builds or loads a current one in the background, so a long build never blocks the workers
             try:
-                rt.sync()
+                rt.load_current()
             except Exception as e:  # noqa: BLE001 - not ready yet; the refresh thread retries
                 rt.error = f"{type(e).__name__}: {e}"
                 log.warning("index not loaded at start: %s", rt.error)

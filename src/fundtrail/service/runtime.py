@@ -108,6 +108,14 @@ class Runtime:
             self.screener = Screener(ix, self.policy or current_policy(self.store), prices)
         log.info("exposure index version %s loaded", ix.version)
 
+    def load_current(self) -> bool:
+        """Load the newest built version as it is (fast; the refresh thread brings it up to date)."""
+        d = current_version(self.ws)
+        if d is None:
+            return False
+        self._set_index(ExposureIndex(d))
+        return True
+
     def sync(self) -> bool:
         """Bring the index up to date; True when a new one was loaded."""
         want = input_digest(self.ws)["digest"]
