@@ -47,11 +47,11 @@ def backtest(ws: Any, store: Store, candidate: Policy, limit: int = 100_000) -> 
     """Replay every stored verdict under ``candidate`` (each as of its own index version) and list the
     decisions that would change, with the rules that now decide."""
     from fundtrail.exposure.index import load_index
-    from fundtrail.service.screening import _prices, replay
+    from fundtrail.service.screening import load_prices, replay
 
     out = Backtest()
     indexes: dict[int, Any] = {}
-    prices = _prices(ws)
+    prices = load_prices(ws)
     offset = 0
     while offset < limit:
         batch = store.verdicts(limit=1000, offset=offset)

@@ -28,7 +28,7 @@ from fundtrail.exposure.index import (
 )
 from fundtrail.screen.policy import Policy
 from fundtrail.service.policies import current_policy
-from fundtrail.service.screening import Screener, _prices
+from fundtrail.service.screening import Screener, load_prices
 from fundtrail.service.store import Store, open_store
 from fundtrail.store import Workspace
 
@@ -103,7 +103,7 @@ class Runtime:
         return p
 
     def _set_index(self, ix: ExposureIndex) -> None:
-        prices = _prices(self.ws)
+        prices = load_prices(self.ws)
         with self._lock:
             self.screener = Screener(ix, self.policy or current_policy(self.store), prices)
         log.info("exposure index version %s loaded", ix.version)

@@ -26,7 +26,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{t:014x}{secrets.token_hex(6)}"
 
 
-def _prices(ws: Workspace) -> Any:
+def load_prices(ws: Workspace) -> Any:
     try:
         from fundtrail.prices import PriceBook
 
@@ -43,7 +43,7 @@ class Screener:
 
     @classmethod
     def open(cls, ws: Workspace, policy: Policy, version: int | None = None) -> Screener:
-        return cls(load_index(ws, version), policy, _prices(ws))
+        return cls(load_index(ws, version), policy, load_prices(ws))
 
     def _usd(self, chain: str, asset: str, amount: int, decimals: int, at: dt.datetime) -> float | None:
         if self.prices is None:

@@ -8,7 +8,7 @@ from fundtrail.errors import NotFoundError
 from fundtrail.exposure.index import load_index
 from fundtrail.service.deps import Caller, require, runtime
 from fundtrail.service.policies import policy_version
-from fundtrail.service.screening import _prices, replay
+from fundtrail.service.screening import load_prices, replay
 
 router = APIRouter(tags=["verdicts"])
 
@@ -24,6 +24,6 @@ def get_verdict(verdict_id: str = Path(max_length=100), replay_: bool = Query(Fa
         return v
     ix = load_index(rt.ws, v["as_of"]["index_version"])
     pol = policy_version(rt.store, v["policy"]["version"])
-    r = replay(v, ix, pol, _prices(rt.ws))
+    r = replay(v, ix, pol, load_prices(rt.ws))
     return {"verdict_id": v["verdict_id"], "matches": r["matches"], "differences": r["differences"],
             "verdict": v, "replayed": r["replayed"]}
