@@ -15,7 +15,7 @@ from fundtrail.model.trace import Seed, TraceResult
 MODELS = ("poison", "haircut", "fifo")
 
 
-def load_prices(ws: Any) -> Any:
+def _prices(ws: Any) -> Any:
     try:
         from fundtrail.prices import PriceBook
     except ImportError:
@@ -159,7 +159,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--model {model!r}: use poison, haircut, fifo or all")
         seeds = [Seed(chain, address=a) for a in address or []] + [Seed(chain, txid=t) for t in tx or []]
         ws = workspace(home)
-        prices = load_prices(ws)
+        prices = _prices(ws)
         models = MODELS if model == "all" else (model,)
         results: dict[str, TraceResult] = {}
         with CliProgress() as progress:
