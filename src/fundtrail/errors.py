@@ -5,12 +5,15 @@ them once: a message for a person and an exit code; nothing else catches them on
 
     FundtrailError
     ├── UsageError                 a request that cannot be carried out as asked (bad option, unknown incident)
-    │   └── NotFoundError          a named thing (incident, address, chain, table) does not exist
+    │   ├── NotFoundError          a named thing (incident, address, chain, table) does not exist
+    │   ├── FieldError             a request field with a bad value (names the field; HTTP 422)
+    │   └── AuthError              no key, an unknown or revoked key (HTTP 401) / a role too low (HTTP 403)
     ├── InputError                 bad input data; names the file, line, byte offset, block or field
     │   ├── BlockFileError         a blk*.dat / .bz2 file that is truncated, corrupt or not a block file
     │   ├── DecodeError            a block, transaction or script that does not parse
     │   ├── AddressError           an address that is not valid for its chain
-    │   └── TagFileError           a tag / sanctions / label file that cannot be read
+    │   ├── TagFileError           a tag / sanctions / label file that cannot be read
+    │   └── PolicyError            a screening policy that does not parse (names the rule and field)
     ├── SourceError                a remote source (JSON-RPC node, download) failed
     │   ├── RpcError               a JSON-RPC call answered with an error, or not at all
     │   ├── FetchError             a download of a public data source failed
@@ -40,6 +43,22 @@ class UsageError(FundtrailError):
 
 class NotFoundError(UsageError):
     pass
+
+
+class FieldError(UsageError):
+    """A bad value in a named field of a request."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class AuthError(UsageError):
+    """Authentication (``status`` 401) or authorisation (403) failed."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class InputError(FundtrailError):
@@ -78,6 +97,10 @@ class InputError(FundtrailError):
         if self.field is not None:
             where.append(f"field {self.field!r}")
         return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+class PolicyError(InputError):
+    pass
 
 
 class BlockFileError(InputError):

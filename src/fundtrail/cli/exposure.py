@@ -1,0 +1,31 @@
+"""``fundtrail exposure build|show``: the screening index."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from fundtrail.cli.common import HomeOpt, console, emit_json, workspace
+
+
+def register(app: typer.Typer) -> None:
+    ex = typer.Typer(help="The exposure index the screening service answers from.", no_args_is_help=True)
+    app.add_typer(ex, name="exposure")
+
+    @ex.command("build")
+    def build(home: HomeOpt = None,
+              max_hops: int = typer.Option(6, "--max-hops", help="Hops within which exposure counts."),
+              keep: int = typer.Option(50, "--keep", help="Versions to keep for replays."),
+              json_out: bool = typer.Option(False, "--json")) -> None:
+        """Build a new version of the exposure index from the workspace (blocks, tags, incidents)."""
+        from fundtrail.exposure.index import build_index
+
+        path = build_index(workspace(home), max_hops=max_hops, keep=keep)
+        meta = json.loads((path / "meta.json").read_text())
+        if json_out:
+            emit_json({k: meta[k] for k in ("version", "built_at", "heights", "tags_digest", "rows", "timings")})
+        else:
+            console.print(f"exposure index version {meta['version']}: {meta['rows']} rows, "
+                          f"{len(meta['groups'])} risk groups, heights {meta['heights']}, "
+                          f"{meta['timings']['total']} s", highlight=False)

@@ -1,0 +1,233 @@
+"""The ASGI application factory.
+
+``create_app(config)`` wires the runtime (index, store, policy), the routers (routes/), the error
+translation (problem JSON: 401/403/404/413/422/429/503, naming the field where there is one) and one pure
+ASGI middleware that bounds the body (413), times the request (metrics) and writes the audit record.
+``app_from_env`` is what ``fundtrail serve`` gives uvicorn (one call per worker process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fundtrail.errors import AuthError, FieldError, FundtrailError, InputError, NotFoundError
+from fundtrail.service.deps import NotReady, RateLimited
+from fundtrail.service.metrics import Metrics
+from fundtrail.service.ratelimit import RateLimiter
+from fundtrail.service.runtime import Config, Runtime
+from fundtrail.service.writer import Writer
+
+log = logging.getLogger("fundtrail.service")
+VERSION = "1"
+
+
+def problem(status: int, title: str, detail: str, field: str | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+
+
+def _field(loc: tuple | list) -> str:
+    parts = [str(x) for x in loc if x not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+class Guard:
+    """Body limit (413), metrics and audit around every request (pure ASGI)."""
+
+    def __init__(self, app: Any, fastapi_app: FastAPI, max_body: int) -> None:
+        self.app = app
+        self.fa = fastapi_app
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = {"code": 500}
+        chunks: list[bytes] = []
+        size = 0
+        declared = None
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    declared = -1
+        too_big = declared is not None and (declared > self.max_body or declared < 0)
+        if not too_big:
+            more = True
+            while more:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return
+                b = msg.get("body", b"")
+                size += len(b)
+                if size > self.max_body:
+                    too_big = True
+                    break
+                chunks.append(b)
+                more = msg.get("more_body", False)
+        state = scope.setdefault("state", {})
+        if too_big:
+            resp = problem(413, "Payload Too Large", f"the body exceeds {self.max_body} bytes", "body")
+            status["code"] = 413
+            await resp(scope, receive, send)
+            self._after(scope, state, 413, t0, b"")
+            return
+        body = b"".join(chunks)
+        state["params_hash"] = hashlib.sha256(scope.get("query_string", b"") + b"\n" +
+                                              scope.get("path", "").encode() + b"\n" + body).hexdigest()
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+
+        async def send_wrap(msg: dict) -> None:
+            if msg["type"] == "http.response.start":
+                status["code"] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, replay, send_wrap)
+        finally:
+            self._after(scope, state, status["code"], t0, body)
+
+    def _after(self, scope: dict, state: dict, code: int, t0: float, body: bytes) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        self.fa.state.metrics.observe(method, path, code, time.perf_counter() - t0)
+        if path in ("/v1/health", "/metrics", "/v1/ready"):
+            return  # probes are not audited
+        if state.get("audited"):
+            return  # written with the verdicts, in their transaction
+        caller = state.get("caller")
+        h = state.get("params_hash") or hashlib.sha256(scope.get("path", "").encode() + b"\n" + body).hexdigest()
+        try:
+            self.fa.state.runtime.store.audit(caller.name if caller else None, caller.role if caller else None,
+                                              method, path, h, code, state.get("decision"))
+        except Exception as e:  # noqa: BLE001 - the response is out; the failure is logged
+            log.error("audit write failed: %s", e)
+
+
+def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = True) -> FastAPI:
+    rt = runtime or Runtime.open(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if start:
+            # serve the newest built index at once (a stale one says so in as_of); the refresh thread
+            # builds or loads a current one in the background, so a long build never blocks the workers
+            try:
+                rt.load_current()
+            except Exception as e:  # noqa: BLE001 - not ready yet; the refresh thread retries
+                rt.error = f"{type(e).__name__}: {e}"
+                log.warning("index not loaded at start: %s", rt.error)
+            rt.start()
+        try:
+            yield
+        finally:
+            app.state.metrics.dump()
+            app.state.writer.close()
+            rt.stop()
+
+    app = FastAPI(title="fundtrail KYT screening API", version=VERSION, lifespan=lifespan, docs_url=None,
+                  redoc_url=None,
+                  description="Screen addresses and transfers against the exposure index and the policy. "
+                              "See docs/service.md.")
+    app.state.runtime = rt
+    app.state.writer = Writer(rt.store)
+    app.state.limiter = RateLimiter(config.workers)
+    app.state.key_cache = {}
+    app.state.metrics = Metrics(config.home / "service" / "metrics")
+
+    from fundtrail.service.routes import ROUTERS
+
+    for r in ROUTERS:
+        app.include_router(r)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        first = errs[0] if errs else {"loc": ("body",), "msg": "invalid request"}
+        field = _field(first.get("loc", ()))
+        return problem(422, "Unprocessable Entity", f"{field}: {first.get('msg')}", field)
+
+    @app.exception_handler(FieldError)
+    async def _field_err(request: Request, exc: FieldError) -> JSONResponse:
+        return problem(422, "Unprocessable Entity", str(exc), exc.field)
+
+    @app.exception_handler(AuthError)
+    async def _auth(request: Request, exc: AuthError) -> JSONResponse:
+        if exc.status == 401:
+            return problem(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+        return problem(403, "Forbidden", str(exc))
+
+    @app.exception_handler(RateLimited)
+    async def _rate(request: Request, exc: RateLimited) -> JSONResponse:
+        return problem(429, "Too Many Requests", "rate limit of this key exceeded",
+                       headers={"Retry-After": RateLimiter.retry_after(exc.wait)})
+
+    @app.exception_handler(NotReady)
+    async def _not_ready(request: Request, exc: NotReady) -> JSONResponse:
+        return problem(503, "Service Unavailable", "the exposure index is not loaded yet", headers={"Retry-After": "5"})
+
+    @app.exception_handler(NotFoundError)
+    async def _nf(request: Request, exc: NotFoundError) -> JSONResponse:
+        return problem(404, "Not Found", str(exc))
+
+    @app.exception_handler(InputError)
+    async def _input(request: Request, exc: InputError) -> JSONResponse:
+        return problem(422, "Unprocessable Entity", str(exc), exc.field or "body")
+
+    @app.exception_handler(FundtrailError)
+    async def _ft(request: Request, exc: FundtrailError) -> JSONResponse:
+        return problem(422, "Unprocessable Entity", str(exc), getattr(exc, "field", None))
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _busy(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        return problem(503, "Service Unavailable", f"the service database is busy: {exc}", headers={"Retry-After": "1"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=getattr(exc, "headers", None))
+
+    app.add_middleware(_GuardFactory, fastapi_app=app, max_body=config.max_body)
+    return app
+
+
+class _GuardFactory(Guard):
+    def __init__(self, app: Any, fastapi_app: FastAPI, max_body: int) -> None:
+        super().__init__(app, fastapi_app, max_body)
+
+
+def app_from_env() -> FastAPI:
+    """The application for one uvicorn worker, configured from the environment (see runtime.Config)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(Config.from_env())
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))

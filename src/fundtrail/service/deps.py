@@ -1,0 +1,79 @@
+"""Dependencies the routes share: the runtime, the caller's key and role (401 / 403 / 429)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from fundtrail.errors import AuthError
+from fundtrail.service.auth import ROLES, allows, hash_key
+from fundtrail.service.runtime import Runtime
+
+
+class RateLimited(Exception):
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
+class NotReady(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    name: str
+    role: str
+
+
+async def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+_KEY_TTL = 2.0  # seconds a key lookup is cached (a revocation takes effect within that)
+
+
+def _key(request: Request, secret: str) -> dict | None:
+    cache: dict = request.app.state.key_cache
+    h = hash_key(secret)
+    hit = cache.get(h)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < _KEY_TTL:
+        return hit[1]
+    row = request.app.state.runtime.store.key_by_hash(h)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[h] = (now, row)
+    return row
+
+
+def require(role: str):
+    """A dependency: a valid, unrevoked key whose role is at least ``role``; within its rate limit."""
+    assert role in ROLES
+
+    async def dep(request: Request) -> Caller:
+        auth = request.headers.get("authorization", "")
+        scheme, _, secret = auth.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise AuthError("missing API key: send Authorization: Bearer KEY", 401)
+        row = _key(request, secret.strip())
+        if row is None or row["revoked"]:
+            raise AuthError("unknown or revoked API key", 401)
+        request.state.caller = Caller(row["name"], row["role"])
+        wait = request.app.state.limiter.take(row["name"], row["rate_limit"])
+        if wait > 0:
+            raise RateLimited(wait)
+        if not allows(row["role"], role):
+            raise AuthError(f"the role {row['role']!r} may not do this (needs {role} or above)", 403)
+        return request.state.caller
+
+    dep.__name__ = f"require_{role}"
+    return Depends(dep)
+
+
+def screener_of(rt: Runtime):
+    s = rt.screener
+    if s is None:
+        raise NotReady()
+    return s
