@@ -25,9 +25,25 @@ import pytest
 
 from fundtrail.monitor.signing import verify
 from fundtrail.service.store import open_store
+from tests.service.conftest import _drop, _pg_database
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_0123456789abcdef"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def db_url(request, tmp_path):
+    """The service database: an SQLite file, or a PostgreSQL database of its own (in the slow run)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'service.db'}"
+        return
+    url, name = _pg_database()
+    if url is None:
+        pytest.skip(name)
+    try:
+        yield url
+    finally:
+        _drop(name)
 
 
 def _env(db: str | None):
@@ -142,6 +158,7 @@ def _keys(home, db):
 
 # --- tags -> decision_changed -> webhooks, across SIGKILL ---------------------------------------------------
 
+@pytest.mark.slow
 def test_tag_import_flips_transfer_and_webhooks_survive_sigkill(world, db_url, tmp_path):
     home = tmp_path / "ws"
     shutil.copytree(world.home, home, ignore=shutil.ignore_patterns("service"))
