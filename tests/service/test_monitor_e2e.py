@@ -211,7 +211,7 @@ def test_tag_import_flips_transfer_and_webhooks_survive_sigkill(world, db_url, t
         got = rec.accepted()
         assert len(got) == len(alerts)  # every alert exactly once after deduplication
         bodies = {}
-        for did, r in got.items():
+        for r in got.values():
             hd = r["headers"]
             assert verify(SECRET, hd["x-fundtrail-timestamp"], r["body"], hd["x-fundtrail-signature"])
             body = json.loads(r["body"])
@@ -223,7 +223,7 @@ def test_tag_import_flips_transfer_and_webhooks_survive_sigkill(world, db_url, t
         assert sum(len(x["log"]) for x in d) >= len(alerts) + 3
         assert all(x["status"] == "delivered" for x in d)
         # the transfers flipped, with their history
-        for a, tid in tids.items():
+        for tid in tids.values():
             t = c.get(f"/v1/transfers/{tid}", headers=_h(keys["scr"])).json()
             assert t["decision"] == "block" and t["external_id"].startswith("ext-")
             assert t["changes"][-1]["decision_before"] == "allow"
