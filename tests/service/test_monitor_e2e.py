@@ -325,6 +325,7 @@ def test_watch_on_growing_anvil_chain_and_reorg(anvil, db_url, tmp_path):
 
         alert, _ = _wait(moved, 10, "the watched_funds_moved alert")
         lag = time.monotonic() - t_mined
+        print(f"watched spend -> alert: {lag:.2f} s")
         assert lag < 2.0, f"alert after {lag:.2f} s"
         assert alert["subject"]["watch_id"] == wid and alert["subject"]["note"] == "thief"
         assert alert["details"]["spent"][0]["address"] == watched

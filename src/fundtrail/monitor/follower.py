@@ -30,13 +30,12 @@ from fundtrail.monitor.rescreen import rescreen_transfers
 from fundtrail.monitor.sources import Source
 from fundtrail.monitor.watches import (
     Movement,
+    Targets,
     Watch,
     WatchBook,
     amount_json,
     block_hashes,
-    cluster_ids,
     movements,
-    watched_ids,
 )
 from fundtrail.store import Workspace
 
@@ -66,17 +65,22 @@ class CycleReport:
 class Follower:
     def __init__(self, ws: Workspace, db: Any, sources: tuple[Source, ...] = (), *,
                  screening: Callable[[], Screening | None] | None = None,
+                 refresh: Callable[[], Screening | None] | None = None,
                  on_alerts: Callable[[list[Alert]], None] | None = None, poll: float = 1.0) -> None:
+        """``screening`` gives the screening as loaded now (cheap); ``refresh`` first brings the exposure
+        index and policy up to date (it may rebuild the index), default ``screening``."""
         self.ws = ws
         self.db = db
         self.sources = sources
         self.screening = screening
+        self.refresh = refresh or screening
+        self.changed = threading.Event()  # set when a cycle ingested blocks: re-screen soon
         self.on_alerts = on_alerts
         self.poll = poll
         self.alerts = AlertBook(db)
         self.watches = WatchBook(db)
         self.stop = threading.Event()
-        self._ids: dict[tuple[str, int], np.ndarray] = {}
+        self.targets = Targets(ws)
         self.last: CycleReport | None = None
 
     # --- state ----------------------------------------------------------------------------------------
@@ -90,7 +94,8 @@ class Follower:
                 "value = excluded.value", (name, dumps(value)))
 
     # --- one cycle ------------------------------------------------------------------------------------
-    def cycle(self) -> CycleReport:
+    def cycle(self, rescreen: bool = True) -> CycleReport:
+        """Ingest, handle reorgs, scan watches; then (``rescreen``) re-screen the registered transfers."""
         t0 = time.perf_counter()
         rep = CycleReport()
         for s in self.sources:
@@ -99,6 +104,8 @@ class Follower:
             try:
                 st = s.step(self.ws)
                 rep.ingested[str(s.name)] = getattr(st, "blocks", None)
+                if getattr(st, "blocks", 0) or getattr(st, "rolled_back", 0):
+                    self.changed.set()
             except Exception as e:  # noqa: BLE001 - a node may be down for a while: keep monitoring the rest
                 rep.errors.append(f"{s.kind}:{s.name}: {type(e).__name__}: {e}")
                 log.warning("ingest from %s failed: %s", s, e)
@@ -114,14 +121,8 @@ class Follower:
                 log.warning("watch scan of %s failed: %s", chain, e)
         if rep.alerts and self.on_alerts is not None:
             self.on_alerts(rep.alerts)
-        n = len(rep.alerts)
-        try:
-            rep.alerts += self._rescreen()
-        except Exception as e:  # noqa: BLE001
-            rep.errors.append(f"re-screening: {type(e).__name__}: {e}")
-            log.warning("re-screening failed: %s", e)
-        if len(rep.alerts) > n and self.on_alerts is not None:
-            self.on_alerts(rep.alerts[n:])
+        if rescreen:
+            rep.alerts += self.rescreen_cycle(rep.errors)
         rep.seconds = time.perf_counter() - t0
         self.last = rep
         return rep
@@ -148,16 +149,6 @@ class Follower:
             self.db.many([self._set_state(f"scan:{chain}", {"height": max(-1, min(back)), "hash": None})])
         return out
 
-    def _watch_ids(self, w: Watch) -> np.ndarray:
-        key = (w.watch_id, self.ws.generation)
-        ids = self._ids.get(key)
-        if ids is None:
-            ids = watched_ids(self.ws, w)
-            if len(self._ids) > 10_000:
-                self._ids.clear()
-            self._ids[key] = ids
-        return ids
-
     def _scan(self, chain: str, watches: list[Watch]) -> list[Alert]:
         st = self.ws.chain(chain) or {}
         tip, tip_hash = st.get("tip_height"), st.get("tip_hash")
@@ -171,16 +162,23 @@ class Follower:
                 self.db.many([self._set_state(f"scan:{chain}", {"height": tip, "hash": tip_hash})])
             return []
         alerts: list[Alert] = []
-        if tip > done:
-            sc = self._screening_now()
-            for w in watches:
-                lo = max(done, w.from_height)
-                if lo >= tip:
-                    continue
-                ids = self._watch_ids(w)
-                inside = cluster_ids(self.ws, chain, int(w.target)) if w.target_kind == "cluster" else None
-                for m in movements(self.ws, chain, ids, lo, tip, inside):
-                    alerts.append(self._watch_alert(w, m, sc))
+        live = [w for w in watches if max(done, w.from_height) < tip]
+        if live:
+            # one scan of the new blocks for every watch of the chain, then each movement to its watches
+            sets = {w.watch_id: self.targets.of(w) for w in live}
+            ids = np.unique(np.concatenate(list(sets.values())))
+            lo = min(max(done, w.from_height) for w in live)
+            found = movements(self.ws, chain, ids, lo, tip)
+            sc = self._screening_now() if found else None
+            members = {k: set(v.tolist()) for k, v in sets.items()} if found else {}
+            for m in found:
+                for w in live:
+                    mine = members[w.watch_id]
+                    if m.height <= max(done, w.from_height) or not any(s[0] in mine for s in m.spent):
+                        continue
+                    if w.target_kind == "cluster" and all(d[0] in mine for d in m.destinations):
+                        continue  # stays inside the cluster
+                    alerts.append(self._watch_alert(w, m, sc, mine))
         if alerts or scan is None or done != tip or (scan or {}).get("hash") != tip_hash:
             self.alerts.raise_(alerts, [self._set_state(f"scan:{chain}", {"height": tip, "hash": tip_hash})])
         return alerts
@@ -192,10 +190,10 @@ class Follower:
             log.warning("screening unavailable: %s", e)
             return None
 
-    def _watch_alert(self, w: Watch, m: Movement, sc: Screening | None) -> Alert:
+    def _watch_alert(self, w: Watch, m: Movement, sc: Screening | None, mine: set[int]) -> Alert:
         decimals: dict[str, int] = {}
         dests = []
-        for addr, asset, amount in m.destinations:
+        for _aid, addr, asset, amount in m.destinations:
             d = {"address": addr, **amount_json(asset, amount, decimals)}
             if sc is not None and addr:
                 try:
@@ -203,7 +201,7 @@ class Follower:
                 except Exception:  # noqa: BLE001 - unknown to the index
                     d["entity"] = None
             dests.append(d)
-        spent = [{"address": a, **amount_json(asset, v, decimals)} for a, asset, v in m.spent]
+        spent = [{"address": a, **amount_json(asset, v, decimals)} for i, a, asset, v in m.spent if i in mine]
         return Alert(kind="watched_funds_moved", severity="high",
                      dedupe_key=f"watch:{w.watch_id}:{m.txid}:{m.block_hash}",
                      subject={"watch_id": w.watch_id, "chain": w.chain, w.target_kind: w.target, "note": w.note},
@@ -213,8 +211,24 @@ class Follower:
                                       f"(block {m.height})"},
                      chain=m.chain, height=m.height, block_hash=m.block_hash)
 
+    def rescreen_cycle(self, errors: list[str] | None = None) -> list[Alert]:
+        try:
+            out = self._rescreen()
+        except Exception as e:  # noqa: BLE001 - retried on the next cycle
+            if errors is not None:
+                errors.append(f"re-screening: {type(e).__name__}: {e}")
+            log.warning("re-screening failed: %s", e)
+            return []
+        if out and self.on_alerts is not None:
+            self.on_alerts(out)
+        return out
+
     def _rescreen(self) -> list[Alert]:
-        sc = self._screening_now()
+        try:
+            sc = self.refresh() if self.refresh is not None else None
+        except Exception as e:  # noqa: BLE001
+            log.warning("index refresh failed: %s", e)
+            sc = None
         if sc is None:
             return []
         ver = list(sc.version)
@@ -227,10 +241,24 @@ class Follower:
         return out
 
     # --- the loop -------------------------------------------------------------------------------------
-    def run(self) -> None:
+    def _rescreen_loop(self) -> None:
         while not self.stop.is_set():
-            try:
-                self.cycle()
-            except Exception as e:  # noqa: BLE001 - keep following; the next cycle retries
-                log.warning("follower cycle failed: %s", e)
-            self.stop.wait(self.poll)
+            self.changed.clear()
+            self.rescreen_cycle()
+            self.changed.wait(self.poll)
+
+    def run(self) -> None:
+        """Follow the tips in this thread and re-screen in a second one, so that an index rebuild never
+        delays the alerts of a new block."""
+        t = threading.Thread(target=self._rescreen_loop, name="rescreen", daemon=True)
+        t.start()
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.cycle(rescreen=False)
+                except Exception as e:  # noqa: BLE001 - keep following; the next cycle retries
+                    log.warning("follower cycle failed: %s", e)
+                self.stop.wait(self.poll)
+        finally:
+            self.changed.set()
+            t.join(timeout=30)

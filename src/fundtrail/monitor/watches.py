@@ -119,8 +119,8 @@ class Movement:
     height: int
     block_hash: str | None
     time: str | None
-    spent: tuple[tuple[str | None, str, int], ...]  # (address, asset, amount) leaving watched addresses
-    destinations: tuple[tuple[str | None, str, int], ...]  # (address, asset, amount): the one-hop trace
+    spent: tuple[tuple[int, str | None, str, int], ...]  # (address id, address, asset, amount) leaving ``ids``
+    destinations: tuple[tuple[int | None, str | None, str, int], ...]  # the same: the one-hop trace
 
 
 def _parts(ws: Workspace, table: str, chain: str, lo: int) -> list[Any]:
@@ -138,30 +138,63 @@ def _read(ws: Workspace, table: str, chain: str, lo: int, hi: int, flt: Any, col
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
-def address_ids(ws: Workspace, chain: str, addresses: list[str]) -> np.ndarray:
-    t = ws.read("addresses", chain, columns=["address_id"], filter=pc.field("address").isin(addresses))
-    return t["address_id"].to_numpy()
-
-
 def address_names(ws: Workspace, chain: str, ids: list[int]) -> dict[int, str]:
+    """Address strings of ids (ids are dense per part, so Parquet statistics skip most parts)."""
     if not ids:
         return {}
     t = ws.read("addresses", chain, columns=["address_id", "address"], filter=pc.field("address_id").isin(ids))
     return dict(zip(t["address_id"].to_pylist(), t["address"].to_pylist(), strict=True))
 
 
-def cluster_ids(ws: Workspace, chain: str, cluster_id: int) -> np.ndarray:
-    t = ws.read("cluster_members", chain, columns=["address_id"], filter=pc.field("cluster_id") == cluster_id)
-    return t["address_id"].to_numpy()
+class Targets:
+    """The address ids behind watches, cached across cycles.
 
+    The address dictionary is append-only, so an address found once keeps its id, and one not found yet can
+    only appear in dictionary parts not searched yet: each cycle reads only those. A cluster's members are
+    cached until the clustering changes (other cluster_members parts)."""
 
-def watched_ids(ws: Workspace, w: Watch) -> np.ndarray:
-    if w.target_kind == "address":
-        return address_ids(ws, w.chain, [w.target])
-    if w.target_kind == "cluster":
-        return cluster_ids(ws, w.chain, int(w.target))
-    inc = get_incident(ws, w.target)
-    return address_ids(ws, w.chain, [s.address for s in inc.seeds if s.chain == w.chain and s.address])
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._ids: dict[tuple[str, str], int] = {}
+        self._searched: dict[str, set[str]] = {}
+        self._clusters: dict[tuple[str, int], tuple[tuple[str, ...], np.ndarray]] = {}
+
+    def resolve(self, chain: str, addresses: list[str]) -> dict[str, int]:
+        missing = sorted({a for a in addresses if (chain, a) not in self._ids})
+        if missing:
+            done = self._searched.setdefault(chain, set())
+            parts = [p for p in self.ws.parts("addresses", chain) if p.file not in done]
+            if parts:
+                schema = S.schema_of("addresses")
+                flt = pc.field("address").isin(missing)
+                for p in parts:
+                    t = pq.read_table(self.ws.home / p.file, columns=["address_id", "address"], filters=flt,
+                                      schema=schema)
+                    for i, a in zip(t["address_id"].to_pylist(), t["address"].to_pylist(), strict=True):
+                        self._ids[(chain, a)] = int(i)
+                    done.add(p.file)
+        return {a: self._ids[(chain, a)] for a in addresses if (chain, a) in self._ids}
+
+    def cluster(self, chain: str, cluster_id: int) -> np.ndarray:
+        key = tuple(p.file for p in self.ws.parts("cluster_members", chain))
+        hit = self._clusters.get((chain, cluster_id))
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        t = self.ws.read("cluster_members", chain, columns=["address_id"],
+                         filter=pc.field("cluster_id") == cluster_id)
+        ids = t["address_id"].to_numpy()
+        self._clusters[(chain, cluster_id)] = (key, ids)
+        return ids
+
+    def of(self, w: Watch) -> np.ndarray:
+        if w.target_kind == "cluster":
+            return self.cluster(w.chain, int(w.target))
+        if w.target_kind == "address":
+            addrs = [w.target]
+        else:
+            inc = get_incident(self.ws, w.target)
+            addrs = [s.address for s in inc.seeds if s.chain == w.chain and s.address]
+        return np.array(sorted(self.resolve(w.chain, addrs).values()), np.int64)
 
 
 def _blocks(ws: Workspace, chain: str, utxo: bool, heights: list[int]) -> dict[int, tuple[str, str | None]]:
@@ -180,10 +213,8 @@ def block_hashes(ws: Workspace, chain: str, heights: list[int]) -> dict[int, str
     return {h: (got[h][0] if h in got else None) for h in heights}
 
 
-def movements(ws: Workspace, chain: str, ids: np.ndarray, lo: int, hi: int,
-              inside: np.ndarray | None = None) -> list[Movement]:
-    """Transactions in blocks ``lo`` < height <= ``hi`` spending from ``ids``; with ``inside`` (a cluster's
-    members) only those sending something outside it."""
+def movements(ws: Workspace, chain: str, ids: np.ndarray, lo: int, hi: int) -> list[Movement]:
+    """Transactions in blocks ``lo`` < height <= ``hi`` spending from ``ids``, with where the funds went."""
     if len(ids) == 0 or hi <= lo:
         return []
     utxo = (ws.chain(chain) or {}).get("kind") == "utxo"
@@ -220,21 +251,18 @@ def movements(ws: Workspace, chain: str, ids: np.ndarray, lo: int, hi: int,
     names = address_names(ws, chain, sorted({r[2] for r in sp_rows if r[2] is not None}
                                             | {r[1] for r in dst_rows if r[1] is not None}))
     blocks = _blocks(ws, chain, utxo, sorted({r[1] for r in sp_rows}))
-    members = set(np.asarray(inside).tolist()) if inside is not None else None
     by_tx: dict[str, dict[str, Any]] = {}
     for txid, h, a, asset, v in sp_rows:
         e = by_tx.setdefault(txid, {"height": h, "spent": [], "dst": []})
-        e["spent"].append((names.get(a), asset, v))
+        e["spent"].append((a, names.get(a), asset, v))
     for txid, a, asset, v in dst_rows:
         if txid in by_tx:
             by_tx[txid]["dst"].append((a, asset, v))
     out = []
     for txid, e in sorted(by_tx.items(), key=lambda kv: (kv[1]["height"], kv[0])):
-        if members is not None and all(a in members for a, _, _ in e["dst"]):
-            continue  # stays inside the cluster
         bh, bt = blocks.get(e["height"], (None, None))
         out.append(Movement(chain, txid, e["height"], bh, bt, tuple(e["spent"]),
-                            tuple((names.get(a) if a is not None else None, s, v) for a, s, v in e["dst"])))
+                            tuple((a, names.get(a) if a is not None else None, s, v) for a, s, v in e["dst"])))
     return out
 
 

@@ -31,6 +31,7 @@ class Monitor:
         self.hosts = parse_hosts(cfg.webhook_hosts)
         self.dispatcher = Dispatcher(rt.store, self.hosts, Backoff(base=cfg.webhook_base_delay))
         self.follower = Follower(rt.ws, rt.store, parse_sources(cfg.sources), screening=self.screening,
+                                 refresh=lambda: self.screening(sync=True),
                                  on_alerts=lambda _a: self.dispatcher.wake.set(),
                                  poll=poll if poll is not None else min(cfg.poll, 1.0))
         self._stop = threading.Event()
@@ -38,13 +39,15 @@ class Monitor:
         self._lock_fd: int | None = None
         self.active = False
 
-    def screening(self) -> Screening | None:
+    def screening(self, sync: bool = False) -> Screening | None:
+        """The screening loaded now; with ``sync``, after bringing the index and the policy up to date."""
         rt = self.rt
-        try:
-            rt.sync()
-        except Exception as e:  # noqa: BLE001 - keep the index we have
-            log.warning("index refresh failed: %s", e)
-        rt.refresh_policy()
+        if sync:
+            try:
+                rt.sync()
+            except Exception as e:  # noqa: BLE001 - keep the index we have
+                log.warning("index refresh failed: %s", e)
+            rt.refresh_policy()
         s = rt.screener
         if s is None:
             return None
