@@ -4,6 +4,9 @@ follow-up alert, and a restart of the follower repeats nothing."""
 
 from __future__ import annotations
 
+import json
+
+from fundtrail.cli.main import main
 from fundtrail.ingest.bitcoin.rpc import FakeNode
 from fundtrail.ingest.bitcoin.service import ingest_block_files, ingest_rpc
 from fundtrail.monitor.alerts import AlertBook
@@ -26,7 +29,7 @@ def _spender(tmp_path, blocks, height):
     return rows[0]["address"], {r["txid"] for r in rows if r["address"] == rows[0]["address"]}
 
 
-def test_watch_reorg_and_restart(tmp_path, db):
+def test_watch_reorg_and_restart(tmp_path, db, capsys):
     blocks, _ = make_chain(26, seed=21)
     raws = [b.serialize() for b in blocks]
     address, txids = _spender(tmp_path, blocks, 18)
@@ -68,3 +71,17 @@ def test_watch_reorg_and_restart(tmp_path, db):
         # paging by cursor returns everything once, in order
         items, _ = book.page(None, 1000)
         assert [i["alert_id"] for i in items] == [a.alert_id for a in moved] + [r.alert_id for r in reorgs]
+    # the CLI shows the same: alerts after a cursor, the watches, and removes one
+    home = ["--home", str(ws.home), "--db", db.url]
+    capsys.readouterr()
+    assert main(["alerts", "--json", "--since", items[0]["cursor"], *home]) == 0
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [o["alert_id"] for o in out] == [i["alert_id"] for i in items[1:]]
+    assert main(["watch", "add", "--chain", "regtest", "--cluster", "0", "--note", "c0", *home]) == 0
+    wid2 = capsys.readouterr().out.strip()
+    assert main(["watch", "list", "--json", *home]) == 0
+    listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["watch_id"] for x in listed] == [w.watch_id, wid2] and listed[1]["cluster"] == "0"
+    assert main(["watch", "remove", w.watch_id, *home]) == 0
+    assert [x.watch_id for x in WatchBook(db).list()] == [wid2]
+    assert main(["watch", "add", "--chain", "nochain", "--address", address, *home]) != 0
