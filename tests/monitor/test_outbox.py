@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fundtrail.errors import FieldError
@@ -147,3 +147,25 @@ def test_ack_resolve_and_withdraw(db):
     assert book.on_blocks("c", 5) == []
     with pytest.raises(FieldError):
         book.act(a.alert_id, "resolve", None, "inv")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 30), max_size=8), min_size=1, max_size=8), st.integers(1, 7))
+def test_paging_gives_every_event_once_in_order(tmp_path_factory, batches, page):
+    from fundtrail.service.store import open_store
+
+    d = tmp_path_factory.mktemp("page")
+    db = open_store(f"sqlite:///{d / 'service.db'}", d)
+    book = AlertBook(db)
+    first_seen: list[int] = []
+    for b in batches:
+        book.raise_([_alert(i) for i in b])
+        first_seen += [i for i in dict.fromkeys(b) if i not in first_seen]
+    got, since = [], None
+    while True:
+        items, since = book.page(since, page)
+        if not items:
+            break
+        got += [a["subject"]["transfer_id"] for a in items]
+    assert got == [f"t{i}" for i in first_seen]
+    db.close()
