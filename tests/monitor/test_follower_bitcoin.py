@@ -85,3 +85,28 @@ def test_watch_reorg_and_restart(tmp_path, db, capsys):
     assert main(["watch", "remove", w.watch_id, *home]) == 0
     assert [x.watch_id for x in WatchBook(db).list()] == [wid2]
     assert main(["watch", "add", "--chain", "nochain", "--address", address, *home]) != 0
+
+
+def test_targets_resolve_each_address_in_every_part(tmp_path):
+    """Addresses looked up one at a time, before and after they appear, all resolve (regression: a part
+    searched for one address was once skipped for the next)."""
+    from fundtrail.monitor.watches import Targets
+
+    blocks, _ = make_chain(12, seed=5)
+    d = tmp_path / "b"
+    d.mkdir()
+    write_blk(d / "blk00000.dat", blocks[:6])
+    ws = Workspace(tmp_path / "ws")
+    ingest_block_files(ws, d, "regtest")
+    ref = Workspace(tmp_path / "ref")
+    write_blk(d / "blk00000.dat", blocks)
+    ingest_block_files(ref, d, "regtest")
+    every = ref.read("addresses", "regtest", columns=["address_id", "address"]).to_pylist()
+    tg = Targets(ws)
+    for r in every[:40]:
+        tg.resolve("regtest", [r["address"]])
+    ingest_block_files(ws, d, "regtest")  # the rest of the chain: new dictionary parts
+    got = {}
+    for r in every:
+        got.update(tg.resolve("regtest", [r["address"]]))
+    assert got == {r["address"]: r["address_id"] for r in every}

@@ -156,23 +156,29 @@ class Targets:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._ids: dict[tuple[str, str], int] = {}
-        self._searched: dict[str, set[str]] = {}
+        self._seen: dict[tuple[str, str], frozenset[str]] = {}  # parts already searched for an unknown address
         self._clusters: dict[tuple[str, int], tuple[tuple[str, ...], np.ndarray]] = {}
 
     def resolve(self, chain: str, addresses: list[str]) -> dict[str, int]:
         missing = sorted({a for a in addresses if (chain, a) not in self._ids})
         if missing:
-            done = self._searched.setdefault(chain, set())
-            parts = [p for p in self.ws.parts("addresses", chain) if p.file not in done]
-            if parts:
-                schema = S.schema_of("addresses")
-                flt = pc.field("address").isin(missing)
-                for p in parts:
-                    t = pq.read_table(self.ws.home / p.file, columns=["address_id", "address"], filters=flt,
-                                      schema=schema)
-                    for i, a in zip(t["address_id"].to_pylist(), t["address"].to_pylist(), strict=True):
-                        self._ids[(chain, a)] = int(i)
-                    done.add(p.file)
+            current = [p.file for p in self.ws.parts("addresses", chain)]
+            todo: dict[str, list[str]] = {}  # part -> the addresses not looked for in it yet
+            for a in missing:
+                seen = self._seen.get((chain, a), frozenset())
+                for f in current:
+                    if f not in seen:
+                        todo.setdefault(f, []).append(a)
+            schema = S.schema_of("addresses")
+            for f, want in todo.items():
+                t = pq.read_table(self.ws.home / f, columns=["address_id", "address"],
+                                  filters=pc.field("address").isin(want), schema=schema)
+                for i, a in zip(t["address_id"].to_pylist(), t["address"].to_pylist(), strict=True):
+                    self._ids[(chain, a)] = int(i)
+            searched = frozenset(current)  # one set shared by every address still unknown
+            for a in missing:
+                if (chain, a) not in self._ids:
+                    self._seen[(chain, a)] = searched
         return {a: self._ids[(chain, a)] for a in addresses if (chain, a) in self._ids}
 
     def cluster(self, chain: str, cluster_id: int) -> np.ndarray:
