@@ -162,13 +162,14 @@ class Follower:
                 self.db.many([self._set_state(f"scan:{chain}", {"height": tip, "hash": tip_hash})])
             return []
         alerts: list[Alert] = []
+        self.targets.prepare(watches)  # new watches resolve now, even before a block arrives
         live = [w for w in watches if max(done, w.from_height) < tip]
         if live:
             # one scan of the new blocks for every watch of the chain, then each movement to its watches
             sets = {w.watch_id: self.targets.of(w) for w in live}
             ids = np.unique(np.concatenate(list(sets.values())))
             lo = min(max(done, w.from_height) for w in live)
-            found = movements(self.ws, chain, ids, lo, tip)
+            found = movements(self.ws, chain, ids, lo, tip, self.targets)
             sc = self._screening_now() if found else None
             members = {k: set(v.tolist()) for k, v in sets.items()} if found else {}
             for m in found:

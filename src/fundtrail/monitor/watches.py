@@ -158,6 +158,58 @@ class Targets:
         self._ids: dict[tuple[str, str], int] = {}
         self._seen: dict[tuple[str, str], frozenset[str]] = {}  # parts already searched for an unknown address
         self._clusters: dict[tuple[str, int], tuple[tuple[str, ...], np.ndarray]] = {}
+        self._names: dict[tuple[str, int], str] = {}
+        self._ranges: dict[str, tuple[int, int] | None] = {}  # id range of each dictionary part
+
+    def prepare(self, watches: list[Watch]) -> None:
+        """Resolve the addresses of ``watches`` in one pass (one read per dictionary part, not per watch)."""
+        by: dict[str, list[str]] = {}
+        for w in watches:
+            if w.target_kind == "cluster":
+                self.cluster(w.chain, int(w.target))
+            else:
+                by.setdefault(w.chain, []).extend(self._addresses(w))
+        for chain, addrs in by.items():
+            self.resolve(chain, addrs)
+
+    def _addresses(self, w: Watch) -> list[str]:
+        if w.target_kind == "address":
+            return [w.target]
+        inc = get_incident(self.ws, w.target)
+        return [s.address for s in inc.seeds if s.chain == w.chain and s.address]
+
+    def _range(self, f: str) -> tuple[int, int] | None:
+        if f not in self._ranges:
+            md = pq.ParquetFile(self.ws.home / f).metadata
+            col = md.schema.names.index("address_id")
+            lo, hi = None, None
+            for g in range(md.num_row_groups):
+                st = md.row_group(g).column(col).statistics
+                if st is None or not st.has_min_max:
+                    lo = hi = None
+                    break
+                lo = st.min if lo is None else min(lo, st.min)
+                hi = st.max if hi is None else max(hi, st.max)
+            self._ranges[f] = (int(lo), int(hi)) if lo is not None and hi is not None else None
+        return self._ranges[f]
+
+    def names(self, chain: str, ids: list[int]) -> dict[int, str]:
+        """Address strings of ids, reading only the dictionary parts whose id range holds one of them."""
+        want = sorted({int(i) for i in ids if (chain, int(i)) not in self._names})
+        if want:
+            arr = np.array(want, np.int64)
+            schema = S.schema_of("addresses")
+            for p in self.ws.parts("addresses", chain):
+                r = self._range(p.file)
+                if r is not None and not np.any((arr >= r[0]) & (arr <= r[1])):
+                    continue
+                t = pq.read_table(self.ws.home / p.file, columns=["address_id", "address"],
+                                  filters=pc.field("address_id").isin(want), schema=schema)
+                for i, a in zip(t["address_id"].to_pylist(), t["address"].to_pylist(), strict=True):
+                    self._names[(chain, int(i))] = a
+            if len(self._names) > 1_000_000:
+                self._names.clear()
+        return {int(i): self._names[(chain, int(i))] for i in ids if (chain, int(i)) in self._names}
 
     def resolve(self, chain: str, addresses: list[str]) -> dict[str, int]:
         missing = sorted({a for a in addresses if (chain, a) not in self._ids})
@@ -175,6 +227,7 @@ class Targets:
                                   filters=pc.field("address").isin(want), schema=schema)
                 for i, a in zip(t["address_id"].to_pylist(), t["address"].to_pylist(), strict=True):
                     self._ids[(chain, a)] = int(i)
+                    self._names[(chain, int(i))] = a
             searched = frozenset(current)  # one set shared by every address still unknown
             for a in missing:
                 if (chain, a) not in self._ids:
@@ -195,12 +248,7 @@ class Targets:
     def of(self, w: Watch) -> np.ndarray:
         if w.target_kind == "cluster":
             return self.cluster(w.chain, int(w.target))
-        if w.target_kind == "address":
-            addrs = [w.target]
-        else:
-            inc = get_incident(self.ws, w.target)
-            addrs = [s.address for s in inc.seeds if s.chain == w.chain and s.address]
-        return np.array(sorted(self.resolve(w.chain, addrs).values()), np.int64)
+        return np.array(sorted(self.resolve(w.chain, self._addresses(w)).values()), np.int64)
 
 
 def _blocks(ws: Workspace, chain: str, utxo: bool, heights: list[int]) -> dict[int, tuple[str, str | None]]:
@@ -219,8 +267,10 @@ def block_hashes(ws: Workspace, chain: str, heights: list[int]) -> dict[int, str
     return {h: (got[h][0] if h in got else None) for h in heights}
 
 
-def movements(ws: Workspace, chain: str, ids: np.ndarray, lo: int, hi: int) -> list[Movement]:
-    """Transactions in blocks ``lo`` < height <= ``hi`` spending from ``ids``, with where the funds went."""
+def movements(ws: Workspace, chain: str, ids: np.ndarray, lo: int, hi: int,
+              targets: Targets | None = None) -> list[Movement]:
+    """Transactions in blocks ``lo`` < height <= ``hi`` spending from ``ids``, with where the funds went
+    (``targets`` names the addresses from its caches)."""
     if len(ids) == 0 or hi <= lo:
         return []
     utxo = (ws.chain(chain) or {}).get("kind") == "utxo"
@@ -254,8 +304,8 @@ def movements(ws: Workspace, chain: str, ids: np.ndarray, lo: int, hi: int) -> l
         dst_rows = [(t, a, s, int(v)) for t, a, s, v in zip(
             dst["txid"].to_pylist(), dst["to_id"].to_pylist(), dst["asset"].to_pylist(), dst["amount"].to_pylist(),
             strict=True)]
-    names = address_names(ws, chain, sorted({r[2] for r in sp_rows if r[2] is not None}
-                                            | {r[1] for r in dst_rows if r[1] is not None}))
+    need = sorted({r[2] for r in sp_rows if r[2] is not None} | {r[1] for r in dst_rows if r[1] is not None})
+    names = targets.names(chain, need) if targets is not None else address_names(ws, chain, need)
     blocks = _blocks(ws, chain, utxo, sorted({r[1] for r in sp_rows}))
     by_tx: dict[str, dict[str, Any]] = {}
     for txid, h, a, asset, v in sp_rows:
