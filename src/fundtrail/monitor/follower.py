@@ -60,6 +60,7 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     seconds: float = 0.0
+    ingest_seconds: float = 0.0
 
 
 class Follower:
@@ -109,6 +110,7 @@ class Follower:
             except Exception as e:  # noqa: BLE001 - a node may be down for a while: keep monitoring the rest
                 rep.errors.append(f"{s.kind}:{s.name}: {type(e).__name__}: {e}")
                 log.warning("ingest from %s failed: %s", s, e)
+        rep.ingest_seconds = time.perf_counter() - t0
         self.ws.refresh()
         chains = self.ws.chains()
         watches = self.watches.list()
