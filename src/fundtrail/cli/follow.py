@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         source: list[str] = SourceOpt,
         webhook_host: list[str] = HostOpt,
         db: str = typer.Option(None, "--db", envvar="FUNDTRAIL_DB", help="Service database (as for serve)."),
-        poll: float = typer.Option(1.0, "--poll", help="Seconds between cycles."),
+        poll: float = typer.Option(0.5, "--poll", help="Seconds between cycles."),
         home: HomeOpt = None,
     ) -> None:
         """Follow the chain tips: ingest new blocks, handle reorgs, scan watches, re-screen registered

@@ -33,7 +33,7 @@ class Monitor:
         self.follower = Follower(rt.ws, rt.store, parse_sources(cfg.sources), screening=self.screening,
                                  refresh=lambda: self.screening(sync=True),
                                  on_alerts=lambda _a: self.dispatcher.wake.set(),
-                                 poll=poll if poll is not None else min(cfg.poll, 1.0))
+                                 poll=poll if poll is not None else min(cfg.poll, 0.5))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock_fd: int | None = None
