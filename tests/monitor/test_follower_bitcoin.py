@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from fundtrail.cli.main import main
+from fundtrail.incidents import create_incident
 from fundtrail.ingest.bitcoin.rpc import FakeNode
 from fundtrail.ingest.bitcoin.service import ingest_block_files, ingest_rpc
 from fundtrail.monitor.alerts import AlertBook
@@ -43,10 +44,15 @@ def test_watch_reorg_and_restart(tmp_path, db, capsys):
         assert ws.chain("regtest")["tip_height"] == 17
         w = WatchBook(db).add(ws, "regtest", address=address, note="dormant")
         assert w.from_height == 17
+        create_incident(ws, "theft", ["regtest"], addresses=[f"regtest:{address}"])
+        wi = WatchBook(db).add(ws, "regtest", incident="theft")
         # the chain grows: block 18 spends from the watched address
         node.blocks += FakeNode.from_raw_blocks(raws[17:20], start_height=18).blocks
         rep = fol.cycle()
         moved = [a for a in rep.alerts if a.kind == "watched_funds_moved"]
+        by_incident = [a for a in moved if a.subject["watch_id"] == wi.watch_id]
+        assert {a.details["txid"] for a in by_incident} == {a.details["txid"] for a in moved if a not in by_incident}
+        assert by_incident and by_incident[0].subject["incident"] == "theft"
         assert {a.details["txid"] for a in moved if a.height == 18} == txids
         first = next(a for a in moved if a.height == 18)
         assert first.block_hash == blocks[17].hash()[::-1].hex()
@@ -81,9 +87,9 @@ def test_watch_reorg_and_restart(tmp_path, db, capsys):
     wid2 = capsys.readouterr().out.strip()
     assert main(["watch", "list", "--json", *home]) == 0
     listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert [x["watch_id"] for x in listed] == [w.watch_id, wid2] and listed[1]["cluster"] == "0"
+    assert [x["watch_id"] for x in listed] == [w.watch_id, wi.watch_id, wid2] and listed[2]["cluster"] == "0"
     assert main(["watch", "remove", w.watch_id, *home]) == 0
-    assert [x.watch_id for x in WatchBook(db).list()] == [wid2]
+    assert [x.watch_id for x in WatchBook(db).list()] == [wi.watch_id, wid2]
     assert main(["watch", "add", "--chain", "nochain", "--address", address, *home]) != 0
 
 
