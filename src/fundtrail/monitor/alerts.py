@@ -6,9 +6,9 @@ subscribed to its kind (monitor/outbox.py sends them). An alert raised on a bloc
 chain, height and hash; when that block leaves the best chain the alert is *withdrawn* and a follow-up
 ``reorg`` alert names it.
 
-The cursor is the alert's sequence number: alerts are only raised by the one monitor process that holds the
-monitor lock, one transaction at a time, so sequence numbers become visible in order and a reader that
-pages with ``since`` never skips one.
+The cursor is the alert's sequence number. Transactions that raise alerts are serialised (SQLite's
+``BEGIN IMMEDIATE``; on PostgreSQL a transaction-scoped advisory lock taken before the insert), so sequence
+numbers become visible in order and a reader that pages with ``since`` never skips one.
 """
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ class AlertBook:
         for a in alerts:
             stmts += insert_statements(a)
         if stmts:
+            if alerts and getattr(self.db, "dialect", "") == "postgres":
+                # sequence numbers must become visible in order (the cursor): one raiser at a time, until
+                # commit (SQLite's BEGIN IMMEDIATE serialises writers already)
+                stmts.insert(0, ("SELECT pg_advisory_xact_lock(7301016)", ()))
             self.db.many(stmts)
 
     @staticmethod
