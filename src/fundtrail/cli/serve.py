@@ -18,7 +18,13 @@ def register(app: typer.Typer) -> None:
                                     "(default: HOME/service/service.db)."),
         poll: float = typer.Option(2.0, "--poll", help="Seconds between checks for new blocks, tags, incidents."),
         max_body: int = typer.Option(2 << 20, "--max-body", help="Largest request body in bytes (413 above)."),
-        follow: bool = typer.Option(False, "--follow", help="Reserved for the monitor (issue 16)."),
+        follow: bool = typer.Option(False, "--follow", help="Run the monitor too (see fundtrail follow)."),
+        source: list[str] = typer.Option(None, "--source", help="With --follow: evm:CHAIN=URL, "
+                                         "bitcoin:NETWORK=URL or blocks:NETWORK=DIR (repeatable)."),
+        webhook_host: list[str] = typer.Option(None, "--webhook-host",
+                                               help="A host webhook receivers may live on (repeatable)."),
+        webhook_delay: float = typer.Option(5.0, "--webhook-delay",
+                                            help="Seconds before a failed delivery's second attempt (doubling)."),
         home: HomeOpt = None,
     ) -> None:
         """Serve the screening API (ASGI under uvicorn) over the workspace until Ctrl-C or SIGTERM."""
@@ -28,10 +34,15 @@ def register(app: typer.Typer) -> None:
 
         if workers < 1:
             raise UsageError("--workers must be 1 or more")
-        if follow:
-            raise UsageError("--follow needs the monitor, which this build does not include yet")
+        from fundtrail.monitor.sources import parse_sources
+
+        if source and not follow:
+            raise UsageError("--source needs --follow")
+        parse_sources(source)
         ws = workspace(home)
-        cfg = Config(home=ws.home.resolve(), db=db, workers=workers, poll=poll, max_body=max_body)
+        cfg = Config(home=ws.home.resolve(), db=db, workers=workers, poll=poll, max_body=max_body, follow=follow,
+                     sources=tuple(source or ()), webhook_hosts=",".join(webhook_host or ()),
+                     webhook_base_delay=webhook_delay)
 
         def said(url: str) -> None:
             err_console.print(f"fundtrail API listening on {url} ({workers} workers); docs at {url}/docs",

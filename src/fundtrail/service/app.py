@@ -146,9 +146,17 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
                 rt.error = f"{type(e).__name__}: {e}"
                 log.warning("index not loaded at start: %s", rt.error)
             rt.start()
+        monitor = None
+        if start and config.follow:
+            from fundtrail.service.monitoring import Monitor
+
+            monitor = Monitor(rt)
+            monitor.start()
         try:
             yield
         finally:
+            if monitor is not None:
+                monitor.stop()
             app.state.metrics.dump()
             app.state.writer.close()
             rt.stop()

@@ -44,6 +44,10 @@ class Config:
     max_body: int = 2 << 20
     max_hops: int = DEFAULT_MAX_HOPS
     build: bool = True  # build the index when it is missing or stale
+    follow: bool = False  # run the monitor (service/monitoring.py) in one worker
+    sources: tuple[str, ...] = ()  # what the monitor ingests from (monitor/sources.py)
+    webhook_hosts: str = ""  # comma-separated hosts webhook receivers may live on
+    webhook_base_delay: float = 5.0  # seconds before the second delivery attempt (doubling after)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -55,12 +59,19 @@ class Config:
                    poll=float(os.environ.get("FUNDTRAIL_POLL", "2")),
                    max_body=int(os.environ.get("FUNDTRAIL_MAX_BODY", str(2 << 20))),
                    max_hops=int(os.environ.get("FUNDTRAIL_MAX_HOPS", str(DEFAULT_MAX_HOPS))),
-                   build=os.environ.get("FUNDTRAIL_BUILD", "1") != "0")
+                   build=os.environ.get("FUNDTRAIL_BUILD", "1") != "0",
+                   follow=os.environ.get("FUNDTRAIL_FOLLOW", "0") == "1",
+                   sources=tuple(s for s in os.environ.get("FUNDTRAIL_SOURCES", "").split("\n") if s),
+                   webhook_hosts=os.environ.get("FUNDTRAIL_WEBHOOK_HOSTS", ""),
+                   webhook_base_delay=float(os.environ.get("FUNDTRAIL_WEBHOOK_BASE_DELAY", "5")))
 
     def to_env(self) -> dict[str, str]:
         env = {"FUNDTRAIL_HOME": str(self.home), "FUNDTRAIL_WORKERS": str(self.workers),
                "FUNDTRAIL_POLL": str(self.poll), "FUNDTRAIL_MAX_BODY": str(self.max_body),
-               "FUNDTRAIL_MAX_HOPS": str(self.max_hops), "FUNDTRAIL_BUILD": "1" if self.build else "0"}
+               "FUNDTRAIL_MAX_HOPS": str(self.max_hops), "FUNDTRAIL_BUILD": "1" if self.build else "0",
+               "FUNDTRAIL_FOLLOW": "1" if self.follow else "0", "FUNDTRAIL_SOURCES": "\n".join(self.sources),
+               "FUNDTRAIL_WEBHOOK_HOSTS": self.webhook_hosts,
+               "FUNDTRAIL_WEBHOOK_BASE_DELAY": str(self.webhook_base_delay)}
         if self.db:
             env["FUNDTRAIL_DB"] = self.db
         return env

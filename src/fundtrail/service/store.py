@@ -184,10 +184,11 @@ class Store:
                             audit: tuple | None = None) -> list[tuple[str, tuple]]:
         return (self._audit_row(audit) + [self._verdict_row(verdict, key_name),
                    ("INSERT INTO transfers (transfer_id, created, chain, direction, address, counterparty, txid, vout, "
-                    "asset, amount, time, verdict_id, decision, key_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "asset, amount, time, verdict_id, decision, key_name, external_id, customer_id) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (t["transfer_id"], now_iso(), t["chain"], t["direction"], t["address"], t.get("counterparty"),
                      t.get("txid"), t.get("vout"), t["asset"], t["amount"], t.get("time"), verdict["verdict_id"],
-                     verdict["decision"], key_name))])
+                     verdict["decision"], key_name, t.get("external_id"), t.get("customer_id")))])
 
     def verdict(self, vid: str) -> dict[str, Any] | None:
         rows = self.execute("SELECT body FROM verdicts WHERE verdict_id = ?", (vid,))
@@ -204,7 +205,11 @@ class Store:
         return int(self.execute(f"SELECT count(*) FROM {table}")[0][0])
 
     _TCOLS = ("transfer_id", "created", "chain", "direction", "address", "counterparty", "txid", "vout", "asset",
-              "amount", "time", "verdict_id", "decision", "key_name")
+              "amount", "time", "verdict_id", "decision", "key_name", "external_id", "customer_id")
+
+    def transfer(self, transfer_id: str) -> dict[str, Any] | None:
+        rows = self.execute(f"SELECT {', '.join(self._TCOLS)} FROM transfers WHERE transfer_id = ?", (transfer_id,))
+        return dict(zip(self._TCOLS, rows[0], strict=True)) if rows else None
 
     def transfers(self, limit: int = 100, after: str | None = None) -> list[dict[str, Any]]:
         cols = ", ".join(self._TCOLS)

@@ -1,6 +1,17 @@
 """One router per resource; ``ROUTERS`` is what the application factory mounts."""
 
-from fundtrail.service.routes import audit, lookup, policy, screen, system, transfers, verdicts
+from fundtrail.service.routes import (
+    alerts,
+    audit,
+    lookup,
+    policy,
+    screen,
+    system,
+    transfers,
+    verdicts,
+    watches,
+    webhooks,
+)
 
 ROUTERS = [system.router, screen.router, transfers.router, verdicts.router, lookup.router, policy.router,
-           audit.router]
+           audit.router, watches.router, alerts.router, webhooks.router]

@@ -37,6 +37,10 @@ class Transfer(BaseModel):
     amount: str = Field(pattern=r"^[0-9]{1,40}(\.[0-9]{1,40})?$", max_length=81,
                         description="Decimal string in whole units")
     time: str | None = Time
+    external_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                    description="The caller's own id of the transfer")
+    customer_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                    description="The caller's id of the customer")
 
 
 class PolicyBody(BaseModel):
