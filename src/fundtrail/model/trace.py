@@ -86,6 +86,26 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Arrival:
+    """One arrival of traced funds at an endpoint (one output or one transfer): what an :class:`Endpoint`
+    sums up, kept with its own time, hop count and USD value at its day (statistics by month, percentiles
+    of hops and time to cash-out). Not part of the trace JSON."""
+
+    entity: str
+    category: str
+    country: str | None
+    chain: str
+    asset: str
+    amount: int
+    decimals: int
+    hops: int
+    time: datetime | None
+    txid: str
+    usd: float | None = None
+    symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Holding:
     """Traced funds still unspent at an address: a freeze candidate."""
 
@@ -262,6 +282,7 @@ class TraceResult:
     peel_chains: tuple[PeelChain, ...] = ()
     balances: tuple[Balance, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    arrivals: tuple[Arrival, ...] = ()  # every endpoint arrival, in time order (not in the JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -24,9 +24,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fundtrail.model.evm_abi import TRANSFER as TRANSFER_TOPIC
 from fundtrail.store.schema import AMOUNT, TS
 
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 MAX_DECIMAL = 10**38
 NO_VALUE_CALLS = {"delegatecall", "staticcall", "callcode"}
 
