@@ -20,7 +20,7 @@ app = typer.Typer(name="fundtrail", help="Open-source blockchain forensics: foll
 
 # the modules that add commands; each defines register(app)
 COMMAND_MODULES = ("query", "ingest", "compact", "tags", "cluster", "trace", "report", "simulate", "stats",
-                   "exposure", "screen", "keys", "policy", "audit", "serve")
+                   "exposure", "screen", "keys", "policy", "audit", "serve", "users")
 
 
 @app.callback()

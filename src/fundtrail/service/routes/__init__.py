@@ -1,6 +1,18 @@
 """One router per resource; ``ROUTERS`` is what the application factory mounts."""
 
-from fundtrail.service.routes import audit, lookup, policy, screen, system, transfers, verdicts
+from fundtrail.service.routes import (
+    audit,
+    cases,
+    explore,
+    graph,
+    lookup,
+    policy,
+    screen,
+    system,
+    transfers,
+    usertags,
+    verdicts,
+)
 
 ROUTERS = [system.router, screen.router, transfers.router, verdicts.router, lookup.router, policy.router,
-           audit.router]
+           audit.router, graph.router, explore.router, cases.router, usertags.router]
