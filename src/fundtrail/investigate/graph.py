@@ -59,12 +59,14 @@ class Edge:
     decimals: int
     hops: int | None = None
     reason: str = "flow"  # flow | endpoint | unspent | mixer
+    first_seen: str | None = None  # ISO time the funds first arrived (endpoints, holdings)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": f"{self.source}->{self.target}:{self.chain}:{self.asset}", "source": self.source,
                 "target": self.target, "chain": self.chain, "asset": self.asset, "symbol": self.symbol,
                 "amount": format_units(self.amount, self.decimals), "amount_base": str(self.amount),
-                "decimals": self.decimals, "hops": self.hops, "reason": self.reason}
+                "decimals": self.decimals, "hops": self.hops, "reason": self.reason,
+                "first_seen": self.first_seen}
 
 
 def address_node_id(chain: str, address: str) -> str:
@@ -99,13 +101,16 @@ def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None,
     src_any = next(iter(sources.values()))
 
     def add_edge(src: str, dst: str, chain: str, asset: str, symbol: str | None, amount: int, decimals: int,
-                 hops: int | None, reason: str) -> None:
+                 hops: int | None, reason: str, when: Any = None) -> None:
         k = (src, dst, chain, asset, reason)
         e = edges.get(k)
+        t = when.isoformat() if when is not None else None
         if e is None:
-            edges[k] = Edge(src, dst, chain, asset, symbol, amount, decimals, hops, reason)
+            edges[k] = Edge(src, dst, chain, asset, symbol, amount, decimals, hops, reason, t)
         else:
             e.amount += amount
+            if t is not None and (e.first_seen is None or t < e.first_seen):
+                e.first_seen = t
             e.hops = min(x for x in (e.hops, hops) if x is not None) if (e.hops or hops) is not None else None
 
     for ep in result.endpoints:
@@ -116,7 +121,7 @@ def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None,
                                   ep.sanctioned)
         n.addresses = sorted(set(n.addresses) | set(ep.addresses))
         add_edge(sources.get(ep.chain, src_any), nid, ep.chain, ep.asset, ep.symbol, ep.amount, ep.decimals,
-                 ep.hops, "endpoint")
+                 ep.hops, "endpoint", ep.first_seen)
     for h in result.unspent:
         nid = address_node_id(h.chain, h.address)
         if nid not in nodes:
@@ -125,7 +130,7 @@ def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None,
         if nid in sources.values():
             continue  # funds that never left the node
         add_edge(sources.get(h.chain, src_any), nid, h.chain, h.asset, h.symbol, h.amount, h.decimals, None,
-                 "unspent")
+                 "unspent", h.since)
     for m in result.mixers:
         nid = entity_node_id(m.mixer)
         if nid not in nodes:
@@ -185,8 +190,10 @@ def follow(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", dire
     for n in seed_nodes:
         nodes.pop(n.id, None)
     # a chain reached through a bridge or swap has no seed of its own: its edges leave from the first seed
-    j = r.to_json()
+    j = r.to_json()  # endpoints and holdings below carry their amount in base units too (exact comparisons)
     return {"model": model, "direction": direction, "seeds": [n.to_json() for n in seed_nodes],
             "nodes": [n.to_json() for n in nodes.values()], "edges": [e.to_json() for e in edges],
-            "endpoints": j["endpoints"], "unspent": j["unspent"], "traced_amount": j["traced_amount"],
+            "endpoints": [{**e.to_json(), "amount_base": str(e.amount)} for e in r.endpoints],
+            "unspent": [{**h.to_json(), "amount_base": str(h.amount)} for h in r.unspent],
+            "traced_amount": j["traced_amount"],
             "conservation": j["conservation"], "seconds": r.params.get("seconds")}

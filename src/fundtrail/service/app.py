@@ -205,6 +205,9 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=getattr(exc, "headers", None))
 
+    from fundtrail.ui import mount
+
+    mount(app)  # the web UI at /ui/ (its pages and static files; its error pages wrap the handlers above)
     app.add_middleware(_GuardFactory, fastapi_app=app, max_body=config.max_body)
     return app
 
