@@ -8,7 +8,8 @@ the kernels of trace/taint.py), never a second engine:
   that did not move, the services reached (endpoints: one node per entity) and the mixers. Amounts are what
   the taint model assigns to each (of all the node's funds: the node itself is the seed).
 - ``follow(seeds, model)`` traces the case's seeds to the end (the trace's own defaults): one node per
-  endpoint entity with the amount of the seeds' funds that reached it, and the unspent holdings (freezable).
+  endpoint entity with the amount of the seeds' funds that reached it, one node per chain for the unspent
+  holdings (freezable; listed one by one in the answer's ``unspent``).
 
 Amounts are integers in base units with their decimals; the JSON gives decimal strings as the trace does.
 """
@@ -93,9 +94,11 @@ def _addr_node(chain: str, address: str, label: Labeler | None) -> Node:
     return n
 
 
-def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None,
-           stopped: bool) -> tuple[dict[str, Node], list[Edge]]:
-    """Nodes and edges of a trace: ``sources`` maps a chain to the node the edges leave from."""
+def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None, stopped: bool,
+           group_holdings: bool = False) -> tuple[dict[str, Node], list[Edge]]:
+    """Nodes and edges of a trace: ``sources`` maps a chain to the node the edges leave from; with
+    ``group_holdings`` the unspent holdings of a chain form one node."""
+    seed_keys = {f"{s.chain}:{s.address}" for s in result.seeds if s.address}
     nodes: dict[str, Node] = {}
     edges: dict[tuple[str, str, str, str, str], Edge] = {}
     src_any = next(iter(sources.values()))
@@ -123,12 +126,20 @@ def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None,
         add_edge(sources.get(ep.chain, src_any), nid, ep.chain, ep.asset, ep.symbol, ep.amount, ep.decimals,
                  ep.hops, "endpoint", ep.first_seen)
     for h in result.unspent:
-        nid = address_node_id(h.chain, h.address)
-        if nid not in nodes:
-            nodes[nid] = _addr_node(h.chain, h.address, label)
-            nodes[nid].kind = "holding"
-        if nid in sources.values():
-            continue  # funds that never left the node
+        if h.chain + ":" + h.address in seed_keys:
+            continue  # funds that never left the seed
+        if group_holdings:  # one node per chain: the unspent holdings are listed in the case's table
+            nid = f"u:{h.chain}"
+            if nid not in nodes:
+                nodes[nid] = Node(nid, "holding", h.chain, None, f"unspent on {h.chain}")
+            nodes[nid].addresses.append(h.address)
+        else:
+            nid = address_node_id(h.chain, h.address)
+            if nid not in nodes:
+                nodes[nid] = _addr_node(h.chain, h.address, label)
+                nodes[nid].kind = "holding"
+            if nid in sources.values():
+                continue
         add_edge(sources.get(h.chain, src_any), nid, h.chain, h.asset, h.symbol, h.amount, h.decimals, None,
                  "unspent", h.since)
     for m in result.mixers:
@@ -186,7 +197,7 @@ def follow(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", dire
             seed_nodes.append(_addr_node(s.chain, s.address, label))
     if not sources:
         raise FieldError("seeds", "following needs an address seed (transactions are seeds of `fundtrail trace`)")
-    nodes, edges = _graph(r, sources, label, stopped=False)
+    nodes, edges = _graph(r, sources, label, stopped=False, group_holdings=True)
     for n in seed_nodes:
         nodes.pop(n.id, None)
     # a chain reached through a bridge or swap has no seed of its own: its edges leave from the first seed
@@ -197,3 +208,19 @@ def follow(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", dire
             "unspent": [{**h.to_json(), "amount_base": str(h.amount)} for h in r.unspent],
             "traced_amount": j["traced_amount"],
             "conservation": j["conservation"], "seconds": r.params.get("seconds")}
+
+
+def warm(ws: Workspace) -> list[str]:
+    """Build the trace's cached graphs of every chain (one one-hop expansion each) so that the first
+    expansion a user asks for is answered as fast as the next ones. Returns the chains warmed."""
+    done = []
+    con = ws.connect()
+    try:
+        firsts = con.execute("SELECT chain, min(address) FROM addresses GROUP BY chain ORDER BY chain").fetchall()
+    finally:
+        con.close()
+    for chain, addr in firsts:
+        for direction in ("forward", "backward"):
+            expand(ws, chain, addr, direction=direction)
+        done.append(chain)
+    return done

@@ -99,7 +99,9 @@ class Guard:
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
+            # after the body, wait for the real disconnect: file and streaming responses listen for it and
+            # would stop sending half-way if told at once
+            return await receive()
 
         async def send_wrap(msg: dict) -> None:
             if msg["type"] == "http.response.start":
@@ -207,7 +209,7 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
 
     from fundtrail.ui import mount
 
-    mount(app)  # the web UI at /ui/ (its pages and static files; its error pages wrap the handlers above)
+    mount(app, warm=start)  # the web UI at /ui/ (its error pages wrap the handlers above)
     app.add_middleware(_GuardFactory, fastapi_app=app, max_body=config.max_body)
     return app
 

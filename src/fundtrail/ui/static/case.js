@@ -38,6 +38,7 @@
   const short = (a) => (a && a.length > 16 ? a.slice(0, 8) + "…" + a.slice(-6) : a || "");
   function nodeLabel(n) {
     if (n.kind === "entity") return n.entity + (n.country ? " (" + n.country + ")" : "");
+    if (!n.address) return (n.entity || n.id) + " (" + (n.address_count || (n.addresses || []).length) + " addresses)";
     const base = short(n.address);
     return n.entity ? n.entity + (n.country ? " (" + n.country + ")" : "") + "\n" + base : base;
   }
@@ -148,7 +149,8 @@
       const tr = document.createElement("tr"); tr.dataset.id = n.id;
       const td = cell(tr, "");
       if (n.address) link(td, "/ui/address/" + encodeURIComponent(n.chain) + "/" + encodeURIComponent(n.address), n.address);
-      else if (n.entity) link(td, "/ui/entity/" + encodeURIComponent(n.entity), n.entity);
+      else if (n.kind === "entity") link(td, "/ui/entity/" + encodeURIComponent(n.entity), n.entity);
+      else td.textContent = nodeLabel(n);
       cell(tr, n.seed ? "seed" : n.kind); cell(tr, n.entity || ""); cell(tr, n.category || ""); cell(tr, n.country || "");
       cell(tr, [state.hidden.has(n.id) ? "hidden" : "", state.pinned.has(n.id) ? "pinned" : ""].filter(Boolean).join(", "));
       const acts = cell(tr, "");
@@ -288,6 +290,7 @@
     try {
       const a = await api("POST", "/v1/cases/" + data.case_id + "/follow");
       merge(a, null);
+      for (const sn of a.seeds || []) if (state.nodes.has(sn.id)) Object.assign(state.nodes.get(sn.id), sn, { seed: true });
       state.follow = { endpoints: a.endpoints, unspent: a.unspent, model: a.model };
       draw(true); save();
       status(a.endpoints.length + " endpoint(s), " + a.unspent.length + " unspent holding(s) (" + a.model + ")");
