@@ -9,6 +9,7 @@ double-submitted in a cookie). Every page a user opens and every change is writt
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -28,8 +29,8 @@ from fundtrail.service import cases as C
 from fundtrail.service import users as USERS
 from fundtrail.service.deps import Caller
 from fundtrail.service.routes.graph import labeler
-from fundtrail.ui import HERE
 
+HERE = Path(__file__).resolve().parent
 router = APIRouter(include_in_schema=False)
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 LOGIN_COOKIE = "ft_login"
