@@ -1,0 +1,96 @@
+"""The UI's questions on a world of ~1M Bitcoin transactions: one-hop graph expansion, address pages, search.
+
+The world is bench_trace's (layers of transactions written straight into the stored tables, 0.2% of the
+addresses tagged as exchanges), clustered once. Timed after the trace graphs are built (the service builds
+them at start): ``expand`` forward and backward from random addresses (the /v1/graph/expand service call),
+the address page's activity and counterparties (paged in SQL) for the busiest address, the cluster page of
+the largest cluster, a search by address. The anchor is a fixed NumPy workload measured in the same run, so
+the ratios say how the UI's calls compare on a machine whose load changes.
+
+Usage: ``python bench/bench_ui.py [demo|small|large] [--home DIR]`` (prints JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_trace import SCALES, build_world  # noqa: E402
+
+
+def _anchor() -> float:
+    a = np.arange(10_000_000, dtype=np.int64)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        int((a * 3 + 1).sum())
+    return (time.perf_counter() - t0) / 5
+
+
+def _times(fn, n: int) -> dict:
+    ts = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i)
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    return {"n": n, "median_ms": round(statistics.median(ts) * 1000, 2),
+            "p95_ms": round(ts[min(n - 1, int(n * 0.95))] * 1000, 2), "max_ms": round(ts[-1] * 1000, 2)}
+
+
+def run(scale: str, home: Path) -> dict:
+    from fundtrail.cluster.service import cluster
+    from fundtrail.investigate import activity as A
+    from fundtrail.investigate import clusters as K
+    from fundtrail.investigate import graph as G
+    from fundtrail.investigate import search as S
+    from fundtrail.store import Workspace
+
+    out: dict = {"scale": scale, "transactions": SCALES[scale]}
+    t0 = time.perf_counter()
+    build_world(home, SCALES[scale])
+    ws = Workspace(home)
+    if ws.setting("cluster:regtest") is None:
+        cluster(ws, "regtest")
+    out["world_s"] = round(time.perf_counter() - t0, 1)
+    con = ws.connect()
+    try:
+        addrs = [r[0] for r in con.execute("SELECT address FROM addresses WHERE chain = 'regtest' "
+                                           "USING SAMPLE 60 ROWS").fetchall()]
+        busiest = con.execute("SELECT a.address, count(*) FROM utxo_outputs o JOIN addresses a USING (chain, "
+                              "address_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+        big = con.execute("SELECT cluster_id, count(*) FROM cluster_members WHERE chain = 'regtest' GROUP BY 1 "
+                          "ORDER BY 2 DESC LIMIT 1").fetchone()
+    finally:
+        con.close()
+    t0 = time.perf_counter()
+    G.warm(ws)
+    out["graph_build_s"] = round(time.perf_counter() - t0, 1)
+    anchor = _anchor()
+    out["anchor_ms"] = round(anchor * 1000, 2)
+    out["expand_forward"] = _times(lambda i: G.expand(ws, "regtest", addrs[i % len(addrs)]), 50)
+    out["expand_backward"] = _times(lambda i: G.expand(ws, "regtest", addrs[i % len(addrs)],
+                                                      direction="backward"), 50)
+    out["busiest_address_outputs"] = int(busiest[1])
+    out["activity_page"] = _times(lambda i: A.activity(ws, "regtest", busiest[0], page=i), 10)
+    out["counterparties_page"] = _times(lambda i: A.counterparties(ws, "regtest", busiest[0], page=i), 5)
+    out["largest_cluster"] = int(big[1])
+    out["cluster_page"] = _times(lambda i: K.cluster_page(ws, "regtest", int(big[0]), page=i * 100), 5)
+    out["search_address"] = _times(lambda i: S.search(ws, addrs[i]), 10)
+    for k in ("expand_forward", "expand_backward", "activity_page", "counterparties_page", "cluster_page",
+              "search_address"):
+        out[k]["median_vs_anchor"] = round(out[k]["median_ms"] / out["anchor_ms"], 2)
+    return out
+
+
+if __name__ == "__main__":
+    scale = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "small"
+    home = Path(sys.argv[sys.argv.index("--home") + 1]) if "--home" in sys.argv else \
+        Path(tempfile.gettempdir()) / f"ft-bench-ui-{scale}"
+    print(json.dumps(run(scale, home), indent=1))
