@@ -207,6 +207,10 @@ def address_page(request: Request, chain: str, address: str, page: int = 0, cp: 
     s = user_of(request)
     d = P.address_page(_rt(request).ws, chain, address, page=max(0, page), cp_page=max(0, cp))
     exposure, label = _exposure(request, chain, d["address"])
+    if label is None:  # the index refreshes after a tag import; the tags table is current at once
+        now = [t for t in d["tags"] if t.get("valid_now") and t.get("entity")]
+        if now:
+            label = {k: now[0].get(k) for k in ("entity", "category", "country", "sanctioned")}
     _log(request, s, "view.address", f"{chain}:{d['address']}")
     return render(request, "address.html", user=s, a=d, exposure=exposure, label=label, categories=CATEGORIES,
                   chart=_chart(d["series"]))
