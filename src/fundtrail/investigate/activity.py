@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fundtrail.errors import NotFoundError
+from fundtrail.investigate.conn import connection
 from fundtrail.model.amount import format_units
 from fundtrail.store import Workspace
 
@@ -72,12 +73,11 @@ def _decimals(con: Any, chain: str, asset: str) -> tuple[int, str]:
 def activity(ws: Workspace, chain: str, address: str, *, page: int = 0, size: int = PAGE) -> dict[str, Any]:
     """Totals, monthly series and a page of transactions of ``address`` on ``chain``."""
     kind = _kind(ws, chain)
-    con = ws.connect()
-    try:
+    with connection(ws) as con:
         aid, addr = _id(con, chain, address)
         flows = _utxo_flows(aid) if kind == "utxo" else _evm_flows(aid)
         blocks = "utxo_blocks" if kind == "utxo" else "evm_blocks"
-        con.execute(f"CREATE TEMP TABLE f AS SELECT f.*, b.time FROM ({flows}) f "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE f AS SELECT f.*, b.time FROM ({flows}) f "
                     f"LEFT JOIN {blocks} b ON b.chain = $c AND b.height = f.height", {"c": chain})
         totals = []
         for asset, rec, sent, n, first, last in con.execute(
@@ -105,19 +105,17 @@ def activity(ws: Workspace, chain: str, address: str, *, page: int = 0, size: in
         rows = con.execute(f"SELECT {txid}, height, time, dir, asset, amount FROM f ORDER BY height DESC, "
                            f"txid, dir LIMIT $n OFFSET $o", {"n": int(size) + 1, "o": int(page) * int(size)}
                            ).fetchall()
+        con.execute("DROP TABLE f")
         txs = [{"txid": t, "height": int(h), "time": tm.isoformat() if tm else None, "direction": d,
                 "asset": a, "amount": format_units(int(v), dec_of.get(a, 8))} for t, h, tm, d, a, v in rows[:size]]
         return {"chain": chain, "address": addr, "address_id": aid, "kind": kind, "totals": totals,
                 "series": series, "transactions": txs, "page": page, "size": size, "more": len(rows) > size}
-    finally:
-        con.close()
 
 
 def counterparties(ws: Workspace, chain: str, address: str, *, page: int = 0, size: int = PAGE) -> dict[str, Any]:
     """Who paid the address and whom it paid, with amounts, largest first (one page)."""
     kind = _kind(ws, chain)
-    con = ws.connect()
-    try:
+    with connection(ws) as con:
         aid, addr = _id(con, chain, address)
         if kind == "utxo":
             sql = f"""
@@ -153,5 +151,3 @@ def counterparties(ws: Workspace, chain: str, address: str, *, page: int = 0, si
                         "amount": format_units(int(amt), dec), "transactions": int(n)})
         return {"chain": chain, "address": addr, "counterparties": out, "page": page, "size": size,
                 "more": len(rows) > size}
-    finally:
-        con.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fundtrail.errors import NotFoundError
+from fundtrail.investigate.conn import connection
 from fundtrail.store import Workspace
 
 PAGE = 50
@@ -24,8 +25,7 @@ def why_text(heuristic: str) -> str:
 
 
 def cluster_of(ws: Workspace, chain: str, address: str) -> int | None:
-    con = ws.connect()
-    try:
+    with connection(ws) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "cluster_members" not in tables:
             return None
@@ -33,14 +33,11 @@ def cluster_of(ws: Workspace, chain: str, address: str) -> int | None:
                         "a.address_id = m.address_id WHERE m.chain = $c AND (a.address = $a OR a.address = lower($a))",
                         {"c": chain, "a": address.strip()}).fetchall()
         return int(r[0][0]) if r else None
-    finally:
-        con.close()
 
 
 def cluster_page(ws: Workspace, chain: str, cluster_id: int, *, page: int = 0, size: int = PAGE,
                  merges_page: int = 0) -> dict[str, Any]:
-    con = ws.connect()
-    try:
+    with connection(ws) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "cluster_members" not in tables:
             raise NotFoundError(f"{chain} is not clustered yet: run `fundtrail cluster --chain {chain}`")
@@ -63,8 +60,6 @@ def cluster_page(ws: Workspace, chain: str, cluster_id: int, *, page: int = 0, s
             "JOIN addresses ab ON ab.chain = e.chain AND ab.address_id = e.b_id "
             "WHERE e.chain = $c AND m.cluster_id = $k ORDER BY e.seq LIMIT $n OFFSET $o",
             p | {"n": size + 1, "o": merges_page * size}).fetchall() if "cluster_evidence" in tables else []
-    finally:
-        con.close()
     return {"chain": chain, "cluster_id": int(cluster_id), "size": int(n), "members": members[:size],
             "page": page, "size_page": size, "more": len(members) > size,
             "merges_by_heuristic": [{"heuristic": h, "count": int(c), "why": why_text(h)} for h, c in by],

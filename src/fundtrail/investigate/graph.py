@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fundtrail.errors import FieldError
+from fundtrail.investigate.conn import connection
 from fundtrail.model.amount import format_units
 from fundtrail.model.trace import Seed, TraceResult
 from fundtrail.store import Workspace
@@ -214,11 +215,8 @@ def warm(ws: Workspace) -> list[str]:
     """Build the trace's cached graphs of every chain (one one-hop expansion each) so that the first
     expansion a user asks for is answered as fast as the next ones. Returns the chains warmed."""
     done = []
-    con = ws.connect()
-    try:
+    with connection(ws) as con:
         firsts = con.execute("SELECT chain, min(address) FROM addresses GROUP BY chain ORDER BY chain").fetchall()
-    finally:
-        con.close()
     for chain, addr in firsts:
         for direction in ("forward", "backward"):
             expand(ws, chain, addr, direction=direction)

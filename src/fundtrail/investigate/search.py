@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from fundtrail.incidents import list_incidents
+from fundtrail.investigate.conn import connection
 from fundtrail.store import Workspace
 
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -20,8 +21,7 @@ def search(ws: Workspace, q: str, *, limit: int = LIMIT) -> list[dict[str, Any]]
     if not text:
         return []
     hits: list[dict[str, Any]] = []
-    con = ws.connect()
-    try:
+    with connection(ws) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "addresses" in tables:
             for chain, addr in con.execute("SELECT chain, address FROM addresses WHERE address = $a OR address = "
@@ -50,8 +50,6 @@ def search(ws: Workspace, q: str, *, limit: int = LIMIT) -> list[dict[str, Any]]
                 if ent:
                     hits.append({"kind": "entity", "chain": None, "id": ent,
                                  "label": f"{ent} ({cat or '?'}, {country or '?'}; {n} tags)"})
-    finally:
-        con.close()
     low = text.lower()
     for inc in list_incidents(ws):
         if low in inc.name.lower() or (inc.actor and low in inc.actor.lower()):

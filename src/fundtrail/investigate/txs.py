@@ -1,4 +1,4 @@
-"""One transaction: inputs and outputs (Bitcoin) or value movements (EVM), with CoinJoin and peel flags."""
+"""One transaction: inputs and outputs (Bitcoin) or value movements (EVM), with its CoinJoin verdict."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from fundtrail.errors import NotFoundError
 from fundtrail.investigate.activity import _decimals, _kind
+from fundtrail.investigate.conn import connection
 from fundtrail.model.amount import format_units
 from fundtrail.store import Workspace
 
@@ -13,8 +14,7 @@ from fundtrail.store import Workspace
 def transaction(ws: Workspace, chain: str, txid: str) -> dict[str, Any]:
     kind = _kind(ws, chain)
     t = txid.strip().lower()
-    con = ws.connect()
-    try:
+    with connection(ws) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if kind == "utxo":
             h = t.removeprefix("0x")
@@ -61,5 +61,3 @@ def transaction(ws: Workspace, chain: str, txid: str) -> dict[str, Any]:
                 "time": time.isoformat() if time else None,
                 "fee": format_units(int(fee), 18) if fee is not None else None, "status": status,
                 "transfers": moves, "coinjoin": []}
-    finally:
-        con.close()

@@ -22,6 +22,7 @@ from fundtrail.attribution import taxonomy as T
 from fundtrail.attribution.countries import country_code
 from fundtrail.attribution.service import import_paths
 from fundtrail.errors import FieldError
+from fundtrail.investigate.conn import connection
 from fundtrail.store import Workspace
 
 COLUMNS = ("address", "chain", "label", "category", "entity", "country", "source", "confidence",
@@ -83,8 +84,7 @@ def add_tag(ws: Workspace, user: str, *, chain: str, address: str, label: str, c
 
 def user_tags(ws: Workspace, user: str | None = None) -> list[dict[str, Any]]:
     """Tags added in the UI as attribution holds them now (all users, or one)."""
-    con = ws.connect()
-    try:
+    with connection(ws) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "tags" not in tables:
             return []
@@ -92,8 +92,6 @@ def user_tags(ws: Workspace, user: str | None = None) -> list[dict[str, Any]]:
         rows = con.execute(f"SELECT chain, address, label, category, entity, country, source, confidence, "
                            f"valid_from, valid_to, is_cluster_definer FROM tags WHERE {where} "
                            f"ORDER BY source, chain, address", {"s": user_source(user)} if user else {}).fetchall()
-    finally:
-        con.close()
     cols = ("chain", "address", "label", "category", "entity", "country", "source", "confidence", "valid_from",
             "valid_to", "is_cluster_definer")
     return [dict(zip(cols, r, strict=True)) for r in rows]
