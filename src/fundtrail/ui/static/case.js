@@ -21,6 +21,7 @@
     since: g.since || "",
   };
   let selected = null;
+  const LAYERED_MAX = 400;
 
   async function api(method, url, body) {
     const r = await fetch(url, {
@@ -54,9 +55,11 @@
   // --- cytoscape -------------------------------------------------------------------------------------------
   if (window.cytoscapeDagre && window.cytoscape) window.cytoscape.use(window.cytoscapeDagre);
   const cy = window.cytoscape({
-    container: $("cy"), wheelSensitivity: 0.3, minZoom: 0.05, maxZoom: 4,
+    container: $("cy"), wheelSensitivity: 0.3, minZoom: 0.02, maxZoom: 4,
+    // big graphs: pan and zoom move a snapshot, labels too small to read are not drawn
+    textureOnViewport: true, hideEdgesOnViewport: true, motionBlur: false, pixelRatio: 1,
     style: [
-      { selector: "node", style: { "label": "data(label)", "text-wrap": "wrap", "font-size": 10, "text-valign": "bottom",
+      { selector: "node", style: { "label": "data(label)", "text-wrap": "wrap", "font-size": 10, "min-zoomed-font-size": 7, "text-valign": "bottom",
         "text-margin-y": 4, "background-color": "#8a94a6", "width": 26, "height": 26, "color": "#1d2430" } },
       { selector: "node[kind = 'entity']", style: { "shape": "round-rectangle", "width": 34, "height": 26 } },
       { selector: "node[kind = 'holding']", style: { "background-color": "#d98a1c", "shape": "diamond" } },
@@ -72,7 +75,7 @@
       { selector: "node:selected", style: { "overlay-color": "#f5b700", "overlay-opacity": 0.35 } },
       { selector: "edge", style: { "width": "data(w)", "curve-style": "bezier", "target-arrow-shape": "triangle",
         "line-color": "#9aa5b8", "target-arrow-color": "#9aa5b8", "label": "data(label)", "font-size": 9,
-        "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.85,
+        "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.85, "min-zoomed-font-size": 7,
         "text-background-padding": 1 } },
       { selector: "edge[reason = 'endpoint']", style: { "line-color": "#2e6fd8", "target-arrow-color": "#2e6fd8" } },
       { selector: "edge[reason = 'unspent']", style: { "line-style": "dashed", "line-color": "#d98a1c", "target-arrow-color": "#d98a1c" } },
@@ -117,8 +120,11 @@
     cy.nodes().forEach((n) => { if (state.pinned.has(n.id())) n.lock(); });
     const missing = cy.nodes().filter((n) => !n.isParent() && !state.positions[n.id()]);
     if (layout || missing.length) {
-      const name = window.cytoscapeDagre ? "dagre" : "breadthfirst";
-      cy.layout({ name, rankDir: "LR", nodeSep: 30, rankSep: 120, animate: false, fit: true }).run();
+      // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, the much faster breadth-first layout
+      const big = cy.nodes().length > LAYERED_MAX;
+      const name = window.cytoscapeDagre && !big ? "dagre" : "breadthfirst";
+      cy.layout({ name, rankDir: "LR", nodeSep: 30, rankSep: 120, directed: true, spacingFactor: big ? 0.6 : 1,
+        roots: cy.nodes("[?seed]"), animate: false, fit: true }).run();
       cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
     } else {
       cy.fit(undefined, 30);
