@@ -151,8 +151,12 @@ def test_investigation_in_chromium(browser, ui_server):
 
     # expand the seed one hop forward from the node table (keyboard-reachable buttons)
     before = page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length")
-    page.click(f"#nodes-table tbody tr[data-id='a:{chain}:{addr}'] button:has-text('Expand →')")
+    page.focus(f"#nodes-table tbody tr[data-id='a:{chain}:{addr}'] button:has-text('Expand →')")
+    page.keyboard.press("Enter")
     page.wait_for_function("() => /new node/.test(document.getElementById('status').textContent)")
+    # the table was rebuilt; the keyboard focus is still on that button
+    assert page.evaluate("() => [document.activeElement.textContent, document.activeElement.closest('tr').dataset.id]"
+                         ) == ["Expand →", f"a:{chain}:{addr}"]
     assert page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length") > before
     page.wait_for_function("() => document.getElementById('cy').dataset.saved")  # the graph was saved to the case
     page.wait_for_timeout(300)

@@ -39,4 +39,5 @@ def test_demo_serve_prints_a_ready_user(tmp_path):
         assert "sim-theft" in c.get("/ui/").text
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        # one worker: uvicorn shuts down gracefully, then re-raises the signal it caught
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)

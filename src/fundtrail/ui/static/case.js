@@ -150,6 +150,10 @@
   function nodeName(id) { const n = state.nodes.get(id); return n ? nodeLabel(n).replace("\n", " ") : id; }
 
   function tables() {
+    // keep the keyboard focus on the same button when the table is rebuilt (e.g. after "Expand")
+    const act = document.activeElement;
+    const row = act && act.closest ? act.closest("#nodes-table tr") : null;
+    const keep = row ? [row.dataset.id, act.textContent] : null;
     const tb = $("nodes-table").tBodies[0]; tb.textContent = "";
     for (const n of state.nodes.values()) {
       const tr = document.createElement("tr"); tr.dataset.id = n.id;
@@ -166,6 +170,11 @@
         btn(acts, "← Expand", () => expand(n.id, "backward"), "expand backward " + nodeName(n.id));
       }
       tb.appendChild(tr);
+    }
+    if (keep) {
+      const tr = [...tb.rows].find((r) => r.dataset.id === keep[0]);
+      const b = tr && [...tr.querySelectorAll("button")].find((x) => x.textContent === keep[1]);
+      if (b) b.focus();
     }
     const eb = $("edges-table").tBodies[0]; eb.textContent = "";
     for (const e of state.edges.values()) {
