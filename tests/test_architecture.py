@@ -44,6 +44,7 @@ RANKS: dict[str, int] = {
     "report": 6,
     "evidence": 7,
     "stats": 7,  # totals over traces, drawn with the report's charts
+    "investigate": 7,  # search, address / cluster / transaction pages, graph expansion, user tags (the UI's services)
     "monitor": 7,
     "service": 8,
     "ui": 8,

@@ -23,7 +23,8 @@ app = typer.Typer(name="fundtrail", help="Open-source blockchain forensics: foll
 
 # the modules that add commands; each defines register(app)
 COMMAND_MODULES = ("query", "ingest", "compact", "tags", "cluster", "trace", "report", "simulate", "stats",
-                   "evidence", "exposure", "screen", "keys", "policy", "audit", "serve", "follow", "alerts", "watch")
+                   "evidence", "exposure", "screen", "keys", "policy", "audit", "serve", "follow", "alerts", "watch",
+                   "users")
 
 
 @app.callback()

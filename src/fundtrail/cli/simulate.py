@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
                                  "report go."),
         model: str = typer.Option("haircut", "--model", help="Taint model of the printed summary."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        serve: bool = typer.Option(False, "--serve", help="Then serve the API and the web UI over the demo "
+                                   "workspace and print the UI's address and a user to sign in with."),
+        port: int = typer.Option(8080, "--port", help="Port of --serve (0 picks a free one)."),
     ) -> None:
         """Simulate a small world with a theft, ingest it, cluster, trace the theft and report where the
         stolen funds went. The world is synthetic; every name in it is invented."""
@@ -92,3 +95,27 @@ def register(app: typer.Typer) -> None:
         console.print("timings (s): " + ", ".join(f"{k} {v}" for k, v in r.timings.items()))
         if r.report_html:
             console.print(Text("HTML report:", "bold"), str(r.report_html.resolve()))
+        if serve:
+            _serve_demo(Path(h), port)
+
+
+def _serve_demo(home: Path, port: int) -> None:
+    """``demo --serve``: a ready user ``demo`` (admin; a new one-time password each run), then the service."""
+    from fundtrail.errors import UsageError
+    from fundtrail.service.runtime import Config
+    from fundtrail.service.server import serve as run
+    from fundtrail.service.store import open_store
+    from fundtrail.service.users import create_user, reset_password
+
+    store = open_store(None, home.resolve())
+    try:
+        password = create_user(store, "demo", "admin")
+    except UsageError:
+        password = reset_password(store, "demo")
+    store.close()
+
+    def said(url: str) -> None:
+        console.print(Text.assemble("\n", ("Web UI:", "bold"), f" {url}/ui/   user ", ("demo", "bold"),
+                                    "   password ", (password, "bold"), "   (Ctrl-C stops)"), highlight=False)
+
+    run(Config(home=home.resolve(), workers=1), "127.0.0.1", port, on_listen=said)

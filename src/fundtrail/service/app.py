@@ -102,7 +102,9 @@ class Guard:
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
+            # after the body, wait for the real disconnect: file and streaming responses listen for it and
+            # would stop sending half-way if told at once
+            return await receive()
 
         async def send_wrap(msg: dict) -> None:
             if msg["type"] == "http.response.start":
@@ -222,6 +224,9 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=getattr(exc, "headers", None))
 
+    from fundtrail.ui import mount
+
+    mount(app, warm=start)  # the web UI at /ui/ (its error pages wrap the handlers above)
     app.add_middleware(_GuardFactory, fastapi_app=app, max_body=config.max_body)
     return app
 

@@ -1,4 +1,4 @@
-"""Dependencies the routes share: the runtime, the caller's key and role (401 / 403 / 429)."""
+"""Dependencies the routes share: the runtime, the caller's key or UI session and role (401 / 403 / 429)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 
 from fundtrail.errors import AuthError
-from fundtrail.service.auth import ROLES, allows, hash_key
+from fundtrail.service.auth import DEFAULT_RATE, ROLES, allows, hash_key
 from fundtrail.service.runtime import Runtime
+from fundtrail.service.users import COOKIE, csrf_ok, session
 
 
 class RateLimited(Exception):
@@ -55,6 +56,8 @@ def require(role: str):
     async def dep(request: Request) -> Caller:
         auth = request.headers.get("authorization", "")
         scheme, _, secret = auth.partition(" ")
+        if not auth and request.cookies.get(COOKIE):
+            return _by_session(request, role)
         if scheme.lower() != "bearer" or not secret.strip():
             raise AuthError("missing API key: send Authorization: Bearer KEY", 401)
         row = _key(request, secret.strip())
@@ -70,6 +73,23 @@ def require(role: str):
 
     dep.__name__ = f"require_{role}"
     return Depends(dep)
+
+
+def _by_session(request: Request, role: str) -> Caller:
+    """A signed-in user of the web UI (users.py); mutating requests must carry the session's CSRF token."""
+    s = session(request.app.state.runtime.store, request.cookies.get(COOKIE))
+    if s is None:
+        raise AuthError("not signed in or the session has expired", 401)
+    request.state.caller = Caller(s.user, s.role)
+    request.state.session = s
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(s, request.headers.get("x-csrf-token")):
+        raise AuthError("missing or wrong CSRF token (send the X-CSRF-Token header)", 403)
+    wait = request.app.state.limiter.take("user:" + s.user, DEFAULT_RATE)
+    if wait > 0:
+        raise RateLimited(wait)
+    if not allows(s.role, role):
+        raise AuthError(f"the role {s.role!r} may not do this (needs {role} or above)", 403)
+    return request.state.caller
 
 
 def screener_of(rt: Runtime):

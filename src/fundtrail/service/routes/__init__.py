@@ -3,15 +3,20 @@
 from fundtrail.service.routes import (
     alerts,
     audit,
+    cases,
+    explore,
+    graph,
     lookup,
     policy,
     screen,
     system,
     transfers,
+    usertags,
     verdicts,
     watches,
     webhooks,
 )
 
 ROUTERS = [system.router, screen.router, transfers.router, verdicts.router, lookup.router, policy.router,
-           audit.router, watches.router, alerts.router, webhooks.router]
+           audit.router, watches.router, alerts.router, webhooks.router, graph.router, explore.router,
+           cases.router, usertags.router]

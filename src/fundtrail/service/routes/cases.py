@@ -1,0 +1,145 @@
+"""Cases: create (from an incident or seeds), read, save graph / notes / layout, share, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from fundtrail.errors import FieldError
+from fundtrail.investigate import graph as G
+from fundtrail.service import cases as C
+from fundtrail.service.deps import Caller, require, runtime
+from fundtrail.service.routes.graph import _lock, labeler
+from fundtrail.service.users import log_action
+
+router = APIRouter(tags=["cases"])
+CaseId = Path(min_length=6, max_length=40, pattern=r"^case_[0-9a-f]+$")
+
+
+class NewCase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, max_length=200)
+    incident: str | None = Field(default=None, max_length=200)
+    seeds: list[str] = Field(default_factory=list, max_length=1000, description="CHAIN:ADDRESS each")
+    model: Literal["poison", "haircut", "fifo"] = "haircut"
+
+
+class CaseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=C.MAX_NOTES)
+    graph: dict[str, Any] | None = None
+    model: Literal["poison", "haircut", "fifo"] | None = None
+
+
+class Share(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: str = Field(min_length=1, max_length=100)
+    remove: bool = False
+
+
+@router.post("/v1/cases", summary="Create a case from an incident or seeds", status_code=201)
+def create(body: NewCase, c: Caller = require("investigator"), rt=Depends(runtime)) -> dict:
+    case = C.create_case(rt.store, rt.ws, c.name, title=body.title, incident=body.incident, seeds=body.seeds,
+                         model=body.model)
+    log_action(rt.store, c.name, "case.create", case["case_id"], case["title"])
+    return case
+
+
+@router.get("/v1/cases", summary="Cases I own or that are shared with me (admins: all)")
+def list_(c: Caller = require("viewer"), rt=Depends(runtime)) -> dict:
+    return {"cases": C.list_cases(rt.store, c.name, c.role)}
+
+
+@router.get("/v1/cases/{case_id}", summary="A case with its graph, notes and sharing", responses={404: {}})
+def get(case_id: str = CaseId, c: Caller = require("viewer"), rt=Depends(runtime)) -> dict:
+    case = C.get_case(rt.store, case_id, c.name, c.role)
+    log_action(rt.store, c.name, "case.view", case_id)
+    return case
+
+
+@router.patch("/v1/cases/{case_id}", summary="Save the graph (nodes, edges, layout, hidden, pinned), notes, title",
+              responses={404: {}})
+def update(body: CaseUpdate, case_id: str = CaseId, c: Caller = require("investigator"), rt=Depends(runtime)) -> dict:
+    case = C.update_case(rt.store, case_id, c.name, c.role, graph=body.graph, notes=body.notes, title=body.title,
+                         model=body.model)
+    what = ",".join(k for k in ("graph", "notes", "title", "model") if getattr(body, k) is not None)
+    log_action(rt.store, c.name, "case.update", case_id, what or None)
+    return case
+
+
+@router.post("/v1/cases/{case_id}/share", summary="Share the case with a user (or stop sharing)",
+             responses={404: {}})
+def share(body: Share, case_id: str = CaseId, c: Caller = require("investigator"), rt=Depends(runtime)) -> dict:
+    users = C.share_case(rt.store, case_id, c.name, c.role, body.user, remove=body.remove)
+    log_action(rt.store, c.name, "case.unshare" if body.remove else "case.share", case_id, body.user)
+    return {"shared_with": users}
+
+
+@router.post("/v1/cases/{case_id}/follow", summary="Follow the case's seeds to their endpoints (its model)",
+             responses={404: {}})
+def follow(case_id: str = CaseId, c: Caller = require("viewer"), rt=Depends(runtime)) -> dict:
+    case = C.get_case(rt.store, case_id, c.name, c.role)
+    with _lock:
+        return G.follow(rt.ws, C.seeds_of(case), model=case["model"], label=labeler(rt))
+
+
+@router.get("/v1/cases/{case_id}/export.json", summary="The case's graph as JSON", responses={404: {}})
+def export_json(case_id: str = CaseId, c: Caller = require("viewer"), rt=Depends(runtime)) -> PlainTextResponse:
+    case = C.get_case(rt.store, case_id, c.name, c.role)
+    log_action(rt.store, c.name, "case.export", case_id, "json")
+    body = {k: case[k] for k in ("case_id", "title", "incident", "seeds", "model", "graph", "notes", "owner",
+                                 "created", "updated")}
+    return PlainTextResponse(json.dumps(body, indent=2), media_type="application/json",
+                             headers={"Content-Disposition": f'attachment; filename="{case_id}.json"'})
+
+
+@router.get("/v1/cases/{case_id}/endpoints.csv", summary="The endpoints (and unspent holdings) of the case as CSV",
+            responses={404: {}})
+def export_csv(case_id: str = CaseId, c: Caller = require("viewer"), rt=Depends(runtime)) -> PlainTextResponse:
+    case = C.get_case(rt.store, case_id, c.name, c.role)
+    with _lock:
+        g = G.follow(rt.ws, C.seeds_of(case), model=case["model"])
+    log_action(rt.store, c.name, "case.export", case_id, "csv")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["kind", "entity", "category", "country", "chain", "asset", "symbol", "amount", "hops", "address"])
+    for e in g["endpoints"]:
+        w.writerow(["endpoint", e["entity"], e["category"], e["country"] or "", e["chain"], e["asset"],
+                    e.get("symbol") or "", e["amount"], e["hops"], ";".join(e.get("addresses") or [])])
+    for h in g["unspent"]:
+        w.writerow(["unspent", h.get("entity") or "", "", "", h["chain"], h["asset"], h.get("symbol") or "",
+                    h["amount"], "", h["address"]])
+    return PlainTextResponse(buf.getvalue(), media_type="text/csv",
+                             headers={"Content-Disposition": f'attachment; filename="{case_id}-endpoints.csv"'})
+
+
+@router.get("/v1/cases/{case_id}/report.html", summary="The HTML report of the case's incident",
+            response_class=HTMLResponse, responses={404: {}, 422: {}})
+def export_report(case_id: str = CaseId, c: Caller = require("viewer"), rt=Depends(runtime)) -> HTMLResponse:
+    from fundtrail.report.render import render
+    from fundtrail.report.service import build_report
+
+    case = C.get_case(rt.store, case_id, c.name, c.role)
+    if not case["incident"]:
+        raise FieldError("incident", "the HTML report is built for an incident: create the case from one "
+                                     "(fundtrail incident create) to export it")
+    with _lock:
+        html = render(build_report(rt.ws, case["incident"]), "html")
+    log_action(rt.store, c.name, "case.export", case_id, "html")
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{case_id}-report.html"'})
+
+
+@router.get("/v1/ui-actions", summary="What users did in the UI (admins): views, tags, case changes, newest first")
+def ui_actions(before: int | None = None, limit: int = 100, user: str | None = None,
+               c: Caller = require("admin"), rt=Depends(runtime)) -> dict:
+    from fundtrail.service.users import actions
+
+    rows = actions(rt.store, before=before, limit=max(1, min(int(limit), 1000)), user=user)
+    return {"actions": rows, "next": rows[-1]["id"] if len(rows) == limit else None}

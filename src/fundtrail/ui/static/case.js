@@ -1,0 +1,416 @@
+/* The case page: a flow graph (cytoscape.js, dagre layout) expanded through the /v1 graph endpoints.
+   Everything the graph shows is also listed in the node, edge and endpoint tables (keyboard and screen
+   readers); the graph state (nodes, edges, positions, hidden, pinned, groups, filters) is saved to the case. */
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("case-data").textContent);
+  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  const $ = (id) => document.getElementById(id);
+  const status = (t) => { $("status").textContent = t; };
+  const g = data.graph || {};
+  const state = {
+    nodes: new Map((g.nodes || []).map((n) => [n.id, n])),
+    edges: new Map((g.edges || []).map((e) => [e.id, e])),
+    positions: g.positions || {},
+    hidden: new Set(g.hidden || []),
+    pinned: new Set(g.pinned || []),
+    grouped: !!g.grouped,
+    expandedBy: g.expandedBy || {},   // node id -> ids it added (for collapse)
+    follow: g.follow || null,          // the last follow answer: endpoints, unspent
+    minAmount: g.minAmount || 0,
+    since: g.since || "",
+  };
+  let selected = null;
+  const LAYERED_MAX = 400;
+
+  async function api(method, url, body) {
+    const r = await fetch(url, {
+      method, credentials: "same-origin",
+      headers: Object.assign({ "Accept": "application/json" },
+        body !== undefined ? { "Content-Type": "application/json", "X-CSRF-Token": csrf } : {},
+        method !== "GET" ? { "X-CSRF-Token": csrf } : {}),
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const j = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(j.detail || (r.status + " " + r.statusText));
+    return j;
+  }
+
+  const short = (a) => (a && a.length > 16 ? a.slice(0, 8) + "…" + a.slice(-6) : a || "");
+  function nodeLabel(n) {
+    if (n.kind === "entity") return n.entity + (n.country ? " (" + n.country + ")" : "");
+    if (!n.address) return (n.entity || n.id) + " (" + (n.address_count || (n.addresses || []).length) + " addresses)";
+    const base = short(n.address);
+    return n.entity ? n.entity + (n.country ? " (" + n.country + ")" : "") + "\n" + base : base;
+  }
+  function seedNodes() {
+    for (const s of data.seeds) {
+      const id = "a:" + s.chain + ":" + s.address;
+      if (!state.nodes.has(id)) state.nodes.set(id, { id, kind: "address", chain: s.chain, address: s.address, seed: true });
+      else state.nodes.get(id).seed = true;
+    }
+  }
+  seedNodes();
+
+  // --- cytoscape -------------------------------------------------------------------------------------------
+  if (window.cytoscapeDagre && window.cytoscape) window.cytoscape.use(window.cytoscapeDagre);
+  const cy = window.cytoscape({
+    container: $("cy"), wheelSensitivity: 0.3, minZoom: 0.02, maxZoom: 4,
+    // big graphs: pan and zoom move a snapshot, labels too small to read are not drawn
+    textureOnViewport: true, hideEdgesOnViewport: true, motionBlur: false, pixelRatio: 1,
+    style: [
+      { selector: "node", style: { "label": "data(label)", "text-wrap": "wrap", "font-size": 10, "min-zoomed-font-size": 7, "text-valign": "bottom",
+        "text-margin-y": 4, "background-color": "#8a94a6", "width": 26, "height": 26, "color": "#1d2430" } },
+      { selector: "node[kind = 'entity']", style: { "shape": "round-rectangle", "width": 34, "height": 26 } },
+      { selector: "node[kind = 'holding']", style: { "background-color": "#d98a1c", "shape": "diamond" } },
+      { selector: "node[?seed]", style: { "background-color": "#c0392b", "border-width": 3, "border-color": "#6b1a12" } },
+      { selector: "node[category = 'exchange'], node[category = 'exchange_nokyc'], node[category = 'otc_desk']",
+        style: { "background-color": "#2e6fd8" } },
+      { selector: "node[category = 'mixer'], node[category = 'coinjoin_coordinator']", style: { "background-color": "#7d3cb5" } },
+      { selector: "node[category = 'bridge'], node[category = 'dex'], node[category = 'defi']", style: { "background-color": "#178a7a" } },
+      { selector: "node[?sanctioned], node[category = 'sanctioned'], node[category = 'theft_perpetrator']",
+        style: { "background-color": "#8e1b1b" } },
+      { selector: "node[?pinned]", style: { "border-width": 3, "border-style": "double", "border-color": "#111" } },
+      { selector: "node:parent", style: { "background-opacity": 0.08, "label": "data(label)", "text-valign": "top" } },
+      { selector: "node:selected", style: { "overlay-color": "#f5b700", "overlay-opacity": 0.35 } },
+      { selector: "edge", style: { "width": "data(w)", "curve-style": "bezier", "target-arrow-shape": "triangle",
+        "line-color": "#9aa5b8", "target-arrow-color": "#9aa5b8", "label": "data(label)", "font-size": 9,
+        "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.85, "min-zoomed-font-size": 7,
+        "text-background-padding": 1 } },
+      { selector: "edge[reason = 'endpoint']", style: { "line-color": "#2e6fd8", "target-arrow-color": "#2e6fd8" } },
+      { selector: "edge[reason = 'unspent']", style: { "line-style": "dashed", "line-color": "#d98a1c", "target-arrow-color": "#d98a1c" } },
+    ],
+  });
+
+  function visibleEdge(e) {
+    if (state.hidden.has(e.source) || state.hidden.has(e.target)) return false;
+    if (state.minAmount > 0 && parseFloat(e.amount) < state.minAmount) return false;
+    if (state.since && e.first_seen && e.first_seen.slice(0, 10) < state.since) return false;
+    return true;
+  }
+
+  function groupOf(n) {
+    return state.grouped && n.kind !== "entity" && n.entity ? "g:" + n.entity : null;
+  }
+
+  function draw(layout) {
+    const els = [];
+    const used = new Set();
+    const edges = [...state.edges.values()].filter(visibleEdge);
+    for (const e of edges) { used.add(e.source); used.add(e.target); }
+    const groups = new Set();
+    for (const n of state.nodes.values()) {
+      if (state.hidden.has(n.id)) continue;
+      if (!n.seed && !used.has(n.id) && !state.pinned.has(n.id)) continue;
+      const parent = groupOf(n);
+      if (parent) groups.add(parent);
+      els.push({ group: "nodes", data: { id: n.id, label: nodeLabel(n), kind: n.kind, category: n.category || "",
+        sanctioned: !!n.sanctioned, seed: !!n.seed, pinned: state.pinned.has(n.id), parent: parent || undefined },
+        position: state.positions[n.id] ? Object.assign({}, state.positions[n.id]) : undefined });
+    }
+    for (const gid of groups) els.push({ group: "nodes", data: { id: gid, label: gid.slice(2) + " (group)", kind: "group" } });
+    const maxAmt = Math.max(1e-30, ...edges.map((e) => parseFloat(e.amount) || 0));
+    for (const e of edges) {
+      els.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, reason: e.reason,
+        label: trimAmount(e.amount) + " " + (e.symbol || short(e.asset)),
+        w: 1 + 5 * Math.sqrt((parseFloat(e.amount) || 0) / maxAmt) } });
+    }
+    cy.elements().remove();
+    cy.add(els);
+    cy.nodes().forEach((n) => { if (state.pinned.has(n.id())) n.lock(); });
+    const missing = cy.nodes().filter((n) => !n.isParent() && !state.positions[n.id()]);
+    if (layout || missing.length) {
+      // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, the much faster breadth-first layout
+      const big = cy.nodes().length > LAYERED_MAX;
+      const name = window.cytoscapeDagre && !big ? "dagre" : "breadthfirst";
+      cy.layout({ name, rankDir: "LR", nodeSep: 30, rankSep: 120, directed: true, spacingFactor: big ? 0.6 : 1,
+        roots: cy.nodes("[?seed]"), animate: false, fit: true }).run();
+      cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
+    } else {
+      cy.fit(undefined, 30);
+    }
+    tables();
+    sankey();
+  }
+
+  function trimAmount(a) {
+    if (a === undefined || a === null) return "";
+    const s = String(a);
+    if (s.indexOf(".") < 0) return s;
+    return s.replace(/0+$/, "").replace(/\.$/, "");
+  }
+
+  // --- tables (the accessible view of the graph) ----------------------------------------------------------
+  function cell(tr, text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; tr.appendChild(td); return td; }
+  function link(td, href, text) { const a = document.createElement("a"); a.href = href; a.textContent = text; a.className = "mono"; td.appendChild(a); }
+  function btn(td, text, fn, label) {
+    const b = document.createElement("button"); b.type = "button"; b.textContent = text; b.addEventListener("click", fn);
+    if (label) b.setAttribute("aria-label", label); td.appendChild(b); return b;
+  }
+  function nodeName(id) { const n = state.nodes.get(id); return n ? nodeLabel(n).replace("\n", " ") : id; }
+
+  function tables() {
+    // keep the keyboard focus on the same button when the table is rebuilt (e.g. after "Expand")
+    const act = document.activeElement;
+    const row = act && act.closest ? act.closest("#nodes-table tr") : null;
+    const keep = row ? [row.dataset.id, act.textContent] : null;
+    const tb = $("nodes-table").tBodies[0]; tb.textContent = "";
+    for (const n of state.nodes.values()) {
+      const tr = document.createElement("tr"); tr.dataset.id = n.id;
+      const td = cell(tr, "");
+      if (n.address) link(td, "/ui/address/" + encodeURIComponent(n.chain) + "/" + encodeURIComponent(n.address), n.address);
+      else if (n.kind === "entity") link(td, "/ui/entity/" + encodeURIComponent(n.entity), n.entity);
+      else td.textContent = nodeLabel(n);
+      cell(tr, n.seed ? "seed" : n.kind); cell(tr, n.entity || ""); cell(tr, n.category || ""); cell(tr, n.country || "");
+      cell(tr, [state.hidden.has(n.id) ? "hidden" : "", state.pinned.has(n.id) ? "pinned" : ""].filter(Boolean).join(", "));
+      const acts = cell(tr, "");
+      btn(acts, "Select", () => select(n.id), "select " + nodeName(n.id));
+      if (n.address) {
+        btn(acts, "Expand →", () => expand(n.id, "forward"), "expand forward " + nodeName(n.id));
+        btn(acts, "← Expand", () => expand(n.id, "backward"), "expand backward " + nodeName(n.id));
+      }
+      tb.appendChild(tr);
+    }
+    if (keep) {
+      const tr = [...tb.rows].find((r) => r.dataset.id === keep[0]);
+      const b = tr && [...tr.querySelectorAll("button")].find((x) => x.textContent === keep[1]);
+      if (b) b.focus();
+    }
+    const eb = $("edges-table").tBodies[0]; eb.textContent = "";
+    for (const e of state.edges.values()) {
+      if (!visibleEdge(e)) continue;
+      const tr = document.createElement("tr");
+      cell(tr, nodeName(e.source)); cell(tr, nodeName(e.target)); cell(tr, e.amount, "num"); cell(tr, e.symbol || e.asset); cell(tr, e.reason);
+      eb.appendChild(tr);
+    }
+    const f = state.follow;
+    if (f) {
+      const pb = $("endpoints-table").tBodies[0]; pb.textContent = "";
+      for (const e of f.endpoints) {
+        const tr = document.createElement("tr");
+        tr.dataset.entity = e.entity; tr.dataset.country = e.country || ""; tr.dataset.chain = e.chain;
+        tr.dataset.asset = e.asset; tr.dataset.amountBase = e.amount_base;
+        const td = cell(tr, ""); link(td, "/ui/entity/" + encodeURIComponent(e.entity), e.entity);
+        cell(tr, e.category); cell(tr, e.country || ""); cell(tr, e.chain); cell(tr, e.amount, "num");
+        cell(tr, e.symbol || e.asset); cell(tr, String(e.hops), "num"); cell(tr, (e.first_seen || "").slice(0, 16));
+        pb.appendChild(tr);
+      }
+      const ub = $("unspent-table").tBodies[0]; ub.textContent = "";
+      for (const h of f.unspent) {
+        const tr = document.createElement("tr");
+        cell(tr, h.chain); const td = cell(tr, ""); link(td, "/ui/address/" + encodeURIComponent(h.chain) + "/" + encodeURIComponent(h.address), h.address);
+        cell(tr, h.amount, "num"); cell(tr, h.symbol || h.asset); cell(tr, (h.since || "").slice(0, 16));
+        ub.appendChild(tr);
+      }
+    }
+  }
+
+  // --- Sankey: endpoint entity -> country, one asset ------------------------------------------------------
+  function sankey() {
+    const box = $("sankey"); box.textContent = "";
+    const f = state.follow; if (!f || !f.endpoints.length) return;
+    const sel = $("sankey-asset");
+    const assets = [...new Set(f.endpoints.map((e) => e.chain + "|" + e.asset + "|" + (e.symbol || e.asset)))];
+    if (sel.options.length !== assets.length) {
+      sel.textContent = "";
+      for (const a of assets) { const o = document.createElement("option"); o.value = a; o.textContent = a.split("|")[2] + " (" + a.split("|")[0] + ")"; sel.appendChild(o); }
+    }
+    const [chain, asset] = (sel.value || assets[0]).split("|");
+    const rows = f.endpoints.filter((e) => e.chain === chain && e.asset === asset);
+    const total = rows.reduce((s, e) => s + parseFloat(e.amount), 0) || 1;
+    const ents = [...new Set(rows.map((e) => e.entity))];
+    const ctry = [...new Set(rows.map((e) => e.country || "unknown"))];
+    const H = 260, W = 640, pad = 6;
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 " + W + " " + (H + 20)); svg.setAttribute("width", W); svg.setAttribute("height", H + 20);
+    svg.setAttribute("role", "img"); svg.setAttribute("aria-label", "Sankey diagram from endpoint entities to countries");
+    function column(keys, x, amountOf) {
+      const out = {}; let y = 0; const avail = H - pad * (keys.length - 1);
+      for (const k of keys) { const h = Math.max(2, avail * amountOf(k) / total); out[k] = { x, y, h, used: 0 }; y += h + pad; }
+      return out;
+    }
+    const L = column(ents, 150, (k) => rows.filter((e) => e.entity === k).reduce((s, e) => s + parseFloat(e.amount), 0));
+    const R = column(ctry, 470, (k) => rows.filter((e) => (e.country || "unknown") === k).reduce((s, e) => s + parseFloat(e.amount), 0));
+    for (const e of rows) {
+      const a = L[e.entity], b = R[e.country || "unknown"]; const h = Math.max(1, (H - pad * 10) * parseFloat(e.amount) / total);
+      const p = document.createElementNS(ns, "path");
+      const y1 = a.y + a.used + h / 2, y2 = b.y + b.used + h / 2; a.used += h; b.used += h;
+      p.setAttribute("d", "M" + (a.x + 10) + "," + y1 + " C" + (a.x + 160) + "," + y1 + " " + (b.x - 160) + "," + y2 + " " + b.x + "," + y2);
+      p.setAttribute("class", "flow"); p.setAttribute("stroke-width", h);
+      const t = document.createElementNS(ns, "title"); t.textContent = e.entity + " → " + (e.country || "unknown") + ": " + e.amount + " " + (e.symbol || e.asset);
+      p.appendChild(t); svg.appendChild(p);
+    }
+    function labels(col, anchorRight) {
+      for (const [k, v] of Object.entries(col)) {
+        const r = document.createElementNS(ns, "rect"); r.setAttribute("x", v.x); r.setAttribute("y", v.y); r.setAttribute("width", 10); r.setAttribute("height", v.h); r.setAttribute("class", "bar");
+        svg.appendChild(r);
+        const tx = document.createElementNS(ns, "text"); tx.textContent = k; tx.setAttribute("y", v.y + v.h / 2 + 4);
+        tx.setAttribute("x", anchorRight ? v.x - 4 : v.x + 14); tx.setAttribute("text-anchor", anchorRight ? "end" : "start");
+        svg.appendChild(tx);
+      }
+    }
+    labels(L, true); labels(R, false);
+    box.appendChild(svg);
+  }
+
+  // --- actions ---------------------------------------------------------------------------------------------
+  function select(id) {
+    selected = id;
+    cy.$(":selected").unselect();
+    const el = cy.getElementById(id); if (el && el.length) el.select();
+    const n = state.nodes.get(id);
+    for (const b of ["expand-fwd", "expand-back"]) $(b).disabled = !(n && n.address);
+    for (const b of ["collapse", "hide", "pin"]) $(b).disabled = !n;
+    $("pin").textContent = state.pinned.has(id) ? "Unpin" : "Pin";
+    const d = $("details"); d.textContent = "";
+    if (!n) return;
+    const h = document.createElement("h2"); h.textContent = nodeLabel(n).replace("\n", " "); d.appendChild(h);
+    const p = document.createElement("p");
+    p.textContent = [n.seed ? "seed" : n.kind, n.chain, n.category, n.country].filter(Boolean).join(" · ");
+    d.appendChild(p);
+    if (n.address) { const a = document.createElement("a"); a.href = "/ui/address/" + encodeURIComponent(n.chain) + "/" + encodeURIComponent(n.address); a.textContent = "Address page"; d.appendChild(a); }
+    if (n.addresses && n.addresses.length) {
+      const ul = document.createElement("ul");
+      for (const x of n.addresses.slice(0, 20)) { const li = document.createElement("li"); li.textContent = x; li.className = "mono"; ul.appendChild(li); }
+      d.appendChild(ul);
+    }
+  }
+
+  function merge(answer, from) {
+    const added = [];
+    for (const n of answer.nodes) {
+      if (!state.nodes.has(n.id)) { state.nodes.set(n.id, n); added.push(n.id); }
+      else Object.assign(state.nodes.get(n.id), n, { seed: state.nodes.get(n.id).seed });
+    }
+    for (const e of answer.edges) state.edges.set(e.id, e);
+    if (from) state.expandedBy[from] = (state.expandedBy[from] || []).concat(added);
+    return added.length;
+  }
+
+  async function expand(id, direction) {
+    const n = state.nodes.get(id); if (!n || !n.address) return;
+    status("expanding " + short(n.address) + " " + direction + "…");
+    try {
+      const t0 = performance.now();
+      const a = await api("POST", "/v1/graph/expand", { chain: n.chain, address: n.address, direction, model: $("model").value });
+      const k = merge(a, id);
+      draw(false); save();
+      status(k + " new node(s), " + a.edges.length + " edge(s) in " + Math.round(performance.now() - t0) + " ms");
+    } catch (e) { status("expansion failed: " + e.message); }
+  }
+
+  async function follow() {
+    status("following the seeds to their endpoints…");
+    try {
+      const a = await api("POST", "/v1/cases/" + data.case_id + "/follow");
+      merge(a, null);
+      for (const sn of a.seeds || []) if (state.nodes.has(sn.id)) Object.assign(state.nodes.get(sn.id), sn, { seed: true });
+      state.follow = { endpoints: a.endpoints, unspent: a.unspent, model: a.model };
+      draw(true); save();
+      status(a.endpoints.length + " endpoint(s), " + a.unspent.length + " unspent holding(s) (" + a.model + ")");
+    } catch (e) { status("follow failed: " + e.message); }
+  }
+
+  function collapse(id) {
+    const gone = new Set();
+    const walk = (x) => { for (const c of state.expandedBy[x] || []) { if (!gone.has(c) && !state.nodes.get(c)?.seed) { gone.add(c); walk(c); } } delete state.expandedBy[x]; };
+    walk(id);
+    for (const e of [...state.edges.values()]) if ((e.source === id && gone.has(e.target)) || (e.target === id && gone.has(e.source)) || gone.has(e.source) || gone.has(e.target)) state.edges.delete(e.id);
+    for (const x of gone) { state.nodes.delete(x); delete state.positions[x]; state.pinned.delete(x); state.hidden.delete(x); }
+    draw(false); save(); status("collapsed " + gone.size + " node(s)");
+  }
+
+  let saveTimer = null;
+  function save() {
+    if (!data.can_write) return;
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(async () => {
+      cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
+      const graph = { nodes: [...state.nodes.values()], edges: [...state.edges.values()], positions: state.positions,
+        hidden: [...state.hidden], pinned: [...state.pinned], grouped: state.grouped, expandedBy: state.expandedBy,
+        follow: state.follow, minAmount: state.minAmount, since: state.since };
+      try { await api("PATCH", "/v1/cases/" + data.case_id, { graph }); $("cy").dataset.saved = String(Date.now()); }
+      catch (e) { status("could not save the case: " + e.message); }
+    }, 400);
+  }
+
+  function download(name, blob) {
+    const a = document.createElement("a"); a.href = URL.createObjectURL(blob); a.download = name;
+    document.body.appendChild(a); a.click(); a.remove(); setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }
+
+  function svgPicture() {
+    const bb = cy.elements().boundingBox(); const pad = 40;
+    const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+    let out = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="' + (bb.x1 - pad) + " " + (bb.y1 - pad) + " " + (bb.w + 2 * pad) + " " + (bb.h + 2 * pad) + '" font-family="sans-serif" font-size="10">';
+    cy.edges().forEach((e) => {
+      const s = e.source().position(), t = e.target().position();
+      out += '<line x1="' + s.x + '" y1="' + s.y + '" x2="' + t.x + '" y2="' + t.y + '" stroke="#9aa5b8" stroke-width="' + e.data("w") + '"/>';
+      out += '<text x="' + (s.x + t.x) / 2 + '" y="' + ((s.y + t.y) / 2 - 3) + '" text-anchor="middle">' + esc(e.data("label")) + "</text>";
+    });
+    cy.nodes().forEach((n) => {
+      if (n.isParent()) return;
+      const p = n.position();
+      out += '<circle cx="' + p.x + '" cy="' + p.y + '" r="12" fill="' + n.style("background-color") + '"/>';
+      out += '<text x="' + p.x + '" y="' + (p.y + 24) + '" text-anchor="middle">' + esc(String(n.data("label")).replace("\n", " ")) + "</text>";
+    });
+    return out + "</svg>";
+  }
+
+  // --- wiring ----------------------------------------------------------------------------------------------
+  cy.on("tap", "node", (ev) => { if (!ev.target.isParent()) select(ev.target.id()); });
+  cy.on("dragfree", "node", (ev) => { state.positions[ev.target.id()] = Object.assign({}, ev.target.position()); save(); });
+  $("follow").addEventListener("click", follow);
+  $("expand-fwd").addEventListener("click", () => selected && expand(selected, "forward"));
+  $("expand-back").addEventListener("click", () => selected && expand(selected, "backward"));
+  $("collapse").addEventListener("click", () => selected && collapse(selected));
+  $("hide").addEventListener("click", () => { if (selected) { state.hidden.add(selected); draw(false); save(); } });
+  $("unhide").addEventListener("click", () => { state.hidden.clear(); draw(false); save(); });
+  $("pin").addEventListener("click", () => {
+    if (!selected) return;
+    if (state.pinned.has(selected)) state.pinned.delete(selected); else state.pinned.add(selected);
+    draw(false); select(selected); save();
+  });
+  $("group").addEventListener("click", () => { state.grouped = !state.grouped; $("group").setAttribute("aria-pressed", String(state.grouped)); draw(true); save(); });
+  $("relayout").addEventListener("click", () => { state.positions = {}; draw(true); save(); });
+  $("min-amount").value = state.minAmount || 0;
+  $("since").value = state.since || "";
+  $("min-amount").addEventListener("change", () => { state.minAmount = parseFloat($("min-amount").value) || 0; draw(false); save(); });
+  $("since").addEventListener("change", () => { state.since = $("since").value; draw(false); save(); });
+  $("sankey-asset").addEventListener("change", sankey);
+  $("model").addEventListener("change", async () => {
+    try { await api("PATCH", "/v1/cases/" + data.case_id, { model: $("model").value }); await follow(); }
+    catch (e) { status("could not change the model: " + e.message); }
+  });
+  const notes = $("save-notes");
+  if (notes) notes.addEventListener("click", async () => {
+    try { await api("PATCH", "/v1/cases/" + data.case_id, { notes: $("notes").value }); status("notes saved"); }
+    catch (e) { status("could not save the notes: " + e.message); }
+  });
+  const share = $("share");
+  if (share) share.addEventListener("click", async () => {
+    try { const r = await api("POST", "/v1/cases/" + data.case_id + "/share", { user: $("share-user").value }); status("shared with " + r.shared_with.join(", ")); }
+    catch (e) { status("could not share: " + e.message); }
+  });
+  $("export-png").addEventListener("click", () => download(data.case_id + ".png", cy.png({ output: "blob", full: true, scale: 2, bg: "#ffffff" })));
+  $("export-svg").addEventListener("click", () => download(data.case_id + ".svg", new Blob([svgPicture()], { type: "image/svg+xml" })));
+  $("cy").addEventListener("keydown", (ev) => {
+    // keyboard on the canvas: arrows pan, +/- zoom, Enter selects the next node
+    const step = 40;
+    if (ev.key === "ArrowLeft") cy.panBy({ x: step, y: 0 });
+    else if (ev.key === "ArrowRight") cy.panBy({ x: -step, y: 0 });
+    else if (ev.key === "ArrowUp") cy.panBy({ x: 0, y: step });
+    else if (ev.key === "ArrowDown") cy.panBy({ x: 0, y: -step });
+    else if (ev.key === "+") cy.zoom(cy.zoom() * 1.2);
+    else if (ev.key === "-") cy.zoom(cy.zoom() / 1.2);
+    else if (ev.key === "Enter") {
+      const ns = cy.nodes().filter((n) => !n.isParent()); if (!ns.length) return;
+      const i = ns.map((n) => n.id()).indexOf(selected);
+      select(ns[(i + 1) % ns.length].id());
+    } else return;
+    ev.preventDefault();
+  });
+  draw(false);
+  $("cy").dataset.ready = "1";
+})();

@@ -1,0 +1,226 @@
+"""The investigation UI in a real headless Chromium against a real server on a loopback port.
+
+Sign in, search the thief's address, open a case, follow to the endpoints (entities, countries and amounts
+equal the simulator's truth), expand a node, add a user tag and see it on the address page and in the TagPack
+export, sign out. Throughout: no console error, no request to any host but the app's own (every request is
+intercepted and logged), every control reachable with the keyboard. Screenshots go to test-artifacts/ui/
+(or $FUNDTRAIL_TEST_ARTIFACTS/ui).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from fundtrail.store import Workspace
+from tests.ui.conftest import artifacts_dir, thief
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (dev/setup installs Debian's chromium with apt)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install playwright)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Watch:
+    """Console errors, page errors and every request of a browser context; foreign hosts are refused."""
+
+    def __init__(self, ctx, origin: str) -> None:
+        self.host = urlsplit(origin).netloc
+        self.requests: list[str] = []
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+        ctx.route("**/*", self._route)
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        self.requests.append(url)
+        if urlsplit(url).netloc != self.host and not url.startswith(("data:", "blob:")):
+            self.foreign.append(url)
+            route.abort()
+        else:
+            route.continue_()
+
+    def page(self, ctx):
+        page = ctx.new_page()
+        page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        return page
+
+
+def keyboard_reaches_every_control(page) -> None:
+    """Tab through the page: every visible, enabled link, button and field receives the focus (folded
+    sections opened first, as a keyboard user opens them with Enter)."""
+    n = page.evaluate("""() => {
+        document.querySelectorAll('details').forEach(d => d.open = true);
+        const els = [...document.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]')]
+          .filter(e => e.getAttribute('tabindex') !== '-1' && !e.disabled && e.type !== 'hidden' && e.offsetParent !== null);
+        els.forEach((e, i) => e.dataset.kb = String(i));
+        return els.length;
+    }""")
+    assert n > 0
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    seen = set()
+    for _ in range(n + 5):
+        page.keyboard.press("Tab")
+        k = page.evaluate("() => document.activeElement && document.activeElement.dataset.kb")
+        if k is not None:
+            seen.add(int(k))
+    missing = page.evaluate("(seen) => [...document.querySelectorAll('[data-kb]')].filter(e => !seen.includes(+e.dataset.kb))"
+                            ".map(e => e.outerHTML.slice(0, 120))", sorted(seen))
+    assert not missing, missing
+
+
+def _units(text: str) -> int:
+    return int(text.replace(".", ""))
+
+
+def test_investigation_in_chromium(browser, ui_server):
+    shots = artifacts_dir()
+    url = ui_server.url
+    truth = ui_server.truth
+    chain, addr = thief(truth)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    w = Watch(ctx, url)
+    page = w.page(ctx)
+
+    # sign in
+    page.goto(url + "/ui/")
+    assert page.url.startswith(url + "/ui/login")
+    page.screenshot(path=str(shots / "login.png"))
+    page.fill("#username", "alice")
+    page.fill("#password", ui_server.passwords["alice"])
+    page.press("#password", "Enter")
+    page.wait_for_selector("#q")
+
+    # search the thief's address
+    page.fill("#q", addr)
+    page.press("#q", "Enter")
+    page.wait_for_selector("#address")
+    assert page.inner_text("#address") == addr
+    assert "Lazarus-sim" in page.inner_text("#entity")
+    page.screenshot(path=str(shots / "address.png"), full_page=True)
+    keyboard_reaches_every_control(page)
+
+    # open a case and follow to the endpoints
+    page.click("#case-from-address")
+    page.wait_for_selector("#cy[data-ready='1']", state="attached")
+    page.click("#follow")
+    page.wait_for_selector("#endpoints-table tbody tr[data-entity]")
+    rows = page.eval_on_selector_all(
+        "#endpoints-table tbody tr",
+        "rs => rs.map(r => ({entity: r.dataset.entity, country: r.dataset.country, chain: r.dataset.chain,"
+        " asset: r.dataset.asset, base: r.dataset.amountBase, shown: r.cells[4].textContent}))")
+    got: dict[tuple[str, str, str], int] = defaultdict(int)
+    countries = {}
+    for r in rows:
+        assert _units(r["shown"]) == int(r["base"]), r  # the amount shown is the exact amount
+        got[(r["entity"], r["chain"], r["asset"])] += int(r["base"])
+        countries[r["entity"]] = r["country"] or None
+    want: dict[tuple[str, str, str], int] = defaultdict(int)
+    for e in truth["expected"]["haircut"]["endpoints"]:
+        want[(e["entity"], e["chain"], e["asset"])] += int(e["amount"])
+        assert countries.get(e["entity"]) == e["country"], e["entity"]
+    assert dict(got) == dict(want)
+    unspent = page.eval_on_selector_all("#unspent-table tbody tr", "rs => rs.length")
+    assert unspent == len({(u["chain"], u["address"], u["asset"]) for u in truth["expected"]["haircut"]["unspent"]})
+    # the graph's nodes are listed in the table too
+    names = page.eval_on_selector_all("#nodes-table tbody tr td:first-child", "tds => tds.map(t => t.textContent)")
+    assert {k[0] for k in want} <= set(names) and addr in names
+
+    # expand the seed one hop forward from the node table (keyboard-reachable buttons)
+    before = page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length")
+    page.focus(f"#nodes-table tbody tr[data-id='a:{chain}:{addr}'] button:has-text('Expand →')")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => /new node/.test(document.getElementById('status').textContent)")
+    # the table was rebuilt; the keyboard focus is still on that button
+    assert page.evaluate("() => [document.activeElement.textContent, document.activeElement.closest('tr').dataset.id]"
+                         ) == ["Expand →", f"a:{chain}:{addr}"]
+    assert page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length") > before
+    page.wait_for_function("() => document.getElementById('cy').dataset.saved")  # the graph was saved to the case
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "case.png"))
+    page.screenshot(path=str(shots / "case-full.png"), full_page=True)
+    keyboard_reaches_every_control(page)
+    case_url = page.url
+    # reopened, the case shows the saved graph
+    page.goto(case_url)
+    page.wait_for_selector("#endpoints-table tbody tr[data-entity]")
+
+    # add a user tag to a dormant holding and see it on the address page and in the TagPack export
+    holding = sorted(u["address"] for u in truth["expected"]["haircut"]["unspent"] if u["chain"] == "regtest")[0]
+    page.goto(f"{url}/ui/address/regtest/{holding}")
+    page.click("#tag-form-box summary")
+    page.fill("#t-label", "Dormant thief wallet")
+    page.select_option("#t-category", "theft_perpetrator")
+    page.fill("#t-entity", "Lazarus-sim")
+    page.fill("#t-country", "KP")
+    page.fill("#t-conf", "0.9")
+    page.fill("#t-note", "received stolen funds in the sim-theft case")
+    page.click("#t-save")
+    page.wait_for_selector("#tag-table")
+    tag_rows = page.eval_on_selector_all("#tag-table tbody tr", "rs => rs.map(r => r.textContent)")
+    assert any("Dormant thief wallet" in t and "user:alice" in t for t in tag_rows), tag_rows
+    r = page.request.get(url + "/v1/tags/tagpack")
+    assert r.status == 200
+    pack = yaml.safe_load(r.text())
+    mine = [t for t in pack["tags"] if t["address"] == holding]
+    assert mine and mine[0]["label"] == "Lazarus-sim" and mine[0]["source"] == "user:alice"
+    assert mine[0]["country"] == "KP" and mine[0]["currency"] == "BTC"
+    page.screenshot(path=str(shots / "address-tagged.png"), full_page=True)
+
+    # cluster page (why merged) and sign out
+    con = Workspace(ui_server.home).connect()
+    try:
+        cid, size = con.execute("SELECT cluster_id, count(*) FROM cluster_members WHERE chain = 'regtest' "
+                                "GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+    finally:
+        con.close()
+    page.fill("#q", str(cid))
+    page.press("#q", "Enter")
+    page.click("text=cluster " + str(cid))
+    page.wait_for_selector("#merges")
+    assert f"{size:,} addresses" in page.inner_text("main")
+    assert page.eval_on_selector_all("#merges tbody tr", "rs => rs.length") == min(50, size - 1)
+    page.screenshot(path=str(shots / "cluster.png"), full_page=True)
+    page.click("#signout")
+    page.wait_for_selector("#username")
+    page.goto(case_url)
+    assert page.url.startswith(url + "/ui/login")
+
+    # the admin sees alice's actions in the audit log
+    page.fill("#username", "root")
+    page.fill("#password", ui_server.passwords["root"])
+    page.press("#password", "Enter")
+    page.wait_for_selector("#q")
+    page.goto(url + "/ui/audit?who=alice")
+    acts = page.eval_on_selector_all("#actions tbody tr td:nth-child(4)", "tds => tds.map(t => t.textContent)")
+    assert {"signin", "search", "view.address", "case.create", "tag", "signout"} <= set(acts)
+    page.screenshot(path=str(shots / "audit.png"), full_page=True)
+    ctx.close()
+
+    assert not w.foreign, w.foreign
+    assert not w.errors, w.errors
+    assert all(urlsplit(u).netloc == w.host for u in w.requests if u.startswith("http"))
+    (shots / "requests.json").write_text(json.dumps(w.requests, indent=1))

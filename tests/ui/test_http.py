@@ -1,0 +1,145 @@
+"""The UI's sign-in, sessions, CSRF, lockout and roles over real HTTP (``fundtrail serve`` on a loopback port)."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+
+import httpx
+
+from tests.ui.conftest import cli, thief
+from tests.ui.session import login_form, sign_in
+
+
+def test_pages_and_api_need_a_user(ui_server):
+    c = httpx.Client(base_url=ui_server.url, timeout=30)
+    r = c.get("/ui/cases/case_00000000")
+    assert r.status_code == 303 and r.headers["location"] == "/ui/login?next=/ui/cases/case_00000000"
+    assert c.get("/v1/cases").status_code == 401
+    forged = httpx.Client(base_url=ui_server.url, timeout=30, cookies={"ft_session": "forged"})
+    assert forged.get("/v1/cases").status_code == 401
+
+
+def test_cookie_flags_and_security_headers(ui_server):
+    c = httpx.Client(base_url=ui_server.url, timeout=30)
+    tok = login_form(c)
+    r = c.post("/ui/login", data={"csrf": tok, "username": "alice", "password": ui_server.passwords["alice"]})
+    assert r.status_code == 303
+    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("ft_session="))
+    flags = {f.strip().split("=")[0].lower(): f.strip() for f in cookie.split(";")}
+    assert "httponly" in flags and flags["samesite"].lower() == "samesite=strict" and flags["path"] == "Path=/"
+    assert len(cookie.split(";")[0]) > 40  # 256 random bits
+    page = c.get("/ui/")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+
+
+def test_sign_in_form_refuses_a_missing_or_foreign_csrf_token(ui_server):
+    c = httpx.Client(base_url=ui_server.url, timeout=30)
+    pw = ui_server.passwords["alice"]
+    assert c.post("/ui/login", data={"username": "alice", "password": pw}).status_code == 403
+    login_form(c)  # sets the cookie
+    r = c.post("/ui/login", data={"csrf": "not-the-cookie", "username": "alice", "password": pw})
+    assert r.status_code == 403 and "ft_session" not in r.headers.get("set-cookie", "")
+
+
+def test_mutations_need_the_sessions_csrf_token(ui_server):
+    c, csrf = sign_in(ui_server.url, "alice", ui_server.passwords["alice"])
+    body = {"incident": "sim-theft"}
+    assert c.post("/v1/cases", json=body).status_code == 403
+    assert c.post("/v1/cases", json=body, headers={"X-CSRF-Token": "x" * len(csrf)}).status_code == 403
+    r = c.post("/v1/cases", json=body, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201, r.text
+    cid = r.json()["case_id"]
+    assert c.patch(f"/v1/cases/{cid}", json={"notes": "n"}).status_code == 403
+    assert c.patch(f"/v1/cases/{cid}", json={"notes": "n"}, headers={"X-CSRF-Token": csrf}).json()["notes"] == "n"
+    # UI forms carry it as a field
+    assert c.post("/ui/cases", data={"incident": "sim-theft"}).status_code == 403
+    assert c.post("/ui/logout", data={}).status_code == 403
+    # reading needs no token
+    assert c.get(f"/v1/cases/{cid}").status_code == 200
+
+
+def test_lockout_after_repeated_failures(ui_server):
+    home = ui_server.home
+    pw = cli("users", "create", "lockme", "--role", "viewer", home=home)
+    c = httpx.Client(base_url=ui_server.url, timeout=30)
+    for _ in range(4):
+        r = c.post("/ui/login", data={"csrf": login_form(c), "username": "lockme", "password": "wrong"})
+        assert r.status_code == 401 and "wrong user name or password" in r.text
+    r = c.post("/ui/login", data={"csrf": login_form(c), "username": "lockme", "password": "wrong"})
+    assert r.status_code == 401 and "locked until" in r.text
+    # the right password is refused while locked
+    r = c.post("/ui/login", data={"csrf": login_form(c), "username": "lockme", "password": pw})
+    assert r.status_code == 401 and "locked until" in r.text
+    # an unknown user gets the same answer as a wrong password
+    r = c.post("/ui/login", data={"csrf": login_form(c), "username": "nobody", "password": "x"})
+    assert r.status_code == 401 and "wrong user name or password" in r.text
+    pw2 = cli("users", "reset", "lockme", home=home)
+    sign_in(ui_server.url, "lockme", pw2)
+
+
+def test_roles(ui_server):
+    v, vcsrf = sign_in(ui_server.url, "victor", ui_server.passwords["victor"])
+    chain, addr = thief(ui_server.truth)
+    h = {"X-CSRF-Token": vcsrf}
+    assert v.post("/v1/cases", json={"incident": "sim-theft"}, headers=h).status_code == 403
+    assert v.post("/v1/tags", json={"chain": chain, "address": addr, "label": "x", "category": "scam"},
+                  headers=h).status_code == 403
+    assert v.get("/ui/audit").status_code == 403
+    assert v.get("/v1/ui-actions").status_code == 403
+    assert v.post("/v1/graph/expand", json={"chain": chain, "address": addr}, headers=h).status_code == 200
+    assert "Open a case" not in v.get(f"/ui/address/{chain}/{addr}").text  # no form a viewer cannot use
+    a, _ = sign_in(ui_server.url, "alice", ui_server.passwords["alice"])
+    a.get(f"/ui/address/{chain}/{addr}")
+    r, _ = sign_in(ui_server.url, "root", ui_server.passwords["root"])
+    page = r.get("/ui/audit")
+    assert page.status_code == 200
+    assert re.search(rf"alice</td><td>view.address</td><td class=\"mono\">{chain}:{addr}", page.text)
+    acts = r.get("/v1/ui-actions", params={"user": "victor"}).json()["actions"]
+    assert any(x["action"] == "signin" for x in acts)
+
+
+def test_sign_out_ends_the_session_on_the_server(ui_server):
+    c, csrf = sign_in(ui_server.url, "alice", ui_server.passwords["alice"])
+    sid = c.cookies.get("ft_session")
+    r = c.post("/ui/logout", data={"csrf": csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/ui/login"
+    stale = httpx.Client(base_url=ui_server.url, timeout=30, cookies={"ft_session": sid})
+    assert stale.get("/v1/cases").status_code == 401
+
+
+def test_api_keys_still_work_beside_users(ui_server):
+    key = cli("keys", "create", "script", "--role", "viewer", home=ui_server.home)
+    r = httpx.get(ui_server.url + "/v1/search", params={"q": "sim-theft"}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200 and any(h["kind"] == "incident" for h in r.json()["hits"])
+
+
+def test_graph_endpoints_are_documented_and_fast(ui_server):
+    """Expansion latency over HTTP on the demo world, against /v1/health in the same run as the anchor."""
+    spec = httpx.get(ui_server.url + "/openapi.json").json()
+    for p in ("/v1/graph/expand", "/v1/graph/follow", "/v1/cases", "/v1/search", "/v1/tags/tagpack"):
+        assert p in spec["paths"], p
+    c, csrf = sign_in(ui_server.url, "alice", ui_server.passwords["alice"])
+    chain, addr = thief(ui_server.truth)
+    body = {"chain": chain, "address": addr, "direction": "forward", "model": "haircut"}
+    c.post("/v1/graph/expand", json=body, headers={"X-CSRF-Token": csrf})  # warm
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        r = c.post("/v1/graph/expand", json=body, headers={"X-CSRF-Token": csrf})
+        times.append(time.perf_counter() - t0)
+        assert r.status_code == 200
+    med = statistics.median(times)
+    anchor = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        c.get("/v1/health")
+        anchor.append(time.perf_counter() - t0)
+    print(f"expand over HTTP: median {med * 1000:.1f} ms, max {max(times) * 1000:.1f} ms; "
+          f"/v1/health median {statistics.median(anchor) * 1000:.1f} ms")
+    assert med < 0.2
+    j = r.json()
+    assert j["nodes"] and all(e["source"] == f"a:{chain}:{addr}" for e in j["edges"])
