@@ -18,7 +18,8 @@ DEFAULTS: dict[str, str] = {
 
 def session(spec: EngineSpec, app_name: str = "fundtrail") -> Any:
     """The active Spark session for ``spec`` (created if none runs): ``spec.master`` and ``spec.conf``
-    on top of :data:`DEFAULTS`. A session already running (tests, spark-submit) is reused as is."""
+    on top of :data:`DEFAULTS`. A session already running (spark-submit, tests) is reused, with those of
+    ``spec.conf`` that can change at run time set on it."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as e:  # the extra is not installed
@@ -27,7 +28,8 @@ def session(spec: EngineSpec, app_name: str = "fundtrail") -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         for k, v in spec.conf:
-            active.conf.set(k, v)
+            if active.conf.isModifiable(k):
+                active.conf.set(k, v)
         return active
     builder = SparkSession.builder.master(spec.master).appName(app_name)
     for k, v in {**DEFAULTS, **dict(spec.conf)}.items():
