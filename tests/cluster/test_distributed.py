@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from fundtrail.cli.main import main
 from fundtrail.cluster import distributed
 from fundtrail.cluster.evidence import why
 from fundtrail.cluster.service import cluster
@@ -78,8 +79,9 @@ def test_spark_partition_equals_embedded_on_a_simulated_world(spark, sim_ws):
     assert out["run"].rounds >= 1 and out["stats"].merges > 0
 
 
+@pytest.mark.slow
 @pytest.mark.real
-def test_spark_partition_equals_embedded_on_real_blocks(spark, tmp_path):
+def test_spark_partition_equals_embedded_on_real_blocks(spark, tmp_path, capsys):
     from fundtrail.ingest.bitcoin.service import ingest_block_files
 
     d = tmp_path / "d"
@@ -89,3 +91,16 @@ def test_spark_partition_equals_embedded_on_real_blocks(spark, tmp_path):
     ingest_block_files(ws, d, "mainnet", prevouts=shared_path("bitcoin", "btcd", "277647.utxostore.bz2"))
     out = _check_parity(ws, "bitcoin")
     assert out["largest"] > 2
+    # the command: the same partition through `fundtrail cluster --engine spark`
+    part = _partition(ws, "bitcoin")
+    assert main(["cluster", "--home", str(ws.home), "--engine", "spark", "--spark-master", "local[2]",
+                 "--spark-conf", "spark.sql.shuffle.partitions=4", "--json"]) == 0
+    assert f'"clusters": {len(part)}' in capsys.readouterr().out
+    assert _partition(ws, "bitcoin") == part
+    # every merge step is a transaction that spends from both of its addresses
+    a, b = (r["address"] for r in ws.query(
+        "SELECT a.address FROM cluster_members m JOIN addresses a USING (chain, address_id) "
+        f"WHERE m.cluster_id = {min(max(part, key=len))} ORDER BY a.address_id LIMIT 2").to_pylist())
+    for s in why(ws, "bitcoin", a, b).steps:
+        spenders = set(ws.query(f"SELECT address FROM inputs WHERE txid = '{s.txid}'")["address"].to_pylist())
+        assert {s.from_address, s.to_address} <= spenders
