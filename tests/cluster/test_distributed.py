@@ -96,6 +96,7 @@ def test_spark_partition_equals_embedded_on_real_blocks(spark, tmp_path, capsys)
     assert main(["cluster", "--home", str(ws.home), "--engine", "spark", "--spark-master", "local[2]",
                  "--spark-conf", "spark.sql.shuffle.partitions=4", "--json"]) == 0
     assert f'"clusters": {len(part)}' in capsys.readouterr().out
+    ws.refresh()  # the command wrote through its own workspace object
     assert _partition(ws, "bitcoin") == part
     # every merge step is a transaction that spends from both of its addresses
     a, b = (r["address"] for r in ws.query(
