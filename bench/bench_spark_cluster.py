@@ -74,9 +74,53 @@ def run(scale: str = "small", master: str = "local[2]") -> dict:
                                                {k: getattr(f, k) for k in f.__slots__} for f in measured.figures]}
 
 
+def world(name: str = "demo", master: str = "local[2]") -> dict:
+    """End to end on a simulated world: ``fundtrail cluster`` embedded against ``--engine spark`` (cold: the
+    session's first job; warm: a second run in the same session), the partitions compared."""
+    import tempfile
+    from pathlib import Path
+
+    from fundtrail.cluster import distributed
+    from fundtrail.cluster.service import cluster
+    from fundtrail.engine.base import EngineSpec
+    from fundtrail.engine.spark.session import session
+    from fundtrail.ingest.bitcoin.service import ingest_block_files
+    from fundtrail.simulate.world import simulate
+    from fundtrail.store import Workspace
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-spark-world-"))
+    simulate(tmp / "world", name, 1)
+    ws = Workspace(tmp / "ws")
+    ingest_block_files(ws, tmp / "world" / "bitcoin" / "blocks", "regtest")
+
+    def partition() -> set[frozenset[int]]:
+        m = ws.read("cluster_members", "regtest", columns=["address_id", "cluster_id"])
+        groups: dict[int, set[int]] = {}
+        for a, c in zip(m["address_id"].to_pylist(), m["cluster_id"].to_pylist(), strict=True):
+            groups.setdefault(c, set()).add(a)
+        return {frozenset(g) for g in groups.values()}
+
+    t = time.perf_counter()
+    st = cluster(ws, "regtest", full=True).chains[0]
+    t_emb = time.perf_counter() - t
+    part = partition()
+    spec = EngineSpec("spark", master, (("spark.sql.shuffle.partitions", "4"), ("spark.ui.enabled", "false")))
+    session(spec).sparkContext.setLogLevel("ERROR")
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        _, cc = distributed.cluster_utxo(ws, "regtest", spec)
+        times.append(time.perf_counter() - t)
+    return {"world": name, "addresses": st.addresses, "edges": st.edges, "clusters": st.clusters,
+            "embedded_s": round(t_emb, 2), "spark_cold_s": round(times[0], 1), "spark_warm_s": round(times[1], 1),
+            "spark_warm_over_embedded": round(times[1] / t_emb, 1), "rounds": cc.rounds,
+            "same_partition": partition() == part}
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", default="small", choices=sorted(SCALES))
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--world", help="a simulated world (demo, small, ...): end-to-end clustering instead")
     args = ap.parse_args()
-    print(json.dumps(run(args.scale, args.master), indent=1))
+    print(json.dumps(world(args.world, args.master) if args.world else run(args.scale, args.master), indent=1))
