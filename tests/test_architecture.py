@@ -25,6 +25,9 @@ RANKS: dict[str, int] = {
     "fundtrail": 0,  # the package root (src/fundtrail/__init__.py)
     "errors": 0,
     "progress": 0,
+    "safetext": 0,  # untrusted text made safe for a console or a spreadsheet
+    "decompress": 0,  # capped, streaming decompression of untrusted archives
+    "netclient": 0,  # the one bounded HTTP client of every network source
     "model": 1,
     "store": 2,
     "engine": 3,  # the seam: embedded kernels | Spark jobs, below every service that runs a job

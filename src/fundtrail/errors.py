@@ -13,7 +13,10 @@ them once: a message for a person and an exit code; nothing else catches them on
     │   └── TagFileError           a tag / sanctions / label file that cannot be read
     ├── SourceError                a remote source (JSON-RPC node, download) failed
     │   ├── RpcError               a JSON-RPC call answered with an error, or not at all
-    │   └── FetchError             a download of a public data source failed
+    │   ├── FetchError             a download of a public data source failed
+    │   ├── SourceTimeout          no complete answer within the per-read timeout or the per-call deadline
+    │   ├── SourceUnreachable      the connection failed (refused, reset, DNS)
+    │   └── ResponseLimitError     an answer broke a limit: size, redirect, JSON depth, decompressed size
     ├── WorkspaceError             the workspace cannot be used as asked
     │   ├── ChainMismatchError     a chain id / network differs from the one the workspace knows the chain by
     │   └── LockedError            another writer holds the workspace
@@ -113,6 +116,18 @@ class RpcError(SourceError):
 
 
 class FetchError(SourceError):
+    pass
+
+
+class SourceTimeout(SourceError):
+    pass
+
+
+class SourceUnreachable(SourceError):
+    pass
+
+
+class ResponseLimitError(SourceError):
     pass
 
 

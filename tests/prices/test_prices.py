@@ -95,8 +95,7 @@ def test_fetch_with_mock_transport(home):
         seen.append(str(request.url))
         return httpx.Response(200, json=_gecko(3))
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
-    stats = fetch_prices(Workspace(home), "BTC", days=3, client=client)
+    stats = fetch_prices(Workspace(home), "BTC", days=3, transport=httpx.MockTransport(handler))
     assert seen == ["https://api.coingecko.com/api/v3/coins/bitcoin/market_chart?vs_currency=usd&days=3&interval=daily"]
     assert stats.rows == 3
     book = PriceBook.load(Workspace(home))
@@ -104,14 +103,14 @@ def test_fetch_with_mock_transport(home):
 
 
 def test_fetch_errors(home):
-    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(429, text="rate limited")))
+    client = httpx.MockTransport(lambda r: httpx.Response(429, text="rate limited"))
     with pytest.raises(FetchError, match="HTTP 429"):
-        fetch_prices(Workspace(home), "ETH", client=client)
-    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"x": 1})))
+        fetch_prices(Workspace(home), "ETH", transport=client)
+    client = httpx.MockTransport(lambda r: httpx.Response(200, json={"x": 1}))
     with pytest.raises(FetchError, match="not a price history"):
-        fetch_prices(Workspace(home), "ETH", client=client)
+        fetch_prices(Workspace(home), "ETH", transport=client)
     with pytest.raises(FetchError, match="no coin id"):
-        fetch_prices(Workspace(home), "DOGE", client=client)
+        fetch_prices(Workspace(home), "DOGE", transport=client)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

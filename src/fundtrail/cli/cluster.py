@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         ex = explain(ws, chain, address_a, address_b)
         if json_out:
             emit_json({**dataclasses.asdict(ex), "same_cluster": ex.same_cluster, "confidence": ex.confidence})
-            return
+            raise typer.Exit(0 if ex.same_cluster else 1)
         if not ex.same_cluster:
             console.print(f"{ex.address_a} (cluster {ex.cluster_a}) and {ex.address_b} (cluster {ex.cluster_b}) "
                           "are not in the same cluster.", highlight=False)

@@ -13,17 +13,19 @@ from typing import Annotated, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fundtrail.progress import Task
+from fundtrail.safetext import SafeConsole, SafeFormatter, csv_cell
 from fundtrail.store import Workspace
 
-console = Console()
+# every console prints data as plain text: no markup, no emoji codes, terminal controls stripped
+# (fundtrail.safetext); trusted styling goes through rich.text.Text
+console = SafeConsole()
 if not console.is_terminal and "COLUMNS" not in os.environ:
-    console = Console(width=140)  # piped output: no terminal width to fit, don't fold tables at 80
-err_console = Console(stderr=True)
+    console = SafeConsole(width=140)  # piped output: no terminal width to fit, don't fold tables at 80
+err_console = SafeConsole(stderr=True)
 
 HomeOpt = Annotated[
     Path | None,
@@ -43,7 +45,7 @@ def render_table(table: pa.Table, fmt: str = "table", title: str | None = None) 
             sys.stdout.write(json.dumps(row, default=str) + "\n")
     elif fmt == "csv":
         buf = pa.BufferOutputStream()
-        pacsv.write_csv(table, buf)
+        pacsv.write_csv(neutralise_formulas(table), buf)
         sys.stdout.write(buf.getvalue().to_pybytes().decode())
     else:
         t = Table(title=title, show_lines=False)
@@ -52,6 +54,17 @@ def render_table(table: pa.Table, fmt: str = "table", title: str | None = None) 
         for row in table.to_pylist():
             t.add_row(*["" if v is None else str(v) for v in row.values()])
         console.print(t)
+
+
+def neutralise_formulas(table: pa.Table) -> pa.Table:
+    """``table`` with every string cell passed through :func:`fundtrail.safetext.csv_cell` (spreadsheet
+    formulas neutralised); numeric columns are left as they are."""
+    cols = []
+    for col in table.columns:
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            col = pa.array([csv_cell(v) for v in col.to_pylist()], col.type)
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
 
 
 def emit_json(obj: Any) -> None:
@@ -169,5 +182,6 @@ class CliProgress:
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])

@@ -9,6 +9,7 @@ import typer
 
 from fundtrail.cli.common import CliProgress, HomeOpt, console, workspace
 from fundtrail.errors import UsageError
+from fundtrail.netclient import HttpLimits
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +24,10 @@ def register(app: typer.Typer) -> None:
         batch_mb: Annotated[int, typer.Option("--batch-mb", help="Commit every N MB of blocks.")] = 32,
         start_height: Annotated[int | None, typer.Option("--start-height", help="Height of the first block (files/RPC starting mid-chain).")] = None,
         index_memory_mb: Annotated[int, typer.Option("--index-memory", help="MB of RAM for the address and UTXO indexes (the rest is read from disk).")] = 256,
+        rpc_timeout: Annotated[float, typer.Option("--rpc-timeout", help="Seconds to connect and for each read of an RPC answer.")] = 60.0,
+        rpc_deadline: Annotated[float, typer.Option("--rpc-deadline", help="Seconds for a whole RPC call (all reads).")] = 600.0,
+        rpc_max_mb: Annotated[int, typer.Option("--rpc-max-mb", help="Largest RPC answer accepted, in MiB.")] = 512,
+        rpc_retries: Annotated[int, typer.Option("--rpc-retries", help="Retries (exponential backoff) of a failed RPC call.")] = 5,
         home: HomeOpt = None,
     ) -> None:
         """Ingest Bitcoin blocks from Core's block files or from its JSON-RPC."""
@@ -42,7 +47,9 @@ def register(app: typer.Typer) -> None:
 
                     seed_prevouts(ws, prevouts, network)
                 stats = ingest_rpc(ws, rpc, network, cookie=rpc_cookie, follow=follow, progress=progress,
-                                   start=start_height, index_memory=index_memory_mb << 20)
+                                   start=start_height, index_memory=index_memory_mb << 20, timeout=rpc_timeout,
+                                   limits=HttpLimits(max_bytes=rpc_max_mb << 20, timeout=rpc_timeout,
+                                                     deadline=rpc_deadline), retries=rpc_retries)
         mb = stats.bytes / 1e6
         rate = mb / stats.seconds if stats.seconds else 0.0
         console.print(

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from fundtrail.cli.common import CliProgress, HomeOpt, console, workspace
+from fundtrail.netclient import HttpLimits
 
 
 def register(ingest_app: typer.Typer) -> None:
@@ -19,6 +20,10 @@ def register(ingest_app: typer.Typer) -> None:
         follow: Annotated[bool, typer.Option("--follow", help="Keep polling for new blocks.")] = False,
         batch_blocks: Annotated[int, typer.Option("--batch-blocks", help="Blocks fetched and committed together.")] = 20,
         trace: Annotated[str, typer.Option("--trace", help="auto | debug | trace | none")] = "auto",
+        rpc_timeout: Annotated[float, typer.Option("--rpc-timeout", help="Seconds to connect and for each read of an RPC answer.")] = 60.0,
+        rpc_deadline: Annotated[float, typer.Option("--rpc-deadline", help="Seconds for a whole RPC call (all reads).")] = 600.0,
+        rpc_max_mb: Annotated[int, typer.Option("--rpc-max-mb", help="Largest RPC answer accepted, in MiB.")] = 512,
+        rpc_retries: Annotated[int, typer.Option("--rpc-retries", help="Retries (exponential backoff) of a failed RPC call.")] = 6,
         home: HomeOpt = None,
     ) -> None:
         """Ingest an EVM chain over JSON-RPC: blocks, transactions, transfers (internal ones from traces),
@@ -26,13 +31,11 @@ def register(ingest_app: typer.Typer) -> None:
         from fundtrail.ingest.evm.service import ingest_evm
 
         ws = workspace(home)
-        with CliProgress() as progress:
-            try:
-                st = ingest_evm(ws, rpc, chain, start=start, end=end, follow=follow, progress=progress,
-                                batch_blocks=batch_blocks, trace_method=trace)
-            except KeyboardInterrupt:
-                console.print("stopped; the last committed batch is kept and the next run resumes after it")
-                return
+        with CliProgress() as progress:  # Ctrl-C: main() says what is kept and exits 130
+            st = ingest_evm(ws, rpc, chain, start=start, end=end, follow=follow, progress=progress,
+                            batch_blocks=batch_blocks, trace_method=trace, timeout=rpc_timeout,
+                            limits=HttpLimits(max_bytes=rpc_max_mb << 20, timeout=rpc_timeout,
+                                              deadline=rpc_deadline), retries=rpc_retries)
         rng = f"{st.first_height}..{st.last_height}" if st.blocks else "nothing new"
         console.print(f"{st.chain} (chain id {st.chain_id}): {st.blocks:,} blocks ({rng}), {st.transactions:,} "
                       f"transactions, {st.transfers:,} transfers, {st.logs:,} logs, {st.tokens:,} new tokens; "

@@ -7,9 +7,12 @@ Errors from the library are translated here, once, into a message and an exit co
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 
 import typer
+from rich.text import Text
 
 from fundtrail.cli.common import err_console, setup_logging
 from fundtrail.errors import FundtrailError
@@ -38,17 +41,42 @@ for _name in COMMAND_MODULES:
     _mod.register(app)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised by main()'s SIGINT handler. A BaseException of our own, so that neither click (which
+    turns KeyboardInterrupt into a blank line and Abort) nor a command's cleanup code swallows it."""
+
+
+INTERRUPTED = "interrupted; what was committed before it is kept (an ingest resumes after its last batch)"
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise Interrupted()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns its exit code: 0, a command's own (``typer.Exit``), the error's
+    (``FundtrailError.exit_code``), 2 for usage errors, 130 for Ctrl-C (one line on stderr)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_sigint) if main_thread else None
     try:
-        app(args=argv, standalone_mode=False)
+        return _run(argv)
+    except (Interrupted, KeyboardInterrupt):
+        err_console.print(INTERRUPTED, highlight=False, soft_wrap=True)
+        return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        # standalone_mode=False: a command's typer.Exit(code) comes back as the return value
+        rv = app(args=argv, standalone_mode=False)
     except FundtrailError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        err_console.print(Text.assemble(("error:", "bold red"), " ", str(e)), highlight=False, soft_wrap=True)
         return e.exit_code
     except typer.Abort:
-        err_console.print("aborted")
-        return 130
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(INTERRUPTED, highlight=False, soft_wrap=True)
         return 130
     except typer.Exit as e:
         return e.exit_code
@@ -60,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             show()
             return code
         raise
-    return 0
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 
 if __name__ == "__main__":

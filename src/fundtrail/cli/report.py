@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, err_console, workspace
 
@@ -46,8 +47,8 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(inc.to_json())
         else:
-            console.print(f"incident [bold]{inc.name}[/]: {len(inc.seeds)} seeds on {', '.join(inc.chains)}",
-                          highlight=False)
+            console.print(Text.assemble("incident ", (inc.name, "bold"),
+                                        f": {len(inc.seeds)} seeds on {', '.join(inc.chains)}"), highlight=False)
 
     @incident_app.command("list")
     def incident_list(home: HomeOpt = None,
@@ -83,8 +84,9 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(inc.to_json())
             return
-        console.print(f"[bold]{inc.name}[/]  chains: {', '.join(inc.chains)}  actor: {inc.actor or '—'}  "
-                      f"since: {inc.since or '—'}  created: {inc.created}", highlight=False)
+        console.print(Text.assemble((inc.name, "bold"), f"  chains: {', '.join(inc.chains)}  actor: "
+                                    f"{inc.actor or '—'}  since: {inc.since or '—'}  created: {inc.created}"),
+                      highlight=False)
         if inc.description:
             console.print(inc.description, highlight=False)
         for s in inc.seeds:

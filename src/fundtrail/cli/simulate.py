@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json
 
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(s.to_json())
             return
-        console.print(f"[bold]simulated world[/] ({scale}, seed {seed}) in {s.seconds:.1f} s, "
+        console.print(Text("simulated world", "bold"), f"({scale}, seed {seed}) in {s.seconds:.1f} s, "
                       f"peak memory {s.peak_rss_mb:.0f} MB — synthetic data, not a real chain")
         console.print(f"  bitcoin (regtest): {s.btc_blocks:,} blocks, {s.btc_txs:,} transactions, "
                       f"{s.btc_bytes / 1e6:,.1f} MB in {s.btc_files} blk*.dat file(s) -> {out}/bitcoin/blocks")
@@ -66,7 +67,8 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        console.print("\n[bold]Simulated theft[/] (synthetic world): "
+        console.print()
+        console.print(Text("Simulated theft", "bold"), "(synthetic world): "
                       + ", ".join(f"{_trim(a)} {s}" for s, a in r.stolen) + " stolen from Helix Exchange-sim (AE)")
         t = Table(title=f"Where the stolen funds went ({r.model} taint)")
         for c in ("entity", "category", "country", "chain", "amount", "USD", "truth"):
@@ -86,7 +88,7 @@ def register(app: typer.Typer) -> None:
         if r.accuracy is not None:
             console.print(f"Attributed to the right endpoint vs the world's ground truth: {r.accuracy:.1%}")
         if r.missing:
-            console.print("[yellow]not available yet:[/] " + ", ".join(r.missing))
+            console.print(Text("not available yet:", "yellow"), ", ".join(r.missing))
         console.print("timings (s): " + ", ".join(f"{k} {v}" for k, v in r.timings.items()))
         if r.report_html:
-            console.print(f"[bold]HTML report:[/] {r.report_html.resolve()}")
+            console.print(Text("HTML report:", "bold"), str(r.report_html.resolve()))

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, err_console, workspace
 from fundtrail.errors import UsageError
@@ -32,7 +33,7 @@ def _usd(v: float | None) -> str:
 
 def _render(r: TraceResult) -> None:
     seeds = ", ".join(s.address or s.txid or "" for s in r.seeds)
-    console.print(f"[bold]{r.model}[/] trace, {r.direction}, from {seeds}")
+    console.print(Text.assemble((r.model, "bold"), f" trace, {r.direction}, from {seeds}"))
     t = Table(title="traced")
     for c in ("chain", "asset", "amount", "usd"):
         t.add_column(c)
@@ -172,7 +173,7 @@ def register(app: typer.Typer) -> None:
                                    since=since, follow_mixers=follow_mixers, prices=prices, progress=progress,
                                    as_of_height=as_of_height or None, tags_as_of=tags_as_of)
         for w in next(iter(results.values())).params.get("warnings", []):
-            err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+            err_console.print(Text.assemble(("warning:", "yellow"), f" {w}"), highlight=False)
         if json_out:
             emit_json(results[model].to_json() if model != "all" else {m: r.to_json() for m, r in results.items()})
         elif model == "all":

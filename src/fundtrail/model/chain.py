@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
-from fundtrail.errors import NotFoundError
+from fundtrail.errors import NotFoundError, UsageError
 
 ChainKind = Literal["utxo", "evm"]
+
+# A chain name becomes a folder name in the workspace (tables/<table>/<chain>/) and a URL segment of the
+# service: lower-case letters, digits, '_' and '-', starting with a letter or digit, at most 32 characters.
+# ``\Z`` (not ``$``, which also matches before a trailing newline).
+CHAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
+GLOBAL_KEY = "_"  # the key of the tables that are not per chain (``fundtrail.store.GLOBAL``)
+
+
+def check_chain_name(name: object) -> str:
+    """``name`` if it is a valid chain name (see :data:`CHAIN_NAME`), else UsageError naming it."""
+    if not isinstance(name, str) or CHAIN_NAME.match(name) is None:
+        raise UsageError(f"invalid chain name {name!r}: use 1-32 lower-case letters, digits, '_' or '-', "
+                         "starting with a letter or digit")
+    return name
+
+
+# the part key of one dataset of a global table (``fundtrail.attribution.history``): ``ds=`` and a sanitised name
+DATASET_KEY = re.compile(r"ds=[A-Za-z0-9._=-]{1,240}\Z")
+
+
+def check_chain_key(key: object) -> str:
+    """What may become a path segment of the workspace: a chain name, the global key ``_`` or a dataset
+    part key (``ds=…``); anything else is a UsageError."""
+    if key == GLOBAL_KEY or (isinstance(key, str) and DATASET_KEY.match(key)):
+        return key  # type: ignore[return-value]
+    return check_chain_name(key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fundtrail.errors import LockedError, NotFoundError, UsageError, WorkspaceError
+from fundtrail.model.chain import check_chain_key
 from fundtrail.store import schema as S
 
 MANIFEST = "manifest.json"
@@ -55,6 +56,24 @@ SEAL = 128  # entries per sealed segment of a part list
 FANOUT = 16  # merge_tail: this many trailing parts of one level become one part of the next level...
 MERGE_BYTES = 8 << 20  # ...when together they hold at most this much (small parts only)
 GLOBAL = "_"  # the chain key of tables that are not per chain (tags, incidents, prices)
+
+
+def _column_range(path: Path, column: str) -> tuple[int | None, int | None]:
+    """(min, max) of an integer column of a Parquet part from its footer; (None, None) when a row group
+    lacks statistics (the part is then read)."""
+    md = pq.ParquetFile(path).metadata
+    if column not in md.schema.names:
+        return None, None
+    col = md.schema.names.index(column)
+    lo: int | None = None
+    hi: int | None = None
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(col).statistics
+        if st is None or not st.has_min_max:
+            return None, None
+        lo = int(st.min) if lo is None else min(lo, int(st.min))
+        hi = int(st.max) if hi is None else max(hi, int(st.max))
+    return lo, hi
 
 
 def default_home() -> Path:
@@ -365,7 +384,7 @@ class Transaction:
     # parts
     def _new_part(self, table: str, chain: str) -> tuple[Path, Path, Path]:
         """A fresh part name: (path relative to HOME, its path, the temporary path it is written to)."""
-        rel = Path("tables") / table / chain / f"{uuid.uuid4().hex}.parquet"
+        rel = Path("tables") / table / check_chain_key(chain) / f"{uuid.uuid4().hex}.parquet"
         path = self.ws.home / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         return rel, path, path.with_suffix(".tmp")
@@ -402,7 +421,7 @@ class Transaction:
     def write_file(self, group: str, chain: str, write: Any, suffix: str = ".bin") -> str:
         """Write a new file with ``write(path)``, fsync it, and return its path relative to HOME. It is part
         of the workspace only once an entry of :meth:`set_files` names it and the transaction commits."""
-        rel = Path("files") / group / chain / f"{uuid.uuid4().hex}{suffix}"
+        rel = Path("files") / group / check_chain_key(chain) / f"{uuid.uuid4().hex}{suffix}"
         path = self.ws.home / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -447,6 +466,32 @@ class Transaction:
         for path in rewrite:
             t = pq.read_table(path, schema=S.schema_of(table))
             keep = t.filter(pc.less_equal(t["height"], height))
+            removed += t.num_rows - keep.num_rows
+            self.append(table, chain, keep)
+        return removed
+
+    def truncate_column_above(self, table: str, chain: str, column: str, value: int) -> int:
+        """Remove the rows of ``table`` for ``chain`` whose ``column`` is above ``value`` (address ids above
+        a reorganisation's mark, tokens first seen above the fork); a part is read only when its footer
+        statistics say it may hold such rows. Null values are kept. Returns the rows removed."""
+        removed = 0
+        kept: list[dict[str, Any]] = []
+        rewrite: list[Path] = []
+        for p in self._entries(table, chain):
+            path = self.ws.home / p["file"]
+            lo, hi = _column_range(path, column)
+            if hi is not None and hi <= value:
+                kept.append(p)
+            elif lo is not None and lo > value:
+                removed += p["rows"]
+                self._dropped.append(p["file"])
+            else:
+                rewrite.append(path)
+                self._dropped.append(p["file"])
+        self._set_entries(table, chain, kept)
+        for path in rewrite:
+            t = pq.read_table(path, schema=S.schema_of(table))
+            keep = t.filter(pc.fill_null(pc.less_equal(t[column], value), True))
             removed += t.num_rows - keep.num_rows
             self.append(table, chain, keep)
         return removed

@@ -139,7 +139,8 @@ def test_reorg_rolls_back_to_the_fork(tmp_path, anvil, scenario):
     for _ in range(5):  # a longer, different branch from the fork point
         anvil.send(a[5], a[7], value=2 * 10**15, gas=21_000)
     st = ingest_evm(ws, anvil.url, "anvil")
-    assert st.reorgs == 1 and st.rolled_back_blocks == 3
+    # back to the last commit at or below the fork (its address-id mark): the 3 orphaned blocks at least
+    assert st.reorgs == 1 and st.rolled_back_blocks >= 3
     assert ws.chain("anvil")["tip_height"] == base + 5 and ws.chain("anvil")["tip_hash"] != old_tip
     hashes = ws.query(f"SELECT height, hash FROM blocks WHERE chain='anvil' AND height > {base} ORDER BY 1").to_pylist()
     for r in hashes:

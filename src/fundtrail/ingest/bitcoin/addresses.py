@@ -155,7 +155,8 @@ class AddressIndex:
                 keys[j] = np.frombuffer(k, np.uint8)
         ok = keys[:, 0] != 0
         h1, h2 = key_fingerprints(keys[ok])
-        found, _ = self.index.lookup(h1, h2)
+        found, vals = self.index.lookup(h1, h2)
+        found &= vals[:, 0] >= 0  # a tombstone (see forget_from) is not an id
         if (~found).any():
             self.index.add(h1[~found], h2[~found], ids[ok][~found].reshape(-1, 1))
         self.next_id = max(self.next_id, int(ids.max()) + 1)
@@ -186,6 +187,7 @@ class AddressIndex:
         firsts = order[start]  # row (within valid) of each unique key's first appearance (stable order)
         u1, u2 = s1[start], s2[start]
         found, vals = self.index.lookup(u1, u2)
+        found &= vals[:, 0] >= 0  # a tombstone (see forget_from) is not an id
         uid = vals[:, 0].copy()
         new_k = np.flatnonzero(~found)  # in key order
         if len(new_k):
@@ -219,6 +221,30 @@ class AddressIndex:
         self._pending_keys = []
         self._pending_first = hi
         return hi - lo
+
+    def forget_from(self, first_id: int, txn: Transaction) -> int:
+        """Drop the ids ``first_id`` and above (a reorganisation rolled back the batches that handed them
+        out): their ``addresses`` rows go, and the index gets a tombstone (value -1) for each of their keys,
+        newer than the stale record, so they are unknown again and get the next ids when seen on the
+        final chain, as in a clean ingest. Returns how many ids were dropped."""
+        if self._pending_keys:
+            raise RuntimeError("forget_from with ids not yet flushed")
+        t = self.ws.read("addresses", self.chain, columns=["address_id", "address"],
+                         filter=pc.field("address_id") >= first_id)
+        keys = np.zeros((t.num_rows, S.KEYW), np.uint8)
+        for j, a in enumerate(t["address"].to_pylist()):
+            k = S.key_of_address(a, self.network) if a is not None else None
+            if k is not None:
+                keys[j] = np.frombuffer(k, np.uint8)
+        keys = keys[keys[:, 0] != 0]
+        if len(keys):
+            h1, h2 = key_fingerprints(keys)
+            self.index.add(h1, h2, np.full((len(keys), 1), -1, np.int64))
+        txn.truncate_column_above("addresses", self.chain, "address_id", first_id - 1)
+        self.index.flush_into(txn)
+        txn.set_chain(self.chain, address_index_next=first_id)
+        self.next_id = self._pending_first = first_id
+        return t.num_rows
 
     def discard_pending(self) -> None:
         """Forget ids handed out since the last flush (their batch did not commit)."""

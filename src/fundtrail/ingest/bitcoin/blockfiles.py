@@ -14,7 +14,6 @@ coinbase states (BIP-34).
 
 from __future__ import annotations
 
-import bz2
 import os
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
+from fundtrail.decompress import CappedReader, DecompressLimits
 from fundtrail.errors import BlockFileError, UsageError
 from fundtrail.ingest.bitcoin.hashing import sha256d_spans
 from fundtrail.model.chain import BitcoinNetwork
@@ -60,6 +60,11 @@ def read_xor_key(blocks_dir: Path) -> np.ndarray | None:
     return None if not key.any() else key.copy()
 
 
+# Core never writes a blk file past 128 MiB (MAX_BLOCKFILE_SIZE); the unused, preallocated tail is zeros,
+# so the ratio is checked only past 16 MiB of output
+BZ2_LIMITS = DecompressLimits(max_bytes=256 << 20, max_ratio=200.0, ratio_floor=16 << 20)
+
+
 class BlockSource:
     """Random access to the bytes of a set of block files (XOR undone, .bz2 decompressed)."""
 
@@ -82,10 +87,12 @@ class BlockSource:
                         self._tmp_root.mkdir(parents=True, exist_ok=True)
                     self._tmp = Path(tempfile.mkdtemp(prefix="fundtrail-bz2-", dir=self._tmp_root))
                 got = self._tmp / f"{i}.dat"
-                try:
-                    with bz2.open(f, "rb") as src, open(got, "wb") as dst:
+                try:  # streamed under a size and ratio cap: a tiny .bz2 must not fill the disk
+                    with open(f, "rb") as raw, open(got, "wb") as dst:
+                        src = CappedReader(raw, "bz2", BZ2_LIMITS, what=str(f),
+                                           error=lambda m, f=f: BlockFileError(m, path=f))
                         shutil.copyfileobj(src, dst, 1 << 20)
-                except (OSError, EOFError) as e:
+                except OSError as e:
                     raise BlockFileError(f"cannot decompress: {e}", path=f) from e
             else:
                 got = f

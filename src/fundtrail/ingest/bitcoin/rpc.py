@@ -1,5 +1,4 @@
-"""Bitcoin Core JSON-RPC: a small batched client, blocks reassembled from ``getblock`` JSON, and a fake
-node for tests (the ingestion loop over a node is ``service.ingest_from_node``).
+"""Bitcoin Core JSON-RPC: a small batched client, the RPC ingestion loop, and a fake node for tests.
 
 ``getblock HASH 3`` gives every transaction's raw hex and, on Core 23+, the outputs its inputs spend
 (``prevout``); older nodes answer verbosity 3 as 2 (no prevouts) and the prevouts come from our own UTXO
@@ -12,21 +11,35 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
+import logging
+import re
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import numpy as np
 
-from fundtrail.errors import RpcError
+from fundtrail.errors import (
+    ResponseLimitError,
+    RpcError,
+    SourceTimeout,
+    SourceUnreachable,
+    UsageError,
+)
 from fundtrail.ingest.bitcoin.serialize import varint
+from fundtrail.netclient import BoundedHttp, HttpLimits, check_http_url, loads_json, redact_url
+
+log = logging.getLogger(__name__)
 
 CORE_CHAIN_NAMES = {"main": "mainnet", "test": "testnet", "testnet4": "testnet4", "signet": "signet",
                     "regtest": "regtest"}
@@ -39,27 +52,72 @@ class RpcClient(Protocol):
 
 
 def _loads(data: bytes) -> Any:
-    return json.loads(data, parse_float=Decimal)
+    return loads_json(data, decimal=True)
+
+
+# Core answers these while starting (-28: loading the block index, verifying blocks) or busy: worth retrying
+_CORE_RETRY_CODES = {-28}
+_COOKIE = re.compile(r"__cookie__:[0-9a-f]{64}\Z")
+DEFAULT_LIMITS = HttpLimits(max_bytes=512 << 20, timeout=60.0, deadline=600.0)
+
+
+def read_cookie(path: Path | str, url: str) -> tuple[str, str]:
+    """The (user, password) of Core's ``.cookie`` file, checked before anything is sent: the file must hold
+    exactly ``__cookie__:<64 hex>`` (Core's format, so no other file's contents can leave the machine as
+    credentials), and the node must be on this machine (a loopback address): a cookie authenticates to its
+    own node only."""
+    host = (urlsplit(url).hostname or "").lower()
+    loopback = host == "localhost"
+    with contextlib.suppress(ValueError):
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    if not loopback:
+        raise UsageError(f"--rpc-cookie is only sent to a node on this machine (127.0.0.1, ::1 or localhost), "
+                         f"not to {host!r}; give user:password in the URL for a remote node")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(200)
+    except OSError as e:
+        raise UsageError(f"cannot read the RPC cookie file {str(path)!r}: {e.strerror}") from None
+    text = raw.decode("ascii", errors="replace").strip()
+    if _COOKIE.match(text) is None:
+        raise UsageError(f"{str(path)!r} is not a Bitcoin Core .cookie file (expected __cookie__:<64 hex "
+                         "digits>); its contents are not sent")
+    user, _, pw = text.partition(":")
+    return user, pw
 
 
 class HttpRpc:
-    """JSON-RPC over HTTP (batched). ``transport``: an httpx transport (e.g. ``httpx.MockTransport``)."""
+    """JSON-RPC over HTTP (batched) through :class:`fundtrail.netclient.BoundedHttp` (size cap, per-read
+    timeout and per-call deadline, no redirects). Timeouts, connection failures, HTTP 5xx without a JSON-RPC
+    answer, invalid JSON and Core's "still starting" errors are retried ``retries`` times with exponential
+    backoff (``backoff * 2**attempt``, capped at ``max_backoff``); then RpcError names the method and the
+    node (its URL without credentials). ``transport``: an httpx transport (e.g. ``httpx.MockTransport``)."""
 
     def __init__(self, url: str, *, cookie: Path | str | None = None, transport: httpx.BaseTransport | None = None,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, limits: HttpLimits | None = None, retries: int = 5,
+                 backoff: float = 0.5, max_backoff: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        check_http_url(url, "--rpc")
         parts = urlsplit(url)
         auth = None
         if parts.username is not None:
-            auth = (parts.username, parts.password or "")
+            auth = (unquote(parts.username), unquote(parts.password or ""))
             netloc = parts.hostname or ""
             if parts.port:
                 netloc += f":{parts.port}"
             url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
         if cookie is not None:
-            user, _, pw = Path(cookie).read_text().strip().partition(":")
-            auth = (user, pw)
-        self.url = url  # without credentials (used in error messages)
-        self._client = httpx.Client(auth=auth, timeout=timeout, transport=transport)
+            auth = read_cookie(cookie, url)
+        self._url = url
+        self.url = redact_url(url, keep_path=False)  # without credentials (used in error messages)
+        lim = limits or replace(DEFAULT_LIMITS, timeout=timeout)
+        self._client = BoundedHttp(lim, source="Bitcoin RPC", auth=auth, transport=transport,
+                                   headers={"content-type": "application/json"})
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self.retried = 0
         self._id = 0
 
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
@@ -68,36 +126,79 @@ class HttpRpc:
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         if not calls:
             return []
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(calls)
+            except _Retry as e:
+                if attempt >= self.retries:
+                    raise RpcError(f"giving up after {attempt + 1} attempts: {e}", url=self.url,
+                                   method=_what(calls)) from None
+                delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+                attempt += 1
+                self.retried += 1
+                log.warning("%s %s: %s; retrying in %.2fs", self.url, _what(calls), e, delay)
+                self._sleep(delay)
+
+    def _attempt(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         body = []
         for m, p in calls:
             self._id += 1
             body.append({"jsonrpc": "1.0", "id": self._id, "method": m, "params": list(p)})
         first = self._id - len(calls) + 1
         try:
-            r = self._client.post(self.url, content=json.dumps(body), headers={"content-type": "application/json"})
-        except httpx.HTTPError as e:
-            raise RpcError(f"request failed: {e}", url=self.url, method=calls[0][0]) from e
-        if r.status_code == 401:
+            r = self._client.request("POST", self._url, content=json.dumps(body).encode())
+        except (SourceTimeout, SourceUnreachable) as e:
+            raise _Retry(str(e)) from None
+        except ResponseLimitError as e:
+            raise RpcError(str(e), url=self.url, method=_what(calls)) from None
+        if r.status == 401:
             raise RpcError("unauthorized (check the user/password or --rpc-cookie)", url=self.url, code=401)
         try:
-            data = _loads(r.content)
-        except ValueError:
-            raise RpcError(f"HTTP {r.status_code}: not a JSON-RPC answer", url=self.url,
-                           method=calls[0][0]) from None
+            data = _loads(r.body)
+        except ValueError as e:
+            raise _Retry(f"HTTP {r.status}: not a JSON-RPC answer ({e})") from None
         if isinstance(data, dict):  # a server that answered the batch with one error
-            err = data.get("error") or {}
-            raise RpcError(str(err.get("message", data)), url=self.url, method=calls[0][0], code=err.get("code"))
+            err = data.get("error") if isinstance(data.get("error"), dict) else {}
+            code = err.get("code") if isinstance(err.get("code"), int) else None
+            if code in _CORE_RETRY_CODES or (not err and r.status >= 500):
+                raise _Retry(f"HTTP {r.status}: {str(err.get('message', ''))[:200]}")
+            raise RpcError(str(err.get("message", data))[:500], url=self.url, method=calls[0][0], code=code)
+        if not isinstance(data, list):
+            raise _Retry(f"HTTP {r.status}: not a JSON-RPC answer (a {type(data).__name__})")
+        if r.status in (429,) or (r.status >= 500 and not data):
+            raise _Retry(f"HTTP {r.status}")
         out: list[Any] = [None] * len(calls)
+        seen = [False] * len(calls)
         for item in data:
-            k = int(item["id"]) - first
+            rid = item.get("id") if isinstance(item, dict) else None
+            k = rid - first if isinstance(rid, int) and not isinstance(rid, bool) else -1
+            if not 0 <= k < len(calls):
+                raise _Retry(f"HTTP {r.status}: an answer with an unknown id {str(rid)[:40]}")
             if item.get("error"):
-                e = item["error"]
-                raise RpcError(str(e.get("message")), url=self.url, method=calls[k][0], code=e.get("code"))
+                e = item["error"] if isinstance(item["error"], dict) else {"message": item["error"]}
+                code = e.get("code") if isinstance(e.get("code"), int) else None
+                if code in _CORE_RETRY_CODES:
+                    raise _Retry(f"{calls[k][0]}: {str(e.get('message'))[:200]}")
+                raise RpcError(str(e.get("message"))[:500], url=self.url, method=calls[k][0], code=code)
             out[k] = item.get("result")
+            seen[k] = True
+        if not all(seen):
+            raise _Retry(f"HTTP {r.status}: {seen.count(False)} of {len(calls)} requests got no answer")
         return out
 
     def close(self) -> None:
         self._client.close()
+
+
+class _Retry(Exception):
+    """A failure of one attempt that is worth retrying."""
+
+
+def _what(calls: Sequence[tuple[str, Sequence[Any]]]) -> str:
+    m, p = calls[0]
+    first = f" {str(p[0])[:70]}" if p else ""
+    return f"{m}{first}" + (f" (+{len(calls) - 1} more)" if len(calls) > 1 else "")
 
 
 # --- blocks from getblock JSON ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ bounded by the batch size plus the indexes' RAM budget (``index_memory``), whate
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ WRITE_OPTIONS: dict[str, dict[str, Any]] = {
     )
 }
 _TYPE_CODE = S.SCRIPT_TYPE_CODE
+# commits remembered with the address-id count after them (chain state ``id_marks``: [height, next id]),
+# the points a reorganisation can roll the address dictionary back to
+log = logging.getLogger(__name__)
+ID_MARKS = 512
 MERGE_BELOW_BATCH_BYTES = 4 << 20  # batches smaller than this merge the newest small parts (merge_tail)
 
 
@@ -211,6 +216,7 @@ class Ingester:
         if self.verify_merkle:
             self._check_merkle(b, heights, where)
         info = classify_outputs(b)
+        ids_before = self.addr.next_id
         out_addr = self.addr.ids(info.keys)
 
         tx_index = np.arange(len(b.tx_start)) - b.blk_ftx[b.tx_blk]
@@ -247,8 +253,12 @@ class Ingester:
                     for name in TABLES:
                         txn.merge_tail(name, self.chain, **self.write_options[name])
                     txn.merge_tail("addresses", self.chain, **ADDRESS_WRITE_OPTIONS["addresses"])
+                marks = list((self.ws.chain(self.chain) or {}).get("id_marks") or [])
+                if not marks:
+                    marks = [[int(heights[0]) - 1, ids_before]]
+                marks = (marks + [[tip_h, self.addr.next_id]])[-ID_MARKS:]
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name, tip_height=tip_h,
-                              tip_hash=tip_hex, **(chain_state or {}))
+                              tip_hash=tip_hex, id_marks=marks, **(chain_state or {}))
         except BaseException:
             self.addr.discard_pending()
             self.utxo.reload()
@@ -302,10 +312,25 @@ class Ingester:
 
     # --- reorganisation --------------------------------------------------------------------------------
     def rollback_to(self, fork_height: int) -> int:
-        """Remove every block above ``fork_height`` (a reorg): the store first, then the workspace."""
+        """Remove every block above ``fork_height`` (a reorg): the store first, then the workspace.
+
+        The rollback goes to the last commit at or below the fork (chain state ``id_marks``), so the
+        address ids handed out after it go too (:meth:`AddressIndex.forget_from`): the dictionary keeps no
+        address seen only in orphaned blocks, and ids equal a clean ingest of the final chain (same
+        batches). Returns how many blocks were removed."""
         tip_h, _ = self.tip()
         if tip_h is None or tip_h <= fork_height:
             return 0
+        marks = [m for m in (self.ws.chain(self.chain) or {}).get("id_marks") or [] if m[0] <= fork_height]
+        # a mark is usable where the workspace holds the block (its hash is the new tip), or at -1 (nothing)
+        while marks and marks[-1][0] >= 0 and self.stored_hash_at(int(marks[-1][0])) is None:
+            marks.pop()
+        first_id: int | None = None
+        if marks:
+            fork_height, first_id = int(marks[-1][0]), int(marks[-1][1])
+        else:
+            log.warning("chain %s: no address-id mark at or below height %d: the ids of addresses seen only in "
+                        "the orphaned blocks are kept", self.chain, fork_height)
         fork_hash = self.stored_hash_at(fork_height) if fork_height >= 0 else None
         # the index forgets the outputs created above the fork and gets back what was spent above it
         # (inputs carry the value, address and type of what they spent); outputs both created and spent
@@ -336,10 +361,14 @@ class Ingester:
                 for name in TABLES:
                     txn.truncate_above(name, self.chain, fork_height)
                 self.utxo.flush_into(txn)
+                if first_id is not None:
+                    self.addr.forget_from(first_id, txn)
                 txn.set_chain(self.chain, kind="utxo", network=self.net.name,
-                              tip_height=fork_height if fork_height >= 0 else None, tip_hash=fork_hash)
+                              tip_height=fork_height if fork_height >= 0 else None, tip_hash=fork_hash,
+                              id_marks=marks)
         except BaseException:
             self.utxo.reload()
+            self.addr.discard_pending()
             raise
         n = tip_h - fork_height
         self.totals.rolled_back += n
@@ -399,6 +428,11 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                               tip_height=tip_h, start_height=start_height)
         if chain.fork_height is not None:
             ing.rollback_to(chain.fork_height)
+            new_h, new_hex = ing.tip()
+            if new_h != chain.fork_height:  # back to an earlier commit (its address-id mark): re-plan
+                chain = BF.best_chain(index, net, read_block,
+                                      tip_hash=bytes.fromhex(new_hex)[::-1] if new_hex else None,
+                                      tip_height=new_h, start_height=start_height)
         rows = chain.rows if max_blocks is None else chain.rows[:max_blocks]
         chain.rows = rows
         task = progress.task(f"ingest {net.chain} blocks", total=len(rows), unit="blocks")
@@ -437,7 +471,9 @@ def ingest_rpc(ws: Workspace, url: str, network: BitcoinNetwork | str = "mainnet
                follow: bool = False, progress: Progress = NullProgress(), **tuning: Any) -> IngestStats:
     """Ingest from a Bitcoin Core node's JSON-RPC (see :func:`ingest_from_node` for the tuning options)."""
     transport = tuning.pop("transport", None)
-    client = HttpRpc(url, cookie=cookie, transport=transport, timeout=tuning.pop("timeout", 60.0))
+    client = HttpRpc(url, cookie=cookie, transport=transport, timeout=tuning.pop("timeout", 60.0),
+                     limits=tuning.pop("limits", None), **{k: tuning.pop(k) for k in ("retries", "backoff")
+                                                           if k in tuning})
     try:
         return ingest_from_node(ws, client, _network(network), follow=follow, progress=progress, **tuning)
     finally:
@@ -454,6 +490,9 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
     (``max_polls`` / ``stop()`` bound it)."""
     t0 = time.monotonic()
     info = client.call("getblockchaininfo")
+    if not isinstance(info, dict):
+        raise RpcError(f"getblockchaininfo answered a {type(info).__name__}, not an object",
+                       url=getattr(client, "url", None), method="getblockchaininfo")
     node_net = CORE_CHAIN_NAMES.get(str(info.get("chain")), str(info.get("chain")))
     if node_net != net.name:
         raise ChainMismatchError(f"the node is on {node_net!r}, not {net.name!r}")
@@ -476,6 +515,8 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
         return out
 
     polls = 0
+    unsettled = 0  # consecutive fetches spoilt by a reorganisation
+    client_url = getattr(client, "url", None)
     try:
         while True:
             tip_h, tip_hash = ing.tip()
@@ -496,13 +537,27 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
             while nxt <= target:
                 hs = list(range(nxt, min(nxt + batch_blocks, target + 1)))
                 hashes = client.batch([("getblockhash", [h]) for h in hs])
-                blocks = client.batch([("getblock", [bh, 3]) for bh in hashes])
-                raws, knowns = [], {}
-                base = 0
+                try:
+                    blocks = client.batch([("getblock", [bh, 3]) for bh in hashes])
+                except RpcError as e:
+                    if e.code != -5:  # -5: a block of the range is gone: the chain changed in between
+                        raise
+                    blocks = None
                 cur_tip = ing.tip()[1]
-                if cur_tip is not None and blocks and blocks[0].get("previousblockhash") != cur_tip:
+                if blocks is None or any(not isinstance(x, dict) for x in blocks) or \
+                        (cur_tip is not None and blocks and blocks[0].get("previousblockhash") != cur_tip) or \
+                        any(blocks[i].get("previousblockhash") != blocks[i - 1].get("hash")
+                            for i in range(1, len(blocks))):
+                    # the node reorganised while the range was fetched: nothing of it is written; the
+                    # outer loop checks the stored tip against the node again and fetches anew
+                    unsettled += 1
+                    if unsettled > 5:
+                        raise RpcError(f"the node keeps reorganising blocks {hs[0]}..{hs[-1]}", url=client_url)
                     reorged = True
                     break
+                unsettled = 0
+                raws, knowns = [], {}
+                base = 0
                 for blk in blocks:
                     raw, known = raw_block_of(blk)
                     raws.append(raw)
@@ -527,6 +582,10 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
                 break
             time.sleep(poll_interval)
         return ing.stats(time.monotonic() - t0)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        # an answer of the wrong shape (a hostile or broken node): a clear error, nothing half-written
+        raise RpcError(f"unexpected answer from the node ({type(e).__name__}: {str(e)[:200]})",
+                       url=getattr(client, "url", None)) from e
     finally:
         task.close()
         ing.close()

@@ -22,13 +22,14 @@ table ``utxo_prevouts`` as well as in the index.
 
 from __future__ import annotations
 
-import bz2
+import io
 from pathlib import Path
 
 import numba as nb
 import numpy as np
 import pyarrow as pa
 
+from fundtrail.decompress import CappedReader, DecompressLimits
 from fundtrail.errors import InputError
 from fundtrail.ingest.bitcoin.runs import RunSet
 from fundtrail.store.workspace import Transaction, Workspace
@@ -184,6 +185,10 @@ def _decompress_script(b: bytes, p: int) -> tuple[bytes, int]:
     return b[p:p + ln], p + ln
 
 
+# a prevouts file is read whole into memory: 512 MiB decompressed at most (btcd's test stores are a few MB)
+PREVOUT_LIMITS = DecompressLimits(max_bytes=512 << 20, max_ratio=200.0, ratio_floor=16 << 20)
+
+
 def read_btcd_utxostore(path: Path) -> pa.Table:
     """Decode a btcd test ``*.utxostore`` file (optionally .bz2): records of
     ``[txid (32)][output index (u32)][entry length (u32)][entry]`` where the entry is btcd's compressed
@@ -191,7 +196,11 @@ def read_btcd_utxostore(path: Path) -> pa.Table:
 
     Returns (txid hex, n, value, script, height, coinbase)."""
     path = Path(path)
-    raw = bz2.decompress(path.read_bytes()) if path.suffix == ".bz2" else path.read_bytes()
+    if path.suffix == ".bz2":  # streamed under a size and ratio cap (a 1.5 KB bomb used to take 4.4 GB)
+        with open(path, "rb") as fh:
+            raw = io.BufferedReader(CappedReader(fh, "bz2", PREVOUT_LIMITS, what=str(path)), 1 << 20).read()
+    else:
+        raw = path.read_bytes()
     txids, ns, values, scripts, heights, cbs = [], [], [], [], [], []
     p = 0
     while p < len(raw):

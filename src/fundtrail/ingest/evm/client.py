@@ -27,10 +27,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from fundtrail.errors import RpcError
+from fundtrail.errors import ResponseLimitError, RpcError, SourceTimeout, SourceUnreachable, UsageError
+from fundtrail.netclient import BoundedHttp, HttpLimits, check_http_url, loads_json, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -60,38 +62,62 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+# per call: a 512 MiB answer at most (a batch of traces of full mainnet blocks stays well below), each read
+# within the timeout, the whole call within 10 minutes
+DEFAULT_LIMITS = HttpLimits(max_bytes=512 << 20, timeout=60.0, deadline=600.0)
+
+
 class HttpTransport:
+    """JSON-RPC over HTTP(S) through :class:`fundtrail.netclient.BoundedHttp` (size cap, per-read timeout and
+    per-call deadline, no redirects). ``url`` as given may carry ``user:pass@`` (sent as Basic auth) and
+    keys in its path; :attr:`url` is the redacted form used in every message and log line."""
+
     def __init__(self, url: str, *, timeout: float = 60.0, headers: dict[str, str] | None = None,
-                 auth: tuple[str, str] | None = None) -> None:
-        self.url = url
-        self.timeout = timeout
-        self._http = httpx.Client(timeout=timeout, headers=headers, auth=auth)
+                 auth: tuple[str, str] | None = None, limits: HttpLimits | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        check_http_url(url, "--rpc")
+        parts = urlsplit(url)
+        if parts.username is not None:
+            auth = auth or (unquote(parts.username), unquote(parts.password or ""))
+            netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        self._url = url
+        self.url = redact_url(url, keep_path=False)
+        lim = limits or HttpLimits(timeout=timeout, deadline=max(timeout, DEFAULT_LIMITS.deadline),
+                                   max_bytes=DEFAULT_LIMITS.max_bytes)
+        self.timeout = lim.timeout
+        self._http = BoundedHttp(lim, source="EVM RPC", headers={"content-type": "application/json",
+                                                                 **(headers or {})}, auth=auth,
+                                 transport=transport)
 
     def send(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = requests if len(requests) > 1 else requests[0]
         try:
-            r = self._http.post(self.url, json=body)
-        except httpx.TimeoutException as e:
-            raise RetryableError(f"{type(e).__name__} after {self.timeout:g}s", timeout=True) from e
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
-            raise RetryableError(f"{type(e).__name__}: {e}") from e
-        except httpx.HTTPError as e:
-            raise RpcError(str(e), url=self.url) from e
-        if r.status_code == 429 or r.status_code >= 500:
+            r = self._http.request("POST", self._url, content=json.dumps(body).encode())
+        except SourceTimeout as e:
+            raise RetryableError(str(e), timeout=True) from None
+        except SourceUnreachable as e:
+            raise RetryableError(str(e)) from None
+        except ResponseLimitError as e:
+            raise RpcError(str(e), url=self.url) from None
+        if r.status == 429 or r.status >= 500:
             ra = r.headers.get("retry-after")
             try:
                 retry_after = float(ra) if ra else None
             except ValueError:
                 retry_after = None
-            raise RetryableError(f"HTTP {r.status_code}", retry_after)
-        if r.status_code >= 400 and not r.content:
-            raise RpcError(f"HTTP {r.status_code}", url=self.url)
+            raise RetryableError(f"HTTP {r.status}", retry_after)
+        if r.status >= 400 and not r.body:
+            raise RpcError(f"HTTP {r.status}", url=self.url)
         try:
-            data = r.json()
-        except json.JSONDecodeError as e:
-            raise RpcError(f"HTTP {r.status_code}: response is not JSON: {r.text[:200]!r}", url=self.url) from e
+            data = loads_json(r.body, what="the answer")
+        except ValueError as e:
+            # a node that is restarting or a proxy in between answers garbage now and then: retried
+            raise RetryableError(f"HTTP {r.status}: {e}: {r.body[:80]!r}") from None
         if isinstance(data, dict):
             data = [data]
+        if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+            raise RetryableError(f"HTTP {r.status}: not a JSON-RPC answer (a {type(data).__name__})")
         return data
 
     def close(self) -> None:
@@ -259,13 +285,17 @@ class RpcClient:
         return results
 
 
-def open_client(url: str, *, timeout: float = 60.0, **kw: Any) -> RpcClient:
-    """A client for an http(s):// node or a file:// replay (a .jsonl recording or an ethereum-etl
-    fixture folder). ``timeout``: seconds per HTTP request."""
+def open_client(url: str, *, timeout: float = 60.0, allow_files: bool = True,
+                limits: HttpLimits | None = None, **kw: Any) -> RpcClient:
+    """A client for an http(s):// node or, with ``allow_files``, a ``file://`` replay (a .jsonl recording or
+    an ethereum-etl fixture folder). ``timeout``: seconds to connect and per read; ``limits``: the
+    size cap and per-call deadline (default :data:`DEFAULT_LIMITS`). Any other scheme, and a bare path,
+    is a UsageError (a path is never read unless it is written as a file:// URL)."""
     if url.startswith(("http://", "https://")):
-        return RpcClient(HttpTransport(url, timeout=timeout), **kw)
-    if url.startswith("file://") or "://" not in url:
+        return RpcClient(HttpTransport(url, timeout=timeout, limits=limits), **kw)
+    if url.startswith("file://") and allow_files:
         from fundtrail.ingest.evm.replay import ReplayTransport
 
         return RpcClient(ReplayTransport.open(url), **kw)
-    raise RpcError(f"unsupported RPC URL scheme (use http://, https:// or file://): {url}", url=url)
+    what = "http://, https:// or file://" if allow_files else "http:// or https://"
+    raise UsageError(f"--rpc must be an {what} URL, not {redact_url(url, keep_path=False)!r}")

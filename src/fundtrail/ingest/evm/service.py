@@ -30,16 +30,22 @@ from fundtrail.errors import ChainMismatchError, RpcError, SourceError
 from fundtrail.ingest.evm import mappers as M
 from fundtrail.ingest.evm.client import METHOD_NOT_FOUND, CallError, RpcClient, open_client
 from fundtrail.ingest.evm.tokens import fetch_tokens, tokens_table
-from fundtrail.model.chain import EVM_CHAIN_IDS, evm_native_asset
+from fundtrail.model.chain import EVM_CHAIN_IDS, check_chain_name, evm_native_asset
+from fundtrail.netclient import HttpLimits
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.addresses import AddressBook
 from fundtrail.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+# what reading an answer of the wrong shape raises (a string where a dict was expected, a missing field …)
+MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
 EVM_TABLES = ("evm_blocks", "evm_transactions", "evm_transfers", "evm_logs")
 TRACE_METHODS = ("debug", "trace", "none")
 MAX_REORG_DEPTH = 10_000
+# commits remembered with the address-id count after them (chain state ``id_marks``: [height, next id]),
+# the points a reorganisation can roll the address dictionary back to
+ID_MARKS = 512
 _UNSUPPORTED_WORDS = ("not support", "unsupported", "does not exist", "not available", "method not found",
                       "not found", "unknown method", "not enabled")
 
@@ -201,16 +207,35 @@ class _Run:
             fork = -1
         if fork is None:
             raise SourceError(f"chain {self.chain}: reorg deeper than {MAX_REORG_DEPTH} blocks below {height}")
+        # roll back to the last commit at or below the fork: the address ids handed out after it (in the
+        # order of that batch) are dropped with its rows, so the dictionary holds no address seen only in
+        # orphaned blocks and the ids equal those of a clean ingest of the final chain (same batches)
+        marks = [m for m in (self.ws.chain(self.chain) or {}).get("id_marks") or [] if m[0] <= fork]
+        first_id: int | None = None
+        if marks:
+            fork, first_id = int(marks[-1][0]), int(marks[-1][1])
+            fork_hash = ours.get(fork)
+        else:
+            note = (f"chain {self.chain}: no address-id mark at or below height {fork} (a workspace ingested "
+                    "before marks were kept, or a reorg deeper than they reach): the ids of addresses seen "
+                    "only in the orphaned blocks are kept")
+            log.warning(note)
+            self.task.note(note)
         with self.ws.transaction() as txn:
             for t in EVM_TABLES:
                 txn.truncate_above(t, self.chain, fork)
+            txn.truncate_column_above("tokens", self.chain, "first_height", fork)
+            if first_id is not None:
+                txn.truncate_column_above("addresses", self.chain, "address_id", first_id - 1)
             if fork >= 0:
                 if fork_hash is None:
                     b = self.client.call("eth_getBlockByNumber", [hex(fork), False])
                     fork_hash = str(b["hash"]).lower()
-                txn.set_chain(self.chain, tip_height=fork, tip_hash=fork_hash)
+                txn.set_chain(self.chain, tip_height=fork, tip_hash=fork_hash, id_marks=marks)
             else:
-                txn.set_chain(self.chain, tip_height=None, tip_hash=None)
+                txn.set_chain(self.chain, tip_height=None, tip_hash=None, id_marks=marks)
+        self.book = AddressBook(self.ws, self.chain)
+        self.known_tokens = set(self.ws.read("tokens", self.chain, columns=["address"])["address"].to_pylist())
         self.reorgs += 1
         self.rolled_back += height - fork
         msg = f"chain {self.chain}: reorg: rolled back {height - fork} blocks to height {fork}"
@@ -243,8 +268,7 @@ class _Run:
                                                                else hex(b["number"])]) for b in with_txs])
             for b, rcs in zip(with_txs, res, strict=True):
                 if rcs is None:
-                    raise RpcError(f"no receipts for block {M.qty(b['number'])}", url=self.client.url,
-                                   method="eth_getBlockReceipts")
+                    raise _Reorganised(f"no receipts for block {M.qty(b['number'])}")
                 for rc in rcs:
                     out[str(rc["transactionHash"]).lower()] = rc
         else:
@@ -252,13 +276,17 @@ class _Run:
             res = self.client.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
             for h, rc in zip(hashes, res, strict=True):
                 if rc is None:
-                    raise RpcError(f"no receipt for transaction {h}", url=self.client.url,
-                                   method="eth_getTransactionReceipt")
+                    raise _Reorganised(f"no receipt for transaction {h}")
                 out[h] = rc
         for b in with_txs:
+            bh = str(b["hash"]).lower()
             for tx in b["transactions"]:
-                if str(tx["hash"]).lower() not in out:
-                    raise RpcError(f"block {M.qty(b['number'])}: no receipt for {tx['hash']}", url=self.client.url)
+                rc = out.get(str(tx["hash"]).lower())
+                if rc is None:
+                    raise _Reorganised(f"block {M.qty(b['number'])}: no receipt for {tx['hash']}")
+                if rc.get("blockHash") is not None and str(rc["blockHash"]).lower() != bh:
+                    raise _Reorganised(f"block {M.qty(b['number'])}: the receipt of {tx['hash']} is from block "
+                                       f"{rc['blockHash']}")
         return out
 
     def fetch_traces(self, blocks: Sequence[dict[str, Any]]
@@ -296,18 +324,29 @@ class _Run:
         return [got.get(M.qty(b["number"]) or 0, ({}, [])) for b in blocks]
 
     def fetch(self, heights: Sequence[int]) -> _Fetched:
-        """Everything the node has for ``heights`` (no workspace access: runs on the prefetch thread)."""
-        blocks = None
-        for _ in range(5):
+        """Everything the node has for ``heights`` (no workspace access: runs on the prefetch thread). A
+        reorganisation while the batch is fetched (blocks that no longer link, receipts missing or from
+        another block) fetches the whole batch again, up to 5 times."""
+        why = ""
+        for attempt in range(5):
+            if attempt:
+                time.sleep(0.5)
             blocks = self.fetch_blocks(heights)
-            if blocks is not None:
-                break
-            time.sleep(0.5)
-        if blocks is None:
-            raise SourceError(f"chain {self.chain}: the node keeps reorganising blocks {heights[0]}..{heights[-1]}")
-        if not blocks:
-            return _Fetched(list(heights), [], {}, [])
-        return _Fetched(list(heights), blocks, self.fetch_receipts(blocks), self.fetch_traces(blocks))
+            if blocks is None:
+                why = "its blocks do not link"
+                continue
+            if not blocks:
+                return _Fetched(list(heights), [], {}, [])
+            try:
+                receipts = self.fetch_receipts(blocks)
+            except _Reorganised as e:
+                why = str(e)
+                log.info("chain %s: blocks %d..%d changed while fetched (%s); fetching them again", self.chain,
+                         heights[0], heights[-1], e)
+                continue
+            return _Fetched(list(heights), blocks, receipts, self.fetch_traces(blocks))
+        raise SourceError(f"chain {self.chain}: the node keeps reorganising blocks {heights[0]}..{heights[-1]} "
+                          f"({why})")
 
     def ingest_batch(self, heights: Sequence[int], fetched: _Fetched | None = None) -> int:
         """Fetch (unless ``fetched`` was prefetched) and commit ``heights``; returns how many blocks were
@@ -324,6 +363,7 @@ class _Run:
             self.rollback()
             return 0
         receipts, traces = f.receipts, f.traces
+        ids_before = len(self.book)
         rows = M.Rows()
         for b, (moves, rewards) in zip(blocks, traces, strict=True):
             M.add_block(rows, b, receipts, moves, rewards, self.native)
@@ -331,6 +371,10 @@ class _Run:
         new_tokens = [a for a in rows.token_first_seen if a not in self.known_tokens]
         tok = fetch_tokens(self.client, new_tokens) if new_tokens else []
         last = blocks[-1]
+        marks = list((self.ws.chain(self.chain) or {}).get("id_marks") or [])
+        if not marks:
+            marks = [[M.qty(blocks[0]["number"]) - 1, ids_before]]
+        marks = (marks + [[M.qty(last["number"]), len(self.book)]])[-ID_MARKS:]
         with self.ws.transaction() as txn:
             for name, t in tables.items():
                 txn.append(name, self.chain, t)
@@ -342,7 +386,7 @@ class _Run:
             txn.set_chain(self.chain, kind="evm", network=self.chain, chain_id=self.chain_id,
                           tip_height=M.qty(last["number"]), tip_hash=str(last["hash"]).lower(),
                           trace_method=self.trace_method if self.trace_method != "auto" else None,
-                          native_asset=self.native)
+                          native_asset=self.native, id_marks=marks)
         self.known_tokens.update(new_tokens)
         n = len(blocks)
         self.blocks += n
@@ -355,6 +399,10 @@ class _Run:
         self.last = M.qty(last["number"])
         self.task.advance(n, transfers=tables["evm_transfers"].num_rows)
         return n
+
+
+class _Reorganised(Exception):
+    """The node's chain changed while a batch was being fetched."""
 
 
 @dataclass(slots=True)
@@ -385,7 +433,7 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
                max_batch: int = 100, trace_method: str = "auto", receipts_method: str = "auto",
                poll_interval: float = 2.0, max_polls: int | None = None, client: RpcClient | None = None,
                should_stop: Callable[[], bool] | None = None, prefetch: bool = True, trace_batch_txs: int = 200,
-               timeout: float = 60.0) -> IngestStats:
+               timeout: float = 60.0, limits: HttpLimits | None = None, retries: int = 6) -> IngestStats:
     """Ingest blocks ``start``..``end`` (default: after the stored tip, up to the node's tip) of the EVM
     chain named ``chain`` from ``rpc_url`` (http(s):// or a file:// replay). With ``follow``, keep polling
     for new blocks (``poll_interval`` seconds; ``max_polls`` bounds it, e.g. for tests).
@@ -396,12 +444,15 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
     committed (commits stay in order, one per batch, on the calling thread). Trace requests go out in JSON-RPC
     batches of at most ``trace_batch_txs`` transactions. ``timeout``: seconds per HTTP request (a batch that
     times out is split; a single request that keeps timing out raises RpcError naming method and block).
+    ``limits``: size cap and per-call deadline of each HTTP call (``client.DEFAULT_LIMITS``); ``retries``:
+    attempts after the first for errors worth retrying (with exponential backoff).
     """
     if trace_method not in ("auto", *TRACE_METHODS):
         raise ValueError(f"trace_method must be auto, debug, trace or none, not {trace_method!r}")
+    check_chain_name(chain)
     t0 = time.monotonic()
     own = client is None
-    cl = client or open_client(rpc_url, max_batch=max_batch, timeout=timeout)
+    cl = client or open_client(rpc_url, max_batch=max_batch, timeout=timeout, limits=limits, retries=retries)
     run = _Run(ws, cl, chain, progress or NullProgress(), batch_blocks=batch_blocks, trace_method=trace_method,
                receipts_method=receipts_method, trace_batch_txs=trace_batch_txs)
     pool: ThreadPoolExecutor | None = None
@@ -458,6 +509,9 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
                 break
             time.sleep(poll_interval)
             run.check_tip()
+    except MALFORMED as e:  # an answer of the wrong shape (a hostile or broken node): a clear error
+        raise RpcError(f"unexpected answer from the node ({type(e).__name__}: {str(e)[:200]})",
+                       url=cl.url) from e
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -1,6 +1,9 @@
 """The report as one flat CSV: a ``section`` column says what each row is (stolen, endpoint, entity,
 country, rollup, unspent, mixer, bridge, swap, stopped, timeline, evidence, comparison, conservation), so a
-spreadsheet filter on ``section`` gives each table. Amounts are exact decimal strings in whole units."""
+spreadsheet filter on ``section`` gives each table. Amounts are exact decimal strings in whole units.
+
+Cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR, and not a plain
+number) are written with a leading ``'`` (docs/security.md, "Output escaping")."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from datetime import datetime
 
 from fundtrail.model.amount import format_units
 from fundtrail.report.model import Report, Total, asset_label
+from fundtrail.safetext import csv_cell
 
 COLUMNS = ["section", "model", "chain", "asset", "symbol", "amount", "usd", "entity", "category", "country",
            "address", "txid", "hops", "first_seen", "last_seen", "detail"]
@@ -32,7 +36,9 @@ def render(report: Report) -> str:
     w.writeheader()
 
     def row(section: str, model: str = "", **kv: object) -> None:
-        w.writerow({"section": section, "model": model, **{k: ("" if v is None else v) for k, v in kv.items()}})
+        # every cell is neutralised against spreadsheet formulas (fundtrail.safetext.csv_cell, OWASP's rule)
+        w.writerow({"section": section, "model": csv_cell(model),
+                    **{k: ("" if v is None else csv_cell(v)) for k, v in kv.items()}})
 
     for t in report.stolen:
         row("stolen", report.primary, **_t(t), detail=f"incident {report.incident.name}")
@@ -67,7 +73,7 @@ def render(report: Report) -> str:
                 row(kind, m, chain=c.from_chain, asset=c.from_asset, symbol=report.label(c.from_chain, c.from_asset),
                     amount=format_units(c.from_amount, c.from_decimals), entity=c.via, txid=c.in_txid,
                     first_seen=_iso(c.time),
-                    detail=f"-> {format_units(c.to_amount, c.to_decimals)} {c.to_asset} on {c.to_chain} "
+                    detail=f"to {format_units(c.to_amount, c.to_decimals)} {c.to_asset} on {c.to_chain} "
                            f"(out {c.out_txid}; match {c.match}, confidence {c.confidence:.2f})")
         for x in s.stopped:
             row("stopped", m, chain=x.chain, asset=x.asset, symbol=report.label(x.chain, x.asset),

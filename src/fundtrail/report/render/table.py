@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
@@ -20,6 +20,7 @@ from fundtrail.report.model import (
     totals_text,
     usd_sum,
 )
+from fundtrail.safetext import SafeConsole
 
 
 def _t(t: datetime | None) -> str:
@@ -170,7 +171,7 @@ def renderables(report: Report) -> list[RenderableType]:
 
 def render(report: Report, *, width: int = 160, color: bool = False) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=width, color_system="standard" if color else None, force_terminal=color,
+    console = SafeConsole(file=buf, width=width, color_system="standard" if color else None, force_terminal=color,
                       highlight=False)
     console.print(Group(*renderables(report)))
     return buf.getvalue()
