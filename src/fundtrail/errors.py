@@ -23,7 +23,8 @@ them once: a message for a person and an exit code; nothing else catches them on
     ├── WorkspaceError             the workspace cannot be used as asked
     │   ├── ChainMismatchError     a chain id / network differs from the one the workspace knows the chain by
     │   └── LockedError            another writer holds the workspace
-    └── EvidenceError              an evidence bundle does not verify (names each file, tx or digest)
+    ├── EvidenceError              an evidence bundle does not verify (names each file, tx or digest)
+    └── EngineError                the distributed engine (Spark) is not installed, or one of its jobs failed
 """
 
 from __future__ import annotations
@@ -174,3 +175,9 @@ class EvidenceError(FundtrailError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         self.problems = list(problems or [])
         super().__init__(message + ("".join(f"\n  - {p}" for p in self.problems) if self.problems else ""))
+
+
+class EngineError(FundtrailError):
+    """The distributed engine (Spark) is not installed or not reachable, or one of its jobs failed."""
+
+    exit_code = 7

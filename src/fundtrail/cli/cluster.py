@@ -27,17 +27,31 @@ def register(app: typer.Typer) -> None:
                                        "clusters both at least this many addresses."),
         full: bool = typer.Option(False, "--full", help="Recompute from scratch instead of extending."),
         json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+        engine: str = typer.Option("embedded", "--engine", help="Where the job runs: embedded (in process) "
+                                   "or spark (UTXO chains on Apache Spark, always from scratch)."),
+        spark_master: str = typer.Option("local[*]", "--spark-master", help="Spark master URL "
+                                         "(local[*], spark://host:7077, yarn, k8s://...)."),
+        spark_conf: list[str] = typer.Option([], "--spark-conf", help="A Spark setting key=value (repeatable)."),
     ) -> None:
         """Cluster the addresses of one chain or all chains (incremental: new blocks extend the clusters)."""
         ctx.obj = {"home": home}
         if ctx.invoked_subcommand is not None:
             return
-        from fundtrail.cluster.service import cluster as run
+        from fundtrail.engine.base import engine_spec
 
+        spec = engine_spec(engine, spark_master, spark_conf)
         ws = workspace(home)
         with CliProgress() as progress:
-            stats = run(ws, chain, change_heuristics=change_heuristics, progress=progress,
-                        alarm_size=alarm_size, full=full)
+            if spec.distributed:
+                from fundtrail.cluster.distributed import cluster as run_distributed
+
+                stats = run_distributed(ws, chain, spec, change_heuristics=change_heuristics, progress=progress,
+                                        alarm_size=alarm_size)
+            else:
+                from fundtrail.cluster.service import cluster as run
+
+                stats = run(ws, chain, change_heuristics=change_heuristics, progress=progress,
+                            alarm_size=alarm_size, full=full)
         rows = [dataclasses.asdict(s) for s in stats.chains]
         if json_out:
             emit_json(rows)

@@ -73,10 +73,16 @@ def emit_json(obj: Any) -> None:
 
 # --- progress: a bar on a terminal, log lines otherwise ---------------------------------------------
 
+def _rate(v: float, dt: float) -> str:
+    """A rate with the digits it needs: 0.04 MB/s is not "0.0 MB/s"."""
+    r = v / dt
+    return f"{r:,.0f}" if r >= 100 else f"{r:,.1f}" if r >= 1 else f"{r:.2g}"
+
+
 class _RichTask:
-    def __init__(self, progress: Progress, description: str, total: float | None, unit: str) -> None:
+    def __init__(self, progress: Progress, task_id: Any, unit: str) -> None:
         self._p = progress
-        self._id = progress.add_task(description, total=total, figures="")
+        self._id = task_id
         self._unit = unit
         self._start = time.monotonic()
         self._sums: dict[str, float] = {}
@@ -87,7 +93,8 @@ class _RichTask:
         for k, v in figures.items():
             self._sums[k] = self._sums.get(k, 0.0) + v
         dt = max(time.monotonic() - self._start, 1e-9)
-        rates = [f"{self._n / dt:,.0f} {self._unit}/s"] + [f"{v / dt:,.1f} {k}/s" for k, v in self._sums.items()]
+        rates = [f"{_rate(self._n, dt)} {self._unit}/s"] + [f"{_rate(v, dt)} {k}/s" for k, v in self._sums.items()
+                                                            if v > 0]
         self._p.update(self._id, advance=n, figures="  ".join(rates))
 
     def note(self, message: str) -> None:
@@ -98,33 +105,48 @@ class _RichTask:
 
 
 class _LogTask:
-    def __init__(self, description: str, total: float | None, unit: str) -> None:
+    """Log lines every 5 s and one at the end; a line is never printed twice (the end line is skipped
+    when the last periodic line already said the same count; ``seen`` is shared by the tasks of one
+    command, so a task run again with the same outcome does not repeat it). Rates are taken at the last
+    advance, not at close time, and over the time the task has run."""
+
+    def __init__(self, description: str, total: float | None, unit: str, seen: set[tuple]) -> None:
         self._d, self._total, self._unit = description, total, unit
-        self._start = self._last = time.monotonic()
+        self._start = self._last = self._at = time.monotonic()
         self._n = 0.0
         self._sums: dict[str, float] = {}
+        self._seen = seen
+        self._closed = False
 
     def advance(self, n: float = 1, **figures: float) -> None:
         self._n += n
         for k, v in figures.items():
             self._sums[k] = self._sums.get(k, 0.0) + v
-        now = time.monotonic()
+        now = self._at = time.monotonic()
         if now - self._last >= 5:
             self._last = now
             self._line()
 
     def _line(self) -> None:
-        dt = max(time.monotonic() - self._start, 1e-9)
+        key = (self._d, self._n, self._total)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        dt = max(self._at - self._start, 1e-9)
         of = f"/{self._total:,.0f}" if self._total else ""
-        rates = ", ".join(f"{v / dt:,.1f} {k}/s" for k, v in self._sums.items())
-        err_console.print(f"{self._d}: {self._n:,.0f}{of} {self._unit} ({self._n / dt:,.1f} {self._unit}/s"
-                          + (f", {rates}" if rates else "") + ")", highlight=False)
+        rates = ", ".join(f"{_rate(v, dt)} {k}/s" for k, v in self._sums.items() if v > 0)
+        speed = f" ({_rate(self._n, dt)} {self._unit}/s" + (f", {rates}" if rates else "") + ")" if self._n else ""
+        err_console.print(f"{self._d}: {self._n:,.0f}{of} {self._unit}{speed}", highlight=False)
 
     def note(self, message: str) -> None:
-        err_console.print(message, highlight=False)
+        if ("note", message) not in self._seen:
+            self._seen.add(("note", message))
+            err_console.print(message, highlight=False)
 
     def close(self) -> None:
-        self._line()
+        if not self._closed:
+            self._closed = True
+            self._line()
 
 
 class CliProgress:
@@ -133,6 +155,8 @@ class CliProgress:
     def __init__(self) -> None:
         self._tty = err_console.is_terminal
         self._rich: Progress | None = None
+        self._seen: set[tuple] = set()
+        self._bars: dict[str, Any] = {}
 
     def __enter__(self) -> CliProgress:
         if self._tty:
@@ -148,8 +172,13 @@ class CliProgress:
 
     def task(self, description: str, total: float | None = None, unit: str = "") -> Task:
         if self._rich is not None:
-            return _RichTask(self._rich, description, total, unit)
-        return _LogTask(description, total, unit)
+            if description in self._bars:  # the same task again (trace per model): one bar, restarted
+                task_id = self._bars[description]
+                self._rich.reset(task_id, total=total, figures="")
+            else:
+                task_id = self._bars[description] = self._rich.add_task(description, total=total, figures="")
+            return _RichTask(self._rich, task_id, unit)
+        return _LogTask(description, total, unit, self._seen)
 
 
 def setup_logging(verbose: bool) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,11 +34,12 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fundtrail.cluster import change as change_mod
 from fundtrail.cluster import coinjoin as coinjoin_mod
 from fundtrail.cluster import deposit as deposit_mod
+from fundtrail.cluster import edges as edges_mod
+from fundtrail.cluster.edges import cospend_batches
 from fundtrail.cluster.unionfind import UnionFind
 from fundtrail.errors import NotFoundError, WorkspaceError
 from fundtrail.progress import NullProgress, Progress
@@ -133,37 +134,6 @@ def _close(con: duckdb.DuckDBPyConnection, spill: Path | None) -> None:
     con.close()
     if spill is not None:
         shutil.rmtree(spill, ignore_errors=True)
-
-
-_COSPEND_SQL = """
-    WITH i AS (
-        SELECT DISTINCT i.txid, i.address_id AS b
-        FROM utxo_inputs i
-        WHERE i.chain = $chain AND i.height > $lo AND i.height <= $hi AND i.address_id >= 0
-          AND i.txid NOT IN (SELECT txid FROM _skip)
-    ), t AS (
-        SELECT txid, height, tx_index FROM utxo_transactions
-        WHERE chain = $chain AND height > $lo AND height <= $hi AND NOT is_coinbase
-    ), e AS (
-        SELECT t.height, t.tx_index, min(i.b) OVER (PARTITION BY i.txid) AS a, i.b
-        FROM i JOIN t ON t.txid = i.txid
-    )
-    SELECT height, tx_index, a, b FROM e WHERE a <> b ORDER BY height, tx_index, b
-"""
-
-
-def cospend_batches(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
-                    skip_txids: Iterable[str], batch_rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
-    """The co-spend edges of blocks ``lo < height <= hi`` as record batches of fixed-width integers
-    (height, tx_index, a, b), in (height, tx_index, b) order: for each transaction (not coinbase, not in
-    ``skip_txids``) with k distinct input addresses, k-1 edges from the smallest id to the others. No txid
-    reaches Python: a transaction is (height, tx_index) until its edge becomes evidence."""
-    con.register("_skip", pa.table({"txid": S.txid_array(skip_txids).drop_null()}))  # as stored: binary
-    try:
-        reader = con.sql(_COSPEND_SQL, params={"chain": chain, "lo": lo, "hi": hi}).to_arrow_reader(batch_rows)
-        yield from reader
-    finally:
-        con.unregister("_skip")
 
 
 def cospend_edges(con: duckdb.DuckDBPyConnection, chain: str, lo: int, hi: int,
@@ -368,44 +338,43 @@ def cluster_utxo(ws: Workspace, chain: str, *, change_heuristics: tuple[str, ...
                 for table in ("cluster_evidence", "coinjoin_txs", "change_outputs", "cluster_alarms"):
                     txn.replace(table, chain, None)
             for r_lo, r_hi in _block_ranges(con, chain, lo, tip, range_rows):
-                cj = coinjoin_mod.detect_range(con, chain, r_lo, r_hi)
-                cj_parts.append(cj)
-                multi = pc.filter(cj["txid"], pc.invert(pc.is_in(
-                    cj["protocol"], pa.array(sorted(coinjoin_mod.NOT_MULTI_PARTY))))).to_pylist()
-                n_multi += len(multi)
-                # co-spend: integer batches into the union-find; txids only for the merging rows
+                # the range's parts, from the one eligibility function every engine runs (cluster/edges.py)
                 keep: list[pa.Table] = []
                 alarm_pos: list[np.ndarray] = []
                 alarm_a: list[np.ndarray] = []
                 alarm_b: list[np.ndarray] = []
                 kept = 0
-                for batch in cospend_batches(con, chain, r_lo, r_hi, multi):
-                    merged, alarm_edge, sa, sb = merger.union(batch.column("a").to_numpy(),
-                                                              batch.column("b").to_numpy())
-                    task.advance(batch.num_rows)
-                    if len(alarm_edge):
-                        alarm_pos.append(kept + np.searchsorted(merged, alarm_edge))
-                        alarm_a.append(sa)
-                        alarm_b.append(sb)
-                    if len(merged):
-                        keep.append(pa.Table.from_batches([batch]).take(pa.array(merged)))
-                        kept += len(merged)
-                if keep:
-                    ints = pa.concat_tables(keep)
-                    del keep
-                    ev = _with_txids(con, chain, r_lo, r_hi, ints, "cospend", COSPEND_CONFIDENCE)
-                    del ints
-                    txn.append("cluster_evidence", chain, merger.evidence(
-                        ev, np.concatenate(alarm_pos) if alarm_pos else np.empty(0, np.int64),
-                        np.concatenate(alarm_a) if alarm_a else np.empty(0, np.int64),
-                        np.concatenate(alarm_b) if alarm_b else np.empty(0, np.int64)))
-                    del ev
-                report, cedges = change_mod.detect_range(con, chain, r_lo, r_hi, multi, change_heuristics,
-                                                         seen_through=tip)
-                txn.append("change_outputs", chain, report)
-                del report
-                if cedges.num_rows:
-                    change_edges.append(cedges.select(EDGE_SCHEMA.names).cast(EDGE_SCHEMA))
+                for part in edges_mod.range_edges(con, chain, r_lo, r_hi, change_heuristics, seen_through=tip):
+                    if part.kind == edges_mod.COINJOINS:
+                        cj_parts.append(part.data)
+                        n_multi += len(edges_mod.multi_party_txids(part.data))
+                    elif part.kind == edges_mod.COSPEND:
+                        # co-spend: integer batches into the union-find; txids only for the merging rows
+                        batch = part.data
+                        merged, alarm_edge, sa, sb = merger.union(batch.column("a").to_numpy(),
+                                                                  batch.column("b").to_numpy())
+                        task.advance(batch.num_rows)
+                        if len(alarm_edge):
+                            alarm_pos.append(kept + np.searchsorted(merged, alarm_edge))
+                            alarm_a.append(sa)
+                            alarm_b.append(sb)
+                        if len(merged):
+                            keep.append(pa.Table.from_batches([batch]).take(pa.array(merged)))
+                            kept += len(merged)
+                    elif part.kind == edges_mod.CHANGE_OUTPUTS:
+                        if keep:  # the range's co-spend evidence, before its change verdicts
+                            ints = pa.concat_tables(keep)
+                            keep = []
+                            ev = _with_txids(con, chain, r_lo, r_hi, ints, "cospend", COSPEND_CONFIDENCE)
+                            del ints
+                            txn.append("cluster_evidence", chain, merger.evidence(
+                                ev, np.concatenate(alarm_pos) if alarm_pos else np.empty(0, np.int64),
+                                np.concatenate(alarm_a) if alarm_a else np.empty(0, np.int64),
+                                np.concatenate(alarm_b) if alarm_b else np.empty(0, np.int64)))
+                            del ev
+                        txn.append("change_outputs", chain, part.data)
+                    elif part.data.num_rows:  # CHANGE
+                        change_edges.append(part.data.select(EDGE_SCHEMA.names).cast(EDGE_SCHEMA))
             # change edges join after every co-spend edge (the order a single pass over all blocks uses)
             n_change = 0
             if change_edges:
