@@ -16,7 +16,9 @@ them once: a message for a person and an exit code; nothing else catches them on
     │   └── FetchError             a download of a public data source failed
     └── WorkspaceError             the workspace cannot be used as asked
         ├── ChainMismatchError     a chain id / network differs from the one the workspace knows the chain by
-        └── LockedError            another writer holds the workspace
+        ├── LockedError            another writer holds the workspace (its writer lease)
+        ├── ConflictError          the workspace changed since the writer read it: nothing was committed
+        └── WriteFailedError       a write failed (disk full, read-only): the last committed state is kept
 """
 
 from __future__ import annotations
@@ -123,4 +125,12 @@ class ChainMismatchError(WorkspaceError):
 
 
 class LockedError(WorkspaceError):
+    pass
+
+
+class ConflictError(WorkspaceError):
+    pass
+
+
+class WriteFailedError(WorkspaceError):
     pass

@@ -19,7 +19,7 @@ from fundtrail.errors import AddressError, NotFoundError, UsageError
 from fundtrail.model.address import normalize
 from fundtrail.model.chain import BITCOIN_NETWORKS
 from fundtrail.model.trace import Seed
-from fundtrail.store import GLOBAL, Workspace
+from fundtrail.store import GLOBAL, Workspace, writes
 from fundtrail.store import schema as S
 
 TABLE = "incidents"
@@ -194,6 +194,7 @@ def get_incident(ws: Workspace, name: str) -> Incident:
     raise NotFoundError(f"no incident named {name!r} in {ws.home} (incidents: {known})")
 
 
+@writes("incident")
 def save_incident(ws: Workspace, incident: Incident, *, replace: bool = False) -> Incident:
     with ws.transaction() as txn:
         current = [_from_row(r) for r in ws.read(TABLE, GLOBAL).to_pylist()]
@@ -214,6 +215,7 @@ def create_incident(ws: Workspace, name: str, chain: str | Sequence[str], addres
     return save_incident(ws, inc, replace=replace)
 
 
+@writes("incident delete")
 def delete_incident(ws: Workspace, name: str) -> None:
     with ws.transaction() as txn:
         current = [_from_row(r) for r in ws.read(TABLE, GLOBAL).to_pylist()]

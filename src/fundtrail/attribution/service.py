@@ -110,7 +110,9 @@ def import_paths(ws: Workspace, paths: Sequence[Path | str], *, as_of: dt.dateti
     task = progress.task("storing tags", total=len(groups), unit="datasets")
     con = history.connect()
     try:
-        with ws.transaction() as txn:
+        # the files were read above, without the writer lease (a slow parse blocks no other writer); the
+        # stored observations are read, merged and replaced under it
+        with ws.writer(purpose="tags import"), ws.transaction() as txn:
             for dataset, snaps in sorted(groups.items()):
                 key = history.part_key(dataset)
                 old = ws.read("tag_observations", key)

@@ -7,7 +7,7 @@ import dataclasses
 import pyarrow as pa
 import typer
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, render_table, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, WaitOpt, console, emit_json, render_table, workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
                                        "clusters both at least this many addresses."),
         full: bool = typer.Option(False, "--full", help="Recompute from scratch instead of extending."),
         json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Cluster the addresses of one chain or all chains (incremental: new blocks extend the clusters)."""
         ctx.obj = {"home": home}
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
             return
         from fundtrail.cluster.service import cluster as run
 
-        ws = workspace(home)
+        ws = workspace(home, wait=wait)
         with CliProgress() as progress:
             stats = run(ws, chain, change_heuristics=change_heuristics, progress=progress,
                         alarm_size=alarm_size, full=full)

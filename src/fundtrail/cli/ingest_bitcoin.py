@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, WaitOpt, console, workspace
 from fundtrail.errors import UsageError
 
 
@@ -24,13 +24,14 @@ def register(app: typer.Typer) -> None:
         start_height: Annotated[int | None, typer.Option("--start-height", help="Height of the first block (files/RPC starting mid-chain).")] = None,
         index_memory_mb: Annotated[int, typer.Option("--index-memory", help="MB of RAM for the address and UTXO indexes (the rest is read from disk).")] = 256,
         home: HomeOpt = None,
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Ingest Bitcoin blocks from Core's block files or from its JSON-RPC."""
         from fundtrail.ingest.bitcoin.service import ingest_block_files, ingest_rpc
 
         if (blocks_dir is None) == (rpc is None):
             raise UsageError("give exactly one of --blocks-dir DIR or --rpc URL")
-        ws = workspace(home)
+        ws = workspace(home, wait=wait)
         with CliProgress() as progress:
             if blocks_dir is not None:
                 stats = ingest_block_files(ws, blocks_dir, network, progress=progress, prevouts=prevouts,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, WaitOpt, console, workspace
 
 
 def register(ingest_app: typer.Typer) -> None:
@@ -20,12 +20,13 @@ def register(ingest_app: typer.Typer) -> None:
         batch_blocks: Annotated[int, typer.Option("--batch-blocks", help="Blocks fetched and committed together.")] = 20,
         trace: Annotated[str, typer.Option("--trace", help="auto | debug | trace | none")] = "auto",
         home: HomeOpt = None,
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Ingest an EVM chain over JSON-RPC: blocks, transactions, transfers (internal ones from traces),
         logs and tokens."""
         from fundtrail.ingest.evm.service import ingest_evm
 
-        ws = workspace(home)
+        ws = workspace(home, wait=wait)
         with CliProgress() as progress:
             try:
                 st = ingest_evm(ws, rpc, chain, start=start, end=end, follow=follow, progress=progress,

@@ -10,6 +10,7 @@ import typer
 from fundtrail.cli.common import (
     CliProgress,
     HomeOpt,
+    WaitOpt,
     console,
     emit_json,
     err_console,
@@ -55,11 +56,12 @@ def import_cmd(
     as_of: str | None = typer.Option(None, "--as-of", help="Snapshot date of these files (default: from the "
                                      "files, their names, or their modification time)."),
     max_issues: int = typer.Option(20, "--max-issues", help="How many problems to list."),
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Import tag files; re-importing a newer list of a source records additions and delistings."""
     from fundtrail.attribution.service import import_paths
 
-    ws = workspace(home)
+    ws = workspace(home, wait=wait)
     with CliProgress() as progress:
         stats = import_paths(ws, paths, as_of=as_of, progress=progress)
     _print_stats(stats, max_issues)
@@ -73,11 +75,12 @@ def fetch_cmd(
     url: list[str] = typer.Option(None, "--url", help="Download from this URL instead (repeatable)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Snapshot date (default: from the files, or today)."),
     max_issues: int = typer.Option(20, "--max-issues"),
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Download a public tag source (when online) and import it."""
     from fundtrail.attribution.fetch import fetch
 
-    ws = workspace(home)
+    ws = workspace(home, wait=wait)
     with CliProgress() as progress:
         stats = fetch(ws, source, urls=url or None, as_of=as_of, progress=progress)
     _print_stats(stats, max_issues)

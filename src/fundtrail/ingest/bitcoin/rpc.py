@@ -29,7 +29,7 @@ from fundtrail.errors import ChainMismatchError, RpcError
 from fundtrail.ingest.bitcoin.serialize import varint
 from fundtrail.model.chain import BitcoinNetwork
 from fundtrail.progress import NullProgress, Progress
-from fundtrail.store.workspace import Workspace
+from fundtrail.store.workspace import Workspace, writes
 
 CORE_CHAIN_NAMES = {"main": "mainnet", "test": "testnet", "testnet4": "testnet4", "signet": "signet",
                     "regtest": "regtest"}
@@ -135,6 +135,7 @@ def raw_block_of(blk: dict[str, Any]) -> tuple[bytes, dict[int, tuple[int, bytes
     return header + varint(len(txs)) + body, known
 
 
+@writes("ingest bitcoin --rpc")
 def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, follow: bool = False,
                      progress: Progress = NullProgress(), start: int | None = None, end: int | None = None,
                      batch_blocks: int = 50, poll_interval: float = 5.0, max_polls: int | None = None,
@@ -218,7 +219,12 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
             polls += 1
             if max_polls is not None and polls > max_polls:
                 break
-            time.sleep(poll_interval)
+            seen = ws.generation
+            with ws.writer_paused():  # other writers (tags import, cluster, …) may commit while we wait
+                time.sleep(poll_interval)
+            if ws.generation != seen:  # they did: read the indexes again from what is committed now
+                totals, ing = ing.totals, Ingester(ws, net, index_memory=index_memory)
+                ing.totals = totals
         return ing.stats(time.monotonic() - t0)
     finally:
         task.close()

@@ -39,7 +39,7 @@ from fundtrail.ingest.bitcoin.utxo import (
 from fundtrail.model.chain import BitcoinNetwork, bitcoin_network
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.schema import schema_of
-from fundtrail.store.workspace import Workspace
+from fundtrail.store.workspace import Workspace, writes
 
 TABLES = ("utxo_blocks", "utxo_transactions", "utxo_outputs", "utxo_inputs")
 # Parquet writer options of the batch tables: zstd level 1 (level 3 cost ~2x the time for ~10% smaller
@@ -354,6 +354,7 @@ class Ingester:
 
 # --- block files -----------------------------------------------------------------------------------------
 
+@writes("ingest bitcoin")
 def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNetwork | str = "mainnet", *,
                        progress: Progress = NullProgress(), batch_bytes: int = 32 << 20,
                        batch_blocks: int = 100_000, prevouts: Path | str | None = None,
@@ -422,6 +423,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
         src.close()
 
 
+@writes("ingest bitcoin --prevouts")
 def seed_prevouts(ws: Workspace, path: Path | str, network: BitcoinNetwork | str = "mainnet") -> int:
     """Supply known previous outputs from a btcd ``*.utxostore`` file (see utxo.read_btcd_utxostore)."""
     ing = Ingester(ws, _network(network))
