@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         follow: Annotated[bool, typer.Option("--follow", help="Keep following the node's tip.")] = False,
         prevouts: Annotated[Path | None, typer.Option("--prevouts", help="Known previous outputs (btcd *.utxostore[.bz2]).")] = None,
         batch_mb: Annotated[int, typer.Option("--batch-mb", help="Commit every N MB of blocks.")] = 32,
+        batch_blocks: Annotated[int, typer.Option("--batch-blocks", min=1, help="...or every N blocks, whichever comes first.")] = 100_000,
         start_height: Annotated[int | None, typer.Option("--start-height", help="Height of the first block (files/RPC starting mid-chain).")] = None,
         index_memory_mb: Annotated[int, typer.Option("--index-memory", help="MB of RAM for the address and UTXO indexes (the rest is read from disk).")] = 256,
         home: HomeOpt = None,
@@ -35,7 +36,8 @@ def register(app: typer.Typer) -> None:
         with CliProgress() as progress:
             if blocks_dir is not None:
                 stats = ingest_block_files(ws, blocks_dir, network, progress=progress, prevouts=prevouts,
-                                           batch_bytes=batch_mb << 20, start_height=start_height,
+                                           batch_bytes=batch_mb << 20, batch_blocks=batch_blocks,
+                                           start_height=start_height,
                                            index_memory=index_memory_mb << 20)
             else:
                 if prevouts is not None:
