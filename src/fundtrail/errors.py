@@ -5,7 +5,8 @@ them once: a message for a person and an exit code; nothing else catches them on
 
     FundtrailError
     ├── UsageError                 a request that cannot be carried out as asked (bad option, unknown incident)
-    │   └── NotFoundError          a named thing (incident, address, chain, table) does not exist
+    │   ├── NotFoundError          a named thing (incident, address, chain, table) does not exist
+    │   └── QueryLimitError        user SQL refused by the sandbox or stopped by a limit (time, memory, rows)
     ├── InputError                 bad input data; names the file, line, byte offset, block or field
     │   ├── BlockFileError         a blk*.dat / .bz2 file that is truncated, corrupt or not a block file
     │   ├── DecodeError            a block, transaction or script that does not parse
@@ -37,6 +38,10 @@ class UsageError(FundtrailError):
 
 
 class NotFoundError(UsageError):
+    pass
+
+
+class QueryLimitError(UsageError):
     pass
 
 

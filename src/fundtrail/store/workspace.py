@@ -65,7 +65,9 @@ import pyarrow.parquet as pq
 from fundtrail.errors import ConflictError, NotFoundError, UsageError, WorkspaceError, WriteFailedError
 from fundtrail.store import lease as L
 from fundtrail.store import pins as P
+from fundtrail.store import sandbox as SB
 from fundtrail.store import schema as S
+from fundtrail.store.sandbox import QueryLimits
 
 MANIFEST = "manifest.json"
 SEGMENTS = "manifest.d"
@@ -299,6 +301,21 @@ class Workspace:
             raise UsageError(f"query failed: {e}") from e
         finally:
             con.close()
+
+    def user_query(self, sql: str, *, allow_files: bool = False, limits: QueryLimits | None = None) -> pa.Table:
+        """Run a person's read-only SQL in the sandbox (store/sandbox.py): the workspace's tables and
+        views only (unless ``allow_files``), within ``limits`` (time, memory, threads, result rows)."""
+        limits = limits or QueryLimits()
+        spill = SB.spill_dir(self.home)
+        try:
+            con = self.connect()
+            try:
+                SB.lock_down(con, self.home, limits, allow_files=allow_files, spill=spill)
+                return SB.run(con, sql, limits)
+            finally:
+                con.close()
+        finally:
+            SB.remove_spill(spill)
 
     # --- writing -----------------------------------------------------------------------------------
     def holds_writer(self) -> bool:
