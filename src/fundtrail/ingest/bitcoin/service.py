@@ -411,7 +411,11 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                     k = int(np.searchsorted(starts, off, side="right") - 1)
                     return str(files[int(index.file[r[k]])]), int(index.offset[r[k]]) + off - int(starts[k])
 
-                ing.ingest_batch(buf, starts, ends, chain.first_height + int(pos[0]), where=where)
+                h0 = chain.first_height + int(pos[0])
+                try:
+                    ing.ingest_batch(buf, starts, ends, h0, where=where)
+                except DecodeError as e:
+                    raise _keep_before(ing, e, buf, starts, ends, h0, where) from None
                 task.advance(len(r), MB=float(ends[-1]) / 1e6)
         finally:
             task.close()
@@ -421,6 +425,21 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     finally:
         ing.close()
         src.close()
+
+
+def _keep_before(ing: Ingester, e: DecodeError, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, h0: int,
+                 where: Callable[[int], tuple[str, int]]) -> DecodeError:
+    """A block of a batch does not parse or verify: commit the blocks before it (they are valid), and
+    return the error, saying what is kept and how to go on."""
+    k = int(e.block) - h0 if isinstance(e.block, int) and h0 <= e.block < h0 + len(starts) else 0
+    if k > 0:
+        ing.ingest_batch(buf, starts[:k], ends[:k], h0, where=where)
+    tip_h, _ = ing.tip()
+    kept = (f"every block up to height {tip_h} is committed" if tip_h is not None
+            else "no block is committed")
+    return DecodeError(f"{e.message}; {kept}: repair or replace the file (e.g. copy it again from the node, "
+                       "or let the node re-download the block) and run the same command again to continue "
+                       "from there", path=e.path, offset=e.offset, block=e.block, field=e.field)
 
 
 @writes("ingest bitcoin --prevouts")
