@@ -16,6 +16,7 @@ Use it through :meth:`fundtrail.store.workspace.Workspace.writer`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fundtrail.errors import LockedError, WorkspaceError
+from fundtrail.errors import LockedError, WorkspaceError, WriteFailedError
 
 LOCK = "lock"
 
@@ -63,7 +64,11 @@ def _open_lock(path: Path) -> int:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as e:
-        raise WorkspaceError(f"{path}: cannot open the workspace's lock file ({e.strerror})") from e
+        if e.errno == errno.ELOOP:
+            raise WorkspaceError(f"{path}: the workspace's lock file is a symbolic link: refusing to write "
+                                 "through it (remove it)") from e
+        why = " (the workspace is read-only: nothing was changed)" if e.errno in (errno.EROFS, errno.EACCES) else ""
+        raise WriteFailedError(f"{path}: cannot open the workspace's lock file ({e.strerror}){why}") from e
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)

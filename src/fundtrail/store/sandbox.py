@@ -127,9 +127,12 @@ def _first_line(e: Exception) -> str:
 
 def spill_dir(home: Path) -> Path:
     """A fresh private directory for one query's spill files (removed by :func:`remove_spill`)."""
-    base = home / "tmp"
-    base.mkdir(mode=0o700, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="query-", dir=base))
+    try:
+        base = home / "tmp"
+        base.mkdir(mode=0o700, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="query-", dir=base))
+    except OSError:  # a read-only or full workspace can still be queried
+        return Path(tempfile.mkdtemp(prefix="fundtrail-query-"))
 
 
 def remove_spill(path: Path) -> None:
