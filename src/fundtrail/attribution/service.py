@@ -4,20 +4,41 @@ the history of the datasets it touched, all in one transaction."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fundtrail.attribution import csvtags, detect, etherscan, fbi, history, ofac, tagpack
 from fundtrail.attribution.records import ACTOR_SCHEMA, TAG_SCHEMA, ImportStats, Issue, Parsed, Snapshot, ts
-from fundtrail.errors import FundtrailError, NotFoundError
+from fundtrail.errors import FundtrailError, NotFoundError, TagFileError
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import GLOBAL, Workspace
 from fundtrail.store import schema as S
 
-READERS = {
+# what a reader lets through on a malformed file (found by fuzzing: invalid UTF-8, impossible YAML dates,
+# wrong JSON/YAML types, deep nesting); the file is reported as an issue and the other files still import
+_FILE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError,
+                UnicodeError, SyntaxError, MemoryError)
+
+
+def guarded(read: Callable[..., Parsed]) -> Callable[..., Parsed]:
+    """``read`` with any error of a malformed file turned into a TagFileError naming the file."""
+    @functools.wraps(read)
+    def inner(path: Path, *args: Any, **kwargs: Any) -> Parsed:
+        try:
+            return read(path, *args, **kwargs)
+        except FundtrailError:
+            raise
+        except _FILE_ERRORS as e:
+            raise TagFileError(f"cannot read ({type(e).__name__}: {str(e)[:200]})", path=path) from None
+    return inner
+
+
+READERS = {name: guarded(fn) for name, fn in {
     "graphsense-tagpack": tagpack.read_tagpack,
     "graphsense-actorpack": tagpack.read_actorpack,
     "ofac-sdn-xml": ofac.read_sdn_xml,
@@ -28,7 +49,8 @@ READERS = {
     "etherscan-accounts": etherscan.read_accounts,
     "fbi-list": fbi.read_fbi_list,
     "csv": csvtags.read_csv,
-}
+    "ofac-sdn-csv": ofac.read_sdn_csv,
+}.items()}
 
 
 def _comments_for(sdn: Path, given: list[Path]) -> Path | None:
@@ -71,7 +93,7 @@ def read_paths(paths: Sequence[Path | str], *, as_of: dt.datetime | dt.date | st
                                                   "import them together", level="warning"))
                 elif fmt == "ofac-sdn-csv":
                     c = _comments_for(f, comments)
-                    parsed.append(ofac.read_sdn_csv(f, c, as_of=when))
+                    parsed.append(READERS["ofac-sdn-csv"](f, c, as_of=when))
                 else:
                     parsed.append(READERS[fmt](f, as_of=when))
                 stats.files += 1
