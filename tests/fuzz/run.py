@@ -22,13 +22,13 @@ if os.environ.get("NUMBA_DISABLE_JIT") == "1":  # kernels run as Python: instrum
     NUMBA = []
 with atheris.instrument_imports(include=["fundtrail"], exclude=NUMBA):
     import fundtrail.attribution.service  # noqa: F401
-    import fundtrail.ingest.evm.mappers  # noqa: F401
-    import fundtrail.model.address  # noqa: F401
-    import fundtrail.model.chain  # noqa: F401
     import fundtrail.ingest.bitcoin.blockfiles  # noqa: F401
     import fundtrail.ingest.bitcoin.parse  # noqa: F401
     import fundtrail.ingest.bitcoin.rows  # noqa: F401
     import fundtrail.ingest.bitcoin.script  # noqa: F401
+    import fundtrail.ingest.evm.mappers  # noqa: F401
+    import fundtrail.model.address  # noqa: F401
+    import fundtrail.model.chain  # noqa: F401
 
 from fundtrail.errors import FundtrailError  # noqa: E402
 from tests.fuzz.targets import MAX_LEN, TARGETS  # noqa: E402

@@ -3,6 +3,7 @@ among them, a reader checking every snapshot; then the workspace must equal a se
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -124,39 +125,51 @@ def run_round(data: Data, home: Path, rng: random.Random, *, writers: int = 6, k
                        '| tail -n 1 | grep -qx 0 || echo BAD; done', sys.executable],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     procs: list[tuple[str, bool, subprocess.Popen]] = []
-    to_kill = set(rng.sample(range(len(chosen)), kills)) if kills else set()
-    kill_at: dict[int, float] = {}
-    for k, (name, argv) in enumerate(chosen):
-        time.sleep(rng.uniform(0.0, 0.4))
-        waits = rng.random() >= no_wait_share
-        cmd = [*fundtrail, *argv, "--home", str(home)] + (["--wait", "120"] if waits else [])
-        p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        procs.append((name, waits, p))
-        if k in to_kill:
-            kill_at[k] = time.monotonic() + rng.uniform(0.5, 4.0)
-    while kill_at:
-        now = time.monotonic()
-        for k, t in list(kill_at.items()):
-            if now >= t:
-                if procs[k][2].poll() is None:
-                    procs[k][2].send_signal(signal.SIGKILL)
-                del kill_at[k]
-        time.sleep(0.02)
-    for k, (name, waits, p) in enumerate(procs):
-        _, err = p.communicate(timeout=600)
-        key = f"{k}:{name}"
-        r.exits[key] = p.returncode
-        if p.returncode == -signal.SIGKILL:
-            r.killed += 1
-        elif p.returncode == 5 and not waits and "another fundtrail process is writing" in err:
-            assert "pid " in err and "since" in err, err  # the busy writer is named
-            r.locked += 1
-        else:
-            assert p.returncode == 0, f"{key} {p.args} exited {p.returncode}: {err[-2000:]}"
-    stop.touch()
-    reader.wait(timeout=120)
-    out, _ = query_loop.communicate(timeout=120)
-    assert "BAD" not in out, "a `fundtrail query` saw duplicate transactions"
+    try:
+        to_kill = set(rng.sample(range(len(chosen)), kills)) if kills else set()
+        kill_at: dict[int, float] = {}
+        for k, (name, argv) in enumerate(chosen):
+            time.sleep(rng.uniform(0.0, 0.4))
+            waits = rng.random() >= no_wait_share
+            cmd = [*fundtrail, *argv, "--home", str(home)] + (["--wait", "120"] if waits else [])
+            p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            procs.append((name, waits, p))
+            if k in to_kill:
+                kill_at[k] = time.monotonic() + rng.uniform(0.5, 4.0)
+        while kill_at:
+            now = time.monotonic()
+            for k, t in list(kill_at.items()):
+                if now >= t:
+                    if procs[k][2].poll() is None:
+                        procs[k][2].send_signal(signal.SIGKILL)
+                    del kill_at[k]
+            time.sleep(0.02)
+        for k, (name, waits, p) in enumerate(procs):
+            _, err = p.communicate(timeout=600)
+            key = f"{k}:{name}"
+            r.exits[key] = p.returncode
+            if p.returncode == -signal.SIGKILL:
+                r.killed += 1
+            elif p.returncode == 5 and not waits and "another fundtrail process is writing" in err:
+                assert "pid " in err and "since" in err, err  # the busy writer is named
+                r.locked += 1
+            else:
+                assert p.returncode == 0, f"{key} {p.args} exited {p.returncode}: {err[-2000:]}"
+        stop.touch()
+        reader.wait(timeout=120)
+        out, _ = query_loop.communicate(timeout=120)
+        assert "BAD" not in out, "a `fundtrail query` saw duplicate transactions"
+    finally:  # whatever happened, leave no process behind
+        stop.touch()
+        for _, _, p in procs:
+            if p.poll() is None:
+                p.kill()
+        for p in (reader, query_loop):
+            if p.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=60)
+            if p.poll() is None:
+                p.kill()
     rep = json.loads(report.read_text())
     assert rep["violations"] == [], rep["violations"][:5]
     assert rep["errors"] == [], rep["errors"][:5]
