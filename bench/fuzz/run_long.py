@@ -69,7 +69,7 @@ def main() -> int:
             running.remove(item)
             text = log.read_text(errors="replace")
             m = DONE.search(text)
-            findings = sorted(f.name for f in a.out.glob(f"{name.replace(':', '-')}-*") if f.suffix != ".log")
+            findings = sorted(f.name for f in a.out.glob(f"{name.replace(':', '-')}-*") if f.suffix != ".log" and "slow-unit" not in f.name)
             runs = int(m.group(1)) if m else None
             secs = round(time.monotonic() - t0, 1)
             results[name] = {"inputs": runs, "seconds": secs, "exit": p.returncode, "findings": findings,

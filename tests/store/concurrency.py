@@ -131,7 +131,7 @@ def run_round(data: Data, home: Path, rng: random.Random, *, writers: int = 6, k
         for k, (name, argv) in enumerate(chosen):
             time.sleep(rng.uniform(0.0, 0.4))
             waits = rng.random() >= no_wait_share
-            cmd = [*fundtrail, *argv, "--home", str(home)] + (["--wait", "120"] if waits else [])
+            cmd = [*fundtrail, *argv, "--home", str(home)] + (["--wait", "900"] if waits else [])
             p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             procs.append((name, waits, p))
             if k in to_kill:
