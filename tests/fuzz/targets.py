@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,16 +34,37 @@ MAX_LEN = {"block": 1 << 16, "blockfile": 1 << 16, "script": 512, "address": 128
 def block(data: bytes) -> None:
     """The numba block/transaction parser, then merkle roots and script classification, as the ingester
     runs them (a ParseFailure is translated to DecodeError there, as here)."""
+    from fundtrail.ingest.bitcoin import parse as P
     from fundtrail.ingest.bitcoin.parse import ParseFailure, decode_error, merkle_roots, parse_blocks
     from fundtrail.ingest.bitcoin.rows import classify_outputs
 
     buf = np.frombuffer(data, np.uint8)
+    nojit = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+    if nojit:  # the OpenSSL hashing kernels call C through numba: hash with hashlib instead
+        P.txids = _txids_hashlib
     try:
         b = parse_blocks(buf, np.array([0], np.int64), np.array([len(data)], np.int64))
     except ParseFailure as f:
         raise decode_error(f) from None
-    merkle_roots(b)
+    if not nojit:
+        merkle_roots(b)
     classify_outputs(b)
+
+
+def _txids_hashlib(b) -> np.ndarray:
+    """txids as parse.txids computes them (witness left out), in plain Python."""
+    import hashlib
+
+    out = np.empty((len(b.tx_start), 32), np.uint8)
+    raw = b.buf.tobytes()
+    for t in range(len(b.tx_start)):
+        s, e = int(b.tx_start[t]), int(b.tx_end[t])
+        if b.tx_seg[t]:  # version, then the body without marker/flag, up to the witness, then locktime
+            data = raw[s:s + 4] + raw[int(b.tx_body[t]):int(b.tx_wit[t])] + raw[e - 4:e]
+        else:
+            data = raw[s:e]
+        out[t] = np.frombuffer(hashlib.sha256(hashlib.sha256(data).digest()).digest(), np.uint8)
+    return out
 
 
 def blockfile(data: bytes) -> None:
