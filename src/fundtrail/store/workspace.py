@@ -372,12 +372,10 @@ class Workspace:
         assert old is not None
         self._lease, self._lease_thread, self._lease_depth = None, None, 0
         old.release()
-        try:
-            yield
-        finally:
-            lease = L.acquire(self.home, wait=None, purpose=old.holder.purpose, on_wait=on_wait or self.on_wait)
-            self._lease, self._lease_thread, self._lease_depth = lease, threading.get_ident(), depth
-            self.refresh()
+        yield  # an exception here (Ctrl-C while sleeping) ends the run: the lease is not taken again
+        lease = L.acquire(self.home, wait=None, purpose=old.holder.purpose, on_wait=on_wait or self.on_wait)
+        self._lease, self._lease_thread, self._lease_depth = lease, threading.get_ident(), depth
+        self.refresh()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
