@@ -23,7 +23,7 @@ SCALES = {"demo": (1, 5), "small": (2, 10), "medium": (5, 40), "large": (10, 200
 
 
 def _fill(node, scenario, blocks: int, per_block: int = 25) -> None:
-    from fundtrail.contracts import load_artifact
+    from fundtrail.simulate.contracts import load_artifact
 
     usdt = load_artifact("TestUSDT")
     a = node.accounts
@@ -81,10 +81,10 @@ def run(scale: str = "small", batch_sizes: tuple[int, ...] = (1, 10, 50), per_bl
     """Node runs (per trace method and batch size), the node's raw per-method rates, and the ingester's own
     rate on a replay of a recording of the same chain (no node: JSON decoding of the recording excluded,
     mapping + address book + Parquet commits included)."""
-    from fundtrail.contracts.anvil import start_anvil
-    from fundtrail.contracts.scenario import play
     from fundtrail.ingest.evm.client import HttpTransport, RpcClient
     from fundtrail.ingest.evm.replay import RecordingTransport, ReplayTransport
+    from fundtrail.simulate.contracts.anvil import start_anvil
+    from fundtrail.simulate.contracts.scenario import play
 
     rounds, full = SCALES[scale]
     out: dict = {"scale": scale, "per_block": per_block, "note": "indicative: shared 2-core machine",

@@ -136,8 +136,9 @@ def trace_phase(home: str, traces: int = 5) -> dict:
     from fundtrail.model.trace import Seed
     from fundtrail.store import Workspace
     from fundtrail.trace import graph as G
+    from fundtrail.trace.context import chain_labels, coinjoin_mask
     from fundtrail.trace.crossing import cross_book
-    from fundtrail.trace.service import _coinjoin_mask, _labels, trace
+    from fundtrail.trace.service import trace
 
     ws = Workspace(Path(home))
     rss0 = _rss_mb()
@@ -148,8 +149,8 @@ def trace_phase(home: str, traces: int = 5) -> dict:
     peak_graph = _peak_mb()
     t = time.perf_counter()
     book = cross_book(ws)
-    _labels(ws, "regtest", book, "utxo")
-    _coinjoin_mask(ws, "regtest", g)
+    chain_labels(ws, "regtest", book, "utxo")
+    coinjoin_mask(ws, "regtest", g)
     labels_s = time.perf_counter() - t
     rss_build = _rss_mb()
     # theft seeds: coinbase outputs of layer 0

@@ -15,11 +15,12 @@ them once: a message for a person and an exit code; nothing else catches them on
     ├── SourceError                a remote source (JSON-RPC node, download) failed
     │   ├── RpcError               a JSON-RPC call answered with an error, or not at all
     │   └── FetchError             a download of a public data source failed
-    └── WorkspaceError             the workspace cannot be used as asked
-        ├── ChainMismatchError     a chain id / network differs from the one the workspace knows the chain by
-        ├── LockedError            another writer holds the workspace (its writer lease)
-        ├── ConflictError          the workspace changed since the writer read it: nothing was committed
-        └── WriteFailedError       a write failed (disk full, read-only): the last committed state is kept
+    ├── WorkspaceError             the workspace cannot be used as asked
+    │   ├── ChainMismatchError     a chain id / network differs from the one the workspace knows the chain by
+    │   ├── LockedError            another writer holds the workspace (its writer lease)
+    │   ├── ConflictError          the workspace changed since the writer read it: nothing was committed
+    │   └── WriteFailedError       a write failed (disk full, read-only): the last committed state is kept
+    └── EvidenceError              an evidence bundle does not verify (names each file, tx or digest)
 """
 
 from __future__ import annotations
@@ -139,3 +140,14 @@ class ConflictError(WorkspaceError):
 
 class WriteFailedError(WorkspaceError):
     pass
+
+
+class EvidenceError(FundtrailError):
+    """An evidence bundle that does not verify (a digest, the signature, a transaction or a replay differs).
+    ``problems`` names each file, transaction or digest that does not match."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = list(problems or [])
+        super().__init__(message + ("".join(f"\n  - {p}" for p in self.problems) if self.problems else ""))

@@ -13,8 +13,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from fundtrail.contracts.abi import encode
 from fundtrail.model.address import hash160, keccak256, segwit_encode
+from fundtrail.model.evm_abi import encode
 from fundtrail.store import GLOBAL, Workspace
 from fundtrail.store.addresses import AddressBook
 from fundtrail.trace import crossing as X

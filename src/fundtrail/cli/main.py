@@ -19,7 +19,8 @@ app = typer.Typer(name="fundtrail", help="Open-source blockchain forensics: foll
                   add_completion=False)
 
 # the modules that add commands; each defines register(app)
-COMMAND_MODULES = ("query", "ingest", "compact", "tags", "cluster", "trace", "report", "simulate")
+COMMAND_MODULES = ("query", "ingest", "compact", "tags", "cluster", "trace", "report", "simulate", "stats",
+                   "evidence")
 
 
 @app.callback()

@@ -107,6 +107,10 @@ def register(app: typer.Typer) -> None:
         max_hops: int = typer.Option(20, "--max-hops", help="Stop following after this many hops."),
         dust: int | None = typer.Option(None, "--dust", help="Stop at amounts below this (base units)."),
         follow_mixers: bool = typer.Option(False, "--follow-mixers", help="Follow candidate mixer withdrawals."),
+        as_of_height: list[str] = typer.Option(None, "--as-of-height", help="Report on the chains as they stood "
+                                               "at block height H (or CHAIN=H, repeatable)."),
+        tags_as_of: str | None = typer.Option(None, "--tags-as-of", help="Tags as the workspace knew them at "
+                                              "TIME (YYYY-MM-DD or ISO time)."),
         home: HomeOpt = None,
     ) -> None:
         """Trace an incident under each taint model and report where the funds went."""
@@ -118,7 +122,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         with CliProgress() as progress:
             rep = build_report(workspace(home), incident, models=model, primary=primary, direction=direction,
-                               max_hops=max_hops, dust=dust, follow_mixers=follow_mixers, progress=progress)
+                               max_hops=max_hops, dust=dust, follow_mixers=follow_mixers, progress=progress,
+                               as_of_height=as_of_height or None, tags_as_of=tags_as_of)
         if fmt == "table" and out is None and console.is_terminal and console.width >= 140:
             from fundtrail.report.render.table import renderables
 

@@ -148,6 +148,10 @@ def register(app: typer.Typer) -> None:
         since: str = typer.Option(None, "--since", help="Seed addresses: only what they received from DATE."),
         follow_mixers: bool = typer.Option(False, "--follow-mixers", help="Follow the likeliest mixer withdrawal."),
         json_out: bool = typer.Option(False, "--json", help="The contract's trace JSON."),
+        as_of_height: list[str] = typer.Option(None, "--as-of-height", help="Trace the chain as it stood at "
+                                               "block height H (or CHAIN=H, repeatable)."),
+        tags_as_of: str = typer.Option(None, "--tags-as-of", help="Tags as the workspace knew them at TIME "
+                                       "(imported by then, valid then): YYYY-MM-DD or ISO time."),
         home: HomeOpt = None,
     ) -> None:
         """Trace funds from addresses or transactions to where they went (or came from)."""
@@ -165,7 +169,8 @@ def register(app: typer.Typer) -> None:
         with CliProgress() as progress:
             for m in models:
                 results[m] = trace(ws, seeds, model=m, direction=direction, max_hops=max_hops, dust=dust,
-                                   since=since, follow_mixers=follow_mixers, prices=prices, progress=progress)
+                                   since=since, follow_mixers=follow_mixers, prices=prices, progress=progress,
+                                   as_of_height=as_of_height or None, tags_as_of=tags_as_of)
         for w in next(iter(results.values())).params.get("warnings", []):
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         if json_out:

@@ -55,6 +55,16 @@ class AssetAmount:
 
 
 @dataclass(frozen=True, slots=True)
+class Deposit:
+    """One arrival of traced funds at an endpoint's address: the transaction and the traced amount."""
+
+    address: str
+    txid: str
+    amount: int
+    time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """Funds that reached an attributed service (or an attributed non-service entity, e.g. a mixer)."""
 
@@ -73,6 +83,7 @@ class Endpoint:
     addresses: tuple[str, ...] = ()
     symbol: str | None = None
     sanctioned: bool = False
+    deposits: tuple[Deposit, ...] = ()  # every arrival (address, txid, amount): freeze requests need them all
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +94,26 @@ class Endpoint:
             "paths": [list(p) for p in self.paths], "addresses": list(self.addresses),
             "sanctioned": self.sanctioned,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One arrival of traced funds at an endpoint (one output or one transfer): what an :class:`Endpoint`
+    sums up, kept with its own time, hop count and USD value at its day (statistics by month, percentiles
+    of hops and time to cash-out). Not part of the trace JSON."""
+
+    entity: str
+    category: str
+    country: str | None
+    chain: str
+    asset: str
+    amount: int
+    decimals: int
+    hops: int
+    time: datetime | None
+    txid: str
+    usd: float | None = None
+    symbol: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +293,7 @@ class TraceResult:
     peel_chains: tuple[PeelChain, ...] = ()
     balances: tuple[Balance, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    arrivals: tuple[Arrival, ...] = ()  # every endpoint arrival, in time order (not in the JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {

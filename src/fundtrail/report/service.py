@@ -103,10 +103,16 @@ def build_report(ws: Workspace, incident_name: str, *, models: Sequence[str] = (
                  primary: str | None = None, direction: str = "forward", max_hops: int = 20,
                  dust: int | None = None, follow_mixers: bool = False, prices: PriceBook | None = None,
                  progress: Progress | None = None, tracer: Tracer | None = None,
-                 trace_options: dict[str, Any] | None = None) -> Report:
+                 trace_options: dict[str, Any] | None = None, as_of_height: Any = None,
+                 tags_as_of: Any = None) -> Report:
     """Trace the incident's seeds under each model and build the report.
 
-    ``tracer`` defaults to ``fundtrail.trace.service.trace``; ``prices`` to the workspace's price table."""
+    ``tracer`` defaults to ``fundtrail.trace.service.trace``; ``prices`` to the workspace's price table.
+    ``as_of_height`` / ``tags_as_of``: report on the workspace as it stood then (trace/asof.py); the
+    tracer and the transaction look-ups both read that view."""
+    from fundtrail.trace.asof import as_of
+
+    ws = as_of(ws, as_of_height, tags_as_of)
     progress = progress or NullProgress()
     models = tuple(dict.fromkeys(models))
     bad = [m for m in models if m not in MODEL_ORDER]
@@ -131,4 +137,6 @@ def build_report(ws: Workspace, incident_name: str, *, models: Sequence[str] = (
     facts = lookup_txs(ws, _path_txids(results, main, incident))
     params = {"models": list(models), "direction": direction, "max_hops": max_hops, "dust": dust,
               "follow_mixers": follow_mixers, "utxo_chains": [c for c in incident.chains if is_utxo_chain(c)]}
+    if getattr(ws, "pins", None) is not None:
+        params["as_of"] = ws.pins  # type: ignore[attr-defined]
     return assemble_report(incident, results, primary=main, prices=book, tx_facts=facts, params=params)

@@ -3,7 +3,7 @@ with receipts, logs and call traces, kept as an in-memory chain and written out 
 responses (``rpc.jsonl``) in the replay format the EVM ingester reads.
 
 Events carry the real topic0 (keccak256 of the event signature) and ABI-encoded data, exactly as the
-contracts in src/fundtrail/contracts/ emit them. Transaction and block hashes are keccak256 of an RLP
+contracts in src/fundtrail/simulate/contracts/ emit them. Transaction and block hashes are keccak256 of an RLP
 encoding of their fields (there are no real signatures in a simulated chain). Every state change is checked:
 balances never go negative, gas fees (gas_used × effective gas price) are paid by the sender.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fundtrail.model import evm_abi
 from fundtrail.model.address import keccak256
 
 GWEI = 10**9
@@ -52,20 +53,15 @@ def eoa(seed: int, label: str) -> str:
     return "0x" + keccak256(f"fundtrail-sim/{seed}/{label}".encode())[12:].hex()
 
 
-def topic(sig: str) -> str:
-    return "0x" + keccak256(sig.encode()).hex()
-
-
-T_TRANSFER = topic("Transfer(address,address,uint256)")
-T_DEPOSIT = topic("Deposit(bytes32,uint32,uint256)")
-T_WITHDRAWAL = topic("Withdrawal(address,bytes32,address,uint256)")
-T_BRIDGE_DEPOSIT = topic("BridgeDeposit(uint256,address,address,uint256,string,string)")
-T_BRIDGE_RELEASE = topic("BridgeRelease(uint256,address,address,uint256,string,string)")
-T_SWAP = topic("Swap(address,uint256,uint256,uint256,uint256,address)")
-
-
-def selector(sig: str) -> bytes:
-    return keccak256(sig.encode())[:4]
+# the events and calls the runtime decodes, from the one place that defines them
+T_TRANSFER = evm_abi.TRANSFER
+T_DEPOSIT = evm_abi.MIXER_DEPOSIT
+T_WITHDRAWAL = evm_abi.MIXER_WITHDRAWAL
+T_BRIDGE_DEPOSIT = evm_abi.BRIDGE_DEPOSIT
+T_BRIDGE_RELEASE = evm_abi.BRIDGE_RELEASE
+T_SWAP = evm_abi.SWAP
+selector = evm_abi.selector
+abi_encode = evm_abi.encode
 
 
 def w_uint(n: int) -> bytes:
@@ -82,25 +78,6 @@ def t_addr(a: str) -> str:
 
 def t_uint(n: int) -> str:
     return "0x" + w_uint(n).hex()
-
-
-def abi_encode(types: list[str], values: list[Any]) -> bytes:
-    """ABI-encode static types (uint*, address, bytes32) and dynamic ``string``."""
-    head: list[bytes] = []
-    tail = b""
-    base = 32 * len(types)
-    for t, v in zip(types, values, strict=True):
-        if t == "string":
-            data = v.encode()
-            head.append(w_uint(base + len(tail)))
-            tail += w_uint(len(data)) + data + b"\x00" * (-len(data) % 32)
-        elif t == "address":
-            head.append(w_addr(v))
-        elif t == "bytes32":
-            head.append(v)
-        else:
-            head.append(w_uint(v))
-    return b"".join(head) + tail
 
 
 @dataclass(slots=True)

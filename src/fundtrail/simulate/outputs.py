@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from fundtrail.simulate import actors as A
+from fundtrail.simulate.params import DAY, T0, TOKEN_SYMBOL
 
 SYNTHETIC = ("Synthetic data from the fundtrail simulator: invented entities and addresses in a simulated "
              "world (chains regtest and simeth); not real.")
@@ -83,8 +84,6 @@ def write_tags(w: Any, out: Path) -> list[Path]:
 
 
 def write_prices(w: Any, path: Path) -> None:
-    from fundtrail.simulate.world import DAY, T0, TOKEN_SYMBOL
-
     with open(path, "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["date", "asset", "usd"])

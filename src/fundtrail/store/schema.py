@@ -169,6 +169,17 @@ SCHEMAS: dict[str, pa.Schema] = {
                                       ("txid", pa.string()), ("n", pa.int32())]))),
         ("actor", pa.string()), ("since", TS), ("created", TS), ("description", pa.string()),
     ]),
+    # publicly documented incidents with reported loss and sources (fundtrail.incidents_catalogue,
+    # docs/statistics.md); rows with seeds also become incidents
+    "incident_catalogue": pa.schema([
+        ("name", pa.string()), ("date", TS), ("date_precision", pa.string()),
+        ("victim", pa.string()), ("actor", pa.string()), ("kind", pa.string()),
+        ("chains", pa.list_(pa.string())),
+        ("addresses", pa.list_(pa.struct([("chain", pa.string()), ("address", pa.string())]))),
+        ("txids", pa.list_(pa.struct([("chain", pa.string()), ("txid", pa.string())]))),
+        ("reported_loss_usd", pa.float64()), ("reported_loss_note", pa.string()),
+        ("sources", pa.list_(pa.string())), ("seed_note", pa.string()), ("imported", TS), ("file", pa.string()),
+    ]),
 }
 
 # attribution (issue 4): every imported snapshot's tags as read (``tags`` holds their history, rebuilt

@@ -149,6 +149,13 @@ class Workspace:
     """A workspace directory. Reading needs no lock; writing goes through :meth:`writer` (the lease for a
     whole run) and :meth:`transaction` (one atomic commit)."""
 
+    # defaults for views that share another Workspace's state without running __init__ (trace/asof.py)
+    wait: float | None = 0.0
+    on_wait: Callable[[L.Holder | None], None] | None = None
+    _lease: L.WriterLease | None = None
+    _lease_thread: int | None = None
+    _lease_depth = 0
+
     def __init__(self, home: Path | str | None = None, *, wait: float | None = 0.0,
                  on_wait: Callable[[L.Holder | None], None] | None = None) -> None:
         """``wait`` and ``on_wait``: the defaults of :meth:`writer` for this object (how long a writing
@@ -172,7 +179,9 @@ class Workspace:
 
     def close(self) -> None:
         """Give up this reader's pin (see store/pins.py); done on garbage collection too."""
-        self._closer()
+        closer = getattr(self, "_closer", None)
+        if closer is not None:
+            closer()
 
     # --- reading -----------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:

@@ -31,19 +31,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fundtrail.model.address import keccak256
+from fundtrail.model.evm_abi import (
+    BRIDGE_DEPOSIT,
+    BRIDGE_RELEASE,
+    MIXER_DEPOSIT,
+    MIXER_WITHDRAWAL,
+    decode,
+)
 from fundtrail.store import Workspace
 
-
-def _topic(sig: str) -> str:
-    return "0x" + keccak256(sig.encode()).hex()
-
-
-BRIDGE_DEPOSIT = _topic("BridgeDeposit(uint256,address,address,uint256,string,string)")
-BRIDGE_RELEASE = _topic("BridgeRelease(uint256,address,address,uint256,string,string)")
-MIXER_DEPOSIT = _topic("Deposit(bytes32,uint32,uint256)")
-MIXER_WITHDRAWAL = _topic("Withdrawal(address,bytes32,address,uint256)")
-SWAP = _topic("Swap(address,uint256,uint256,uint256,uint256,address)")
 ZERO_ADDRESS = "0x" + "0" * 40
 AMOUNT_TIME_WINDOW = 3 * 86400
 MIXER_WINDOW = 30 * 86400
@@ -205,8 +201,6 @@ def _topic_addr(s: str | None) -> str | None:
 
 
 def build_book(ws: Workspace) -> CrossBook:
-    from fundtrail.contracts.abi import decode
-
     book = CrossBook()
     con = ws.connect()
     try:

@@ -62,7 +62,7 @@ def _resolved(ws: Workspace, chain: str) -> pa.Table:
         from fundtrail.attribution.resolve import resolve_labels
     except ImportError:
         return _private_resolve(ws, chain)
-    return resolve_labels(ws, chain)
+    return resolve_labels(ws, chain, getattr(ws, "tags_at", None))  # an as-of view (trace/asof.py): its tag time
 
 
 def _private_resolve(ws: Workspace, chain: str) -> pa.Table:

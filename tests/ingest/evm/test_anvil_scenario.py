@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fundtrail.contracts.scenario import play
 from fundtrail.errors import ChainMismatchError
 from fundtrail.ingest.evm.service import ingest_evm
+from fundtrail.simulate.contracts.scenario import play
 from fundtrail.store import Workspace
 from fundtrail.store import schema as S
 
@@ -166,7 +166,7 @@ def _snapshot(home: Path) -> dict:
 def test_sigkill_and_resume_gives_identical_tables(tmp_path):
     """A subprocess ingesting block by block is SIGKILLed mid-run; re-running completes the same tables an
     uninterrupted run makes."""
-    from fundtrail.contracts.anvil import find_anvil, start_anvil
+    from fundtrail.simulate.contracts.anvil import find_anvil, start_anvil
 
     if find_anvil() is None:
         pytest.skip("anvil is not installed: run dev/setup")

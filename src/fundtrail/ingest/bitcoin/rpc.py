@@ -1,4 +1,5 @@
-"""Bitcoin Core JSON-RPC: a small batched client, the RPC ingestion loop, and a fake node for tests.
+"""Bitcoin Core JSON-RPC: a small batched client, blocks reassembled from ``getblock`` JSON, and a fake
+node for tests (the ingestion loop over a node is ``service.ingest_from_node``).
 
 ``getblock HASH 3`` gives every transaction's raw hex and, on Core 23+, the outputs its inputs spend
 (``prevout``); older nodes answer verbosity 3 as 2 (no prevouts) and the prevouts come from our own UTXO
@@ -14,8 +15,7 @@ import hashlib
 import json
 import struct
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,11 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import numpy as np
 
-from fundtrail.errors import ChainMismatchError, RpcError
+from fundtrail.errors import RpcError
 from fundtrail.ingest.bitcoin.serialize import varint
-from fundtrail.model.chain import BitcoinNetwork
-from fundtrail.progress import NullProgress, Progress
-from fundtrail.store.workspace import Workspace, writes
 
 CORE_CHAIN_NAMES = {"main": "mainnet", "test": "testnet", "testnet4": "testnet4", "signet": "signet",
                     "regtest": "regtest"}
@@ -133,114 +130,6 @@ def raw_block_of(blk: dict[str, Any]) -> tuple[bytes, dict[int, tuple[int, bytes
                 known[k] = (sat(po["value"]), bytes.fromhex(po["scriptPubKey"]["hex"]))
             k += 1
     return header + varint(len(txs)) + body, known
-
-
-@writes("ingest bitcoin --rpc")
-def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, follow: bool = False,
-                     progress: Progress = NullProgress(), start: int | None = None, end: int | None = None,
-                     batch_blocks: int = 50, poll_interval: float = 5.0, max_polls: int | None = None,
-                     prevouts_via_rpc: bool = False, stop: Callable[[], bool] | None = None,
-                     index_memory: int = 256 << 20):
-    """Ingest blocks from ``client`` after the workspace's tip (or from ``start``, default 0) to the node's
-    tip (or ``end``), handling reorganisations; with ``follow`` keep polling every ``poll_interval`` s
-    (``max_polls`` / ``stop()`` bound it)."""
-    from fundtrail.ingest.bitcoin.service import Ingester
-
-    t0 = time.monotonic()
-    info = client.call("getblockchaininfo")
-    node_net = CORE_CHAIN_NAMES.get(str(info.get("chain")), str(info.get("chain")))
-    if node_net != net.name:
-        raise ChainMismatchError(f"the node is on {node_net!r}, not {net.name!r}")
-    ing = Ingester(ws, net, index_memory=index_memory)
-    task = progress.task(f"ingest {net.chain} via RPC", unit="blocks")
-
-    def resolve_missing(outpoints: list[tuple[str, int]]) -> dict[int, tuple[int, bytes]]:
-        txids = sorted({t for t, _ in outpoints})
-        try:
-            txs = client.batch([("getrawtransaction", [t, True]) for t in txids])
-        except RpcError:
-            return {}
-        by = dict(zip(txids, txs, strict=True))
-        out = {}
-        for j, (t, n) in enumerate(outpoints):
-            tx = by.get(t)
-            if tx and n < len(tx["vout"]):
-                v = tx["vout"][n]
-                out[j] = (sat(v["value"]), bytes.fromhex(v["scriptPubKey"]["hex"]))
-        return out
-
-    polls = 0
-    try:
-        while True:
-            tip_h, tip_hash = ing.tip()
-            node_h = int(client.call("getblockcount"))
-            if tip_h is not None:
-                node_hash = client.call("getblockhash", [tip_h]) if tip_h <= node_h else None
-                if node_hash != tip_hash:
-                    fork = _find_fork(ing, client, tip_h, node_h)
-                    task.note(f"reorganisation: stored tip {tip_h} {tip_hash} is not on the node's chain; "
-                              f"rolling back to {fork}")
-                    ing.rollback_to(fork)
-                    continue
-                nxt = tip_h + 1
-            else:
-                nxt = start if start is not None else 0
-            target = node_h if end is None else min(end, node_h)
-            reorged = False
-            while nxt <= target:
-                hs = list(range(nxt, min(nxt + batch_blocks, target + 1)))
-                hashes = client.batch([("getblockhash", [h]) for h in hs])
-                blocks = client.batch([("getblock", [bh, 3]) for bh in hashes])
-                raws, knowns = [], {}
-                base = 0
-                cur_tip = ing.tip()[1]
-                if cur_tip is not None and blocks and blocks[0].get("previousblockhash") != cur_tip:
-                    reorged = True
-                    break
-                for blk in blocks:
-                    raw, known = raw_block_of(blk)
-                    raws.append(raw)
-                    for k, v in known.items():
-                        knowns[base + k] = v
-                    base += sum(len(t.get("vin", [])) for t in blk["tx"][1:])
-                sizes = np.array([len(r) for r in raws], np.int64)
-                ends = np.cumsum(sizes)
-                buf = np.frombuffer(b"".join(raws), np.uint8)
-                ing.ingest_batch(buf, ends - sizes, ends, hs[0], known=knowns or None,
-                                 resolve_missing=resolve_missing if prevouts_via_rpc else None)
-                task.advance(len(hs), MB=float(ends[-1]) / 1e6)
-                nxt += len(hs)
-                if stop is not None and stop():
-                    break
-            if reorged:
-                continue
-            if not follow or (stop is not None and stop()):
-                break
-            polls += 1
-            if max_polls is not None and polls > max_polls:
-                break
-            seen = ws.generation
-            with ws.writer_paused():  # other writers (tags import, cluster, …) may commit while we wait
-                time.sleep(poll_interval)
-            if ws.generation != seen:  # they did: read the indexes again from what is committed now
-                totals, ing = ing.totals, Ingester(ws, net, index_memory=index_memory)
-                ing.totals = totals
-        return ing.stats(time.monotonic() - t0)
-    finally:
-        task.close()
-        ing.close()
-
-
-def _find_fork(ing, client: RpcClient, tip_h: int, node_h: int) -> int:
-    h = min(tip_h, node_h)
-    while h >= 0:
-        stored = ing.stored_hash_at(h)
-        if stored is None:
-            return h  # below what we hold: nothing to compare with
-        if client.call("getblockhash", [h]) == stored:
-            return h
-        h -= 1
-    return -1
 
 
 # --- a fake node for tests --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fundtrail.errors import DecodeError
+from fundtrail.model.evm_abi import TRANSFER as TRANSFER_TOPIC
 from fundtrail.store.schema import AMOUNT, TS
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -49,7 +50,6 @@ def _checked(what: str) -> Callable[[_F], _F]:
         return inner  # type: ignore[return-value]
     return deco
 
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 MAX_DECIMAL = 10**38
 NO_VALUE_CALLS = {"delegatecall", "staticcall", "callcode"}
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from fundtrail.contracts import abi
 from fundtrail.errors import DecodeError
 from fundtrail.ingest.evm.client import CallError, RpcClient
+from fundtrail.model import evm_abi as abi
 
-SYMBOL = "0x95d89b41"
-NAME = "0x06fdde03"
-DECIMALS = "0x313ce567"
+SYMBOL = abi.ERC20_SYMBOL
+NAME = abi.ERC20_NAME
+DECIMALS = abi.ERC20_DECIMALS
 
 
 @dataclass(frozen=True, slots=True)

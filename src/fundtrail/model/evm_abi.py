@@ -1,7 +1,10 @@
-"""A small Solidity ABI codec: enough for the project's contracts and for reading ERC-20 metadata.
+"""The EVM standards the runtime reads: the Solidity ABI codec, and the event signatures that ingestion and
+tracing decode (ERC-20 ``Transfer``; the DEX ``Swap`` of Uniswap-v2-style pairs; the bridge's
+``BridgeDeposit`` / ``BridgeRelease``; the Tornado-style mixer pool's ``Deposit`` / ``Withdrawal``).
 
-Static types: uint<N>, int<N>, address, bool, bytes<N>; dynamic: bytes, string, T[] (of static T).
+Codec: static types uint<N>, int<N>, address, bool, bytes<N>; dynamic bytes, string, T[] (of static T).
 Values: ints for integers, 0x-hex strings for addresses, bytes for bytes/bytesN, str for string.
+An event's topic0 is the keccak-256 of its canonical signature; a function's selector its first 4 bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,27 @@ def selector(signature: str) -> bytes:
 def event_topic(signature: str) -> str:
     """topic0 of an event signature, as 0x hex."""
     return "0x" + keccak256(signature.encode()).hex()
+
+
+# event signatures (topic0 = event_topic(signature))
+TRANSFER_EVENT = "Transfer(address,address,uint256)"  # ERC-20 (indexed from, to; data: value)
+SWAP_EVENT = "Swap(address,uint256,uint256,uint256,uint256,address)"  # Uniswap-v2 pair
+BRIDGE_DEPOSIT_EVENT = "BridgeDeposit(uint256,address,address,uint256,string,string)"
+BRIDGE_RELEASE_EVENT = "BridgeRelease(uint256,address,address,uint256,string,string)"
+MIXER_DEPOSIT_EVENT = "Deposit(bytes32,uint32,uint256)"  # Tornado-style pool
+MIXER_WITHDRAWAL_EVENT = "Withdrawal(address,bytes32,address,uint256)"
+
+TRANSFER = event_topic(TRANSFER_EVENT)
+SWAP = event_topic(SWAP_EVENT)
+BRIDGE_DEPOSIT = event_topic(BRIDGE_DEPOSIT_EVENT)
+BRIDGE_RELEASE = event_topic(BRIDGE_RELEASE_EVENT)
+MIXER_DEPOSIT = event_topic(MIXER_DEPOSIT_EVENT)
+MIXER_WITHDRAWAL = event_topic(MIXER_WITHDRAWAL_EVENT)
+
+# the ERC-20 metadata calls (optional in the standard: real tokens omit them or answer bytes32)
+ERC20_SYMBOL = "0x" + selector("symbol()").hex()
+ERC20_NAME = "0x" + selector("name()").hex()
+ERC20_DECIMALS = "0x" + selector("decimals()").hex()
 
 
 def _is_dynamic(t: str) -> bool:

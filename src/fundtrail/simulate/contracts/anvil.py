@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fundtrail.contracts import Artifact, load_artifact
 from fundtrail.errors import NotFoundError, RpcError, SourceError
 from fundtrail.ingest.evm.client import HttpTransport, RpcClient
+from fundtrail.simulate.contracts import Artifact, load_artifact
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 NPM_ANVIL = REPO_ROOT / "dev" / "node" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 DEFAULT_GAS = 3_000_000
 

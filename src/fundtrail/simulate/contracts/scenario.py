@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fundtrail.contracts.anvil import AnvilNode
 from fundtrail.errors import SourceError
 from fundtrail.model.address import keccak256
+from fundtrail.simulate.contracts import load_artifact
+from fundtrail.simulate.contracts.anvil import AnvilNode
 
 ETH = 10**18
 USDT = 10**6
@@ -82,8 +83,7 @@ def play(node: AnvilNode, *, rounds: int = 1) -> Scenario:
     c["rejecter"] = node.deploy("Rejecter", sender=deployer)
     c["factory"] = node.deploy("Factory", sender=deployer)
     # the hot wallet, funded at creation (a contract-creating transaction with value)
-    rc = node.send(owner, None, value=100 * ETH, data=__import__("fundtrail.contracts", fromlist=["x"])
-                   .load_artifact("HotWallet").deploy_data(), gas=3_000_000)
+    rc = node.send(owner, None, value=100 * ETH, data=load_artifact("HotWallet").deploy_data(), gas=3_000_000)
     txid = s._rc(rc)
     c["hot_wallet"] = str(rc["contractAddress"]).lower()
     s.expect(txid, "create", owner, c["hot_wallet"], 100 * ETH)

@@ -3,7 +3,7 @@
 Sources live beside this file (*.sol); ``dev/compile-contracts`` compiles them with the npm solc package
 (offline) into ``build/<Name>.json`` (abi, bytecode, deployedBytecode), which are committed so that nothing
 needs a compiler at run time. :func:`load_artifact` reads one; :class:`Artifact` encodes deployments and
-calls. ``fundtrail.contracts.anvil`` starts a local node to deploy them on.
+calls. ``fundtrail.simulate.contracts.anvil`` starts a local node to deploy them on.
 
 Contracts: TestUSDT (ERC-20 test stablecoin, 6 decimals), MixerPool (simplified fixed-denomination
 Tornado-style pool), Bridge (lock ETH/tokens, BridgeDeposit / BridgeRelease), DexPair (Uniswap-v2-style
@@ -19,8 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fundtrail.contracts import abi
 from fundtrail.errors import NotFoundError, UsageError
+from fundtrail.model import evm_abi as abi
 
 BUILD_DIR = Path(__file__).resolve().parent / "build"
 SOURCE_DIR = Path(__file__).resolve().parent

@@ -1,0 +1,214 @@
+"""The Bitcoin leg of a trace: seeds resolved to outputs, the numba output-level kernel
+(:func:`~fundtrail.trace.taint.run_utxo`) over the cached :class:`~fundtrail.trace.graph.UtxoGraph`, and
+its outcome rolled into a :class:`~fundtrail.trace.leg.Leg` (endpoints with paths, holdings per address,
+stopped value, bridge deposits, peel chains)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fundtrail.errors import NotFoundError
+from fundtrail.model.trace import Crossing, Seed
+from fundtrail.trace import crossing as X
+from fundtrail.trace.context import Ctx, as_utc, chain_labels, coinjoin_mask
+from fundtrail.trace.frontier.release import release_injection
+from fundtrail.trace.graph import utxo_graph
+from fundtrail.trace.leg import MAX_PATH_LEN, MAX_STOPPED_ROWS, EpEvent, Injection, Leg, MixEvent
+from fundtrail.trace.peel import peel_chains
+from fundtrail.trace.stops import Label
+from fundtrail.trace.taint import (
+    BRIDGE,
+    BURNED,
+    ENDPOINT,
+    MIXER,
+    SINK_COINBASE,
+    SINK_FEE,
+    STOP_DUST,
+    STOP_HOPS,
+    UNSPENT,
+    run_utxo,
+)
+
+
+def utxo_seeds(ctx: Ctx, chain: str, seeds: Sequence[Seed]) -> dict[int, int]:
+    g = utxo_graph(ctx.ws, chain)
+    out: dict[int, int] = {}
+    for s in seeds:
+        if s.txid is not None:
+            t = g.tx_number(s.txid.lower())
+            if t is None:
+                raise NotFoundError(f"transaction {s.txid} is not in chain {chain!r} of the workspace")
+            if ctx.forward:
+                nodes = range(int(g.tx_out_ptr[t]), int(g.tx_out_ptr[t + 1]))
+                for o in nodes:
+                    if s.n is not None and int(g.out_n[o]) != s.n:
+                        continue
+                    if g.out_value[o] > 0 and not g.out_opret[o]:
+                        out[o] = int(g.out_value[o])
+            else:  # backward from a transaction: where did its inputs come from = its outputs, traced back
+                for o in range(int(g.tx_out_ptr[t]), int(g.tx_out_ptr[t + 1])):
+                    if g.out_value[o] > 0 and not g.out_opret[o] and (s.n is None or int(g.out_n[o]) == s.n):
+                        out[o] = int(g.out_value[o])
+        elif s.address is not None:
+            aid = ctx.seed_address_id(chain, s.address, "transactions")
+            nodes = np.flatnonzero(g.out_addr == aid)
+            for o in nodes.tolist():
+                t = int(g.out_tx[o])
+                if ctx.since is not None and g.tx_time[t] < ctx.since:
+                    continue
+                i0, i1 = int(g.tx_in_ptr[t]), int(g.tx_in_ptr[t + 1])
+                prev = g.in_node[i0:i1]
+                prev = prev[prev >= 0]
+                if len(prev) and (g.out_addr[prev] == aid).any():
+                    continue  # change back to the seed address: not "received"
+                if g.out_value[o] > 0:
+                    out[o] = int(g.out_value[o])
+    return out
+
+
+def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injection]) -> Leg:
+    ws = ctx.ws
+    g = utxo_graph(ws, chain)
+    labels = chain_labels(ws, chain, ctx.book, "utxo")
+    cj = coinjoin_mask(ws, chain, g)
+    want: dict[int, int] = dict(seeds)
+    hops0: dict[int, int] = {}
+    for inj in injections:
+        want[inj.target] = want.get(inj.target, 0) + inj.tainted
+        hops0[inj.target] = inj.hop
+    nodes = np.array(sorted(want), np.int64)
+    taints = np.array([want[n] for n in nodes.tolist()], np.int64)
+    leg = Leg(chain, "utxo")
+    dust = ctx.dust_for(chain, "BTC")
+    out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust)
+    b = leg.b("BTC")
+    b.traced = int(np.minimum(taints, g.out_value[nodes]).sum()) if len(nodes) else 0
+    b.absorbed = out.absorbed
+    leg.txs = len(out.done)
+    if len(nodes):
+        leg.seed_time = int(g.tx_time[g.out_tx[nodes]].min())
+    touched = out.nodes()
+    st = out.status[touched]
+    tn = out.taint[touched]
+    addr_cache: dict[int, str] = X.address_strings(ws, chain, g.out_addr[touched[st != 1]])
+
+    def astr(node: int) -> str:
+        a = int(g.out_addr[node])
+        return addr_cache.get(a, f"#{a}" if a >= 0 else "(no address)")
+
+    def path(node: int) -> tuple[str, ...]:
+        p: list[str] = []
+        n = node
+        for _ in range(MAX_PATH_LEN):
+            t = int(g.out_tx[n]) if ctx.forward else int(g.out_spent_tx[n])
+            if t < 0 or out.tx_hop[t] < 0:
+                break
+            p.append(g.txid_of(t))
+            n = int(out.tx_best[t])
+            if n < 0:
+                break
+        return tuple(reversed(p)) if ctx.forward else tuple(p)
+
+    # endpoints and mixers: one event per output (with its evidence path)
+    for node in touched[((st == ENDPOINT) | (st == MIXER)) & (tn > 0)].tolist():
+        amt = int(out.taint[node])
+        t_created = int(g.out_tx[node])
+        when = int(g.tx_time[t_created])
+        txid = g.txid_of(t_created)
+        lab = labels.get(int(g.out_addr[node])) or Label("unknown", "other", None, False, False)
+        if out.status[node] == ENDPOINT:
+            b.endpoints += amt
+        else:
+            b.mixers += amt
+            leg.mixers.append(MixEvent(lab, chain, astr(node), "BTC", amt, txid, when))
+        leg.endpoints.append(EpEvent(lab, chain, "BTC", amt, int(out.hop[node]), when, path(node), astr(node),
+                                     txid))
+    # the rest in bulk, per address: unspent holdings and stopped value
+    for code, reason in ((UNSPENT, None), (STOP_HOPS, "max_hops"), (STOP_DUST, "dust"), (BURNED, "op_return")):
+        ns = touched[(st == code) & (tn > 0)]
+        if not len(ns):
+            continue
+        a = g.out_addr[ns]
+        order = np.argsort(a, kind="stable")
+        ns, a = ns[order], a[order]
+        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
+        amounts = out.taint[ns]
+        if code == UNSPENT and ctx.model == "poison":
+            # poison: a coin holding any taint is tainted whole (a CoinJoin output, split by haircut, too);
+            # the clean part it takes in is poison's growth
+            whole = g.out_value[ns]
+            b.absorbed += int((whole - amounts).sum())
+            amounts = whole
+        sums = np.add.reduceat(amounts, starts)
+        times = np.minimum.reduceat(g.tx_time[g.out_tx[ns]], starts)
+        total = int(sums.sum())
+        if code == UNSPENT:
+            b.unspent += total
+            for i, n0 in enumerate(ns[starts].tolist()):
+                lab = labels.get(int(g.out_addr[n0]))
+                leg.holdings.append((astr(n0), "BTC", int(sums[i]), int(times[i]), lab.entity if lab else None))
+            continue
+        if code == STOP_HOPS:
+            b.stopped_hops += total
+        elif code == STOP_DUST:
+            b.stopped_dust += total
+        else:
+            b.other_stopped += total
+        top = np.argsort(-sums, kind="stable")
+        for i in top[:MAX_STOPPED_ROWS].tolist():
+            n0 = int(ns[starts[i]])
+            leg.stop("BTC", reason, int(sums[i]), astr(n0) if code != BURNED else None,
+                     g.txid_of(int(g.out_tx[n0])))
+        rest = int(sums[top[MAX_STOPPED_ROWS:]].sum())
+        if rest:
+            leg.stop("BTC", reason, rest, None, None)
+    # fees / coinbase / missing history
+    for kind, amt in zip(out.sink_kind.tolist(), out.sink.tolist(), strict=True):
+        if amt <= 0:
+            continue
+        if kind == SINK_FEE:
+            b.fees += amt
+        elif kind == SINK_COINBASE:
+            b.other_stopped += amt
+            leg.stop("BTC", "coinbase", amt, None, None)
+        else:
+            b.other_stopped += amt
+            leg.stop("BTC", "missing_history", amt, None, None)
+    # bridges: group the bridge-wallet outputs per deposit transaction
+    bnodes = touched[st == BRIDGE]
+    by_tx: dict[int, list[int]] = {}
+    for node in bnodes.tolist():
+        by_tx.setdefault(int(g.out_tx[node]), []).append(node)
+    for t, ns in sorted(by_tx.items()):
+        tainted = int(out.taint[ns].sum())
+        deposited = int(g.out_value[ns].sum())
+        txid = g.txid_of(t)
+        hop = int(out.hop[ns].min())
+        rel = ctx.book.releases_by_srctx.get((chain, txid)) if ctx.forward else None
+        inj = release_injection(ctx, rel, tainted, deposited, hop) if rel is not None else None
+        if inj is None:
+            b.other_stopped += tainted
+            leg.stop("BTC", "unmatched_bridge" if ctx.forward else "bridge", tainted, astr(ns[0]), txid)
+            continue
+        injs, to_asset, to_amount, to_dec = inj
+        b.crossed_out += tainted
+        leg.injections.extend(injs)
+        lab = labels.get(int(g.out_addr[ns[0]]))
+        leg.bridges.append(Crossing("bridge", lab.entity if lab else astr(ns[0]), chain, "BTC", tainted, 8,
+                                    rel.chain, to_asset, to_amount, to_dec, txid, rel.txid, "src_tx", 1.0,
+                                    as_utc(int(g.tx_time[t]))))
+    # holdings: one per address
+    agg: dict[tuple[str, str], list[Any]] = {}
+    for a, asset, amt, t, ent in leg.holdings:
+        row = agg.setdefault((a, asset), [0, t, ent])
+        row[0] += amt
+        row[1] = min(row[1], t)
+    leg.holdings = [(a, asset, v[0], v[1], v[2]) for (a, asset), v in agg.items()]
+    if ctx.forward:
+        leg.peels = peel_chains(g, out, labels)
+    return leg
+
+
