@@ -193,3 +193,17 @@ def test_a_symlink_at_the_lock_is_refused(tmp_path):
     with pytest.raises(WorkspaceError, match="symbolic link"), ws.transaction() as txn:
         txn.append("prices", GLOBAL, _prices(1))
     assert victim.read_text() == "ORIGINAL\n" and ws.generation == 0
+
+
+def test_a_full_disk_outside_a_commit_is_a_clear_error_too(tmp_path, chain_dir, monkeypatch, capsys):
+    """e.g. inflating a .bz2 block file into HOME/tmp: exit 5 and the same promise, no traceback."""
+    from fundtrail.ingest.bitcoin import service as BS
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "ws" / "tmp" / "blk00000.dat"))
+
+    monkeypatch.setattr(BS.BF, "BlockSource", full)
+    assert main(["ingest", "bitcoin", "--blocks-dir", str(chain_dir), "--network", "regtest",
+                 "--home", str(tmp_path / "ws")]) == 5
+    err = " ".join(capsys.readouterr().err.split())
+    assert "No space left on device" in err and "last committed state" in err

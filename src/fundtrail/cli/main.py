@@ -6,10 +6,12 @@ Errors from the library are translated here, once, into a message and an exit co
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
 import typer
+from rich.markup import escape
 
 from fundtrail.cli.common import err_console, setup_logging
 from fundtrail.errors import FundtrailError
@@ -50,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            raise
+        # a scratch or index write outside a commit (commits say this themselves, as WriteFailedError)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}; nothing more was committed: the workspace keeps "
+                          "its last committed state. Free space or make it writable and run again", highlight=False)
+        return 5
     except typer.Exit as e:
         return e.exit_code
     except Exception as e:
