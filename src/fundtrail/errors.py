@@ -7,7 +7,8 @@ them once: a message for a person and an exit code; nothing else catches them on
     ├── UsageError                 a request that cannot be carried out as asked (bad option, unknown incident)
     │   ├── NotFoundError          a named thing (incident, address, chain, table) does not exist
     │   ├── FieldError             a request field with a bad value (names the field; HTTP 422)
-    │   └── AuthError              no key, an unknown or revoked key (HTTP 401) / a role too low (HTTP 403)
+    │   ├── AuthError              no key, an unknown or revoked key (HTTP 401) / a role too low (HTTP 403)
+    │   └── QueryLimitError        user SQL refused by the sandbox or stopped by a limit (time, memory, rows)
     ├── InputError                 bad input data; names the file, line, byte offset, block or field
     │   ├── BlockFileError         a blk*.dat / .bz2 file that is truncated, corrupt or not a block file
     │   ├── DecodeError            a block, transaction or script that does not parse
@@ -22,7 +23,9 @@ them once: a message for a person and an exit code; nothing else catches them on
     │   └── ResponseLimitError     an answer broke a limit: size, redirect, JSON depth, decompressed size
     ├── WorkspaceError             the workspace cannot be used as asked
     │   ├── ChainMismatchError     a chain id / network differs from the one the workspace knows the chain by
-    │   └── LockedError            another writer holds the workspace
+    │   ├── LockedError            another writer holds the workspace (its writer lease)
+    │   ├── ConflictError          the workspace changed since the writer read it: nothing was committed
+    │   └── WriteFailedError       a write failed (disk full, read-only): the last committed state is kept
     ├── EvidenceError              an evidence bundle does not verify (names each file, tx or digest)
     └── EngineError                the distributed engine (Spark) is not installed, or one of its jobs failed
 """
@@ -60,6 +63,10 @@ class AuthError(UsageError):
     def __init__(self, message: str, status: int = 401) -> None:
         self.status = status
         super().__init__(message)
+
+
+class QueryLimitError(UsageError):
+    pass
 
 
 class InputError(FundtrailError):
@@ -163,6 +170,14 @@ class ChainMismatchError(WorkspaceError):
 
 
 class LockedError(WorkspaceError):
+    pass
+
+
+class ConflictError(WorkspaceError):
+    pass
+
+
+class WriteFailedError(WorkspaceError):
     pass
 
 

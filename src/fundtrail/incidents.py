@@ -21,7 +21,7 @@ from fundtrail.model.address import normalize
 from fundtrail.model.chain import BITCOIN_NETWORKS
 from fundtrail.model.trace import Seed
 from fundtrail.principal import Principal, cli_principal
-from fundtrail.store import GLOBAL, Workspace
+from fundtrail.store import GLOBAL, Workspace, writes
 from fundtrail.store import schema as S
 
 TABLE = "incidents"
@@ -214,6 +214,7 @@ def _may_change(inc: Incident, principal: Principal) -> None:
                      "or delete it")
 
 
+@writes("incident")
 def save_incident(ws: Workspace, incident: Incident, *, replace: bool = False,
                   principal: Principal | None = None) -> Incident:
     """Store ``incident``. A name that differs from a stored one only in case is refused (lookalikes);
@@ -251,6 +252,7 @@ def create_incident(ws: Workspace, name: str, chain: str | Sequence[str], addres
     return save_incident(ws, inc, replace=replace, principal=who)
 
 
+@writes("incident delete")
 def delete_incident(ws: Workspace, name: str, *, principal: Principal | None = None) -> None:
     who = principal or cli_principal(ws.home)
     with ws.transaction() as txn:

@@ -30,7 +30,7 @@ import pyarrow as pa
 from fundtrail.errors import AddressError, InputError, UsageError
 from fundtrail.incidents import Incident, make_incident, save_incident
 from fundtrail.model.address import normalize
-from fundtrail.store import GLOBAL, Workspace
+from fundtrail.store import GLOBAL, Workspace, writes
 from fundtrail.store import schema as S
 
 TABLE = "incident_catalogue"
@@ -275,6 +275,7 @@ def list_catalogue(ws: Workspace) -> list[CatalogueEntry]:
     return sorted((_from_row(r) for r in rows), key=lambda e: (e.date, e.name))
 
 
+@writes("incident import")
 def import_entries(ws: Workspace, entries: Iterable[CatalogueEntry], *, file: str = "") -> CatalogueImport:
     """Store catalogue rows (replacing rows of the same name) and create or replace the incidents of the
     rows with seeds. Everything is validated before anything is written."""

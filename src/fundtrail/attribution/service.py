@@ -11,9 +11,11 @@ unless the caller confirms (``--confirm``); a confirmed replacement keeps the re
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,7 +34,7 @@ from fundtrail.attribution.records import (
     now,
     ts,
 )
-from fundtrail.errors import FundtrailError, NotFoundError
+from fundtrail.errors import FundtrailError, NotFoundError, TagFileError
 from fundtrail.principal import cli_principal
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import GLOBAL, Workspace
@@ -41,7 +43,27 @@ from fundtrail.store import schema as S
 DELIST_SHARE = 0.05  # a new version delisting more than this share of the previous one needs confirm
 SNAPSHOTS = "tag_snapshots"
 
-READERS = {
+# what a reader lets through on a malformed file (found by fuzzing: invalid UTF-8, impossible YAML dates,
+# wrong JSON/YAML types, deep nesting); the file is reported as an issue and the other files still import
+_FILE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError,
+                UnicodeError, SyntaxError, MemoryError)
+
+
+def guarded(read: Callable[..., Parsed]) -> Callable[..., Parsed]:
+    """``read`` with any error of a malformed file turned into a TagFileError naming the file (the reason
+    as :func:`_file_issue` words it)."""
+    @functools.wraps(read)
+    def inner(path: Path, *args: Any, **kwargs: Any) -> Parsed:
+        try:
+            return read(path, *args, **kwargs)
+        except FundtrailError:
+            raise
+        except _FILE_ERRORS as e:
+            raise TagFileError(_reason(e), path=path) from None
+    return inner
+
+
+READERS = {name: guarded(fn) for name, fn in {
     "graphsense-tagpack": tagpack.read_tagpack,
     "graphsense-actorpack": tagpack.read_actorpack,
     "ofac-sdn-xml": ofac.read_sdn_xml,
@@ -52,7 +74,8 @@ READERS = {
     "etherscan-accounts": etherscan.read_accounts,
     "fbi-list": fbi.read_fbi_list,
     "csv": csvtags.read_csv,
-}
+    "ofac-sdn-csv": ofac.read_sdn_csv,
+}.items()}
 
 
 def _comments_for(sdn: Path, given: list[Path]) -> Path | None:
@@ -139,17 +162,22 @@ def read_paths(paths: Sequence[Path | str], *, as_of: dt.datetime | dt.date | st
     return parsed, stats
 
 
+def _reason(e: BaseException) -> str:
+    """Why a file could not be read, without a stack (and without quoting the file)."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {e.start})"
+    if isinstance(e, RecursionError):
+        return "nested too deeply to read"
+    if isinstance(e, MemoryError):
+        return "too large to read"
+    return f"cannot be read ({type(e).__name__}: {clip(e, 200)})"
+
+
 def _file_issue(f: Path, e: BaseException) -> Issue:
     """A whole file not imported: the reason without a stack (and without quoting the file)."""
     if isinstance(e, FundtrailError):
         return Issue(str(f), getattr(e, "line", None), clip(getattr(e, "message", None) or e, 300), skipped=True)
-    if isinstance(e, UnicodeDecodeError):
-        return Issue(str(f), None, f"not UTF-8 text (byte {e.start})", skipped=True)
-    if isinstance(e, RecursionError):
-        return Issue(str(f), None, "nested too deeply to read", skipped=True)
-    if isinstance(e, MemoryError):
-        return Issue(str(f), None, "too large to read", skipped=True)
-    return Issue(str(f), None, f"cannot be read ({type(e).__name__}: {clip(e, 200)})", skipped=True)
+    return Issue(str(f), None, _reason(e), skipped=True)
 
 
 def import_paths(ws: Workspace, paths: Sequence[Path | str], *, as_of: dt.datetime | dt.date | str | None = None,
@@ -171,7 +199,9 @@ def import_paths(ws: Workspace, paths: Sequence[Path | str], *, as_of: dt.dateti
     task = progress.task("storing tags", total=len(placed), unit="datasets")
     con = history.connect()
     try:
-        with ws.transaction() as txn:
+        # files were read above without the writer lease (a slow parse blocks no other writer); the stored
+        # versions are read, merged and written under it
+        with ws.writer(purpose="tags import"), ws.transaction() as txn:
             meta = ws.read(SNAPSHOTS, GLOBAL).to_pylist()
             for dataset, by_date in sorted(placed.items()):
                 _store_dataset(ws, txn, dataset, by_date, meta, prov, stats, con)

@@ -7,7 +7,7 @@ import dataclasses
 import pyarrow as pa
 import typer
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, render_table, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, WaitOpt, console, emit_json, render_table, workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         spark_master: str = typer.Option("local[*]", "--spark-master", help="Spark master URL "
                                          "(local[*], spark://host:7077, yarn, k8s://...)."),
         spark_conf: list[str] = typer.Option([], "--spark-conf", help="A Spark setting key=value (repeatable)."),
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Cluster the addresses of one chain or all chains (incremental: new blocks extend the clusters)."""
         ctx.obj = {"home": home}
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
         from fundtrail.engine.base import engine_spec
 
         spec = engine_spec(engine, spark_master, spark_conf)
-        ws = workspace(home)
+        ws = workspace(home, wait=wait)
         with CliProgress() as progress:
             if spec.distributed:
                 from fundtrail.cluster.distributed import cluster as run_distributed

@@ -34,8 +34,21 @@ HomeOpt = Annotated[
 ]
 
 
-def workspace(home: Path | None) -> Workspace:
-    return Workspace(home)
+WaitOpt = Annotated[
+    float,
+    typer.Option("--wait", min=0, metavar="SECONDS",
+                 help="If another fundtrail process is writing the workspace, wait up to this long for it "
+                      "(default 0: stop at once, naming it).", show_default=False),
+]
+
+
+def workspace(home: Path | None, *, wait: float = 0.0) -> Workspace:
+    """The workspace of a command. A writing command passes its ``--wait``: the services it calls take the
+    workspace's writer lease and wait that long for another writer, saying whom they wait for."""
+    def told(holder: Any) -> None:
+        who = holder.describe() if holder is not None else "a process that has not described itself yet"
+        err_console.print(f"waiting for another writer of the workspace to finish: {who}", highlight=False)
+    return Workspace(home, wait=wait, on_wait=told)
 
 
 def render_table(table: pa.Table, fmt: str = "table", title: str | None = None) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import pyarrow as pa
 import typer
 
-from fundtrail.cli.common import HomeOpt, render_table, workspace
+from fundtrail.cli.common import HomeOpt, WaitOpt, render_table, workspace
 from fundtrail.ingest.compact import compact_workspace
 
 
@@ -17,10 +17,11 @@ def register(app: typer.Typer) -> None:
         chain: Annotated[str | None, typer.Option("--chain", help="Only this chain's tables.")] = None,
         target_mb: Annotated[int, typer.Option("--target-mb", min=1, help="Largest part to build.")] = 512,
         home: HomeOpt = None,
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Merge many small Parquet parts (one per ingest batch) into parts of up to --target-mb: same rows,
         faster queries. Run after a large ingest; safe to interrupt."""
-        ws = workspace(home)
+        ws = workspace(home, wait=wait)
         if chain is not None:
             ws.require_chain(chain)
         done = compact_workspace(ws, chain, target_bytes=target_mb << 20)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, WaitOpt, console, workspace
 from fundtrail.errors import UsageError
 from fundtrail.netclient import HttpLimits
 
@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         follow: Annotated[bool, typer.Option("--follow", help="Keep following the node's tip.")] = False,
         prevouts: Annotated[Path | None, typer.Option("--prevouts", help="Known previous outputs (btcd *.utxostore[.bz2]).")] = None,
         batch_mb: Annotated[int, typer.Option("--batch-mb", help="Commit every N MB of blocks.")] = 32,
+        batch_blocks: Annotated[int, typer.Option("--batch-blocks", min=1, help="...or every N blocks, whichever comes first.")] = 100_000,
         start_height: Annotated[int | None, typer.Option("--start-height", help="Height of the first block (files/RPC starting mid-chain).")] = None,
         index_memory_mb: Annotated[int, typer.Option("--index-memory", help="MB of RAM for the address and UTXO indexes (the rest is read from disk).")] = 256,
         rpc_timeout: Annotated[float, typer.Option("--rpc-timeout", help="Seconds to connect and for each read of an RPC answer.")] = 60.0,
@@ -29,17 +30,19 @@ def register(app: typer.Typer) -> None:
         rpc_max_mb: Annotated[int, typer.Option("--rpc-max-mb", help="Largest RPC answer accepted, in MiB.")] = 512,
         rpc_retries: Annotated[int, typer.Option("--rpc-retries", help="Retries (exponential backoff) of a failed RPC call.")] = 5,
         home: HomeOpt = None,
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Ingest Bitcoin blocks from Core's block files or from its JSON-RPC."""
         from fundtrail.ingest.bitcoin.service import ingest_block_files, ingest_rpc
 
         if (blocks_dir is None) == (rpc is None):
             raise UsageError("give exactly one of --blocks-dir DIR or --rpc URL")
-        ws = workspace(home)
+        ws = workspace(home, wait=wait)
         with CliProgress() as progress:
             if blocks_dir is not None:
                 stats = ingest_block_files(ws, blocks_dir, network, progress=progress, prevouts=prevouts,
-                                           batch_bytes=batch_mb << 20, start_height=start_height,
+                                           batch_bytes=batch_mb << 20, batch_blocks=batch_blocks,
+                                           start_height=start_height,
                                            index_memory=index_memory_mb << 20)
             else:
                 if prevouts is not None:

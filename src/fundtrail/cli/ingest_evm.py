@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, WaitOpt, console, workspace
 from fundtrail.netclient import HttpLimits
 
 
@@ -25,12 +25,13 @@ def register(ingest_app: typer.Typer) -> None:
         rpc_max_mb: Annotated[int, typer.Option("--rpc-max-mb", help="Largest RPC answer accepted, in MiB.")] = 512,
         rpc_retries: Annotated[int, typer.Option("--rpc-retries", help="Retries (exponential backoff) of a failed RPC call.")] = 6,
         home: HomeOpt = None,
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Ingest an EVM chain over JSON-RPC: blocks, transactions, transfers (internal ones from traces),
         logs and tokens."""
         from fundtrail.ingest.evm.service import ingest_evm
 
-        ws = workspace(home)
+        ws = workspace(home, wait=wait)
         with CliProgress() as progress:  # Ctrl-C: main() says what is kept and exits 130
             st = ingest_evm(ws, rpc, chain, start=start, end=end, follow=follow, progress=progress,
                             batch_blocks=batch_blocks, trace_method=trace, timeout=rpc_timeout,

@@ -6,6 +6,7 @@ Errors from the library are translated here, once, into a message and an exit co
 
 from __future__ import annotations
 
+import errno
 import importlib
 import signal
 import sys
@@ -79,6 +80,14 @@ def _run(argv: list[str] | None) -> int:
     except typer.Abort:
         err_console.print(INTERRUPTED, highlight=False, soft_wrap=True)
         return 130
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            raise
+        # a scratch or index write outside a commit (commits say this themselves, as WriteFailedError)
+        err_console.print(Text.assemble(("error:", "bold red"), f" {e}; nothing more was committed: the workspace "
+                                        "keeps its last committed state. Free space or make it writable and run again"),
+                          highlight=False, soft_wrap=True)
+        return 5
     except typer.Exit as e:
         return e.exit_code
     except Exception as e:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, err_console, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, WaitOpt, console, emit_json, err_console, workspace
 
 incident_app = typer.Typer(help="Incidents: a named theft and the seeds its trace starts from.",
                            no_args_is_help=True)
@@ -38,11 +38,12 @@ def register(app: typer.Typer) -> None:
         replace: bool = typer.Option(False, "--replace", help="Overwrite an incident of the same name."),
         home: HomeOpt = None,
         json_out: bool = typer.Option(False, "--json", help="Print the incident as JSON."),
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Create an incident from seed addresses and/or transactions."""
         from fundtrail.incidents import create_incident
 
-        inc = create_incident(workspace(home), name, chain, addresses=address, txids=tx, actor=actor,
+        inc = create_incident(workspace(home, wait=wait), name, chain, addresses=address, txids=tx, actor=actor,
                               since=since, description=description, replace=replace)
         if json_out:
             emit_json(inc.to_json())
@@ -138,11 +139,12 @@ def register(app: typer.Typer) -> None:
     def prices_import(
         path: Path = typer.Argument(..., help="CSV with the header date,asset,usd."),
         home: HomeOpt = None,
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Import daily USD prices from CSV (rows for the same date and asset are replaced)."""
         from fundtrail.prices import import_csv
 
-        s = import_csv(workspace(home), path)
+        s = import_csv(workspace(home, wait=wait), path)
         console.print(f"imported {s.rows:,} prices for {', '.join(s.assets)} ({s.first} .. {s.last}); "
                       f"{s.total:,} in the table", highlight=False)
 
@@ -154,11 +156,12 @@ def register(app: typer.Typer) -> None:
         days: int = typer.Option(365, "--days", help="How many days of history."),
         coin_id: str | None = typer.Option(None, "--coin-id", help="The source's id for the asset (e.g. tether)."),
         home: HomeOpt = None,
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Download a public daily USD price history (when online), then import it."""
         from fundtrail.prices import fetch_prices
 
-        ws = workspace(home)
+        ws = workspace(home, wait=wait)
         for a in asset:
             s = fetch_prices(ws, a, url=url, days=days, coin_id=coin_id)
             console.print(f"{a}: {s.rows:,} daily prices ({s.first} .. {s.last}) from {s.source}", highlight=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, err_console, workspace
+from fundtrail.cli.common import CliProgress, HomeOpt, WaitOpt, console, emit_json, err_console, workspace
 
 
 def _split(values: list[str]) -> list[str]:
@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
                                      help="Import the catalogue that ships with fundtrail (DPRK-attributed thefts)."),
         home: HomeOpt = None,
         json_out: bool = typer.Option(False, "--json", help="Print the imported rows as JSON."),
+        wait: WaitOpt = 0.0,
     ) -> None:
         """Import an incident catalogue: rows with seeds become incidents; every row's reported loss and
         sources feed `fundtrail stats`."""
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
         path = shipped_catalogue() if shipped else file
         assert path is not None
         entries = parse_catalogue(path)
-        res = import_entries(workspace(home), entries, file=str(path))
+        res = import_entries(workspace(home, wait=wait), entries, file=str(path))
         if json_out:
             emit_json({"file": res.path, "entries": [e.to_json() for e in entries],
                        "incidents": list(res.incidents), "without_seeds": list(res.without_seeds)})

@@ -10,6 +10,7 @@ import typer
 from fundtrail.cli.common import (
     CliProgress,
     HomeOpt,
+    WaitOpt,
     console,
     emit_json,
     err_console,
@@ -86,6 +87,7 @@ def import_cmd(
     parse_memory: int = typer.Option(4096, "--parse-memory", help="MiB a file's parser may allocate (each "
                                      "file is read in a limited child process); 0: no child, no limit."),
     parse_cpu: int = typer.Option(300, "--parse-cpu", help="CPU seconds a file's parser may use."),
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Import tag files into your own dataset (or, pinned by digest, an authoritative one); a newer
     snapshot of a list is a new version that records additions and delistings. Exit code 3: partial."""
@@ -93,7 +95,7 @@ def import_cmd(
     from fundtrail.attribution.trust import Provenance
     from fundtrail.principal import cli_principal
 
-    ws = workspace(home)
+    ws = workspace(home, wait=wait)
     prov = Provenance.of_import(cli_principal(ws.home), as_name=as_name, sha256=sha256 or (), confirm=confirm)
     with CliProgress() as progress:
         stats = import_paths(ws, paths, as_of=as_of, progress=progress, provenance=prov,
@@ -115,11 +117,12 @@ def fetch_cmd(
     parse_memory: int = typer.Option(4096, "--parse-memory", help="MiB a file's parser may allocate; 0: no "
                                      "limit."),
     parse_cpu: int = typer.Option(300, "--parse-cpu", help="CPU seconds a file's parser may use."),
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Download a public tag source (when online) and import it."""
     from fundtrail.attribution.fetch import fetch
 
-    ws = workspace(home)
+    ws = workspace(home, wait=wait)
     with CliProgress() as progress:
         stats = fetch(ws, source, urls=url or None, as_of=as_of, progress=progress, confirm=confirm,
                       limits=_limits(parse_memory, parse_cpu))

@@ -44,7 +44,7 @@ from fundtrail.cluster.unionfind import UnionFind
 from fundtrail.errors import NotFoundError, WorkspaceError
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import schema as S
-from fundtrail.store.workspace import Workspace
+from fundtrail.store.workspace import Workspace, writes
 
 DEFAULT_ALARM_SIZE = 1_000
 DEFAULT_MEMORY_LIMIT = "768MB"  # DuckDB's buffer (hash tables, temp tables; beyond it they spill to disk)
@@ -283,6 +283,7 @@ def _cluster_count(labels: np.ndarray) -> int:
     return int(np.count_nonzero(labels == np.arange(len(labels), dtype=np.int64)))
 
 
+@writes("cluster")
 def cluster_utxo(ws: Workspace, chain: str, *, change_heuristics: tuple[str, ...] = (),
                  alarm_size: int = DEFAULT_ALARM_SIZE, full: bool = False,
                  progress: Progress = NullProgress(), memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
@@ -405,6 +406,7 @@ def cluster_utxo(ws: Workspace, chain: str, *, change_heuristics: tuple[str, ...
                              n_change, 0, alarms.num_rows, time.monotonic() - t0)
 
 
+@writes("cluster")
 def cluster_evm(ws: Workspace, chain: str, *, alarm_size: int = DEFAULT_ALARM_SIZE,
                 deposit_params: deposit_mod.DepositParams = deposit_mod.DepositParams(),
                 progress: Progress = NullProgress(), memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
@@ -443,6 +445,7 @@ def cluster_evm(ws: Workspace, chain: str, *, alarm_size: int = DEFAULT_ALARM_SI
                              evidence.num_rows, 0, 0, deps.num_rows, alarms.num_rows, time.monotonic() - t0)
 
 
+@writes("cluster")
 def cluster(ws: Workspace, chain: str | None = None, *, change_heuristics: Iterable[str] | str = (),
             progress: Progress = NullProgress(), alarm_size: int = DEFAULT_ALARM_SIZE,
             full: bool = False, memory_limit: str | None = DEFAULT_MEMORY_LIMIT,

@@ -17,7 +17,7 @@ from typing import Any
 from fundtrail.ingest.bitcoin.addresses import WRITE_OPTIONS as ADDRESS_WRITE_OPTIONS
 from fundtrail.ingest.bitcoin.service import WRITE_OPTIONS as BITCOIN_WRITE_OPTIONS
 from fundtrail.store import schema as S
-from fundtrail.store.workspace import Workspace
+from fundtrail.store.workspace import Workspace, writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,7 @@ def _write_options(ws: Workspace, table: str, chain: str) -> dict[str, Any]:
     return {}
 
 
+@writes("compact")
 def compact_workspace(ws: Workspace, chain: str | None = None, *, target_bytes: int = 512 << 20,
                       ) -> list[Compacted]:
     """Merge the parts of every table (of ``chain``, or of every chain and the global tables)."""

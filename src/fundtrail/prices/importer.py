@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from fundtrail.errors import InputError
 from fundtrail.prices.book import asset_key
-from fundtrail.store import GLOBAL, Workspace
+from fundtrail.store import GLOBAL, Workspace, writes
 from fundtrail.store import schema as S
 
 
@@ -89,6 +89,7 @@ def parse_price_csv(text: str, path: str, default_asset: str | None = None) -> l
     return rows
 
 
+@writes("prices import")
 def import_rows(ws: Workspace, rows: Iterable[tuple[date, str, float]], source: str) -> PriceImportStats:
     new = {(d, asset_key(a)): float(u) for d, a, u in rows}
     with ws.transaction() as txn:

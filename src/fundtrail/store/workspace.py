@@ -6,7 +6,8 @@ Layout::
       manifest.json            committed state: chains (tip, network, …) and the parts of every table
       tables/TABLE/CHAIN/*.parquet
       files/GROUP/CHAIN/*      other committed files (e.g. the Bitcoin ingester's on-disk indexes)
-      lock                     held (flock) by the one writer
+      lock                     the writer lease (flock) and a line saying who holds it (store/lease.py)
+      readers/*                reader pins: the generation each open reader reads (store/pins.py)
 
 Crash safety comes from the order of writes. A :class:`Transaction` writes new Parquet parts under fresh
 names, then replaces ``manifest.json`` atomically (write, fsync, rename). Readers only ever see parts the
@@ -24,6 +25,17 @@ rest back into the tail, to be sealed again.
 Layout addition::
 
       manifest.d/*.json        sealed segments of part lists (immutable; named by manifest.json)
+
+Concurrency. One writer at a time holds the *writer lease* (:meth:`Workspace.writer`, an OS lock released
+when its holder exits, however it exits) for the whole of its read-decide-write run; every commit also
+checks that the manifest on disk is still the generation the writer started from, so even a writer that
+lost its lease (its lock file deleted under it) cannot commit over a newer state. Readers take no lock and
+are never blocked: they read the last committed manifest, and files that later commits replace are kept
+(listed under ``trash`` in the manifest) until no open reader's pin (store/pins.py) needs them.
+
+Privacy and hostile co-users: directories are created 0700 and files 0600 whatever the umask; the manifest
+is written through a uniquely named temporary file created exclusively (``O_EXCL``), so a symlink planted at
+a predictable name is never followed.
 """
 
 from __future__ import annotations
@@ -32,11 +44,15 @@ import contextlib
 import copy
 import ctypes
 import ctypes.util
-import fcntl
+import errno
+import functools
 import json
 import os
+import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,9 +62,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fundtrail.errors import LockedError, NotFoundError, UsageError, WorkspaceError
+from fundtrail.errors import ConflictError, NotFoundError, UsageError, WorkspaceError, WriteFailedError
 from fundtrail.model.chain import check_chain_key
+from fundtrail.store import lease as L
+from fundtrail.store import pins as P
+from fundtrail.store import sandbox as SB
 from fundtrail.store import schema as S
+from fundtrail.store.sandbox import QueryLimits
 
 MANIFEST = "manifest.json"
 SEGMENTS = "manifest.d"
@@ -129,16 +149,58 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class Workspace:
-    """A workspace directory. Reading needs no lock; writing goes through :meth:`transaction`."""
+def _mkdirs(home: Path, path: Path) -> None:
+    """Create ``path`` (under ``home``) and its missing parents, each 0700 whatever the umask."""
+    missing = []
+    p = path
+    while p != home and not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
 
-    def __init__(self, home: Path | str | None = None) -> None:
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+class Workspace:
+    """A workspace directory. Reading needs no lock; writing goes through :meth:`writer` (the lease for a
+    whole run) and :meth:`transaction` (one atomic commit)."""
+
+    # defaults for views that share another Workspace's state without running __init__ (trace/asof.py)
+    wait: float | None = 0.0
+    on_wait: Callable[[L.Holder | None], None] | None = None
+    _lease: L.WriterLease | None = None
+    _lease_thread: int | None = None
+    _lease_depth = 0
+
+    def __init__(self, home: Path | str | None = None, *, wait: float | None = 0.0,
+                 on_wait: Callable[[L.Holder | None], None] | None = None) -> None:
+        """``wait`` and ``on_wait``: the defaults of :meth:`writer` for this object (how long a writing
+        service run through it waits for another writer, and whom it tells)."""
         self.home = Path(home) if home is not None else default_home()
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "tables").mkdir(exist_ok=True)
+        self.wait = wait
+        self.on_wait = on_wait
+        if not self.home.is_dir():
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a reader of a read-only workspace needs none of this
+            (self.home / "tables").mkdir(mode=0o700, exist_ok=True)
         self._segments: dict[str, list[dict[str, Any]]] = {}  # immutable, so cached by name
+        self._pin = P.ReaderPin(self.home)
+        self._closer = weakref.finalize(self, self._pin.close)
         self._manifest = self._load()
+        self._pin.set(self.generation)
         self._orphans_collected = False
+        self._lease: L.WriterLease | None = None
+        self._lease_thread: int | None = None
+        self._lease_depth = 0
+
+    def close(self) -> None:
+        """Give up this reader's pin (see store/pins.py); done on garbage collection too."""
+        closer = getattr(self, "_closer", None)
+        if closer is not None:
+            closer()
 
     # --- reading -----------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
@@ -151,7 +213,9 @@ class Workspace:
             raise WorkspaceError(f"{p}: manifest is not valid JSON ({e})") from e
 
     def refresh(self) -> None:
+        """Read the newest committed manifest (what this object reads from now on)."""
         self._manifest = self._load()
+        self._pin.set(self.generation)
         live = {n for t in self._manifest.get("sealed", {}).values() for ns in t.values() for n in ns}
         for n in [n for n in self._segments if n not in live]:
             del self._segments[n]
@@ -213,6 +277,11 @@ class Workspace:
         """The committed entries of a file group (see :meth:`Transaction.set_files`)."""
         return copy.deepcopy(self._manifest.get("files", {}).get(group, {}).get(chain, []))
 
+    def trashed(self) -> set[str]:
+        """Files (relative to HOME) that commits replaced but that are kept while an open reader may still
+        read them (see store/pins.py); deleted by a later writer once no reader needs them."""
+        return {f for e in self._manifest.get("trash") or [] for f in e["files"]}
+
     def part_paths(self, table: str, chain: str | None = None) -> list[Path]:
         return [self.home / p.file for p in self.parts(table, chain)]
 
@@ -261,31 +330,139 @@ class Workspace:
         finally:
             con.close()
 
-    # --- writing -----------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """Exclusive write access; commits on normal exit, leaves the workspace untouched on error."""
-        lock_path = self.home / "lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    def user_query(self, sql: str, *, allow_files: bool = False, limits: QueryLimits | None = None) -> pa.Table:
+        """Run a person's read-only SQL in the sandbox (store/sandbox.py): the workspace's tables and
+        views only (unless ``allow_files``), within ``limits`` (time, memory, threads, result rows)."""
+        limits = limits or QueryLimits()
+        spill = SB.spill_dir(self.home)
         try:
+            con = self.connect()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LockedError(f"{self.home}: another fundtrail process is writing this workspace") from None
+                SB.lock_down(con, self.home, limits, allow_files=allow_files, spill=spill)
+                return SB.run(con, sql, limits)
+            finally:
+                con.close()
+        finally:
+            SB.remove_spill(spill)
+
+    # --- writing -----------------------------------------------------------------------------------
+    def holds_writer(self) -> bool:
+        """Whether this thread holds the writer lease through this object."""
+        return self._lease is not None and self._lease_thread == threading.get_ident()
+
+    @contextlib.contextmanager
+    def writer(self, *, wait: float | None | str = "default", purpose: str = "",
+               on_wait: Callable[[L.Holder | None], None] | None = None) -> Iterator[L.WriterLease]:
+        """The writer lease for a whole read-decide-write run (see store/lease.py).
+
+        Every service that writes runs inside one: it takes the lease, then reads the state it decides on
+        (this object is refreshed to the newest committed manifest), commits any number of
+        :meth:`transaction`\\ s, and gives the lease back on exit. Re-entrant within one thread, so a
+        command can take it (with ``wait``) around a service that takes it again.
+
+        ``wait``: seconds to wait while another writer holds it (0: fail at once with :class:`LockedError`
+        naming the holder; None: as long as it takes). ``purpose`` is shown to writers that find the
+        workspace busy; ``on_wait(holder)`` is called once if this call has to wait. Readers are never
+        blocked by a writer. ``wait`` and ``on_wait`` default to the ones this object was made with.
+        """
+        if self.holds_writer():
+            self._lease_depth += 1
+            try:
+                yield self._lease  # type: ignore[misc]
+            finally:
+                self._lease_depth -= 1
+            return
+        lease = L.acquire(self.home, wait=self.wait if wait == "default" else wait,  # type: ignore[arg-type]
+                          purpose=purpose, on_wait=on_wait or self.on_wait)
+        self._lease, self._lease_thread, self._lease_depth = lease, threading.get_ident(), 1
+        try:
             self.refresh()
             if not self._orphans_collected:  # what a crashed writer left; a failed transaction cleans up itself
                 self._collect_orphans()
                 self._orphans_collected = True
+            self._empty_trash(self._manifest)
+            yield lease
+        finally:
+            current = self._lease or lease  # writer_paused() may have taken a new one meanwhile
+            self._lease, self._lease_thread, self._lease_depth = None, None, 0
+            current.release()
+            lease.release()
+
+    @contextlib.contextmanager
+    def writer_paused(self, *, on_wait: Callable[[L.Holder | None], None] | None = None) -> Iterator[None]:
+        """Give the held writer lease back for a while (a ``--follow`` run waiting for new blocks), then
+        take it again, waiting as long as it takes, and read the newest committed state. A caller that
+        keeps state derived from the workspace compares :attr:`generation` before and after."""
+        if not self.holds_writer():
+            yield
+            return
+        old, depth = self._lease, self._lease_depth
+        assert old is not None
+        self._lease, self._lease_thread, self._lease_depth = None, None, 0
+        old.release()
+        yield  # an exception here (Ctrl-C while sleeping) ends the run: the lease is not taken again
+        lease = L.acquire(self.home, wait=None, purpose=old.holder.purpose, on_wait=on_wait or self.on_wait)
+        self._lease, self._lease_thread, self._lease_depth = lease, threading.get_ident(), depth
+        self.refresh()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One atomic commit: commits on normal exit, leaves the workspace untouched on error.
+
+        Inside :meth:`writer` the transaction starts from the state the run has read. Outside one, it takes
+        the lease for the commit only, and starts from the state this object last read: if another writer
+        committed since, nothing is committed and :class:`ConflictError` says so (take the lease first)."""
+        base = self._manifest
+        with self.writer(purpose="commit") if not self.holds_writer() else contextlib.nullcontext():
+            if self._manifest is not base and self.generation != int(base["generation"]):
+                raise ConflictError(f"{self.home}: the workspace changed since this command read it (generation "
+                                    f"{base['generation']} -> {self.generation}); nothing was committed: run "
+                                    "it again (writers take the workspace's writer lease first)")
             txn = Transaction(self, copy.deepcopy(self._manifest))
             try:
                 yield txn
+                txn._commit()
+            except OSError as e:
+                txn._abort()
+                if e.errno in _WRITE_ERRNOS:
+                    raise WriteFailedError(
+                        f"{self.home}: cannot write the workspace ({e.strerror}{': ' + str(e.filename) if e.filename else ''}"
+                        f"); nothing of this change was committed: the workspace is still at its last committed "
+                        f"state (generation {self.generation}). Free space or make it writable and run again"
+                    ) from e
+                raise
             except BaseException:
                 txn._abort()
                 raise
-            txn._commit()
             self.refresh()
-        finally:
-            os.close(fd)
+
+    def _empty_trash(self, m: dict[str, Any]) -> None:
+        """Delete the trashed files no open reader needs any more (see store/pins.py)."""
+        trash = m.get("trash") or []
+        if not trash:
+            return
+        pinned = P.oldest_pinned(self.home, skip=self._pin.name)
+        for entry in trash:
+            if pinned is None or (pinned != P.UNKNOWN and entry["gen"] <= pinned):
+                for f in entry["files"]:
+                    with contextlib.suppress(OSError):
+                        (self.home / f).unlink()
+
+    def _prune_trash(self, m: dict[str, Any]) -> None:
+        """Drop from ``m``'s trash list the entries whose files no reader can need any more (deleting them)."""
+        trash = m.get("trash") or []
+        if not trash:
+            return
+        pinned = P.oldest_pinned(self.home, skip=self._pin.name)
+        keep = []
+        for entry in trash:
+            if pinned is None or (pinned != P.UNKNOWN and entry["gen"] <= pinned):
+                for f in entry["files"]:
+                    with contextlib.suppress(OSError):
+                        (self.home / f).unlink()
+            else:
+                keep.append(entry)
+        m["trash"] = keep
 
     def _collect_orphans(self) -> None:
         m = self._manifest
@@ -293,10 +470,13 @@ class Workspace:
         segments = {n for t in m.get("sealed", {}).values() for ns in t.values() for n in ns}
         for n in segments:
             listed.update(p["file"] for p in self._segment(n))
+        trashed = {f for e in m.get("trash") or [] for f in e["files"]}
+        listed |= trashed
         sroot = self.home / SEGMENTS
         if sroot.exists():
             for f in sroot.iterdir():
-                if f.is_file() and f"{SEGMENTS}/{f.name}" not in segments:
+                rel = f"{SEGMENTS}/{f.name}"
+                if f.is_file() and rel not in segments and rel not in trashed:
                     f.unlink(missing_ok=True)
         root = self.home / "tables"
         for f in root.rglob("*.parquet"):
@@ -304,13 +484,28 @@ class Workspace:
                 f.unlink(missing_ok=True)
         for f in root.rglob("*.tmp"):
             f.unlink(missing_ok=True)
+        for f in self.home.glob(f"{MANIFEST}.*.tmp"):
+            f.unlink(missing_ok=True)
         froot = self.home / "files"
         if froot.exists():
             listed = {f for g in self._manifest.get("files", {}).values() for es in g.values() for e in es
-                      for f in _entry_files(e)}
+                      for f in _entry_files(e)} | trashed
             for f in froot.rglob("*"):
                 if f.is_file() and str(f.relative_to(self.home)) not in listed:
                     f.unlink(missing_ok=True)
+
+
+def writes(purpose: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a service function whose first argument is the :class:`Workspace` it writes: the whole
+    call runs under the writer lease (:meth:`Workspace.writer`; re-entrant, so a caller may already hold
+    it, e.g. a command that waits for it with ``--wait``)."""
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def inner(ws: Workspace, *args: Any, **kwargs: Any) -> Any:
+            with ws.writer(purpose=purpose):
+                return fn(ws, *args, **kwargs)
+        return inner
+    return deco
 
 
 def _entry_files(entry: dict[str, Any]) -> list[str]:
@@ -327,6 +522,8 @@ class Transaction:
         self._written: list[Path] = []
         self._dropped: list[str] = []
         self._group_written: dict[tuple[str, str], list[str]] = {}
+        self._tmp: list[Path] = []  # temporary names of files being written (removed on abort)
+        self._committed = False
 
     # chains and settings
     def chain(self, name: str) -> dict[str, Any] | None:
@@ -371,9 +568,10 @@ class Transaction:
                 while len(tail) >= SEAL:
                     rel = f"{SEGMENTS}/{uuid.uuid4().hex}.json"
                     path = self.ws.home / rel
-                    path.parent.mkdir(exist_ok=True)
+                    _mkdirs(self.ws.home, path.parent)
                     tmp = path.with_name(path.name + ".tmp")
-                    tmp.write_text(json.dumps(tail[:SEAL], separators=(",", ":")))
+                    self._tmp.append(tmp)
+                    _write_new(tmp, json.dumps(tail[:SEAL], separators=(",", ":")).encode())
                     os.replace(tmp, path)
                     self._written.append(path)
                     self.ws._segments[rel] = tail[:SEAL]
@@ -386,8 +584,10 @@ class Transaction:
         """A fresh part name: (path relative to HOME, its path, the temporary path it is written to)."""
         rel = Path("tables") / table / check_chain_key(chain) / f"{uuid.uuid4().hex}.parquet"
         path = self.ws.home / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return rel, path, path.with_suffix(".tmp")
+        _mkdirs(self.ws.home, path.parent)
+        tmp = path.with_suffix(".tmp")
+        self._tmp.append(tmp)
+        return rel, path, tmp
 
     def append(self, table: str, chain: str, data: pa.Table, *, compression: str = "zstd",
                compression_level: int | None = None, use_dictionary: bool | list[str] = True,
@@ -407,6 +607,7 @@ class Transaction:
         rel, path, tmp = self._new_part(table, chain)
         pq.write_table(data, tmp, compression=compression, compression_level=compression_level,
                        use_dictionary=use_dictionary, write_statistics=write_statistics, row_group_size=1 << 20)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)  # made durable at commit, before the manifest names it
         self._written.append(path)
         part = Part(str(rel), data.num_rows, lo, hi)
@@ -423,9 +624,11 @@ class Transaction:
         of the workspace only once an entry of :meth:`set_files` names it and the transaction commits."""
         rel = Path("files") / group / check_chain_key(chain) / f"{uuid.uuid4().hex}{suffix}"
         path = self.ws.home / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _mkdirs(self.ws.home, path.parent)
         tmp = path.with_name(path.name + ".tmp")
+        self._tmp.append(tmp)
         write(tmp)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)  # made durable at commit, before the manifest names it
         self._written.append(path)
         self._group_written.setdefault((group, chain), []).append(str(rel))
@@ -581,6 +784,7 @@ class Transaction:
                     pending, rows = [], 0
             if pending:
                 w.write_table(pa.concat_tables(pending), row_group_size=1 << 20)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
         self._written.append(path)
         self._dropped.extend(e["file"] for e in group)
@@ -591,20 +795,47 @@ class Transaction:
 
     # commit / abort
     def _commit(self) -> None:
+        home = self.ws.home
+        base = int(self.m.get("generation", 0))
+        on_disk = self.ws._load()
+        if int(on_disk.get("generation", 0)) != base:  # only a writer that lost its lease can get here
+            raise ConflictError(f"{home}: another writer committed generation {on_disk.get('generation')} "
+                                f"after this one started from generation {base}; nothing was committed")
         self._seal()
-        _make_durable(self.ws.home, self._written)
-        self.m["generation"] = int(self.m.get("generation", 0)) + 1
-        path = self.ws.home / MANIFEST
-        tmp = path.with_suffix(".json.tmp")
-        with open(tmp, "w") as fh:
-            fh.write(json.dumps(self.m, sort_keys=True, separators=(",", ":")))  # C encoder: fast
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.ws.home)
-        for f in self._dropped:
-            (self.ws.home / f).unlink(missing_ok=True)
+        _make_durable(home, self._written)
+        self.ws._prune_trash(self.m)
+        self.m["generation"] = base + 1
+        if self._dropped:
+            self.m.setdefault("trash", []).append({"gen": base + 1, "files": sorted(set(self._dropped))})
+        data = json.dumps(self.m, sort_keys=True, separators=(",", ":")).encode()  # C encoder: fast
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{MANIFEST}.", suffix=".tmp", dir=home)  # O_EXCL, 0600
+        tmp = Path(tmp_name)
+        self._tmp.append(tmp)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, home / MANIFEST)
+        self._committed = True  # from here on nothing may undo the commit
+        self._tmp.remove(tmp)
+        with contextlib.suppress(Exception):
+            _fsync_dir(home)
+            self.ws._empty_trash(self.m)
 
     def _abort(self) -> None:
-        for p in self._written:
-            p.unlink(missing_ok=True)
+        if self._committed:
+            return
+        for p in [*self._written, *self._tmp]:
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file at ``path`` (0600; never through an existing file or symlink)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)

@@ -308,7 +308,7 @@ def test_a_commit_that_fails_leaves_tables_and_indexes_at_the_last_batch(tmp_pat
     files = {p.relative_to(home).as_posix() for p in (home / "files").rglob("*") if p.is_file()}
     listed = {e[k] for g in ("utxo_index", "address_index") for e in ws.files(g, "regtest")
               for k in ("file", "dead_file") if e.get(k)}
-    assert files == listed
+    assert files - ws.trashed() == listed  # replaced files are kept while the test's older readers live
 
 
 def test_addresses_of_other_writers_keep_their_ids_and_reopen_is_stable(tmp_path):

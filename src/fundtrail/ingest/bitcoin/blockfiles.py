@@ -45,8 +45,12 @@ def list_block_files(blocks_dir: Path) -> list[Path]:
     if core:
         return core
     skip = ("xor.dat", "rev")
-    return sorted(f for f in p.iterdir() if f.is_file() and f.suffix in (".dat", ".bz2", ".blk")
-                  and not f.name.startswith(skip) and "utxo" not in f.name)
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in (".dat", ".bz2", ".blk")
+                   and not f.name.startswith(skip) and "utxo" not in f.name)
+    if not files:
+        raise UsageError(f"{p}: no block files here (blk*.dat[.bz2], *.dat, *.bz2, *.blk): is it the "
+                         "node's blocks directory (e.g. ~/.bitcoin/blocks)?")
+    return files
 
 
 def read_xor_key(blocks_dir: Path) -> np.ndarray | None:

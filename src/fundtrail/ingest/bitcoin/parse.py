@@ -56,6 +56,8 @@ def _varint(buf, p, end):  # pragma: no cover - numba
     v = np.int64(0)
     for i in range(8):
         v |= np.int64(buf[p + 1 + i]) << (8 * i)
+    if v < 0:  # >= 2^63 does not fit int64: a count or length no block can hold (callers bound it)
+        v = np.int64(1) << 62
     return v, p + 9
 
 

@@ -41,7 +41,7 @@ from fundtrail.ingest.bitcoin.utxo import (
 from fundtrail.model.chain import BitcoinNetwork, bitcoin_network
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.schema import schema_of
-from fundtrail.store.workspace import Workspace
+from fundtrail.store.workspace import Workspace, writes
 
 TABLES = ("utxo_blocks", "utxo_transactions", "utxo_outputs", "utxo_inputs")
 # Parquet writer options of the batch tables: zstd level 1 (level 3 cost ~2x the time for ~10% smaller
@@ -384,6 +384,7 @@ class Ingester:
 
 # --- block files -----------------------------------------------------------------------------------------
 
+@writes("ingest bitcoin")
 def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNetwork | str = "mainnet", *,
                        progress: Progress = NullProgress(), batch_bytes: int = 32 << 20,
                        batch_blocks: int = 100_000, prevouts: Path | str | None = None,
@@ -445,7 +446,11 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                     k = int(np.searchsorted(starts, off, side="right") - 1)
                     return str(files[int(index.file[r[k]])]), int(index.offset[r[k]]) + off - int(starts[k])
 
-                ing.ingest_batch(buf, starts, ends, chain.first_height + int(pos[0]), where=where)
+                h0 = chain.first_height + int(pos[0])
+                try:
+                    ing.ingest_batch(buf, starts, ends, h0, where=where)
+                except DecodeError as e:
+                    raise _keep_before(ing, e, buf, starts, ends, h0, where) from None
                 task.advance(len(r), MB=float(ends[-1]) / 1e6)
         finally:
             task.close()
@@ -457,6 +462,22 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
         src.close()
 
 
+def _keep_before(ing: Ingester, e: DecodeError, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, h0: int,
+                 where: Callable[[int], tuple[str, int]]) -> DecodeError:
+    """A block of a batch does not parse or verify: commit the blocks before it (they are valid), and
+    return the error, saying what is kept and how to go on."""
+    k = int(e.block) - h0 if isinstance(e.block, int) and h0 <= e.block < h0 + len(starts) else 0
+    if k > 0:
+        ing.ingest_batch(buf, starts[:k], ends[:k], h0, where=where)
+    tip_h, _ = ing.tip()
+    kept = (f"every block up to height {tip_h} is committed" if tip_h is not None
+            else "no block is committed")
+    return DecodeError(f"{e.message}; {kept}: repair or replace the file (e.g. copy it again from the node, "
+                       "or let the node re-download the block) and run the same command again to continue "
+                       "from there", path=e.path, offset=e.offset, block=e.block, field=e.field)
+
+
+@writes("ingest bitcoin --prevouts")
 def seed_prevouts(ws: Workspace, path: Path | str, network: BitcoinNetwork | str = "mainnet") -> int:
     """Supply known previous outputs from a btcd ``*.utxostore`` file (see utxo.read_btcd_utxostore)."""
     ing = Ingester(ws, _network(network))
@@ -480,6 +501,7 @@ def ingest_rpc(ws: Workspace, url: str, network: BitcoinNetwork | str = "mainnet
         client.close()
 
 
+@writes("ingest bitcoin --rpc")
 def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, follow: bool = False,
                      progress: Progress = NullProgress(), start: int | None = None, end: int | None = None,
                      batch_blocks: int = 50, poll_interval: float = 5.0, max_polls: int | None = None,
@@ -580,7 +602,12 @@ def ingest_from_node(ws: Workspace, client: RpcClient, net: BitcoinNetwork, *, f
             polls += 1
             if max_polls is not None and polls > max_polls:
                 break
-            time.sleep(poll_interval)
+            seen = ws.generation
+            with ws.writer_paused():  # other writers (tags import, cluster, …) may commit while we wait
+                time.sleep(poll_interval)
+            if ws.generation != seen:  # they did: read the indexes again from what is committed now
+                totals, ing = ing.totals, Ingester(ws, net, index_memory=index_memory)
+                ing.totals = totals
         return ing.stats(time.monotonic() - t0)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as e:
         # an answer of the wrong shape (a hostile or broken node): a clear error, nothing half-written

@@ -16,16 +16,39 @@ moves nothing but its fee. DELEGATECALL, STATICCALL and CALLCODE frames move not
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fundtrail.errors import DecodeError
 from fundtrail.model.evm_abi import TRANSFER as TRANSFER_TOPIC
 from fundtrail.store.schema import AMOUNT, TS
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+# what a JSON value of the wrong shape (a missing key, a list for an object, "0xzz" for a number, a
+# number too large for its column) raises in the mappers; a node's answer is untrusted input
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError, OverflowError,
+                 RecursionError)
+
+
+def _checked(what: str) -> Callable[[_F], _F]:
+    """Turn a wrong-shaped JSON-RPC answer into a DecodeError naming what was being mapped."""
+    def deco(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except _SHAPE_ERRORS as e:
+                block = next((a.get("number") for a in args if isinstance(a, dict) and "number" in a), None)
+                raise DecodeError(f"malformed JSON-RPC {what}: {type(e).__name__}: {str(e)[:200]}",
+                                  block=str(block)[:80] if block is not None else None) from None
+        return inner  # type: ignore[return-value]
+    return deco
 
 MAX_DECIMAL = 10**38
 NO_VALUE_CALLS = {"delegatecall", "staticcall", "callcode"}
@@ -126,6 +149,7 @@ class Move:
 
 # --- traces --------------------------------------------------------------------------------------------
 
+@_checked("callTracer trace")
 def moves_from_calltracer(frame: dict[str, Any]) -> list[Move]:
     """Value movements under a geth callTracer top-level frame (the top-level frame itself excluded: the
     transaction's own value is taken from the transaction). Failed frames and their subtrees move nothing."""
@@ -155,6 +179,7 @@ def moves_from_calltracer(frame: dict[str, Any]) -> list[Move]:
     return out
 
 
+@_checked("trace_block answer")
 def moves_from_parity(traces: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Move]], list[Move]]:
     """Value movements from ``trace_block`` traces: per transaction hash (nested frames only) and the
     block's rewards. A trace with an error fails itself and every trace under its traceAddress."""
@@ -207,6 +232,7 @@ def moves_from_parity(traces: Iterable[dict[str, Any]]) -> tuple[dict[str, list[
 
 # --- blocks --------------------------------------------------------------------------------------------
 
+@_checked("log")
 def token_transfer(log: dict[str, Any]) -> tuple[str, str, int] | None:
     """(from, to, value) of an ERC-20 Transfer log, else None. As ethereum-etl: the topics and the data's
     32-byte words together must be exactly [sig, from, to, value] (covers tokens that index nothing)."""
@@ -222,6 +248,7 @@ def token_transfer(log: dict[str, Any]) -> tuple[str, str, int] | None:
     return "0x" + words[1][-40:], "0x" + words[2][-40:], int(words[3], 16)
 
 
+@_checked("block")
 def add_block(rows: Rows, block: dict[str, Any], receipts: dict[str, dict[str, Any]],
               tx_moves: dict[str, list[Move]] | None, rewards: Sequence[Move], native: str) -> None:
     """Add one block (with full transaction objects), its receipts by tx hash, and its trace moves."""
@@ -336,6 +363,7 @@ def _ts(v: list[int]) -> pa.Array:
     return pa.array(v, pa.int64()).cast(TS)
 
 
+@_checked("block values")
 def to_tables(rows: Rows, chain: str, ids: Any) -> dict[str, pa.Table]:
     """Arrow tables of the batch; ``ids(list_of_address_strings) -> numpy int64`` (AddressBook.ids, with
     -1 for null, which becomes a null id)."""

@@ -34,7 +34,7 @@ from fundtrail.model.chain import EVM_CHAIN_IDS, check_chain_name, evm_native_as
 from fundtrail.netclient import HttpLimits
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store.addresses import AddressBook
-from fundtrail.store.workspace import Workspace
+from fundtrail.store.workspace import Workspace, writes
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +428,7 @@ def callTracer_moves(block: dict[str, Any], result: Any, height: int) -> dict[st
     return out
 
 
+@writes("ingest evm")
 def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = None, end: int | None = None,
                follow: bool = False, progress: Progress | None = None, batch_blocks: int = 20,
                max_batch: int = 100, trace_method: str = "auto", receipts_method: str = "auto",
@@ -507,7 +508,12 @@ def ingest_evm(ws: Workspace, rpc_url: str, chain: str, *, start: int | None = N
             polls += 1
             if max_polls is not None and polls > max_polls:
                 break
-            time.sleep(poll_interval)
+            seen = ws.generation
+            with ws.writer_paused():  # other writers (tags import, cluster, …) may commit while we wait
+                time.sleep(poll_interval)
+            if ws.generation != seen:  # they did: read the address ids and tokens again
+                run.book = AddressBook(ws, chain)
+                run.known_tokens = set(ws.read("tokens", chain, columns=["address"])["address"].to_pylist())
             run.check_tip()
     except MALFORMED as e:  # an answer of the wrong shape (a hostile or broken node): a clear error
         raise RpcError(f"unexpected answer from the node ({type(e).__name__}: {str(e)[:200]})",
