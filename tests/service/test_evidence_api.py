@@ -92,3 +92,29 @@ def test_refusals(api, world):
     assert api.get("/v1/evidence/sim-theft-20260101t000000z-00000000", headers=h).status_code == 404
     assert api.get("/v1/evidence/..%2F..%2Fetc", headers=h).status_code in (404, 422)
     assert api.get("/v1/evidence/sim-theft-20260101t000000z-00000000", headers=api.h("viewer")).status_code == 403
+
+
+def test_raw_transactions_from_the_followed_sources(world, tmp_path):
+    """A service that follows block files and an EVM node puts the raw transactions into its bundles."""
+    from fastapi.testclient import TestClient
+
+    sims = sorted(p for p in world.home.parent.glob("kyt-world*") if (p / "truth.json").is_file())
+    if not sims:
+        pytest.skip("the simulated chain data of the test world is not beside its workspace")
+    sim = sims[0]
+    sources = (f"blocks:regtest={sim / 'bitcoin' / 'blocks'}", f"evm:simeth={(sim / 'evm' / 'rpc.jsonl').as_uri()}")
+    db = f"sqlite:///{tmp_path / 'service.db'}"
+    store = open_store(db, world.home)
+    key = create_key(store, "ev-raw", "investigator")
+    store.close()
+    app = create_app(Config(home=world.home, db=db, poll=3600, sources=sources), start=False)
+    with TestClient(app) as c:
+        h = {"Authorization": f"Bearer {key}"}
+        meta = c.post("/v1/incidents/sim-theft/evidence", json={"models": ["haircut"]}, headers=h).json()
+        raw = meta["raw_transactions"]
+        assert raw["regtest"]["included"] > 0 and raw["simeth"]["included"] > 0, raw
+        z = tmp_path / "b.zip"
+        z.write_bytes(c.get(meta["download"], headers=h).content)
+    app.state.runtime.store.close()
+    v = verify_bundle(z, Workspace(world.home))
+    assert v.ok, v.summary()

@@ -56,6 +56,25 @@ def _options(models: Sequence[str] | None, primary: str | None) -> tuple[tuple[s
     return ms, primary
 
 
+def raw_sources(ws: Workspace, sources: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Where the raw transactions can be read, from the sources the service follows (``--source``,
+    monitor/sources.py): block directories per Bitcoin chain, JSON-RPC URLs per EVM chain (Bitcoin Core RPC
+    sources give none: the bundle reads raw Bitcoin transactions from block files)."""
+    from fundtrail.monitor.sources import parse_sources
+
+    chains = ws.chains()
+    blocks: dict[str, str] = {}
+    rpc: dict[str, str] = {}
+    for s in parse_sources(tuple(sources)):
+        if s.kind == "evm" and s.name in chains:
+            rpc[s.name] = s.location
+        elif s.kind == "blocks":
+            for name, st in chains.items():
+                if st.get("kind") == "utxo" and (name == s.name or st.get("network") == s.name):
+                    blocks.setdefault(name, s.location)
+    return blocks, rpc
+
+
 def _zip_folder(folder: Path, out: Path) -> None:
     tmp = out.with_name(out.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
@@ -66,9 +85,11 @@ def _zip_folder(folder: Path, out: Path) -> None:
 
 def export_incident(ws: Workspace, home: Path | str, incident: str, *, user: str | None,
                     models: Sequence[str] | None = None, primary: str | None = None, max_hops: int = 20,
-                    with_freeze_requests: bool = False, at: dt.datetime | None = None) -> dict[str, Any]:
+                    with_freeze_requests: bool = False, sources: Sequence[str] = (),
+                    at: dt.datetime | None = None) -> dict[str, Any]:
     """Export ``incident``'s evidence bundle (and its freeze-request packets) into a new export folder;
-    the summary the API answers with (also kept as ``export.json``)."""
+    the summary the API answers with (also kept as ``export.json``). ``sources``: the service's followed
+    sources, where the raw transactions are read (:func:`raw_sources`)."""
     if incident not in {i.name for i in list_incidents(ws)}:
         raise NotFoundError(f"no incident named {incident!r}")
     ms, prim = _options(models, primary)
@@ -79,7 +100,9 @@ def export_incident(ws: Workspace, home: Path | str, incident: str, *, user: str
     cmd = shlex.join(["fundtrail", "evidence", "freeze-requests" if with_freeze_requests else "export", incident,
                       "--out", PACKETS if with_freeze_requests else BUNDLE,
                       *[x for m in ms for x in ("--model", m)], "--max-hops", str(max_hops)])
-    opts: dict[str, Any] = {"models": ms, "primary": prim, "max_hops": max_hops, "command": cmd}
+    blocks, rpc = raw_sources(ws, sources)
+    opts: dict[str, Any] = {"models": ms, "primary": prim, "max_hops": max_hops, "command": cmd,
+                            "blocks_dirs": blocks, "rpc": rpc}
     try:
         packets_info = None
         if with_freeze_requests:

@@ -39,7 +39,7 @@ def export(body: EvidenceRequest | None = None, name: str = IncidentName, c: Cal
     with _lock:
         meta = E.export_incident(rt.ws, rt.config.home, name, user=c.name, models=body.models,
                                  primary=body.primary, max_hops=body.max_hops,
-                                 with_freeze_requests=body.freeze_requests)
+                                 with_freeze_requests=body.freeze_requests, sources=rt.config.sources)
     log_action(rt.store, c.name, "evidence.export", meta["id"], f"{name} sha256={meta['sha256']}")
     return meta
 
