@@ -17,6 +17,7 @@ router = APIRouter(tags=["evidence"])
 IncidentName = Path(min_length=1, max_length=200)
 ExportId = Path(min_length=20, max_length=100, pattern=E.EXPORT_ID.pattern)
 Model = Literal["poison", "haircut", "fifo"]
+ZIP = {200: {"description": "The zip file", "content": {"application/zip": {}}}, 404: {}}
 
 
 class EvidenceRequest(BaseModel):
@@ -44,14 +45,14 @@ def export(body: EvidenceRequest | None = None, name: str = IncidentName, c: Cal
     return meta
 
 
-@router.get("/v1/evidence/{export_id}", response_class=FileResponse, responses={404: {}},
+@router.get("/v1/evidence/{export_id}", response_class=FileResponse, responses=ZIP,
             summary="Download an evidence bundle (zip)")
 def download(export_id: str = ExportId, c: Caller = require("investigator"), rt=Depends(runtime)) -> FileResponse:
     path, filename = E.export_file(rt.config.home, export_id, "bundle")
     return FileResponse(path, media_type="application/zip", filename=filename)
 
 
-@router.get("/v1/evidence/{export_id}/freeze-requests", response_class=FileResponse, responses={404: {}},
+@router.get("/v1/evidence/{export_id}/freeze-requests", response_class=FileResponse, responses=ZIP,
             summary="Download the export's freeze-request packets (zip of the packets folder and index)")
 def download_packets(export_id: str = ExportId, c: Caller = require("investigator"),
                      rt=Depends(runtime)) -> FileResponse:
