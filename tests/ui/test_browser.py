@@ -9,6 +9,7 @@ intercepted and logged), every control reachable with the keyboard. Screenshots 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -167,6 +168,21 @@ def test_investigation_in_chromium(browser, ui_server):
     # reopened, the case shows the saved graph
     page.goto(case_url)
     page.wait_for_selector("#endpoints-table tbody tr[data-entity]")
+
+    # a case of the incident: export its evidence bundle from the keyboard, the digest is the download's
+    csrf = page.get_attribute('meta[name="csrf-token"]', "content")
+    r = page.request.post(url + "/v1/cases", data={"incident": "sim-theft"}, headers={"X-CSRF-Token": csrf})
+    assert r.status == 201, r.text()
+    page.goto(f"{url}/ui/cases/{r.json()['case_id']}")
+    page.wait_for_selector("#cy[data-ready='1']", state="attached")
+    page.focus("#export-evidence")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#evidence-digest", timeout=120_000)
+    digest = page.inner_text("#evidence-digest")
+    assert page.evaluate("() => document.activeElement.id") == "evidence-download"
+    bundle = page.request.get(url + page.get_attribute("#evidence-download", "href"))
+    assert bundle.status == 200 and hashlib.sha256(bundle.body()).hexdigest() == digest
+    page.screenshot(path=str(shots / "case-evidence.png"), full_page=True)
 
     # add a user tag to a dormant holding and see it on the address page and in the TagPack export
     holding = sorted(u["address"] for u in truth["expected"]["haircut"]["unspent"] if u["chain"] == "regtest")[0]

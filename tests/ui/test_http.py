@@ -143,3 +143,28 @@ def test_graph_endpoints_are_documented_and_fast(ui_server):
     assert med < 0.2
     j = r.json()
     assert j["nodes"] and all(e["source"] == f"a:{chain}:{addr}" for e in j["edges"])
+
+
+def test_case_page_exports_the_evidence_bundle(ui_server):
+    import hashlib
+
+    c, csrf = sign_in(ui_server.url, "alice", ui_server.passwords["alice"])
+    cid = c.post("/v1/cases", json={"incident": "sim-theft"}, headers={"X-CSRF-Token": csrf}).json()["case_id"]
+    page = c.get(f"/ui/cases/{cid}")
+    assert page.status_code == 200
+    assert re.search(r'<button type="button" id="export-evidence">Export evidence bundle</button>', page.text)
+    assert 'id="evidence-result" role="status"' in page.text
+    url = "/v1/incidents/sim-theft/evidence"
+    assert c.post(url, json={"primary": "haircut"}).status_code == 403  # the session's CSRF token is required
+    r = c.post(url, json={"primary": "haircut"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201, r.text
+    meta = r.json()
+    d = c.get(meta["download"])
+    assert d.status_code == 200 and hashlib.sha256(d.content).hexdigest() == meta["sha256"]
+    assert f'filename="{meta["id"]}.zip"' in d.headers["content-disposition"]
+    # a viewer the case is shared with sees no control it cannot use, and may not export
+    assert c.post(f"/v1/cases/{cid}/share", json={"user": "victor"}, headers={"X-CSRF-Token": csrf}).status_code == 200
+    v, vcsrf = sign_in(ui_server.url, "victor", ui_server.passwords["victor"])
+    vp = v.get(f"/ui/cases/{cid}")
+    assert vp.status_code == 200 and "export-evidence" not in vp.text
+    assert v.post(url, json={}, headers={"X-CSRF-Token": vcsrf}).status_code == 403

@@ -4,6 +4,7 @@ from fundtrail.service.routes import (
     alerts,
     audit,
     cases,
+    evidence,
     explore,
     graph,
     lookup,
@@ -19,4 +20,4 @@ from fundtrail.service.routes import (
 
 ROUTERS = [system.router, screen.router, transfers.router, verdicts.router, lookup.router, policy.router,
            audit.router, watches.router, alerts.router, webhooks.router, graph.router, explore.router,
-           cases.router, usertags.router]
+           cases.router, usertags.router, evidence.router]

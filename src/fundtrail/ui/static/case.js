@@ -393,6 +393,40 @@
     try { const r = await api("POST", "/v1/cases/" + data.case_id + "/share", { user: $("share-user").value }); status("shared with " + r.shared_with.join(", ")); }
     catch (e) { status("could not share: " + e.message); }
   });
+  const evidence = $("export-evidence");
+  if (evidence) evidence.addEventListener("click", async () => {
+    // the evidence bundle of the case's incident (POST /v1/incidents/{name}/evidence), primary model = the case's
+    const out = $("evidence-result");
+    const freeze = $("evidence-freeze").checked;
+    evidence.disabled = true;
+    out.textContent = "exporting the evidence bundle…";
+    try {
+      const r = await api("POST", "/v1/incidents/" + encodeURIComponent(data.incident) + "/evidence",
+        { primary: $("model").value, freeze_requests: freeze });
+      out.textContent = "";
+      const p = document.createElement("p");
+      const a = document.createElement("a");
+      a.id = "evidence-download"; a.href = r.download; a.download = r.id + ".zip";
+      a.textContent = "Download the evidence bundle (" + r.bytes.toLocaleString() + " bytes)";
+      p.appendChild(a);
+      if (r.freeze_requests) {
+        const b = document.createElement("a");
+        b.id = "evidence-packets"; b.href = r.freeze_requests.download; b.download = r.id + "-freeze-requests.zip";
+        b.textContent = "Download the freeze-request packets (" + r.freeze_requests.packets + ")";
+        p.appendChild(document.createTextNode(" · ")); p.appendChild(b);
+      }
+      const note = document.createElement("p");
+      note.className = "muted";
+      note.appendChild(document.createTextNode("SHA-256 "));
+      const code = document.createElement("code"); code.id = "evidence-digest"; code.textContent = r.sha256;
+      note.appendChild(code);
+      note.appendChild(document.createTextNode("; pinned at " + r.pins.chains.map((c) => c.chain + " height " + c.height).join(", ") +
+        "; tags as of " + r.pins.tags_as_of + ". Check it with: fundtrail evidence verify " + r.id + ".zip"));
+      out.appendChild(p); out.appendChild(note);
+      a.focus();
+    } catch (e) { out.textContent = "could not export the evidence bundle: " + e.message; }
+    finally { evidence.disabled = false; }
+  });
   $("export-png").addEventListener("click", () => download(data.case_id + ".png", cy.png({ output: "blob", full: true, scale: 2, bg: "#ffffff" })));
   $("export-svg").addEventListener("click", () => download(data.case_id + ".svg", new Blob([svgPicture()], { type: "image/svg+xml" })));
   $("cy").addEventListener("keydown", (ev) => {
