@@ -42,7 +42,7 @@ from fundtrail.engine.spark.jobs import group_apply, map_ranges
 from fundtrail.engine.spark.session import session
 from fundtrail.errors import NotFoundError
 from fundtrail.progress import NullProgress, Progress
-from fundtrail.store.workspace import Workspace
+from fundtrail.store.workspace import Workspace, writes
 
 PARTS_DDL = ("kind string, phase int, height long, tx_index int, a long, b long, txid string, "
              "heuristic string, confidence double, blob binary")
@@ -216,6 +216,7 @@ def cluster_utxo(ws: Workspace, chain: str, spec: EngineSpec, *, change_heuristi
                                  time.monotonic() - t0), run
 
 
+@writes("cluster --engine spark")
 def cluster(ws: Workspace, chain: str | None, spec: EngineSpec, *, change_heuristics: Iterable[str] | str = (),
             progress: Progress = NullProgress(), alarm_size: int = svc.DEFAULT_ALARM_SIZE,
             range_rows: int = svc.DEFAULT_RANGE_ROWS) -> svc.ClusterStats:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -203,7 +204,8 @@ def _exposure(request: Request, chain: str, address: str) -> tuple[list[dict], d
 
 
 @router.get("/ui/address/{chain}/{address}")
-def address_page(request: Request, chain: str, address: str, page: int = 0, cp: int = 0) -> HTMLResponse:
+def address_page(request: Request, chain: str, address: str, page: int = Query(0, ge=0, le=1_000_000),
+                 cp: int = Query(0, ge=0, le=1_000_000)) -> HTMLResponse:
     s = user_of(request)
     d = P.address_page(_rt(request).ws, chain, address, page=max(0, page), cp_page=max(0, cp))
     exposure, label = _exposure(request, chain, d["address"])
@@ -252,7 +254,8 @@ async def add_tag(request: Request, chain: str, address: str) -> Response:
 
 
 @router.get("/ui/cluster/{chain}/{cluster_id}")
-def cluster_page(request: Request, chain: str, cluster_id: int, page: int = 0, mpage: int = 0) -> HTMLResponse:
+def cluster_page(request: Request, chain: str, cluster_id: int = PathParam(ge=0, le=2**62), page: int = Query(0, ge=0, le=1_000_000),
+                 mpage: int = Query(0, ge=0, le=1_000_000)) -> HTMLResponse:
     s = user_of(request)
     d = K.cluster_page(_rt(request).ws, chain, cluster_id, page=max(0, page), merges_page=max(0, mpage))
     scr = _rt(request).screener
@@ -266,7 +269,7 @@ def cluster_page(request: Request, chain: str, cluster_id: int, page: int = 0, m
 
 
 @router.get("/ui/entity/{name}")
-def entity_page(request: Request, name: str, page: int = 0) -> HTMLResponse:
+def entity_page(request: Request, name: str, page: int = Query(0, ge=0, le=1_000_000)) -> HTMLResponse:
     s = user_of(request)
     d = P.entity_page(_rt(request).ws, name, page=max(0, page))
     if not d["chains"]:
@@ -321,7 +324,8 @@ def case_page(request: Request, case_id: str) -> HTMLResponse:
 
 
 @router.get("/ui/audit")
-def audit_page(request: Request, before: int | None = None, who: str | None = None) -> HTMLResponse:
+def audit_page(request: Request, before: int | None = Query(None, ge=1, le=2**62),
+               who: str | None = Query(None, max_length=100)) -> HTMLResponse:
     s = user_of(request)
     _need(s, "admin")
     rt = _rt(request)

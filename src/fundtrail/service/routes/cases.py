@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -137,9 +137,10 @@ def export_report(case_id: str = CaseId, c: Caller = require("viewer"), rt=Depen
 
 
 @router.get("/v1/ui-actions", summary="What users did in the UI (admins): views, tags, case changes, newest first")
-def ui_actions(before: int | None = None, limit: int = 100, user: str | None = None,
+def ui_actions(before: int | None = Query(None, ge=1, le=2**62), limit: int = Query(100, ge=1, le=1000),
+               user: str | None = Query(None, max_length=100),
                c: Caller = require("admin"), rt=Depends(runtime)) -> dict:
     from fundtrail.service.users import actions
 
-    rows = actions(rt.store, before=before, limit=max(1, min(int(limit), 1000)), user=user)
-    return {"actions": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
+    rows = actions(rt.store, before=before, limit=limit, user=user)
+    return {"actions": rows, "next": rows[-1]["id"] if rows and len(rows) == limit else None}
