@@ -63,3 +63,34 @@ def test_versions_and_digest(world):
     # an old version stays loadable by number
     assert load_index(ws, ix.version).version == ix.version
     assert build_index  # rebuilding is covered by the service tests (incremental pick-up)
+
+
+def test_a_co_users_sanctions_claim_makes_no_sanctioned_group(world, tmp_path):
+    """Screening blocks on binding lists only (docs/security.md): a co-user's CSV saying an ordinary user's
+    address is sanctioned makes no sanctions window; the same file imported by the workspace owner does."""
+    import shutil
+
+    from fundtrail.attribution.service import import_paths
+    from fundtrail.attribution.trust import Provenance
+    from fundtrail.exposure.sources import sanction_windows
+    from fundtrail.principal import Principal
+
+    ws = Workspace(shutil.copytree(world.home, tmp_path / "ws", ignore=shutil.ignore_patterns("service")))
+    chain, address = world.user
+    f = tmp_path / "claims.csv"
+    f.write_text("address,chain,label,category,entity,country,source,confidence\n"
+                 f"{address},{chain},Blocked Person,sanctioned,Blocked Person,,treasury.gov/ofac,ownership\n")
+
+    def windows() -> set[str]:
+        return set(sanction_windows(ws, chain)["address"].to_pylist())
+
+    before = windows()
+    assert address not in before
+    import_paths(ws, [f], provenance=Provenance.of_import(Principal("mallory")))
+    ws.refresh()
+    stored = ws.query(f"SELECT tier FROM tags WHERE address = '{address}'")["tier"].to_pylist()
+    assert stored == ["user"]  # stored, under the co-user's own tier
+    assert windows() == before  # but not binding
+    import_paths(ws, [f], provenance=Provenance.of_import(Principal("owner", "admin")))
+    ws.refresh()
+    assert address in windows()  # the owner's own list is

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from fundtrail.attribution.resolve import resolve_labels
+from fundtrail.attribution.trust import BINDING, OWNER
 from fundtrail.incidents import list_incidents
 from fundtrail.store import Workspace
 from fundtrail.store.addresses import AddressBook
@@ -62,8 +63,11 @@ def _window_key(f: dt.datetime | None, t: dt.datetime | None) -> tuple[str, str]
 
 
 def sanction_windows(ws: Workspace, chain: str) -> pa.Table:
-    """Every sanctions tag of ``chain`` with its validity (current and delisted): chain, address, entity,
-    source, valid_from, valid_to, joined to address ids."""
+    """Every binding sanctions tag of ``chain`` with its validity (current and delisted): chain, address,
+    entity, source, valid_from, valid_to, joined to address ids. Binding: datasets of the authoritative and
+    owner tiers (attribution/trust.py; rows from before tiers existed rank as owner). A co-user's or a curated
+    source's sanctions claim makes no sanctioned group: it reaches screening only as a category, a reason to
+    review (docs/security.md)."""
     con = ws.connect()
     try:
         return con.sql("""
@@ -71,7 +75,8 @@ def sanction_windows(ws: Workspace, chain: str) -> pa.Table:
                    t.valid_from, t.valid_to, t.country
             FROM tags t LEFT JOIN addresses a ON a.chain = t.chain AND a.address = t.address
             WHERE t.chain = $chain AND (coalesce(t.sanctioned, false) OR t.category = 'sanctioned')
-        """, params={"chain": chain}).to_arrow_table()
+              AND list_contains($binding, coalesce(t.tier, $owner))
+        """, params={"chain": chain, "owner": OWNER, "binding": list(BINDING)}).to_arrow_table()
     finally:
         con.close()
 
