@@ -35,10 +35,10 @@ def _drop(name):
         c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    """The service database: an SQLite file, or a database of its own on PostgreSQL."""
-    if request.param == "sqlite":
+def service_db(kind, tmp_path):
+    """The service database of one test: an SQLite file, or a database of its own on PostgreSQL (dropped
+    afterwards; the test skips with the reason when no PostgreSQL is reachable)."""
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'service.db'}"
         return
     url, name = _pg_database()
@@ -48,3 +48,9 @@ def db_url(request, tmp_path):
         yield url
     finally:
         _drop(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """The service database: an SQLite file, or a database of its own on PostgreSQL."""
+    yield from service_db(request.param, tmp_path)

@@ -25,7 +25,7 @@ import pytest
 
 from fundtrail.monitor.signing import verify
 from fundtrail.service.store import open_store
-from tests.service.conftest import _drop, _pg_database
+from tests.service.conftest import service_db
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_0123456789abcdef"
@@ -34,16 +34,7 @@ SECRET = "whsec_0123456789abcdef"
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def db_url(request, tmp_path):
     """The service database: an SQLite file, or a PostgreSQL database of its own (in the slow run)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'service.db'}"
-        return
-    url, name = _pg_database()
-    if url is None:
-        pytest.skip(name)
-    try:
-        yield url
-    finally:
-        _drop(name)
+    yield from service_db(request.param, tmp_path)
 
 
 def _env(db: str | None):

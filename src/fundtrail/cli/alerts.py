@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from fundtrail.cli.common import HomeOpt, render_table, workspace
+from fundtrail.cli.common import DbOpt, HomeOpt, render_table, workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     def alerts(since: str = typer.Option(None, "--since", help="Cursor: alerts after this one ('cursor' field)."),
                limit: int = typer.Option(100, "--limit"),
                kind: str = typer.Option(None, "--kind", help="decision_changed, watched_funds_moved or reorg."),
-               db: str = typer.Option(None, "--db", envvar="FUNDTRAIL_DB"), home: HomeOpt = None,
+               db: str = DbOpt, home: HomeOpt = None,
                json_out: bool = typer.Option(False, "--json", help="One JSON alert per line.")) -> None:
         """Print alerts: cursor, time, kind, severity, status, subject."""
         import pyarrow as pa

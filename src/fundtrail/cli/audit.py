@@ -6,14 +6,14 @@ import json
 
 import typer
 
-from fundtrail.cli.common import HomeOpt, render_table, workspace
+from fundtrail.cli.common import DbOpt, HomeOpt, render_table, workspace
 
 
 def register(app: typer.Typer) -> None:
     @app.command("audit")
     def audit(after: int = typer.Option(0, "--after", help="Records after this id."),
               limit: int = typer.Option(100, "--limit"),
-              db: str = typer.Option(None, "--db", envvar="FUNDTRAIL_DB"), home: HomeOpt = None,
+              db: str = DbOpt, home: HomeOpt = None,
               json_out: bool = typer.Option(False, "--json")) -> None:
         """Print audit records: time, key, role, endpoint, parameter hash, status, decision."""
         import pyarrow as pa

@@ -198,3 +198,15 @@ def setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+
+
+# --- the service's own database (keys, users, policy, watches, alerts, audit) --------------------------
+DbOpt = typer.Option(None, "--db", envvar="FUNDTRAIL_DB",
+                     help="Service database URL (default: an SQLite file in the workspace; as for serve).")
+
+
+def service_store(home: Any, db: str | None) -> Any:
+    """The service database of the workspace at ``home`` (``--db`` URL, or the workspace's SQLite file)."""
+    from fundtrail.service.store import open_store
+
+    return open_store(db, workspace(home).home)

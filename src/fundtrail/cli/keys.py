@@ -6,19 +6,12 @@ import json
 
 import typer
 
-from fundtrail.cli.common import HomeOpt, render_table, workspace
-
-DbOpt = typer.Option(None, "--db", envvar="FUNDTRAIL_DB", help="Service database URL (default: in the workspace).")
+from fundtrail.cli.common import DbOpt, HomeOpt, render_table, service_store
 
 
 def register(app: typer.Typer) -> None:
     keys = typer.Typer(help="API keys of the screening service.", no_args_is_help=True)
     app.add_typer(keys, name="keys")
-
-    def _store(home, db):
-        from fundtrail.service.store import open_store
-
-        return open_store(db, workspace(home).home)
 
     @keys.command("create")
     def create(name: str = typer.Argument(...),
@@ -28,7 +21,7 @@ def register(app: typer.Typer) -> None:
         """Create a key; prints the secret key alone on stdout, once."""
         from fundtrail.service.auth import create_key
 
-        secret = create_key(_store(home, db), name, role, rate)
+        secret = create_key(service_store(home, db), name, role, rate)
         typer.echo(secret)
 
     @keys.command("list")
@@ -36,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Keys with their role, prefix, rate limit and state (never the secret)."""
         import pyarrow as pa
 
-        rows = _store(home, db).keys()
+        rows = service_store(home, db).keys()
         if json_out:
             for r in rows:
                 typer.echo(json.dumps(r, default=str))
@@ -46,4 +39,4 @@ def register(app: typer.Typer) -> None:
     @keys.command("revoke")
     def revoke(name: str = typer.Argument(...), db: str = DbOpt, home: HomeOpt = None) -> None:
         """Revoke a key (requests with it get 401 within 2 seconds)."""
-        _store(home, db).revoke_key(name)
+        service_store(home, db).revoke_key(name)

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fundtrail.cli.common import HomeOpt, console, emit_json, workspace
-
-DbOpt = typer.Option(None, "--db", envvar="FUNDTRAIL_DB", help="Service database URL (default: in the workspace).")
+from fundtrail.cli.common import DbOpt, HomeOpt, console, emit_json, workspace
 
 
 def _read(path: str) -> tuple[str, str]:

@@ -6,19 +6,12 @@ import json
 
 import typer
 
-from fundtrail.cli.common import HomeOpt, render_table, workspace
-
-DbOpt = typer.Option(None, "--db", envvar="FUNDTRAIL_DB", help="Service database URL (default: in the workspace).")
+from fundtrail.cli.common import DbOpt, HomeOpt, render_table, service_store
 
 
 def register(app: typer.Typer) -> None:
     users = typer.Typer(help="Users of the web UI (/ui).", no_args_is_help=True)
     app.add_typer(users, name="users")
-
-    def _store(home, db):
-        from fundtrail.service.store import open_store
-
-        return open_store(db, workspace(home).home)
 
     @users.command("create")
     def create(name: str = typer.Argument(...),
@@ -27,21 +20,21 @@ def register(app: typer.Typer) -> None:
         """Create a user; prints the one-time password alone on stdout."""
         from fundtrail.service.users import create_user
 
-        typer.echo(create_user(_store(home, db), name, role))
+        typer.echo(create_user(service_store(home, db), name, role))
 
     @users.command("reset")
     def reset(name: str = typer.Argument(...), db: str = DbOpt, home: HomeOpt = None) -> None:
         """A new one-time password (also lifts a lockout); printed alone on stdout."""
         from fundtrail.service.users import reset_password
 
-        typer.echo(reset_password(_store(home, db), name))
+        typer.echo(reset_password(service_store(home, db), name))
 
     @users.command("disable")
     def disable(name: str = typer.Argument(...), db: str = DbOpt, home: HomeOpt = None) -> None:
         """Disable a user and end their sessions."""
         from fundtrail.service.users import disable_user
 
-        disable_user(_store(home, db), name)
+        disable_user(service_store(home, db), name)
 
     @users.command("list")
     def list_(db: str = DbOpt, home: HomeOpt = None, json_out: bool = typer.Option(False, "--json")) -> None:
@@ -50,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
         from fundtrail.service.users import list_users
 
-        rows = list_users(_store(home, db))
+        rows = list_users(service_store(home, db))
         if json_out:
             for r in rows:
                 typer.echo(json.dumps(r, default=str))

@@ -6,9 +6,7 @@ import json
 
 import typer
 
-from fundtrail.cli.common import HomeOpt, render_table, workspace
-
-DbOpt = typer.Option(None, "--db", envvar="FUNDTRAIL_DB", help="Service database (as for serve).")
+from fundtrail.cli.common import DbOpt, HomeOpt, render_table, workspace
 
 
 def register(app: typer.Typer) -> None:
