@@ -156,44 +156,95 @@ def _decimals(ws: Workspace, chain: str, assets: list[str]) -> dict[str, int]:
     return dec
 
 
+@dataclass(slots=True)
+class UtxoPart:
+    """What a UTXO chain contributes to a version, and what its incremental update continues from.
+
+    ``runs``: one entry per kernel run, in emission order (gid, direction, max_hops, include_seeds,
+    hop_offset, prefix); ``hits``: per (run, address) in emission order: amount, hops (offset applied),
+    the taint of the address's best output and its evidence path (prefix applied); ``frontier``: per
+    forward run, the reached outputs still unspent."""
+
+    chain: str
+    runs: list[dict[str, Any]]
+    hits: dict[str, Any]
+    frontier: dict[str, Any]
+    recv: np.ndarray  # int64 per address id
+    sent: np.ndarray
+    cluster: np.ndarray  # per address id, -1: none
+    svc: np.ndarray  # bool per cluster id: a service's cluster (not a subject)
+    addr_stop: np.ndarray  # int8 per address id (trace.taint S_*)
+    complete: bool = True  # every input names an output the workspace holds (no history missing)
+
+
+def _hits_columns(rows: list[tuple[int, Any, int, list[str]]]) -> dict[str, Any]:
+    cols: dict[str, list] = {k: [] for k in ("run", "address_id", "amount", "hops", "best", "path")}
+    for run, h, hop_offset, prefix in rows:
+        cols["run"].append(np.full(len(h.address_id), run, np.int64))
+        cols["address_id"].append(h.address_id)
+        cols["amount"].append(h.amount)
+        cols["hops"].append(h.hops + hop_offset)
+        cols["best"].append(h.best)
+        cols["path"].extend((prefix + p) if prefix else p for p in h.paths)
+    out: dict[str, Any] = {k: (np.concatenate(v) if v else np.empty(0, np.int64)) for k, v in cols.items()
+                           if k != "path"}
+    out["path"] = cols["path"]
+    return out
+
+
+def _frontier_columns(rows: list[tuple[int, U.Frontier]]) -> dict[str, Any]:
+    names = ("txid", "n", "value", "taint", "hop", "address_id", "peel")
+    cols: dict[str, list] = {k: [] for k in ("run",) + names}
+    paths: list[list[str]] = []
+    for run, f in rows:
+        cols["run"].append(np.full(len(f), run, np.int64))
+        for k in names:
+            cols[k].append(getattr(f, k))
+        paths.extend(f.path)
+    out: dict[str, Any] = {k: np.concatenate(v) if v else np.empty(0, np.int64) for k, v in cols.items()}
+    if not cols["txid"]:
+        out["txid"] = np.zeros((0, 32), np.uint8)
+        out["peel"] = np.zeros(0, np.bool_)
+    out["path"] = paths
+    return out
+
+
 def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, stop_kind: dict[int, bool],
-                cmap: ClusterMap, max_hops: int, acc: _Acc) -> None:
+                cmap: ClusterMap, max_hops: int) -> UtxoPart:
     from fundtrail.trace.graph import utxo_graph
 
     g_ = utxo_graph(ws, chain)
     astop = U.stop_array(g_, src.stop)
     recv, sent = U.totals(g_)
-    # per cluster (not a service): totals received and sent over its addresses
     cl = cmap.lookup(np.arange(len(recv), dtype=np.int64))
     svc = np.zeros(max(int(cl.max(initial=-1)) + 1, 1), np.bool_)
     for c in stop_kind:
         if c < len(svc):
             svc[c] = True
-    keep = (cl >= 0) & ~svc[np.maximum(cl, 0)]
-    ctot_r = np.bincount(cl[keep], weights=recv[keep], minlength=len(svc))
-    ctot_s = np.bincount(cl[keep], weights=sent[keep], minlength=len(svc))
     by_gid = {g.gid: g for g in groups}
+    runs: list[dict[str, Any]] = []
+    hit_rows: list[tuple[int, Any, int, list[str]]] = []
+    front_rows: list[tuple[int, U.Frontier]] = []
 
-    def emit(h: U.Hits, gid: int, direction: str, hop_offset: int = 0, prefix: list[str] | None = None) -> None:
-        for i, aid in enumerate(h.address_id.tolist()):
-            path = (prefix or []) + h.paths[i]
-            c = cmap.get(aid)
-            if c is not None and not stop_kind.get(c, False):
-                key = (chain, "cluster", c, direction, gid, "BTC")
-                total = float((ctot_r if direction == "received" else ctot_s)[c])
-            else:
-                key = (chain, "address", aid, direction, gid, "BTC")
-                total = float((recv if direction == "received" else sent)[aid]) if aid < len(recv) else 0.0
-            acc.add(key, aid, int(h.amount[i]), int(h.hops[i]) + hop_offset, path, total)
+    def go(gid: int, seeds: np.ndarray, taint: np.ndarray, hops: int, forward: bool, include_seeds: bool = False,
+           hop_offset: int = 0, prefix: list[str] | None = None, kind: str = "members") -> None:
+        run = len(runs)
+        runs.append({"run": run, "gid": gid, "direction": "received" if forward else "sent", "max_hops": hops,
+                     "include_seeds": include_seeds, "hop_offset": hop_offset, "prefix": prefix or [],
+                     "kind": kind})
+        out = U.run(g_, astop, seeds, taint, hops, forward)
+        hit_rows.append((run, U.hits_of(g_, out, forward, include_seeds), hop_offset, prefix or []))
+        if forward:
+            front_rows.append((run, U.frontier_of(g_, out)))
 
     for gid, ids in src.members.items():
         g = by_gid[gid]
         seeds = U.seeds_of(g_, ids, src.since.get(gid), src.seed_txids.get(gid, []))
         if not len(seeds):
             continue
-        emit(U.propagate(g_, astop, seeds, g_.out_value[seeds], max_hops, True), gid, "received")
+        go(gid, seeds, g_.out_value[seeds], max_hops, True)
         if g.category != STOLEN:
-            emit(U.propagate(g_, astop, seeds, g_.out_value[seeds], max_hops, False), gid, "sent")
+            go(gid, seeds, g_.out_value[seeds], max_hops, False)
     for gid, txid, amount, in_txid in inj:
         t = g_.tx_number(txid)
         if t is None:
@@ -205,8 +256,73 @@ def _build_utxo(ws: Workspace, chain: str, groups: list[Group], src, inj: list, 
             continue
         w = g_.out_value[nodes]
         share = np.minimum((w * (amount / max(int(w.sum()), 1))).astype(np.int64), w)
-        emit(U.propagate(g_, astop, nodes, share, max(max_hops - 1, 0), True, include_seeds=True), gid,
-             "received", hop_offset=1, prefix=[in_txid, txid])
+        go(gid, nodes, share, max(max_hops - 1, 0), True, include_seeds=True, hop_offset=1,
+           prefix=[in_txid, txid], kind="injection")
+    missing = (g_.in_node < 0) & ~np.repeat(g_.tx_coinbase, np.diff(g_.tx_in_ptr))
+    return UtxoPart(chain, runs, _hits_columns(hit_rows), _frontier_columns(front_rows),
+                    np.rint(recv).astype(np.int64), np.rint(sent).astype(np.int64), cl, svc, astop,
+                    not bool(missing.any()))
+
+
+def aggregate_utxo(part: UtxoPart) -> pa.Table:
+    """The exposure rows of a UTXO chain from its per-address hits (vectorised): an address in a cluster
+    that is not a service's counts for the cluster, others alone; per (subject, direction, group) the
+    amounts add up, the hops are the least, and the evidence is the address with the most (the first in
+    emission order on a tie)."""
+    h = part.hits
+    n = len(h["run"])
+    if n == 0:
+        return EXPOSURE_SCHEMA.empty_table()
+    runs = part.runs
+    gid_of = np.array([r["gid"] for r in runs], np.int64)
+    dir_of = np.array([0 if r["direction"] == "received" else 1 for r in runs], np.int64)
+    aid = h["address_id"]
+    gid = gid_of[h["run"]]
+    d = dir_of[h["run"]]
+    cl = np.full(n, -1, np.int64)
+    inside = aid < len(part.cluster)
+    cl[inside] = part.cluster[aid[inside]]
+    is_cluster = cl >= 0
+    is_cluster[is_cluster] = ~part.svc[np.minimum(cl[is_cluster], len(part.svc) - 1)] if len(part.svc) else True
+    ncl = len(part.cluster)
+    keep = part.cluster >= 0
+    keep[keep] = ~part.svc[np.minimum(part.cluster[keep], len(part.svc) - 1)]
+    size = len(part.svc)
+    ctot_r = np.bincount(part.cluster[keep], weights=part.recv[:ncl][keep], minlength=size)
+    ctot_s = np.bincount(part.cluster[keep], weights=part.sent[:ncl][keep], minlength=size)
+    sid = np.where(is_cluster, cl, aid)
+    total = np.zeros(n, np.float64)
+    m = is_cluster & (d == 0)
+    total[m] = ctot_r[sid[m]]
+    m = is_cluster & (d == 1)
+    total[m] = ctot_s[sid[m]]
+    for dd, arr in ((0, part.recv), (1, part.sent)):
+        m = ~is_cluster & (d == dd) & (aid < len(arr))
+        total[m] = arr[aid[m]].astype(np.float64)
+    # groups: (subject kind, subject id, direction, gid); rows in emission order
+    emit = np.arange(n)
+    order = np.lexsort((emit, -h["amount"], gid, d, sid, ~is_cluster))
+    k1, k2, k3, k4 = (~is_cluster)[order], sid[order], d[order], gid[order]
+    start = np.flatnonzero(np.r_[True, (k1[1:] != k1[:-1]) | (k2[1:] != k2[:-1]) | (k3[1:] != k3[:-1]) |
+                                 (k4[1:] != k4[:-1])])
+    amount = np.add.reduceat(h["amount"][order], start)
+    hops = np.minimum.reduceat(h["hops"][order], start)
+    best = order[start]  # the largest amount, first in emission order
+    first = np.minimum.reduceat(emit[order], start)  # output rows in the order subjects first appear
+    o2 = np.argsort(first, kind="stable")
+    best, amount, hops = best[o2], amount[o2], hops[o2]
+    paths = h["path"]
+    return pa.table({
+        "chain": pa.array([part.chain] * len(best), pa.string()),
+        "subject": pa.array(np.where(is_cluster[best], "cluster", "address").tolist(), pa.string()),
+        "subject_id": pa.array(sid[best], pa.int64()), "address_id": pa.array(aid[best], pa.int64()),
+        "direction": pa.array(np.where(d[best] == 0, "received", "sent").tolist(), pa.string()),
+        "gid": pa.array(gid[best], pa.int32()), "asset": pa.array(["BTC"] * len(best), pa.string()),
+        "decimals": pa.array(np.full(len(best), 8), pa.int32()),
+        "amount": pa.array([str(int(x)) for x in amount.tolist()], pa.string()),
+        "total": pa.array(total[best], pa.float64()), "hops": pa.array(hops, pa.int32()),
+        "path": pa.array([paths[i] for i in best.tolist()], pa.list_(pa.string())),
+    }, schema=EXPOSURE_SCHEMA)
 
 
 def _build_evm(ws: Workspace, chain: str, groups: list[Group], src, inj: list, stop_kind: dict[int, bool],
@@ -276,13 +392,66 @@ def _address_table(ws: Workspace, chain: str, cmap: ClusterMap) -> dict[str, np.
     return {"key": keys[order, 0].copy(), "check": keys[order, 1].copy(), "id": ids[order], "cluster": cl[order]}
 
 
+def _acc_table(acc: _Acc) -> pa.Table:
+    """The exposure rows of an EVM chain's accumulator."""
+    decimals: dict[str, dict[str, int]] = {}
+    rows: dict[str, list] = {n: [] for n in EXPOSURE_SCHEMA.names}
+    for key, r in acc.rows.items():
+        if key[0] == "__decimals__":
+            decimals[key[1]] = r[0]
+    for key, r in acc.rows.items():
+        if key[0] == "__decimals__":
+            continue
+        chain, subj, sid, direction, gid, asset = key
+        d = 8 if asset == "BTC" else decimals.get(chain, {}).get(asset, 18)
+        for n, v in zip(EXPOSURE_SCHEMA.names, (chain, subj, sid, r[0], direction, gid, asset, d, str(r[1]),
+                                                r[4], r[2], r[3]), strict=True):
+            rows[n].append(v)
+    return pa.table(rows, schema=EXPOSURE_SCHEMA)
+
+
+def stop_kinds(labels: pa.Table) -> dict[int, bool]:
+    """Cluster id -> True for the clusters of services (their addresses are judged alone)."""
+    out: dict[int, bool] = {}
+    for cid, svc in zip(labels["cluster_id"].to_pylist(), labels["is_service"].to_pylist(), strict=True):
+        if cid is not None and svc:
+            out[int(cid)] = True
+    return out
+
+
+def evm_table(ws: Workspace, chain: str, groups: list[Group], src, inj: list, max_hops: int) -> pa.Table:
+    """The exposure rows of an EVM chain (one pass over its ledger each way)."""
+    acc = _Acc()
+    _build_evm(ws, chain, groups, src, inj, stop_kinds(src.labels), _cluster_map(ws, chain), max_hops, acc)
+    return _acc_table(acc)
+
+
+def sources_digest(ws: Workspace) -> str:
+    """What the risk groups, stops and subjects depend on besides the blocks: the tags, actors, incidents
+    and cluster parts (immutable, so their names identify their content)."""
+    def parts(table: str) -> list[str]:
+        return sorted(p.file for p in ws.parts(table)) if ws.table_chains(table) else []
+
+    return hashlib.sha256(json.dumps([parts(t) for t in ("tags", "actors", "incidents", "cluster_members")])
+                          .encode()).hexdigest()[:16]
+
+
+def tip_hashes(ws: Workspace) -> dict[str, str | None]:
+    return {c: v.get("tip_hash") for c, v in sorted(ws.chains().items())}
+
+
 def build_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int = DEFAULT_KEEP,
-                chains: list[str] | None = None) -> Path:
-    """Build a new version of the index from the workspace and make it current; returns its directory."""
+                chains: list[str] | None = None, reason: str = "requested") -> Path:
+    """Build a new version of the index from the workspace and make it current; returns its directory.
+    ``reason``: why a full build (rather than an incremental update) was made, kept in the meta."""
+    from fundtrail.exposure import state as ST
+
     t0 = time.perf_counter()
     if max_hops < 1:
         raise UsageError("max_hops: must be 1 or more")
     digest = input_digest(ws)
+    sdigest = sources_digest(ws)
+    tips = tip_hashes(ws)
     all_chains = ws.chains()
     chains = sorted(chains or all_chains)
     for c in chains:
@@ -292,61 +461,116 @@ def build_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int = 
     t1 = time.perf_counter()
     inj = _incident_injections(ws, groups, srcs, max_hops)
     timings["incident_traces"] = round(time.perf_counter() - t1, 3)
-    acc = _Acc()
+    tables: list[pa.Table] = []
     label_tables = []
     addr_tables: dict[str, dict[str, np.ndarray]] = {}
+    parts: dict[str, UtxoPart] = {}
     for chain in chains:
         t1 = time.perf_counter()
         src = srcs[chain]
         cmap = _cluster_map(ws, chain)
         lab = src.labels
-        stop_kind: dict[int, bool] = {}
-        for cid, svc in zip(lab["cluster_id"].to_pylist(), lab["is_service"].to_pylist(), strict=True):
-            if cid is not None and svc:
-                stop_kind[int(cid)] = True
-        build = _build_utxo if all_chains[chain].get("kind") == "utxo" else _build_evm
-        build(ws, chain, groups, src, inj.get(chain, []), stop_kind, cmap, max_hops, acc)
+        if all_chains[chain].get("kind") == "utxo":
+            part = _build_utxo(ws, chain, groups, src, inj.get(chain, []), stop_kinds(lab), cmap, max_hops)
+            parts[chain] = part
+            tables.append(aggregate_utxo(part))
+        else:
+            tables.append(evm_table(ws, chain, groups, src, inj.get(chain, []), max_hops))
         label_tables.append(lab)
         addr_tables[chain] = _address_table(ws, chain, cmap)
         timings[f"chain:{chain}"] = round(time.perf_counter() - t1, 3)
-    decimals: dict[str, dict[str, int]] = {}
-    rows: dict[str, list] = {n: [] for n in EXPOSURE_SCHEMA.names}
-    for key, r in acc.rows.items():
-        if key[0] == "__decimals__":
-            decimals[key[1]] = r[0]
-            continue
-        chain, subj, sid, direction, gid, asset = key
-        d = 8 if asset == "BTC" else decimals.get(chain, {}).get(asset, 18)
-        for n, v in zip(EXPOSURE_SCHEMA.names, (chain, subj, sid, r[0], direction, gid, asset, d, str(r[1]),
-                                                r[4], r[2], r[3]), strict=True):
-            rows[n].append(v)
-    exposure = pa.table(rows, schema=EXPOSURE_SCHEMA)
+    exposure = pa.concat_tables(tables) if tables else EXPOSURE_SCHEMA.empty_table()
     sanctions = _sanctions(ws, chains)
-    root = _root(ws)
-    root.mkdir(parents=True, exist_ok=True)
-    version = _next_version(root)
-    tmp = root / f".tmp-{version:06d}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    pq.write_table(exposure, tmp / "exposure.parquet")
     labels = pa.concat_tables(label_tables, promote_options="permissive") if label_tables else pa.table({})
-    pq.write_table(labels, tmp / "labels.parquet")
-    pq.write_table(sanctions, tmp / "sanctions.parquet")
-    for chain, arrs in addr_tables.items():
-        np.savez(tmp / f"addresses-{chain}.npz", **arrs)
-    timings["total"] = round(time.perf_counter() - t0, 3)
-    meta = {"version": version, "built_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    meta = {"built_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "heights": {c: digest["heights"].get(c) for c in chains}, "tags_digest": digest["tags_digest"],
             "digest": digest["digest"], "max_hops": max_hops, "model": "haircut",
             "groups": [_group_json(g) for g in groups], "rows": exposure.num_rows, "timings": timings,
-            "kinds": {c: all_chains[c].get("kind") for c in chains}}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    final = root / f"v{version:06d}"
-    os.replace(tmp, final)
-    _write_current(root, final.name)
-    _prune(root, keep)
+            "kinds": {c: all_chains[c].get("kind") for c in chains},
+            "tips": {c: tips.get(c) for c in chains}, "sources_digest": sdigest,
+            "update": {"mode": "full", "reason": reason}}
+
+    def write(tmp: Path) -> None:
+        pq.write_table(exposure, tmp / "exposure.parquet")
+        pq.write_table(labels, tmp / "labels.parquet")
+        pq.write_table(sanctions, tmp / "sanctions.parquet")
+        for chain, arrs in addr_tables.items():
+            np.savez(tmp / f"addresses-{chain}.npz", **arrs)
+        t1 = time.perf_counter()
+        ST.write_state(tmp, ws, chains, all_chains, srcs, parts, inj, addr_tables)
+        timings["state"] = round(time.perf_counter() - t1, 3)
+        timings["total"] = round(time.perf_counter() - t0, 3)
+
+    return publish(ws, meta, write, keep)
+
+
+def publish(ws: Workspace, meta: dict[str, Any], write: Any, keep: int = DEFAULT_KEEP) -> Path:
+    """Write a new version atomically and make it current: ``write(tmp)`` fills a temporary directory, every
+    file is made durable, then, under the index's lock (one publisher at a time across processes), the
+    directory gets the next version number by one rename and ``CURRENT`` is replaced by another. A SIGKILL
+    at any point leaves the previous version current; a stale temporary directory is removed by the next
+    publisher."""
+    import fcntl
+
+    root = _root(ws)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        with open(root / ".publish.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                version = _next_version(root)
+                meta = dict(meta, version=version)
+                (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+                _durable(tmp)
+                final = root / f"v{version:06d}"
+                os.replace(tmp, final)
+                _fsync_path(root)
+                _write_current(root, final.name)
+                _prune(root, keep)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _clean_stale(root)
     return final
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _durable(d: Path) -> None:
+    for p in sorted(d.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    for sub in [d, *(p for p in d.rglob("*") if p.is_dir())]:
+        _fsync_path(sub)
+
+
+def _clean_stale(root: Path) -> None:
+    """Remove the temporary directories of publishers that died (their process is gone)."""
+    for p in root.glob(".tmp-*"):
+        try:
+            pid = int(p.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _group_json(g: Group) -> dict[str, Any]:
@@ -382,14 +606,21 @@ def _next_version(root: Path) -> int:
 
 def _write_current(root: Path, name: str) -> None:
     tmp = root / f".CURRENT.{os.getpid()}"
-    tmp.write_text(name)
+    with open(tmp, "w") as fh:
+        fh.write(name)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, root / "CURRENT")
+    _fsync_path(root)
 
 
 def _prune(root: Path, keep: int) -> None:
+    """Keep the newest ``keep`` versions; the incremental state (``state/``) only in the newest two."""
     vs = _versions(root)
     for v in vs[:-keep] if keep > 0 else []:
         shutil.rmtree(root / f"v{v:06d}", ignore_errors=True)
+    for v in vs[:-2]:
+        shutil.rmtree(root / f"v{v:06d}" / "state", ignore_errors=True)
 
 
 def current_version(ws: Workspace) -> Path | None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from fundtrail.trace.graph import UtxoGraph
-from fundtrail.trace.taint import S_MIXER, S_NONE, S_SERVICE, run_utxo
+from fundtrail.trace.taint import S_MIXER, S_NONE, S_SERVICE, UNSPENT, peel_big, run_utxo
 
 MAX_PATH = 32
 
@@ -29,6 +30,7 @@ class Hits:
     hops: np.ndarray
     node: np.ndarray  # the output carrying the most (its path is the evidence)
     paths: list[list[str]]
+    best: np.ndarray  # the taint of that output (ties between addresses' best outputs: the lower node)
 
 
 def stop_array(graph: UtxoGraph, stop: dict[int, int]) -> np.ndarray:
@@ -39,37 +41,57 @@ def stop_array(graph: UtxoGraph, stop: dict[int, int]) -> np.ndarray:
     return arr
 
 
-def _path(graph: UtxoGraph, out, node: int, forward: bool) -> list[str]:
-    """The txids from the group to ``node`` (forward) or from ``node`` to the group (backward)."""
-    txs: list[str] = []
-    cur = int(node)
+def paths_of(graph: UtxoGraph, out, nodes: np.ndarray, forward: bool) -> list[list[str]]:
+    """The evidence path of every node: the txids from the group to the node (forward) or from the node to
+    the group (backward), following each processed transaction's best (largest) tainted predecessor; at most
+    ``MAX_PATH`` txids, the nearest ones. All nodes step together (NumPy), the txids are made text once."""
+    nodes = np.asarray(nodes, np.int64)
+    steps: list[np.ndarray] = []  # per step: the tx number of each node's path at that step, -1 when ended
+    cur = nodes.copy()
+    alive = np.ones(len(nodes), np.bool_)
+    link = graph.out_tx if forward else graph.out_spent_tx
     for _ in range(MAX_PATH):
-        if forward:
-            t = int(graph.out_tx[cur])
-        else:
-            t = int(graph.out_spent_tx[cur])
-        if t < 0 or out.tx_hop[t] < 0:
+        if not alive.any():
             break
-        txs.append(graph.txid_of(t))
-        cur = int(out.tx_best[t])
-        if cur < 0 or out.hop[cur] == 0:
-            break
-    return txs[::-1] if forward else txs
+        t = np.where(alive, link[np.maximum(cur, 0)], -1).astype(np.int64)
+        ok = alive & (t >= 0)
+        ok[ok] = out.tx_hop[t[ok]] >= 0
+        t[~ok] = -1
+        steps.append(t)
+        alive = ok
+        nxt = np.full(len(nodes), -1, np.int64)
+        nxt[ok] = out.tx_best[t[ok]]
+        alive &= nxt >= 0
+        alive[alive] = out.hop[nxt[alive]] != 0
+        cur = nxt
+    if not steps:
+        return [[] for _ in range(len(nodes))]
+    mat = np.stack(steps, axis=1)  # nodes x steps (nearest first)
+    used = np.unique(mat[mat >= 0])
+    text = dict(zip(used.tolist(), (graph.txid_of(int(t)) for t in used.tolist()), strict=True))
+    out_paths = []
+    for row in mat.tolist():
+        txs = [text[t] for t in row if t >= 0]
+        out_paths.append(txs[::-1] if forward else txs)
+    return out_paths
 
 
-def propagate(graph: UtxoGraph, addr_stop: np.ndarray, seed_nodes: np.ndarray, seed_taint: np.ndarray,
-              max_hops: int, forward: bool, include_seeds: bool = False) -> Hits:
-    """Run the haircut kernel from the seeds and aggregate what each address holds (forward) or sent
-    (backward) per address."""
+def run(graph: UtxoGraph, addr_stop: np.ndarray, seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int,
+        forward: bool):
+    """The haircut kernel from the seeds (no CoinJoin rule, no dust)."""
     nocj = np.zeros(graph.ntx, np.bool_)
-    out = run_utxo(graph, "haircut", forward, nocj, addr_stop, seed_nodes, seed_taint, max_hops, 0)
+    return run_utxo(graph, "haircut", forward, nocj, addr_stop, seed_nodes, seed_taint, max_hops, 0)
+
+
+def hits_of(graph: UtxoGraph, out, forward: bool, include_seeds: bool = False) -> Hits:
+    """Aggregate what each address holds (forward) or sent (backward) after a kernel run."""
     nodes = out.nodes()
     nodes = nodes[(out.taint[nodes] > 0) & (graph.out_addr[nodes] >= 0)]
     if not include_seeds:
         nodes = nodes[out.hop[nodes] > 0]
     if not len(nodes):
         e = np.empty(0, np.int64)
-        return Hits(e, e, e, e, [])
+        return Hits(e, e, e, e, [], e)
     addr = graph.out_addr[nodes]
     order = np.lexsort((-out.taint[nodes], addr))
     nodes, addr = nodes[order], addr[order]
@@ -77,8 +99,55 @@ def propagate(graph: UtxoGraph, addr_stop: np.ndarray, seed_nodes: np.ndarray, s
     amount = np.add.reduceat(out.taint[nodes], first)
     hops = np.minimum.reduceat(out.hop[nodes].astype(np.int64), first)
     best = nodes[first]
-    paths = [_path(graph, out, int(n), forward) for n in best.tolist()]
-    return Hits(addr[first].astype(np.int64), amount.astype(np.int64), hops, best.astype(np.int64), paths)
+    paths = paths_of(graph, out, best, forward)
+    return Hits(addr[first].astype(np.int64), amount.astype(np.int64), hops, best.astype(np.int64), paths,
+                out.taint[best].astype(np.int64))
+
+
+def propagate(graph: UtxoGraph, addr_stop: np.ndarray, seed_nodes: np.ndarray, seed_taint: np.ndarray,
+              max_hops: int, forward: bool, include_seeds: bool = False) -> Hits:
+    """Run the haircut kernel from the seeds and aggregate what each address holds (forward) or sent
+    (backward) per address."""
+    return hits_of(graph, run(graph, addr_stop, seed_nodes, seed_taint, max_hops, forward), forward, include_seeds)
+
+
+@njit(cache=True)
+def _peel_flags(nodes: np.ndarray, out_tx: np.ndarray, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray,
+                out_value: np.ndarray, out_opret: np.ndarray) -> np.ndarray:
+    res = np.zeros(len(nodes), np.bool_)
+    for i in range(len(nodes)):
+        res[i] = peel_big(out_tx[nodes[i]], tx_out_ptr, tx_in_ptr, out_value, out_opret) == nodes[i]
+    return res
+
+
+@dataclass(slots=True)
+class Frontier:
+    """The outputs a forward run reached that are still unspent: where a later block's spends continue
+    it. ``peel``: the output is the continuing output of a peel step (its spender, if a peel step too, costs
+    no hop); ``path``: its evidence path."""
+
+    txid: np.ndarray  # (k, 32) uint8: the creating transaction
+    n: np.ndarray  # int64 output index
+    value: np.ndarray  # int64
+    taint: np.ndarray  # int64
+    hop: np.ndarray  # int64
+    address_id: np.ndarray  # int64
+    peel: np.ndarray  # bool
+    path: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.n)
+
+
+def frontier_of(graph: UtxoGraph, out) -> Frontier:
+    """The unspent outputs a forward run reached (status UNSPENT)."""
+    nodes = np.flatnonzero(out.status == UNSPENT)
+    return Frontier(graph.txid.raw[graph.out_tx[nodes]], graph.out_n[nodes].astype(np.int64),
+                    graph.out_value[nodes].astype(np.int64), out.taint[nodes].astype(np.int64),
+                    out.hop[nodes].astype(np.int64), graph.out_addr[nodes].astype(np.int64),
+                    _peel_flags(nodes, graph.out_tx, graph.tx_out_ptr, graph.tx_in_ptr, graph.out_value,
+                                graph.out_opret),
+                    paths_of(graph, out, nodes, True))
 
 
 def seeds_of(graph: UtxoGraph, ids: list[int], since: int | None, txids: list[str]) -> np.ndarray:
