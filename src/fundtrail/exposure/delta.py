@@ -41,6 +41,7 @@ class Delta:
     out_value: np.ndarray
     out_addr: np.ndarray  # -1: none
     out_opret: np.ndarray
+    out_bridge: np.ndarray  # int8: 1 an OP_RETURN ``BRIDGE:IN`` (a deposit), 2 ``BRIDGE:OUT`` (a release)
     in_ptr: np.ndarray  # [m+1]
     in_prev: np.ndarray  # (k, 32) uint8: the spent output's txid (zeros: coinbase)
     in_prev_ok: np.ndarray  # bool: a previous output is named
@@ -101,6 +102,9 @@ def read_delta(ws: Workspace, chain: str, height: int) -> Delta:
     out_value = np.asarray(outs["value"].fill_null(0).to_numpy(zero_copy_only=False), np.int64)[oo]
     out_addr = np.asarray(outs["address_id"].fill_null(-1).to_numpy(zero_copy_only=False), np.int64)[oo]
     out_opret = np.asarray(opret.to_numpy(zero_copy_only=False), np.bool_)[oo]
+    data = outs["op_return"].to_pylist()
+    out_bridge = np.array([2 if x and x.startswith(b"BRIDGE:OUT") else 1 if x and x.startswith(b"BRIDGE:") else 0
+                           for x in (data[i] for i in oo.tolist())], np.int8)
 
     ins = _above(ws, "utxo_inputs", chain, height, ["txid", "n", "prev_txid", "prev_n", "value", "address_id"])
     iraw, _ = binary_ids(ins["txid"])
@@ -119,7 +123,7 @@ def read_delta(ws: Workspace, chain: str, height: int) -> Delta:
     if (prev_ok & novalue).any():
         problems.append(f"{int((prev_ok & novalue).sum())} input(s) above height {height} carry no value")
     return Delta(height, raw, [r.tobytes().hex() for r in raw], tx_h, tx_time, _ptr(o_t[oo], m), o_n[oo], out_value,
-                 out_addr, out_opret, _ptr(i_t[io], m), prev, prev_ok, prev_n, in_value, in_addr, problems)
+                 out_addr, out_opret, out_bridge, _ptr(i_t[io], m), prev, prev_ok, prev_n, in_value, in_addr, problems)
 
 
 def peel_shape(d: Delta, t: int) -> int:
@@ -188,6 +192,7 @@ class Extended:
     hits: list[NewHit]  # per new tainted output, in chain order
     spent: np.ndarray  # frontier rows now spent
     frontier: dict[int, list[tuple[int, int, int, bool, list[str]]]]  # run -> (delta output, taint, hop, peel, path)
+    followed: dict[int, set[int]]  # run -> the delta transactions it passed taint through
 
 
 def extend_forward(d: Delta, runs: list[RunSpec], fr_run: np.ndarray, fr_taint: np.ndarray, fr_hop: np.ndarray,
@@ -214,6 +219,7 @@ def extend_forward(d: Delta, runs: list[RunSpec], fr_run: np.ndarray, fr_taint: 
     peel_of = [peel_shape(d, t) for t in range(m)]
     hits: list[NewHit] = []
     new_front: dict[int, list] = {}
+    done_by_run: dict[int, set[int]] = {}
     spent_fr: list[int] = []
     by_run_rows: dict[int, dict[int, list[int]]] = {}
     for j, rows in spends.items():
@@ -304,6 +310,7 @@ def extend_forward(d: Delta, runs: list[RunSpec], fr_run: np.ndarray, fr_taint: 
                     continue  # a service, a pool or a burn: recorded, not passed on
                 if spent_by[o] >= 0:
                     followed.add(o)
+        done_by_run[rid] = set(tx_done)
         front = new_front.setdefault(rid, [])
         for o in sorted(taint):
             x, hp = taint[o], hop[o]
@@ -313,7 +320,7 @@ def extend_forward(d: Delta, runs: list[RunSpec], fr_run: np.ndarray, fr_taint: 
             passes = o in seed or (int(addr_stop[a]) if 0 <= a < stop_len else S_NONE) == S_NONE
             if x > 0 and passes and not d.out_opret[o] and spent_by[o] < 0:
                 front.append((o, x, hp, peel_of[int(out_tx[o])] == o, path[o]))
-    return Extended(hits, np.asarray(sorted(set(spent_fr)), np.int64), new_front)
+    return Extended(hits, np.asarray(sorted(set(spent_fr)), np.int64), new_front, done_by_run)
 
 
 __all__ = ["Delta", "read_delta", "extend_forward", "RunSpec", "Extended", "NewHit", "outpoint_keys", "spent_rows"]

@@ -7,7 +7,7 @@
     ``direction``, ``max_hops``, ``include_seeds``, ``hop_offset``, ``prefix``, ``kind``); per chain the
     sources the update needs without resolving attribution again: ``since`` and ``seed_txids`` per gid;
     ``injections`` (the bridge crossings of stolen funds: chain -> [gid, release txid, amount, deposit
-    txid]).
+    txid]); ``pending_bridges``: the incidents whose trace stopped at a bridge deposit not released yet.
 ``utxo-<chain>.npz``
     per address id: ``recv``, ``sent`` (int64 totals), ``cluster`` (-1: none), ``addr_stop`` (int8:
     0 none, 1 service, 2 pool); ``svc`` (bool per cluster id: a service's cluster); group members
@@ -45,11 +45,13 @@ def _paths_table(paths: list[list[str]]) -> pa.Table:
 
 
 def write_state(vdir: Path, ws: Workspace, chains: list[str], all_chains: dict[str, dict[str, Any]], srcs: dict,
-                parts: dict, inj: dict[str, list], addr_tables: dict[str, dict[str, np.ndarray]]) -> None:
+                parts: dict, inj: dict[str, list], addr_tables: dict[str, dict[str, np.ndarray]],
+                pending: list[int]) -> None:
     d = vdir / DIR
     d.mkdir()
     doc: dict[str, Any] = {"format": FORMAT, "chains": {}, "injections": {c: [list(x) for x in v]
-                                                                           for c, v in inj.items()}}
+                                                                           for c, v in inj.items()},
+                           "pending_bridges": sorted(pending)}
     for chain in chains:
         src = srcs[chain]
         info = all_chains[chain]

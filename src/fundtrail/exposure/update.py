@@ -63,8 +63,6 @@ from fundtrail.exposure.sources import STOLEN, ChainSources, Group
 from fundtrail.store import Workspace
 from fundtrail.store import schema as S
 
-BRIDGE_TAG = b"BRIDGE:"
-
 
 def _block_hash(ws: Workspace, chain: str, kind: str, height: int) -> str | None:
     table = "utxo_blocks" if kind == "utxo" else "evm_blocks"
@@ -77,13 +75,13 @@ def _block_hash(ws: Workspace, chain: str, kind: str, height: int) -> str | None
     return None
 
 
-def _bridge_events(ws: Workspace, chain: str, height: int) -> bool:
-    """Does an EVM chain carry a bridge deposit or release above ``height``?"""
+def _bridge_events(ws: Workspace, chain: str, height: int, releases: bool) -> bool:
+    """Does an EVM chain carry a bridge deposit (or, with ``releases``, a release) above ``height``?"""
     from fundtrail.model.evm_abi import BRIDGE_DEPOSIT, BRIDGE_RELEASE
 
     if chain not in ws.table_chains("evm_logs"):
         return False
-    topics = {BRIDGE_DEPOSIT.lower(), BRIDGE_RELEASE.lower()}
+    topics = {BRIDGE_DEPOSIT.lower()} | ({BRIDGE_RELEASE.lower()} if releases else set())
     for p in ws.parts("evm_logs", chain):
         if p.hi is not None and p.hi <= height:
             continue
@@ -94,16 +92,20 @@ def _bridge_events(ws: Workspace, chain: str, height: int) -> bool:
     return False
 
 
-def _delta_bridge(ws: Workspace, chain: str, height: int) -> bool:
-    """Does a UTXO chain carry a bridge OP_RETURN above ``height``?"""
-    for p in ws.parts("utxo_outputs", chain):
-        if p.hi is not None and p.hi <= height:
-            continue
-        t = pq.read_table(ws.home / p.file, columns=["height", "op_return"], schema=S.schema_of("utxo_outputs"))
-        t = t.filter(pc.and_(pc.greater(t["height"], height), pc.is_valid(t["op_return"])))
-        if any(v is not None and v.startswith(BRIDGE_TAG) for v in t["op_return"].to_pylist()):
-            return True
-    return False
+def _bridge_check(d: Delta, ext: Any, runs: list[dict[str, Any]], stolen: set[int], pending: bool,
+                  chain: str) -> str | None:
+    """A UTXO delta changes the incidents' crossings only by a deposit that carries stolen funds, or by a
+    release while a stolen deposit waits for one (the trace's reach on a UTXO chain is the stolen runs')."""
+    if not (d.out_bridge > 0).any() or not stolen:
+        return None
+    out_tx = np.repeat(np.arange(d.ntx, dtype=np.int64), np.diff(d.out_ptr))
+    if pending and (d.out_bridge == 2).any():
+        return f"{chain}: a bridge release while an incident's bridge deposit waits for one (traced again)"
+    deposits = set(out_tx[d.out_bridge == 1].tolist())
+    for r in runs:
+        if r["gid"] in stolen and r["direction"] == "received" and deposits & ext.followed.get(r["run"], set()):
+            return f"{chain}: stolen funds reach a bridge deposit in the new blocks (incidents traced again)"
+    return None
 
 
 def _groups(meta: dict[str, Any]) -> list[Group]:
@@ -141,7 +143,7 @@ def _why_full(ws: Workspace, meta: dict[str, Any], doc: dict[str, Any] | None, m
         kind = doc["chains"][c]["kind"]
         if kind == "utxo" and not doc["chains"][c].get("complete", False):
             return f"{c}: inputs name outputs the workspace lacks (history incomplete)"
-        if incidents and (_bridge_events(ws, c, h0) if kind != "utxo" else _delta_bridge(ws, c, h0)):
+        if incidents and kind != "utxo" and _bridge_events(ws, c, h0, bool(doc.get("pending_bridges"))):
             return f"{c}: new blocks carry a bridge deposit or release (incidents' cross-chain seeds are traced again)"
     return None
 
@@ -167,8 +169,8 @@ def _backward_check(d: Delta, st: ST.UtxoState) -> str | None:
     return None
 
 
-def _extend_utxo(ws: Workspace, vdir: Path, doc: dict[str, Any], chain: str, d: Delta, st: ST.UtxoState,
-                 prev_addr: dict[str, np.ndarray]) -> UtxoPart | str:
+def _extend_utxo(doc: dict[str, Any], chain: str, d: Delta, st: ST.UtxoState, prev_addr: dict[str, np.ndarray],
+                 stolen: set[int]) -> UtxoPart | str:
     """The chain's part after the delta, or the reason it needs a full build."""
     if d.problems:
         return f"{chain}: " + "; ".join(d.problems)
@@ -198,6 +200,9 @@ def _extend_utxo(ws: Workspace, vdir: Path, doc: dict[str, Any], chain: str, d: 
     fpaths = st.frontier_paths(need)
     ext = extend_forward(d, specs, a["f_run"], a["f_taint"], a["f_hop"], a["f_peel"], lambda r: fpaths[r], spends,
                          a["addr_stop"])
+    why = _bridge_check(d, ext, runs, stolen, bool(doc.get("pending_bridges")), chain)
+    if why:
+        return why
     # totals, clusters and stops for the new address ids
     top = int(max(d.out_addr.max(initial=-1), d.in_addr.max(initial=-1))) + 1
     recv, sent = a["recv"], a["sent"]
@@ -331,6 +336,7 @@ def update_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int =
         return build_index(ws, max_hops=max_hops, keep=keep, reason=why)
     assert doc is not None
     groups = _groups(meta)
+    stolen = {g.gid for g in groups if g.category == STOLEN}
     chains = sorted(doc["chains"])
     cur = ws.chains()
     old_rows = pq.read_table(prev / "exposure.parquet")
@@ -355,7 +361,7 @@ def update_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int =
         if info["kind"] == "utxo":
             st = ST.read_utxo(prev, doc, chain)
             d = read_delta(ws, chain, h0)
-            part = _extend_utxo(ws, prev, doc, chain, d, st, prev_addr)
+            part = _extend_utxo(doc, chain, d, st, prev_addr, stolen)
             if isinstance(part, str):
                 return build_index(ws, max_hops=max_hops, keep=keep, reason=part)
             parts[chain] = part

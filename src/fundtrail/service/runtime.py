@@ -1,15 +1,19 @@
 """What a worker holds: the workspace, the store, the loaded exposure index and the policy, kept current.
 
 A background thread polls (every ``poll`` seconds) the workspace's inputs (heights, tags, incidents,
-clusters): when they changed, it loads the newest index version if that one matches, otherwise builds a
-new version under a file lock (one builder across all workers and processes; the others wait and load it).
-A ``tags import``, ``incident create`` or ingest by another process is therefore answered from within
-``poll`` + build time (a few seconds on the demo world).
+clusters): when they changed, it loads the newest index version if that one matches, otherwise brings the
+index up to date under a file lock (one builder across all workers and processes; the others load its
+result on a later poll): incrementally when only blocks were appended (exposure/update.py), by a full
+build otherwise. The new version is swapped in without a restart; requests in flight keep the version
+they started with. A ``tags import``, ``incident create`` or ingest by another process is therefore
+answered from within ``poll`` + update time (well under a second for a new block; a full build takes
+seconds on the demo world).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import threading
@@ -21,11 +25,11 @@ from typing import Any
 from fundtrail.exposure.index import (
     DEFAULT_MAX_HOPS,
     ExposureIndex,
-    build_index,
     current_version,
     input_digest,
     load_index,
 )
+from fundtrail.exposure.update import update_index
 from fundtrail.screen.policy import Policy
 from fundtrail.service.policies import current_policy
 from fundtrail.service.screening import Screener, load_prices
@@ -155,11 +159,12 @@ class Runtime:
                     if ix.meta.get("digest") == want:
                         self._set_index(ix)
                         return True
-                build_index(self.ws, max_hops=self.config.max_hops)
-                from fundtrail.trace.graph import clear_cache, release_memory
+                made = update_index(self.ws, max_hops=self.config.max_hops)
+                if json.loads((made / "meta.json").read_text()).get("update", {}).get("mode") != "incremental":
+                    from fundtrail.trace.graph import clear_cache, release_memory
 
-                clear_cache()  # the graphs are rebuilt for the next change anyway: give their memory back
-                release_memory()
+                    clear_cache()  # a full build's graphs are rebuilt for the next one anyway: give the memory back
+                    release_memory()
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         self._set_index(load_index(self.ws))
