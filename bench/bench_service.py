@@ -10,8 +10,9 @@ carries over):
    Bitcoin blocks but the last, the EVM chain, tags, prices, cluster, incident ``sim-theft``;
 2. index build from scratch in a fresh process (time, peak RSS), anchor: the UTXO graph build alone in a
    fresh process;
-3. incremental update after one new block (ingest the last block, then bring the index up to date), anchor:
-   the same update with no change (the digest check alone);
+3. incremental update after one new block (ingest the last block, then ``update_index``: a new version
+   written, incremental or full with its reason from ``meta.json``), then the running service's swap to it
+   (``Runtime.sync``: loading the version); anchor: the same sync with no change (the digest check alone);
 4. ``fundtrail serve`` with 2 workers; an open-loop load generator in a separate process sends
    POST /v1/screen/address at a fixed arrival rate (default 500/s for 60 s; latency counted from each
    request's scheduled time, so a stall is not hidden by coordinated omission); p50/p99/max and errors;
@@ -131,19 +132,26 @@ print(json.dumps({"seconds": time.perf_counter() - t, "ntx": g.ntx, "mb": g.nbyt
 """
 
 _UPDATE = """
-import json, sys, time
+import json, resource, sys, time
 from pathlib import Path
 from fundtrail.service.runtime import Config, Runtime
+from fundtrail.exposure.update import update_index
 rt = Runtime.open(Config(home=Path(sys.argv[1])))
+t = time.perf_counter(); rt.load_current(); load0 = time.perf_counter() - t
 rt.sync()
 t = time.perf_counter(); changed0 = rt.sync(); noop = time.perf_counter() - t
 from fundtrail.ingest.bitcoin.service import ingest_block_files
 t = time.perf_counter()
 st = ingest_block_files(rt.ws, Path(sys.argv[1]).parent / "world" / "bitcoin" / "blocks", "regtest", max_blocks=1)
 ingest = time.perf_counter() - t
-t = time.perf_counter(); changed = rt.sync(); update = time.perf_counter() - t
+t = time.perf_counter(); made = update_index(rt.ws); update = time.perf_counter() - t
+t = time.perf_counter(); changed = rt.sync(); swap = time.perf_counter() - t
+meta = json.loads((made / "meta.json").read_text())
 print(json.dumps({"noop_seconds": noop, "noop_changed": changed0, "ingest_seconds": ingest,
-                  "update_seconds": update, "changed": changed, "timings": rt.index.meta["timings"]}))
+                  "update_seconds": update, "update": meta.get("update"), "swap_seconds": swap,
+                  "index_load_seconds": load0, "changed": changed, "version": rt.index.version,
+                  "timings": meta["timings"],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -257,6 +265,8 @@ def run(scale: str = "demo", rate: float | None = None, seconds: float | None = 
         res["index_build"] = _child(_BUILD, home)
         res["index_build"]["ratio_to_graph_build"] = round(res["index_build"]["seconds"] /
                                                            res["graph_build_anchor"]["seconds"], 2)
+        res["index_build"]["rss_ratio_to_graph_build"] = round(res["index_build"]["peak_rss_mb"] /
+                                                               res["graph_build_anchor"]["peak_rss_mb"], 2)
     if "service" in phases:
         res["service"] = serve_phase(home, info["sample"], rate, seconds)
         sv = res["service"]
@@ -267,7 +277,8 @@ def run(scale: str = "demo", rate: float | None = None, seconds: float | None = 
     if "update" in phases and not (upd / "updated").exists():
         shutil.rmtree(upd, ignore_errors=True)
         shutil.copytree(home, upd, ignore=shutil.ignore_patterns("service"))
-        res["update_after_one_block"] = _child(_UPDATE, upd)
+        u = res["update_after_one_block"] = _child(_UPDATE, upd)
+        u["ratio_to_noop"] = round(u["update_seconds"] / max(u["noop_seconds"], 1e-6), 1)
         (upd / "updated").write_text("1")
     return res
 
