@@ -195,3 +195,32 @@ def test_sigkill_while_publishing_leaves_the_current_version(cut_world, tmp_path
     time.sleep(0.1)
     build_index(ws)  # the next publisher removes what the killed one left
     assert not list((ws.home / "exposure").glob(".tmp-*"))
+
+
+def test_running_service_swaps_to_the_updated_version(cut_world, tmp_path):
+    """``Runtime.sync`` (the service's refresh loop) picks up a block ingested since, through an incremental
+    update, and serves the new version without a restart; the old version stays loadable for replays."""
+    import shutil
+
+    from fundtrail.exposure.index import load_index
+    from fundtrail.ingest.bitcoin.service import ingest_block_files
+    from fundtrail.service.runtime import Config, Runtime
+
+    out, _truth = cut_world
+    home = shutil.copytree(out / "ws", tmp_path / "ws")
+    rt = Runtime.open(Config(home=home))
+    try:
+        assert rt.load_current()
+        rt.sync()
+        before = rt.index.version
+        ingest_block_files(Workspace(home), out / "world" / "bitcoin" / "blocks", "regtest", max_blocks=1)
+        t0 = time.perf_counter()
+        assert rt.sync()
+        assert time.perf_counter() - t0 < 10
+        assert rt.index.version == before + 1
+        assert rt.index.meta["update"]["mode"] == "incremental", rt.index.meta["update"]
+        assert rt.index.meta["heights"]["regtest"] == Workspace(home).chain("regtest")["tip_height"]
+        assert load_index(Workspace(home), before).version == before
+        assert not rt.sync()  # nothing changed since
+    finally:
+        rt.stop()
