@@ -8,10 +8,12 @@
     sources the update needs without resolving attribution again: ``since`` and ``seed_txids`` per gid;
     ``injections`` (the bridge crossings of stolen funds: chain -> [gid, release txid, amount, deposit
     txid]); ``pending_bridges``: the incidents whose trace stopped at a bridge deposit not released yet.
+``static-<chain>.npz``
+    what only a full build changes: per address id ``cluster`` (-1: none) and ``addr_stop`` (int8: 0 none,
+    1 service, 2 pool; ids beyond either array: none), ``svc`` (bool per cluster id: a service's cluster),
+    group members ``mem_gid`` / ``mem_aid``; shared by hard link between incremental versions.
 ``utxo-<chain>.npz``
-    per address id: ``recv``, ``sent`` (int64 totals), ``cluster`` (-1: none), ``addr_stop`` (int8:
-    0 none, 1 service, 2 pool); ``svc`` (bool per cluster id: a service's cluster); group members
-    ``mem_gid`` / ``mem_aid``; the hits (per run and address, emission order) ``h_run``, ``h_address_id``,
+    per address id ``recv``, ``sent`` (int64 totals); the hits (per run and address, emission order) ``h_run``, ``h_address_id``,
     ``h_amount``, ``h_hops``, ``h_best``; the frontier (per forward run, the reached outputs still unspent)
     ``f_run``, ``f_txid`` (n x 32 bytes), ``f_n``, ``f_value``, ``f_taint``, ``f_hop``, ``f_address_id``,
     ``f_peel``.
@@ -67,10 +69,9 @@ def write_state(vdir: Path, ws: Workspace, chains: list[str], all_chains: dict[s
             c["runs"] = part.runs
             mem = [(g, a) for g, ids_ in src.members.items() for a in ids_]
             h, f = part.hits, part.frontier
-            np.savez(d / f"utxo-{chain}.npz", recv=part.recv, sent=part.sent, cluster=part.cluster,
-                     addr_stop=part.addr_stop, svc=part.svc,
-                     mem_gid=np.array([g for g, _ in mem], np.int64), mem_aid=np.array([a for _, a in mem], np.int64),
-                     h_run=h["run"], h_address_id=h["address_id"], h_amount=h["amount"], h_hops=h["hops"],
+            np.savez(d / f"static-{chain}.npz", cluster=part.cluster, addr_stop=part.addr_stop, svc=part.svc,
+                     mem_gid=np.array([g for g, _ in mem], np.int64), mem_aid=np.array([a for _, a in mem], np.int64))
+            np.savez(d / f"utxo-{chain}.npz", recv=part.recv, sent=part.sent, h_run=h["run"], h_address_id=h["address_id"], h_amount=h["amount"], h_hops=h["hops"],
                      h_best=h["best"], f_run=f["run"], f_txid=f["txid"], f_n=f["n"], f_value=f["value"],
                      f_taint=f["taint"], f_hop=f["hop"], f_address_id=f["address_id"], f_peel=f["peel"])
             pq.write_table(_paths_table(h["path"]), d / f"paths-{chain}.parquet")
@@ -113,8 +114,10 @@ def read_doc(vdir: Path) -> dict[str, Any] | None:
 
 
 def read_utxo(vdir: Path, doc: dict[str, Any], chain: str) -> UtxoState:
-    with np.load(vdir / DIR / f"utxo-{chain}.npz") as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays: dict[str, np.ndarray] = {}
+    for name in (f"static-{chain}.npz", f"utxo-{chain}.npz"):
+        with np.load(vdir / DIR / name) as z:
+            arrays.update({k: z[k] for k in z.files})
     return UtxoState(doc["chains"][chain], arrays, vdir / DIR, chain)
 
 

@@ -169,8 +169,7 @@ def _backward_check(d: Delta, st: ST.UtxoState) -> str | None:
     return None
 
 
-def _extend_utxo(doc: dict[str, Any], chain: str, d: Delta, st: ST.UtxoState, prev_addr: dict[str, np.ndarray],
-                 stolen: set[int]) -> UtxoPart | str:
+def _extend_utxo(doc: dict[str, Any], chain: str, d: Delta, st: ST.UtxoState, stolen: set[int]) -> UtxoPart | str:
     """The chain's part after the delta, or the reason it needs a full build."""
     if d.problems:
         return f"{chain}: " + "; ".join(d.problems)
@@ -203,28 +202,14 @@ def _extend_utxo(doc: dict[str, Any], chain: str, d: Delta, st: ST.UtxoState, pr
     why = _bridge_check(d, ext, runs, stolen, bool(doc.get("pending_bridges")), chain)
     if why:
         return why
-    # totals, clusters and stops for the new address ids
+    # totals for the new address ids (clusters and stops stay: ids beyond them have none)
     top = int(max(d.out_addr.max(initial=-1), d.in_addr.max(initial=-1))) + 1
     recv, sent = a["recv"], a["sent"]
-    cluster, addr_stop = a["cluster"], a["addr_stop"]
     if top > len(recv):
-        grow = top - len(recv)
-        recv = np.concatenate([recv, np.zeros(grow, np.int64)])
-        sent = np.concatenate([sent, np.zeros(grow, np.int64)])
-        ids = np.arange(len(cluster), top, dtype=np.int64)
-        extra = np.full(len(ids), -1, np.int64)
-        known = prev_addr.get("id")
-        if known is not None and len(known):
-            o = np.argsort(known)
-            p = np.searchsorted(known[o], ids)
-            ok = p < len(known)
-            ok[ok] = known[o][p[ok]] == ids[ok]
-            extra[ok] = prev_addr["cluster"][o][p[ok]]
-        cluster = np.concatenate([cluster, extra])
+        recv = np.concatenate([recv, np.zeros(top - len(recv), np.int64)])
+        sent = np.concatenate([sent, np.zeros(top - len(sent), np.int64)])
     else:
         recv, sent = recv.copy(), sent.copy()
-    if top > len(addr_stop):
-        addr_stop = np.concatenate([addr_stop, np.zeros(top - len(addr_stop), addr_stop.dtype)])
     ok = d.out_addr >= 0
     np.add.at(recv, d.out_addr[ok], d.out_value[ok])
     ok = d.in_prev_ok & (d.in_addr >= 0)
@@ -288,7 +273,7 @@ def _extend_utxo(doc: dict[str, Any], chain: str, d: Delta, st: ST.UtxoState, pr
         "peel": np.concatenate([a["f_peel"][keep], np.array([r[4] for r in add], np.bool_)]),
         "path": (keep, [r[5] for r in add]),  # the kept stored paths, then the new ones (written by _write_state)
     }
-    return UtxoPart(chain, runs, hits, frontier, recv, sent, cluster, a["svc"], addr_stop, True)
+    return UtxoPart(chain, runs, hits, frontier, recv, sent, a["cluster"], a["svc"], a["addr_stop"], True)
 
 
 def _address_update(ws: Workspace, chain: str, info: dict[str, Any], prev: dict[str, np.ndarray]
@@ -361,7 +346,7 @@ def update_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int =
         if info["kind"] == "utxo":
             st = ST.read_utxo(prev, doc, chain)
             d = read_delta(ws, chain, h0)
-            part = _extend_utxo(doc, chain, d, st, prev_addr, stolen)
+            part = _extend_utxo(doc, chain, d, st, stolen)
             if isinstance(part, str):
                 return build_index(ws, max_hops=max_hops, keep=keep, reason=part)
             parts[chain] = part
@@ -429,14 +414,12 @@ def _write_state(tmp: Path, prev: Path, doc: dict[str, Any], parts: dict[str, Ut
             continue
         chain = f.name.split("-", 1)[-1].rsplit(".", 1)[0] if not f.name.startswith("frontier-paths-") else \
             f.name[len("frontier-paths-"):-len(".parquet")]
-        if chain not in parts:
-            _link(f, d / f.name)
+        if chain not in parts or f.name.startswith("static-"):
+            if not (d / f.name).exists():
+                _link(f, d / f.name)
     for chain, part in parts.items():
         h, f = part.hits, part.frontier
-        np.savez(d / f"utxo-{chain}.npz", recv=part.recv, sent=part.sent, cluster=part.cluster,
-                 addr_stop=part.addr_stop, svc=part.svc,
-                 mem_gid=_old_array(old, chain, "mem_gid"), mem_aid=_old_array(old, chain, "mem_aid"),
-                 h_run=h["run"], h_address_id=h["address_id"], h_amount=h["amount"], h_hops=h["hops"],
+        np.savez(d / f"utxo-{chain}.npz", recv=part.recv, sent=part.sent, h_run=h["run"], h_address_id=h["address_id"], h_amount=h["amount"], h_hops=h["hops"],
                  h_best=h["best"], f_run=f["run"], f_txid=f["txid"], f_n=f["n"], f_value=f["value"],
                  f_taint=f["taint"], f_hop=f["hop"], f_address_id=f["address_id"], f_peel=f["peel"])
         pq.write_table(pa.table({"path": pa.array(h["path"], pa.list_(pa.string()))}), d / f"paths-{chain}.parquet")
@@ -446,11 +429,6 @@ def _write_state(tmp: Path, prev: Path, doc: dict[str, Any], parts: dict[str, Ut
         fp = pa.concat_arrays([kept.cast(pa.list_(pa.string())), pa.array(new, pa.list_(pa.string()))])
         pq.write_table(pa.table({"path": fp}), d / f"frontier-paths-{chain}.parquet")
     (d / "state.json").write_text(json.dumps(doc))
-
-
-def _old_array(old: Path, chain: str, name: str) -> np.ndarray:
-    with np.load(old / f"utxo-{chain}.npz") as z:
-        return z[name]
 
 
 __all__ = ["update_index"]
