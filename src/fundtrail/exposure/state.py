@@ -116,6 +116,8 @@ def read_doc(vdir: Path) -> dict[str, Any] | None:
 def read_utxo(vdir: Path, doc: dict[str, Any], chain: str) -> UtxoState:
     arrays: dict[str, np.ndarray] = {}
     for name in (f"static-{chain}.npz", f"utxo-{chain}.npz"):
+        if not (vdir / DIR / name).exists() and name.startswith("static-"):
+            continue  # an early layout kept these in utxo-<chain>.npz
         with np.load(vdir / DIR / name) as z:
             arrays.update({k: z[k] for k in z.files})
     return UtxoState(doc["chains"][chain], arrays, vdir / DIR, chain)

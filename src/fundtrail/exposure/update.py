@@ -419,6 +419,10 @@ def _write_state(tmp: Path, prev: Path, doc: dict[str, Any], parts: dict[str, Ut
                 _link(f, d / f.name)
     for chain, part in parts.items():
         h, f = part.hits, part.frontier
+        if not (d / f"static-{chain}.npz").exists():  # an early layout: write it apart now
+            st = ST.read_utxo(prev, json.loads((old / "state.json").read_text()), chain).arrays
+            np.savez(d / f"static-{chain}.npz", cluster=st["cluster"], addr_stop=st["addr_stop"], svc=st["svc"],
+                     mem_gid=st["mem_gid"], mem_aid=st["mem_aid"])
         np.savez(d / f"utxo-{chain}.npz", recv=part.recv, sent=part.sent, h_run=h["run"], h_address_id=h["address_id"], h_amount=h["amount"], h_hops=h["hops"],
                  h_best=h["best"], f_run=f["run"], f_txid=f["txid"], f_n=f["n"], f_value=f["value"],
                  f_taint=f["taint"], f_hop=f["hop"], f_address_id=f["address_id"], f_peel=f["peel"])
