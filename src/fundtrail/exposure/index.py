@@ -287,12 +287,14 @@ def aggregate_utxo(part: UtxoPart) -> pa.Table:
     cl[inside] = part.cluster[aid[inside]]
     is_cluster = cl >= 0
     is_cluster[is_cluster] = ~part.svc[np.minimum(cl[is_cluster], len(part.svc) - 1)] if len(part.svc) else True
+    # the totals of the clusters that are subjects: their addresses only (one pass to select them)
     ncl = len(part.cluster)
-    keep = part.cluster >= 0
-    keep[keep] = ~part.svc[np.minimum(part.cluster[keep], len(part.svc) - 1)]
     size = len(part.svc)
-    ctot_r = np.bincount(part.cluster[keep], weights=part.recv[:ncl][keep], minlength=size)
-    ctot_s = np.bincount(part.cluster[keep], weights=part.sent[:ncl][keep], minlength=size)
+    wanted = np.zeros(size, np.bool_)
+    wanted[cl[is_cluster]] = True
+    sel = np.flatnonzero(wanted[np.maximum(part.cluster, 0)] & (part.cluster >= 0))
+    ctot_r = np.bincount(part.cluster[sel], weights=part.recv[:ncl][sel], minlength=size)
+    ctot_s = np.bincount(part.cluster[sel], weights=part.sent[:ncl][sel], minlength=size)
     sid = np.where(is_cluster, cl, aid)
     total = np.zeros(n, np.float64)
     m = is_cluster & (d == 0)

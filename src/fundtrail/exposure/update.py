@@ -294,13 +294,13 @@ def _address_update(ws: Workspace, chain: str, info: dict[str, Any], prev: dict[
     t = pa.concat_tables(new_t)
     ids = np.asarray(t["address_id"].to_numpy(zero_copy_only=False), np.int64)
     keys = address_keys(t["address"].fill_null(""))
-    key = np.concatenate([prev["key"], keys[:, 0]])
-    check = np.concatenate([prev["check"], keys[:, 1]])
-    aid = np.concatenate([prev["id"], ids])
-    cl = np.concatenate([prev["cluster"], np.full(len(ids), -1, np.int64)])
-    order = np.argsort(key, kind="stable")
-    return ({"key": key[order], "check": check[order], "id": aid[order], "cluster": cl[order]}, files,
-            max(top, int(ids.max())))
+    # merge the few new keys into the sorted table (after equal keys, as a stable sort would put them)
+    o = np.argsort(keys[:, 0], kind="stable")
+    at = np.searchsorted(prev["key"], keys[o, 0], "right")
+    out = {"key": np.insert(prev["key"], at, keys[o, 0]), "check": np.insert(prev["check"], at, keys[o, 1]),
+           "id": np.insert(prev["id"], at, ids[o]),
+           "cluster": np.insert(prev["cluster"], at, np.full(len(ids), -1, prev["cluster"].dtype))}
+    return out, files, max(top, int(ids.max()))
 
 
 def update_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int = DEFAULT_KEEP) -> Path:
