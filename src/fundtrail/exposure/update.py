@@ -344,7 +344,11 @@ def update_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int =
             continue
         h0 = grown[chain]
         if info["kind"] == "utxo":
-            st = ST.read_utxo(prev, doc, chain)
+            try:
+                st = ST.read_utxo(prev, doc, chain)
+            except (OSError, ValueError, KeyError) as e:  # a damaged state: start over, and say why
+                return build_index(ws, max_hops=max_hops, keep=keep,
+                                   reason=f"{chain}: the stored state cannot be read ({type(e).__name__}: {e})")
             d = read_delta(ws, chain, h0)
             part = _extend_utxo(doc, chain, d, st, stolen)
             if isinstance(part, str):
