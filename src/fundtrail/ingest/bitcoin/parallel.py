@@ -73,6 +73,17 @@ def _init_worker() -> None:  # pragma: no cover - runs in the worker process
         pa.set_cpu_count(1)
 
 
+def _warm() -> int:  # pragma: no cover - runs in the worker process
+    """Load the compiled kernels (numba's cache) before the first batch arrives."""
+    # a zero header and one transaction (1 input, 1 output with an empty script): 141 bytes
+    tx = bytes(4) + b"\x01" + bytes(36) + b"\x00" + bytes(4) + b"\x01" + bytes(8) + b"\x00" + bytes(4)
+    buf = np.frombuffer(bytes(80) + b"\x01" + tx, np.uint8)
+    b = parse_blocks(buf, np.array([0]), np.array([len(buf)]))
+    merkle_roots(b)
+    classify_outputs(b)
+    return os.getpid()
+
+
 def _prepare(job: _Job) -> Prepared | None:  # pragma: no cover - runs in the worker process
     src = BF.BlockSource([Path(p) for p in job.paths], job.xor_key)
     try:
@@ -101,24 +112,37 @@ class ParseAhead:
     """Batches of chain rows, parsed by ``jobs`` worker processes, handed back in order.
 
     ``for pos, prepared in ParseAhead(...).run(batches)``: ``prepared`` is ``None`` when the worker could
-    not read, parse or verify the batch (the caller then does it itself and reports the error)."""
+    not read, parse or verify the batch, or had not started on it when it was due (the caller then does it
+    itself, and reports the error if there is one). The workers start (and load the compiled kernels) as soon
+    as the object is made, while the caller scans the block files."""
 
-    def __init__(self, jobs: int, src: BF.BlockSource, index: BF.BlockIndex, verify_merkle: bool) -> None:
+    def __init__(self, jobs: int, src: BF.BlockSource, verify_merkle: bool) -> None:
         self.jobs = max(1, jobs)
         self.src = src
-        self.index = index
+        self.index: BF.BlockIndex | None = None
         self.verify_merkle = verify_merkle
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            self.jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        for _ in range(self.jobs):
+            self._pool.submit(_warm)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _job(self, rows: np.ndarray) -> _Job:
+        assert self.index is not None
         files = self.index.file[rows]
         uniq, local = np.unique(files, return_inverse=True)
         paths = tuple(str(self.src.data_path(int(i))) for i in uniq)  # a .bz2 is inflated here, once
         return _Job(paths, self.src.xor_key, local.astype(np.int64), self.index.offset[rows].astype(np.int64),
                     self.index.size[rows].astype(np.int64), self.verify_merkle)
 
-    def run(self, batches: Iterator[np.ndarray], rows: np.ndarray) -> Iterator[tuple[np.ndarray, Prepared | None]]:
-        self._pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    def run(self, index: BF.BlockIndex, batches: Iterator[np.ndarray],
+            rows: np.ndarray) -> Iterator[tuple[np.ndarray, Prepared | None]]:
+        assert self._pool is not None
+        self.index = index
         pending: deque[tuple[np.ndarray, Future]] = deque()
         it = iter(batches)
         try:
@@ -131,6 +155,9 @@ class ParseAhead:
                 if not pending:
                     return
                 pos, fut = pending.popleft()
+                if fut.cancel():  # no worker has started on it (they are still starting): do it here
+                    yield pos, None
+                    continue
                 try:
                     got = fut.result()
                 except Exception:  # a worker died (e.g. out of memory): the caller parses this batch itself
@@ -139,5 +166,4 @@ class ParseAhead:
         finally:
             for _, f in pending:
                 f.cancel()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            self.close()

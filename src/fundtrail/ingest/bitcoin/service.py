@@ -440,6 +440,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     jobs = default_jobs() if jobs == 0 else max(1, jobs)
     ing = Ingester(ws, net, verify_merkle=verify_merkle, compression=compression,
                    index_memory=index_memory, write_threads=jobs)
+    pool = ParseAhead(jobs, src, verify_merkle) if jobs > 1 else None  # workers start while the files are scanned
     try:
         if prevouts is not None:
             p = Path(prevouts)
@@ -467,8 +468,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
         task = progress.task(f"ingest {net.chain} blocks", total=len(rows), unit="blocks")
         try:
             batches = BF.iter_batches(chain, index, batch_bytes, batch_blocks)
-            ahead = (ParseAhead(jobs, src, index, verify_merkle).run(batches, rows) if jobs > 1
-                     else ((pos, None) for pos in batches))
+            ahead = pool.run(index, batches, rows) if pool is not None else ((pos, None) for pos in batches)
             for pos, parsed in ahead:
                 r = rows[pos]
                 if parsed is not None:
@@ -488,12 +488,13 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                 task.advance(len(r), MB=float(ends[-1]) / 1e6)
         finally:
             task.close()
-            if jobs > 1:
-                ahead.close()  # stops the workers now (also when a batch failed)
+            ahead.close()
         if index.error is not None and max_blocks is None:
             raise index.error
         return ing.stats(time.monotonic() - t0, chain.unconnected)
     finally:
+        if pool is not None:
+            pool.close()  # the workers stop now (also when a batch failed)
         ing.close()
         src.close()
 
