@@ -139,14 +139,14 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 def main():
     home, d, warm, mem = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) << 20
-    net, jobs = sys.argv[5], int(sys.argv[6])
+    net, jobs, comp = sys.argv[5], int(sys.argv[6]), sys.argv[7]
     ingest_block_files(Workspace(home + "-warm"), warm, "mainnet")  # numba/JIT caches
     rss0 = peak_mb()
     t = time.perf_counter()
     c = time.process_time()
     c0 = children_cpu()
     ws = Workspace(home)
-    st = ingest_block_files(ws, d, net, index_memory=mem, jobs=jobs)
+    st = ingest_block_files(ws, d, net, index_memory=mem, jobs=jobs, compression=None if comp == "zstd" else comp)
     cpu = time.process_time() - c
     workers = children_cpu() - c0
     dt = time.perf_counter() - t
@@ -164,12 +164,13 @@ if __name__ == "__main__":  # the --jobs workers (spawn) import this module agai
 
 
 def _ingest(tmp: Path, d: Path, warm: Path, tag: str, index_mb: int = INDEX_MEMORY_MB, net: str = "mainnet",
-            jobs: int = 1) -> dict:
+            jobs: int = 1, compression: str = "zstd") -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     ws = tmp / f"ws-{tag}"
     script = tmp / "ingest_child.py"
     script.write_text(_CHILD)
-    r = subprocess.run([sys.executable, str(script), str(ws), str(d), str(warm), str(index_mb), net, str(jobs)],
+    r = subprocess.run([sys.executable, str(script), str(ws), str(d), str(warm), str(index_mb), net, str(jobs),
+                        compression],
                        capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-3000:])
@@ -261,33 +262,35 @@ def run(scale: str = "small", repeat: int = 1, index_mb: int = INDEX_MEMORY_MB, 
         make_chain(2, warm)
         out: dict = {"scale": scale, "repeat": repeat, "index_memory_mb": index_mb, "jobs": jobs,
                      "input": "mainnet block 702861 chained (prevouts rewired, fresh addresses)"}
-        # (directory, network, bitcoinlib reference kind, jobs)
-        cases: dict[str, tuple[Path, str, str, int]] = {
-            "short": (tmp / "blocks-short", "mainnet", "real", 1),
-            "long": (tmp / "blocks-long", "mainnet", "real", 1),
-            "repeated_addresses": (tmp / "blocks-rep", "mainnet", "real", 1),
+        # (directory, network, bitcoinlib reference kind, jobs, Parquet codec)
+        cases: dict[str, tuple[Path, str, str, int, str]] = {
+            "short": (tmp / "blocks-short", "mainnet", "real", 1, "zstd"),
+            "long": (tmp / "blocks-long", "mainnet", "real", 1, "zstd"),
+            "repeated_addresses": (tmp / "blocks-rep", "mainnet", "real", 1, "zstd"),
         }
         make_chain(short, cases["short"][0], fresh_addresses=True)
         make_chain(long_, cases["long"][0], fresh_addresses=True)
         make_chain(short, cases["repeated_addresses"][0], fresh_addresses=False)
         if jobs > 1:
-            cases[f"long_jobs{jobs}"] = (cases["long"][0], "mainnet", "real", jobs)
+            cases[f"long_jobs{jobs}"] = (cases["long"][0], "mainnet", "real", jobs, "zstd")
+        cases["long_lz4"] = (cases["long"][0], "mainnet", "real", 1, "lz4")
         ref_blocks = {"real": _read_blocks(cases["long"][0], 30 << 20)}
         if tx_dense:
             d = tx_dense_world()
-            cases["tx_dense"] = (d, "regtest", "tx_dense", 1)
+            cases["tx_dense"] = (d, "regtest", "tx_dense", 1, "zstd")
             if jobs > 1:
-                cases[f"tx_dense_jobs{jobs}"] = (d, "regtest", "tx_dense", jobs)
+                cases[f"tx_dense_jobs{jobs}"] = (d, "regtest", "tx_dense", jobs, "zstd")
+            cases["tx_dense_lz4"] = (d, "regtest", "tx_dense", 1, "lz4")
             ref_blocks["tx_dense"] = _read_blocks(d, 30 << 20)
         runs: dict[str, list[dict]] = {k: [] for k in cases}
         for _ in range(repeat):
-            for tag, (d, net, kind, j) in cases.items():
-                r = _ingest(tmp, d, warm, tag, index_mb, net, j)
+            for tag, (d, net, kind, j, comp) in cases.items():
+                r = _ingest(tmp, d, warm, tag, index_mb, net, j, comp)
                 wall, cpu = _bitcoinlib_mbps(ref_blocks[kind])  # the reference under the same load
                 r["bitcoinlib_mb_per_s"], r["bitcoinlib_mb_per_cpu_s"] = wall, cpu
                 r["x_bitcoinlib_wall"] = r["mb_per_s"] / wall
                 r["x_bitcoinlib_cpu"] = r["mb_per_cpu_s"] / cpu
-                r["kind"], r["jobs"] = kind, j
+                r["kind"], r["jobs"], r["codec"] = kind, j, comp
                 runs[tag].append(r)
         for tag, rs in runs.items():
             best = max(rs, key=lambda r: r["mb_per_s"])
@@ -320,10 +323,12 @@ if __name__ == "__main__":
           "CBlock.deserialize on the same kind of bytes right after it, and the ratio")
     for k in [k for k in res if k.startswith("ingest_")]:
         r = res[k]
-        print(f"  {k:26s} {r['kind']:8s} jobs {r['jobs']}  {r['blocks']:5d} blocks {r['tx']:7d} tx "
+        print(f"  {k:26s} {r['kind']:8s} jobs {r['jobs']} {r['codec']:4s} {r['blocks']:5d} blocks {r['tx']:7d} tx "
               f"{r['bytes'] / 1e6:6.1f} MB ({r['bytes'] / r['tx']:4.0f} B/tx)  "
               f"{r['mb_per_s']['best']:6.1f} / {r['mb_per_s']['median']:6.1f} MB/s wall  "
-              f"{r['mb_per_cpu_s']['best']:6.1f} / {r['mb_per_cpu_s']['median']:6.1f} MB/cpu-s  "
+              f"{r['mb_per_cpu_s']['best']:6.1f} / {r['mb_per_cpu_s']['median']:6.1f} MB/cpu-s "
+              f"(ingesting process alone {r['bytes'] / r['parent_cpu_seconds'] / 1e6:6.1f})  tables "
+              f"{r['table_mb']:6.1f} MB  "
               f"{r['tx_per_s']:8.0f} tx/s  peak RSS {r['maxrss_mb']:6.1f} MB (after warm-up "
               f"{r['maxrss_after_warmup_mb']:.0f})  | bitcoinlib {r['bitcoinlib_mb_per_s']['median']:5.2f} MB/s "
               f"{r['bitcoinlib_mb_per_cpu_s']['median']:5.2f} MB/cpu-s  | x bitcoinlib: "
