@@ -151,12 +151,13 @@ def test_sigkill_with_jobs_2_then_rerun_equals_uninterrupted(tmp_path):
     assert {str(f.relative_to(home)) for f in (home / "tables").rglob("*.parquet")} == listed
 
 
-def test_cli_jobs_option(tmp_path):
+def test_cli_jobs_and_compression_options(tmp_path):
     blocks, _ = make_chain(12, seed=3)
     d = _regtest_dir(tmp_path, blocks)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "fundtrail", "ingest", "bitcoin", "--home", str(tmp_path / "ws"),
-                        "--blocks-dir", str(d), "--network", "regtest", "--jobs", "2", "--batch-blocks", "5"],
+                        "--blocks-dir", str(d), "--network", "regtest", "--jobs", "2", "--batch-blocks", "5",
+                        "--compression", "lz4"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "12 blocks" in r.stdout
