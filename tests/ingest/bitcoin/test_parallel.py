@@ -1,5 +1,5 @@
 """``ingest bitcoin --jobs N``: parse-ahead workers give the tables of a serial run, the same errors, and
-the same crash safety (SIGKILL at any moment, no worker left behind, the lease free at once, resume)."""
+the same crash safety (SIGKILL at any moment, no worker left behind or holding the lease, resume)."""
 
 from __future__ import annotations
 
@@ -111,6 +111,19 @@ def _marked(marker: str) -> list[int]:
     return pids
 
 
+def _open_files(pid: int) -> set[str]:
+    out = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                out.add(os.readlink(fd))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
 def test_sigkill_with_jobs_2_then_rerun_equals_uninterrupted(tmp_path):
     blocks, _ = make_chain(150, seed=11)
     d = _regtest_dir(tmp_path, blocks, files=2)
@@ -131,6 +144,9 @@ def test_sigkill_with_jobs_2_then_rerun_equals_uninterrupted(tmp_path):
                 break
             time.sleep(0.05)
         if p.poll() is None:
+            # its workers hold no copy of the writer lease's descriptor
+            for pid in set(_marked(marker)) - {p.pid}:
+                assert str(home / "lock") not in _open_files(pid)
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.wait()

@@ -440,7 +440,8 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     jobs = default_jobs() if jobs == 0 else max(1, jobs)
     ing = Ingester(ws, net, verify_merkle=verify_merkle, compression=compression,
                    index_memory=index_memory, write_threads=jobs)
-    pool = ParseAhead(jobs, src, verify_merkle) if jobs > 1 else None  # workers start while the files are scanned
+    # the workers start now, before any thread of this ingest, and wait while the files are scanned
+    pool = ParseAhead(jobs, src, verify_merkle, ws.home) if jobs > 1 else None
     try:
         if prevouts is not None:
             p = Path(prevouts)
