@@ -158,7 +158,7 @@ def report(ws, st, dt, cpu, workers, rss0):
                   "maxrss_mb": peak_mb(), "maxrss_after_warmup_mb": rss0,
                   "index_runs": {g: [e["n"] for e in ws.files(g, st.chain)] for g in ("address_index", "utxo_index")},  # noqa
                   "table_mb": sum(p.stat().st_size for p in (ws.home / "tables").rglob("*.parquet")) / 1e6}))
-if __name__ == "__main__":  # the --jobs workers (spawn) import this module again
+if __name__ == "__main__":
     main()
 """
 
