@@ -13,15 +13,22 @@ Memory: the address and UTXO indexes get a RAM budget (``--index-memory MB``, de
 enough that the long chain's indexes spill to disk, so the two chain lengths show whether peak memory
 grows with the number of blocks.
 
-Reference in the same run: python-bitcoinlib's bare ``CBlock.deserialize`` on the same bytes, measured
-right after each ingest (so both see the same machine load; their ratio is the meaningful figure).
+Tx-dense data (the second kind): the block files of the simulator's ``small`` world (``fundtrail simulate
+--scale small --seed 1``: 1,662 blocks, 352,557 transactions of ~250 bytes, 87 MB), generated once and
+cached under ``$FUNDTRAIL_BENCH_DIR/sim-small`` (default /tmp/fundtrail-bench); the cost there is
+per transaction and per output, not per byte. Both kinds are also ingested with ``--jobs 2`` (parse-ahead
+worker processes; the CPU figure then adds the workers' CPU time).
+
+Reference in the same run: python-bitcoinlib's bare ``CBlock.deserialize`` on the same bytes (the first
+30 MB of each kind), measured right after each ingest (so both see the same machine load; their ratio is
+the meaningful figure), per wall second and per CPU second.
 Peak memory: each measured ingest runs in its own process; its high-water mark (VmHWM) is reported for two
 chain lengths to show whether it grows with the number of blocks (it should not: batches are bounded by
 bytes and the indexes by their RAM budget, docs/indexes.md). Throughput is reported per wall second and per CPU
 second of the ingesting process (its user + system time; Arrow is held to one thread, so the
 CPU figure is the per-core one and is less disturbed by other processes on a shared machine).
 
-    python bench/bench_ingest_bitcoin.py [small|medium|large] [--repeat N] [--index-memory MB]
+    python bench/bench_ingest_bitcoin.py [demo|small|medium|large] [--repeat N] [--index-memory MB]
 
 Figures on a shared 2-core machine are indicative: run it several times and read best and median.
 """
@@ -127,29 +134,46 @@ def peak_mb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-home, d, warm, mem = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) << 20
-ingest_block_files(Workspace(home + "-warm"), warm, "mainnet")  # numba/JIT caches
-rss0 = peak_mb()
-t = time.perf_counter()
-c = time.process_time()
-ws = Workspace(home)
-st = ingest_block_files(ws, d, "mainnet", index_memory=mem)
-cpu = time.process_time() - c
-dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "bytes": st.bytes, "blocks": st.blocks,
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+def main():
+    home, d, warm, mem = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) << 20
+    net, jobs, comp = sys.argv[5], int(sys.argv[6]), sys.argv[7]
+    ingest_block_files(Workspace(home + "-warm"), warm, "mainnet")  # numba/JIT caches
+    rss0 = peak_mb()
+    t = time.perf_counter()
+    c = time.process_time()
+    c0 = children_cpu()
+    ws = Workspace(home)
+    st = ingest_block_files(ws, d, net, index_memory=mem, jobs=jobs, compression=None if comp == "zstd" else comp)
+    cpu = time.process_time() - c
+    workers = children_cpu() - c0
+    dt = time.perf_counter() - t
+    report(ws, st, dt, cpu, workers, rss0)
+def report(ws, st, dt, cpu, workers, rss0):
+  print(json.dumps({"seconds": dt, "cpu_seconds": cpu + workers, "parent_cpu_seconds": cpu, "bytes": st.bytes, "blocks": st.blocks,
                   "tx": st.transactions, "outputs": st.outputs, "inputs": st.inputs,
                   "unresolved": st.unresolved_inputs, "new_addresses": st.new_addresses, "batches": st.batches,
                   "maxrss_mb": peak_mb(), "maxrss_after_warmup_mb": rss0,
-                  "index_runs": {g: [e["n"] for e in ws.files(g, "bitcoin")] for g in ("address_index", "utxo_index")},
+                  "index_runs": {g: [e["n"] for e in ws.files(g, st.chain)] for g in ("address_index", "utxo_index")},  # noqa
                   "table_mb": sum(p.stat().st_size for p in (ws.home / "tables").rglob("*.parquet")) / 1e6}))
+if __name__ == "__main__":
+    main()
 """
 
 
-def _ingest(tmp: Path, d: Path, warm: Path, tag: str, index_mb: int = INDEX_MEMORY_MB) -> dict:
+def _ingest(tmp: Path, d: Path, warm: Path, tag: str, index_mb: int = INDEX_MEMORY_MB, net: str = "mainnet",
+            jobs: int = 1, compression: str = "zstd") -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     ws = tmp / f"ws-{tag}"
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(ws), str(d), str(warm), str(index_mb)],
-                       capture_output=True, text=True, env=env, check=True)
+    script = tmp / "ingest_child.py"
+    script.write_text(_CHILD)
+    r = subprocess.run([sys.executable, str(script), str(ws), str(d), str(warm), str(index_mb), net, str(jobs),
+                        compression],
+                       capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-3000:])
     shutil.rmtree(ws, ignore_errors=True)
     shutil.rmtree(str(ws) + "-warm", ignore_errors=True)
     out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -173,13 +197,31 @@ def _read_blocks(d: Path, limit_bytes: int) -> list[bytes]:
     return blocks
 
 
-def _bitcoinlib_mbps(blocks: list[bytes]) -> float:
+def _bitcoinlib_mbps(blocks: list[bytes]) -> tuple[float, float]:
+    """python-bitcoinlib's bare parse: (MB per wall second, MB per CPU second)."""
     import bitcoin.core
 
     t = time.perf_counter()
+    c = time.process_time()
     for blk in blocks:
         bitcoin.core.CBlock.deserialize(blk)
-    return sum(len(x) for x in blocks) / (time.perf_counter() - t) / 1e6
+    mb = sum(len(x) for x in blocks) / 1e6
+    return mb / (time.perf_counter() - t), mb / (time.process_time() - c)
+
+
+def tx_dense_world() -> Path:
+    """The block files of the simulator's small world (generated once, then cached)."""
+    root = Path(os.environ.get("FUNDTRAIL_BENCH_DIR", "/tmp/fundtrail-bench")) / "sim-small"
+    blocks = root / "world" / "bitcoin" / "blocks"
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        subprocess.run([sys.executable, "-c", "import sys; from fundtrail.simulate.world import simulate; "
+                        "simulate(sys.argv[1], 'small', 1)", str(root / "world")], env=env, check=True,
+                       capture_output=True)
+        (root / "done").write_text("ok")
+    return blocks
 
 
 def _parse_only_mbps(d: Path) -> float:
@@ -209,7 +251,8 @@ def _stats(xs: list[float]) -> dict:
     return {"best": max(xs), "median": float(statistics.median(xs)), "all": xs}
 
 
-def run(scale: str = "small", repeat: int = 1, index_mb: int = INDEX_MEMORY_MB) -> dict:
+def run(scale: str = "small", repeat: int = 1, index_mb: int = INDEX_MEMORY_MB, tx_dense: bool = True,
+        jobs: int = 2) -> dict:
     if RAW is None:
         return {"skipped": "../shared/data/bitcoin/rust-bitcoin/*.raw not available"}
     short, long_ = SCALES[scale]
@@ -217,52 +260,80 @@ def run(scale: str = "small", repeat: int = 1, index_mb: int = INDEX_MEMORY_MB) 
         tmp = Path(t)
         warm = tmp / "warm"
         make_chain(2, warm)
-        out: dict = {"scale": scale, "repeat": repeat, "index_memory_mb": index_mb,
+        out: dict = {"scale": scale, "repeat": repeat, "index_memory_mb": index_mb, "jobs": jobs,
                      "input": "mainnet block 702861 chained (prevouts rewired, fresh addresses)"}
-        dirs = {"short": tmp / "blocks-short", "long": tmp / "blocks-long", "repeated_addresses": tmp / "blocks-rep"}
-        make_chain(short, dirs["short"], fresh_addresses=True)
-        make_chain(long_, dirs["long"], fresh_addresses=True)
-        make_chain(short, dirs["repeated_addresses"], fresh_addresses=False)
-        ref_blocks = _read_blocks(dirs["long"], 30 << 20)
-        runs: dict[str, list[dict]] = {k: [] for k in dirs}
-        lib: list[float] = []
+        # (directory, network, bitcoinlib reference kind, jobs, Parquet codec)
+        cases: dict[str, tuple[Path, str, str, int, str]] = {
+            "short": (tmp / "blocks-short", "mainnet", "real", 1, "zstd"),
+            "long": (tmp / "blocks-long", "mainnet", "real", 1, "zstd"),
+            "repeated_addresses": (tmp / "blocks-rep", "mainnet", "real", 1, "zstd"),
+        }
+        make_chain(short, cases["short"][0], fresh_addresses=True)
+        make_chain(long_, cases["long"][0], fresh_addresses=True)
+        make_chain(short, cases["repeated_addresses"][0], fresh_addresses=False)
+        if jobs > 1:
+            cases[f"long_jobs{jobs}"] = (cases["long"][0], "mainnet", "real", jobs, "zstd")
+        cases["long_lz4"] = (cases["long"][0], "mainnet", "real", 1, "lz4")
+        ref_blocks = {"real": _read_blocks(cases["long"][0], 30 << 20)}
+        if tx_dense:
+            d = tx_dense_world()
+            cases["tx_dense"] = (d, "regtest", "tx_dense", 1, "zstd")
+            if jobs > 1:
+                cases[f"tx_dense_jobs{jobs}"] = (d, "regtest", "tx_dense", jobs, "zstd")
+            cases["tx_dense_lz4"] = (d, "regtest", "tx_dense", 1, "lz4")
+            ref_blocks["tx_dense"] = _read_blocks(d, 30 << 20)
+        runs: dict[str, list[dict]] = {k: [] for k in cases}
         for _ in range(repeat):
-            for tag, d in dirs.items():
-                runs[tag].append(_ingest(tmp, d, warm, tag, index_mb))
-                lib.append(_bitcoinlib_mbps(ref_blocks))  # the reference under the same load
+            for tag, (d, net, kind, j, comp) in cases.items():
+                r = _ingest(tmp, d, warm, tag, index_mb, net, j, comp)
+                wall, cpu = _bitcoinlib_mbps(ref_blocks[kind])  # the reference under the same load
+                r["bitcoinlib_mb_per_s"], r["bitcoinlib_mb_per_cpu_s"] = wall, cpu
+                r["x_bitcoinlib_wall"] = r["mb_per_s"] / wall
+                r["x_bitcoinlib_cpu"] = r["mb_per_cpu_s"] / cpu
+                r["kind"], r["jobs"], r["codec"] = kind, j, comp
+                runs[tag].append(r)
         for tag, rs in runs.items():
             best = max(rs, key=lambda r: r["mb_per_s"])
             out[f"ingest_{tag}"] = {**best, "mb_per_s": _stats([r["mb_per_s"] for r in rs]),
                                     "mb_per_cpu_s": _stats([r["mb_per_cpu_s"] for r in rs]),
+                                    "x_bitcoinlib_wall": _stats([r["x_bitcoinlib_wall"] for r in rs]),
+                                    "x_bitcoinlib_cpu": _stats([r["x_bitcoinlib_cpu"] for r in rs]),
+                                    "bitcoinlib_mb_per_s": _stats([r["bitcoinlib_mb_per_s"] for r in rs]),
+                                    "bitcoinlib_mb_per_cpu_s": _stats([r["bitcoinlib_mb_per_cpu_s"] for r in rs]),
                                     "maxrss_mb": max(r["maxrss_mb"] for r in rs)}
-        out["parse_classify_only_mb_per_s"] = _stats([_parse_only_mbps(dirs["long"]) for _ in range(repeat)])
-        out["bitcoinlib_deserialize_mb_per_s"] = _stats(lib)
-        ratios = [r["mb_per_s"] / lib[3 * k + 1] for k, r in enumerate(runs["long"])]
-        out["speedup_vs_bitcoinlib"] = _stats(ratios)
+        out["parse_classify_only_mb_per_s"] = _stats([_parse_only_mbps(cases["long"][0]) for _ in range(repeat)])
+        out["speedup_vs_bitcoinlib"] = out["ingest_long"]["x_bitcoinlib_wall"]
     return out
 
 
+def _arg(name: str, default: int) -> int:
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    rep = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 1
-    args = [a for a in args if a != str(rep)] if "--repeat" in sys.argv else args
-    mem = int(sys.argv[sys.argv.index("--index-memory") + 1]) if "--index-memory" in sys.argv else INDEX_MEMORY_MB
-    args = [a for a in args if a != str(mem)] if "--index-memory" in sys.argv else args
-    res = run(args[0] if args else "small", repeat=rep, index_mb=mem)
-    print(f"Bitcoin ingest, raw block bytes -> committed tables (one core; shared machine, indicative; "
-          f"{rep} run(s): best / median; index RAM budget {mem} MB)")
-    for k in ("ingest_short", "ingest_long", "ingest_repeated_addresses"):
+    rep = _arg("--repeat", 1)
+    mem = _arg("--index-memory", INDEX_MEMORY_MB)
+    jobs = _arg("--jobs", 2)
+    skip = {str(rep), str(mem), str(jobs)}
+    args = [a for a in sys.argv[1:] if not a.startswith("--") and a not in skip]
+    res = run(args[0] if args else "small", repeat=rep, index_mb=mem, tx_dense="--no-tx-dense" not in sys.argv,
+              jobs=jobs)
+    print(f"Bitcoin ingest, raw block bytes -> committed tables (shared machine, indicative; {rep} run(s): "
+          f"best / median; index RAM budget {mem} MB). Each line: the ingest, then python-bitcoinlib's bare "
+          "CBlock.deserialize on the same kind of bytes right after it, and the ratio")
+    for k in [k for k in res if k.startswith("ingest_")]:
         r = res[k]
-        print(f"  {k:26s} {r['blocks']:4d} blocks {r['bytes'] / 1e6:7.1f} MB  "
-              f"{r['mb_per_s']['best']:5.1f} / {r['mb_per_s']['median']:5.1f} MB/s wall  "
-              f"{r['mb_per_cpu_s']['best']:5.1f} / {r['mb_per_cpu_s']['median']:5.1f} MB/cpu-s  "
-              f"{r['blocks_per_s']:5.1f} blocks/s {r['tx_per_s']:8.0f} tx/s  peak RSS {r['maxrss_mb']:6.1f} MB  "
-              f"(after warm-up {r['maxrss_after_warmup_mb']:.0f})  new addresses {r['new_addresses']}  "
-              f"index runs {r['index_runs']}")
+        print(f"  {k:26s} {r['kind']:8s} jobs {r['jobs']} {r['codec']:4s} {r['blocks']:5d} blocks {r['tx']:7d} tx "
+              f"{r['bytes'] / 1e6:6.1f} MB ({r['bytes'] / r['tx']:4.0f} B/tx)  "
+              f"{r['mb_per_s']['best']:6.1f} / {r['mb_per_s']['median']:6.1f} MB/s wall  "
+              f"{r['mb_per_cpu_s']['best']:6.1f} / {r['mb_per_cpu_s']['median']:6.1f} MB/cpu-s "
+              f"(ingesting process alone {r['bytes'] / r['parent_cpu_seconds'] / 1e6:6.1f})  tables "
+              f"{r['table_mb']:6.1f} MB  "
+              f"{r['tx_per_s']:8.0f} tx/s  peak RSS {r['maxrss_mb']:6.1f} MB (after warm-up "
+              f"{r['maxrss_after_warmup_mb']:.0f})  | bitcoinlib {r['bitcoinlib_mb_per_s']['median']:5.2f} MB/s "
+              f"{r['bitcoinlib_mb_per_cpu_s']['median']:5.2f} MB/cpu-s  | x bitcoinlib: "
+              f"{r['x_bitcoinlib_wall']['best']:5.1f} / {r['x_bitcoinlib_wall']['median']:5.1f} wall, "
+              f"{r['x_bitcoinlib_cpu']['best']:5.1f} / {r['x_bitcoinlib_cpu']['median']:5.1f} cpu")
     pc_ = res["parse_classify_only_mb_per_s"]
-    bl = res["bitcoinlib_deserialize_mb_per_s"]
-    sp = res["speedup_vs_bitcoinlib"]
-    print(f"  parse + txids + merkle + classify only   {pc_['best']:6.1f} / {pc_['median']:6.1f} MB/s")
-    print(f"  python-bitcoinlib CBlock.deserialize     {bl['best']:6.2f} / {bl['median']:6.2f} MB/s (same runs)")
-    print(f"  end-to-end (long) vs bitcoinlib, same run: {sp['best']:.1f}x best, {sp['median']:.1f}x median")
+    print(f"  parse + txids + merkle + classify only (real, in-process)   {pc_['best']:6.1f} / {pc_['median']:6.1f} MB/s")
     print(json.dumps(res, indent=1))

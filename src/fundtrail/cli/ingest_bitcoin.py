@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         batch_mb: Annotated[int, typer.Option("--batch-mb", help="Commit every N MB of blocks.")] = 32,
         batch_blocks: Annotated[int, typer.Option("--batch-blocks", min=1, help="...or every N blocks, whichever comes first.")] = 100_000,
         start_height: Annotated[int | None, typer.Option("--start-height", help="Height of the first block (files/RPC starting mid-chain).")] = None,
+        jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Processes parsing block files ahead of the in-order commit (0: one per core; block files only).")] = 1,
+        compression: Annotated[str, typer.Option("--compression", help="Parquet codec of the block tables: zstd (level 1, smallest) | lz4 (faster to write, larger) | none.")] = "zstd",
         index_memory_mb: Annotated[int, typer.Option("--index-memory", help="MB of RAM for the address and UTXO indexes (the rest is read from disk).")] = 256,
         rpc_timeout: Annotated[float, typer.Option("--rpc-timeout", help="Seconds to connect and for each read of an RPC answer.")] = 60.0,
         rpc_deadline: Annotated[float, typer.Option("--rpc-deadline", help="Seconds for a whole RPC call (all reads).")] = 600.0,
@@ -37,13 +39,18 @@ def register(app: typer.Typer) -> None:
 
         if (blocks_dir is None) == (rpc is None):
             raise UsageError("give exactly one of --blocks-dir DIR or --rpc URL")
+        if compression not in ("zstd", "lz4", "none"):
+            raise UsageError(f"--compression: {compression!r} is not one of zstd, lz4, none")
+        if rpc is not None and jobs != 1:
+            raise UsageError("--jobs applies to --blocks-dir (a node's RPC is read one batch at a time)")
         ws = workspace(home, wait=wait)
         with CliProgress() as progress:
             if blocks_dir is not None:
                 stats = ingest_block_files(ws, blocks_dir, network, progress=progress, prevouts=prevouts,
                                            batch_bytes=batch_mb << 20, batch_blocks=batch_blocks,
                                            start_height=start_height,
-                                           index_memory=index_memory_mb << 20)
+                                           index_memory=index_memory_mb << 20, jobs=jobs,
+                                           compression=None if compression == "zstd" else compression)
             else:
                 if prevouts is not None:
                     from fundtrail.ingest.bitcoin.service import seed_prevouts

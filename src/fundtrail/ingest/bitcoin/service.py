@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from fundtrail.ingest.bitcoin import script as S
 from fundtrail.ingest.bitcoin.addresses import WRITE_OPTIONS as ADDRESS_WRITE_OPTIONS
 from fundtrail.ingest.bitcoin.addresses import AddressIndex
 from fundtrail.ingest.bitcoin.hashing import sha256d_spans
+from fundtrail.ingest.bitcoin.parallel import ParseAhead, Prepared, default_jobs
 from fundtrail.ingest.bitcoin.parse import ParseFailure, gather_spans, merkle_roots, parse_blocks
 from fundtrail.ingest.bitcoin.rows import build_rows, classify_outputs
 from fundtrail.ingest.bitcoin.rpc import CORE_CHAIN_NAMES, HttpRpc, RpcClient, raw_block_of, sat
@@ -118,8 +120,10 @@ class Ingester:
 
     def __init__(self, ws: Workspace, network: BitcoinNetwork, *,
                  verify_merkle: bool = True, compression: str | None = None,
-                 index_memory: int = 256 << 20) -> None:
+                 index_memory: int = 256 << 20, write_threads: int = 1) -> None:
         self.ws = ws
+        # threads encoding the batch's Parquet parts at once (pyarrow releases the GIL while it encodes)
+        self.write_threads = max(1, write_threads)
         self.net = network
         self.chain = network.chain
         state = ws.chain(self.chain)
@@ -197,25 +201,29 @@ class Ingester:
                      where: Callable[[int], tuple[str | None, int]] | None = None,
                      known: dict[int, tuple[int, bytes]] | None = None,
                      resolve_missing: Callable[[list[tuple[str, int]]], dict[int, tuple[int, bytes]]] | None = None,
-                     chain_state: dict[str, Any] | None = None) -> None:
+                     chain_state: dict[str, Any] | None = None, parsed: Prepared | None = None) -> None:
         """Ingest consecutive blocks first_height.. (their bytes buf[starts[i]:ends[i]]) and commit.
 
         ``where(offset)`` maps a buffer offset to (file, file offset) for error messages. ``known``: previous
         outputs by input ordinal (among non-coinbase inputs) as (value, script), e.g. from getblock v3.
-        ``resolve_missing(outpoints)`` is asked for what neither ``known`` nor the store has.
+        ``resolve_missing(outpoints)`` is asked for what neither ``known`` nor the store has. ``parsed``:
+        the batch already parsed, verified and classified by a worker (``--jobs``; its bytes are ``buf``).
         """
-        try:
-            b = parse_blocks(buf, starts, ends)
-        except ParseFailure as e:
-            path, off = where(e.offset) if where else (None, e.offset)
-            blk = int(np.searchsorted(starts, e.offset, side="right") - 1)
-            raise DecodeError(f"{e.args[0].split(' at buffer')[0]}", path=path, offset=off,
-                              block=first_height + blk) from None
         nb_ = len(starts)
         heights = np.arange(first_height, first_height + nb_, dtype=np.int64)
-        if self.verify_merkle:
-            self._check_merkle(b, heights, where)
-        info = classify_outputs(b)
+        if parsed is not None:
+            b, info = parsed.batch, parsed.info
+        else:
+            try:
+                b = parse_blocks(buf, starts, ends)
+            except ParseFailure as e:
+                path, off = where(e.offset) if where else (None, e.offset)
+                blk = int(np.searchsorted(starts, e.offset, side="right") - 1)
+                raise DecodeError(f"{e.args[0].split(' at buffer')[0]}", path=path, offset=off,
+                                  block=first_height + blk) from None
+            if self.verify_merkle:
+                self._check_merkle(b, heights, where)
+            info = classify_outputs(b)
         ids_before = self.addr.next_id
         out_addr = self.addr.ids(info.keys)
 
@@ -241,11 +249,26 @@ class Ingester:
             rows = build_rows(self.chain, b, heights, info, out_addr, in_value, in_addr, in_type, in_found,
                               in_mask)
             with self.ws.transaction() as txn:
-                for name, t in zip(TABLES, (rows.blocks, rows.transactions, rows.outputs, rows.inputs),
-                                   strict=True):
-                    txn.append(name, self.chain, t, **self.write_options[name])
-                new = self.addr.flush_into(txn)
-                self.utxo.flush_into(txn)
+                tables = zip(TABLES, (rows.blocks, rows.transactions, rows.outputs, rows.inputs), strict=True)
+                if self.write_threads > 1:
+                    # the four parts and the address rows encoded at once, one thread each; every write
+                    # finishes (or fails, aborting the commit) before the manifest is written
+                    with ThreadPoolExecutor(min(self.write_threads, len(TABLES))) as ex:
+                        futs = [ex.submit(txn.append, name, self.chain, t, **self.write_options[name])
+                                for name, t in tables]
+                        try:
+                            new = self.addr.flush_into(txn)
+                            self.utxo.flush_into(txn)
+                        finally:
+                            errors = [f.exception() for f in futs]
+                    first = next((e for e in errors if e is not None), None)
+                    if first is not None:
+                        raise first
+                else:
+                    for name, t in tables:
+                        txn.append(name, self.chain, t, **self.write_options[name])
+                    new = self.addr.flush_into(txn)
+                    self.utxo.flush_into(txn)
                 if nb_ and int(ends[-1] - starts[0]) < MERGE_BELOW_BATCH_BYTES:
                     # a small batch (following the tip): merge the newest small parts so a long follow
                     # keeps few files. Bulk batches are left to `fundtrail compact`: merging during a bulk
@@ -390,7 +413,8 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
                        batch_blocks: int = 100_000, prevouts: Path | str | None = None,
                        start_height: int | None = None, max_blocks: int | None = None,
                        verify_merkle: bool = True,
-                       compression: str | None = None, index_memory: int = 256 << 20) -> IngestStats:
+                       compression: str | None = None, index_memory: int = 256 << 20,
+                       jobs: int = 1) -> IngestStats:
     """Ingest Bitcoin Core block files (``blk*.dat``, XOR-obfuscated or not, or ``.bz2``) into ``ws``.
 
     Continues after the workspace's tip for the network's chain; follows the most-work chain the files hold
@@ -399,7 +423,10 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     file of known previous outputs), ``start_height`` (height of the first block when the files start
     mid-chain without a BIP-34 height), ``max_blocks`` (stop after this many), ``compression`` (Parquet
     codec of the batch tables: default zstd level 1; ``"lz4"`` or ``"none"`` write faster, 2-4x larger),
-    ``index_memory`` (bytes of RAM for the address and UTXO indexes; the rest of them is read from disk).
+    ``index_memory`` (bytes of RAM for the address and UTXO indexes; the rest of them is read from disk),
+    ``jobs`` (processes parsing batches ahead of the commit, see parallel.py; 1: none, 0: one per core; with
+    more than one, the batch's Parquet parts are also encoded in parallel threads). The tables are the same
+    for every ``jobs``.
 
     A framing error (truncated or corrupt file) is raised as :class:`BlockFileError` naming the file and
     byte offset after every block before it has been committed; a block that does not parse raises
@@ -410,8 +437,11 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     blocks_dir = Path(blocks_dir)
     files = BF.list_block_files(blocks_dir)
     src = BF.BlockSource(files, BF.read_xor_key(blocks_dir), tmp_dir=ws.home / "tmp")
+    jobs = default_jobs() if jobs == 0 else max(1, jobs)
     ing = Ingester(ws, net, verify_merkle=verify_merkle, compression=compression,
-                   index_memory=index_memory)
+                   index_memory=index_memory, write_threads=jobs)
+    # the workers start now, before any thread of this ingest, and wait while the files are scanned
+    pool = ParseAhead(jobs, src, verify_merkle, ws.home) if jobs > 1 else None
     try:
         if prevouts is not None:
             p = Path(prevouts)
@@ -438,9 +468,14 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
         chain.rows = rows
         task = progress.task(f"ingest {net.chain} blocks", total=len(rows), unit="blocks")
         try:
-            for pos in BF.iter_batches(chain, index, batch_bytes, batch_blocks):
+            batches = BF.iter_batches(chain, index, batch_bytes, batch_blocks)
+            ahead = pool.run(index, batches, rows) if pool is not None else ((pos, None) for pos in batches)
+            for pos, parsed in ahead:
                 r = rows[pos]
-                buf, starts, ends = BF.gather(src, index, r)
+                if parsed is not None:
+                    buf, starts, ends = parsed.batch.buf, parsed.batch.blk_start, parsed.batch.blk_end
+                else:
+                    buf, starts, ends = BF.gather(src, index, r)
 
                 def where(off: int, r=r, starts=starts) -> tuple[str, int]:
                     k = int(np.searchsorted(starts, off, side="right") - 1)
@@ -448,16 +483,19 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
 
                 h0 = chain.first_height + int(pos[0])
                 try:
-                    ing.ingest_batch(buf, starts, ends, h0, where=where)
+                    ing.ingest_batch(buf, starts, ends, h0, where=where, parsed=parsed)
                 except DecodeError as e:
                     raise _keep_before(ing, e, buf, starts, ends, h0, where) from None
                 task.advance(len(r), MB=float(ends[-1]) / 1e6)
         finally:
             task.close()
+            ahead.close()
         if index.error is not None and max_blocks is None:
             raise index.error
         return ing.stats(time.monotonic() - t0, chain.unconnected)
     finally:
+        if pool is not None:
+            pool.close()  # the workers stop now (also when a batch failed)
         ing.close()
         src.close()
 
