@@ -146,7 +146,7 @@ def main():
     c = time.process_time()
     c0 = children_cpu()
     ws = Workspace(home)
-    st = ingest_block_files(ws, d, net, index_memory=mem, jobs=jobs, compression=None if comp == "zstd" else comp)
+    st = ingest_block_files(ws, d, net, index_memory=mem, jobs=jobs, compression=comp)
     cpu = time.process_time() - c
     workers = children_cpu() - c0
     dt = time.perf_counter() - t
@@ -164,7 +164,7 @@ if __name__ == "__main__":
 
 
 def _ingest(tmp: Path, d: Path, warm: Path, tag: str, index_mb: int = INDEX_MEMORY_MB, net: str = "mainnet",
-            jobs: int = 1, compression: str = "zstd") -> dict:
+            jobs: int = 1, compression: str = "lz4") -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     ws = tmp / f"ws-{tag}"
     script = tmp / "ingest_child.py"
@@ -264,23 +264,23 @@ def run(scale: str = "small", repeat: int = 1, index_mb: int = INDEX_MEMORY_MB, 
                      "input": "mainnet block 702861 chained (prevouts rewired, fresh addresses)"}
         # (directory, network, bitcoinlib reference kind, jobs, Parquet codec)
         cases: dict[str, tuple[Path, str, str, int, str]] = {
-            "short": (tmp / "blocks-short", "mainnet", "real", 1, "zstd"),
-            "long": (tmp / "blocks-long", "mainnet", "real", 1, "zstd"),
-            "repeated_addresses": (tmp / "blocks-rep", "mainnet", "real", 1, "zstd"),
+            "short": (tmp / "blocks-short", "mainnet", "real", 1, "lz4"),
+            "long": (tmp / "blocks-long", "mainnet", "real", 1, "lz4"),
+            "repeated_addresses": (tmp / "blocks-rep", "mainnet", "real", 1, "lz4"),
         }
         make_chain(short, cases["short"][0], fresh_addresses=True)
         make_chain(long_, cases["long"][0], fresh_addresses=True)
         make_chain(short, cases["repeated_addresses"][0], fresh_addresses=False)
         if jobs > 1:
-            cases[f"long_jobs{jobs}"] = (cases["long"][0], "mainnet", "real", jobs, "zstd")
-        cases["long_lz4"] = (cases["long"][0], "mainnet", "real", 1, "lz4")
+            cases[f"long_jobs{jobs}"] = (cases["long"][0], "mainnet", "real", jobs, "lz4")
+        cases["long_zstd"] = (cases["long"][0], "mainnet", "real", 1, "zstd")
         ref_blocks = {"real": _read_blocks(cases["long"][0], 30 << 20)}
         if tx_dense:
             d = tx_dense_world()
-            cases["tx_dense"] = (d, "regtest", "tx_dense", 1, "zstd")
+            cases["tx_dense"] = (d, "regtest", "tx_dense", 1, "lz4")
             if jobs > 1:
-                cases[f"tx_dense_jobs{jobs}"] = (d, "regtest", "tx_dense", jobs, "zstd")
-            cases["tx_dense_lz4"] = (d, "regtest", "tx_dense", 1, "lz4")
+                cases[f"tx_dense_jobs{jobs}"] = (d, "regtest", "tx_dense", jobs, "lz4")
+            cases["tx_dense_zstd"] = (d, "regtest", "tx_dense", 1, "zstd")
             ref_blocks["tx_dense"] = _read_blocks(d, 30 << 20)
         runs: dict[str, list[dict]] = {k: [] for k in cases}
         for _ in range(repeat):

@@ -173,13 +173,22 @@ def test_cli_jobs_and_compression_options(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "fundtrail", "ingest", "bitcoin", "--home", str(tmp_path / "ws"),
                         "--blocks-dir", str(d), "--network", "regtest", "--jobs", "2", "--batch-blocks", "5",
-                        "--compression", "lz4"],
+                        "--compression", "zstd"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "12 blocks" in r.stdout
     ref = Workspace(tmp_path / "ref")
     ingest_block_files(ref, d, "regtest", batch_blocks=5)
     assert dump(Workspace(tmp_path / "ws")) == dump(ref)
+    # the codec asked for (zstd) against the default (lz4), column by column of the block tables
+
+    def codecs(home):
+        import pyarrow.parquet as pq
+
+        return {pq.ParquetFile(f).metadata.row_group(0).column(0).compression
+                for f in (home / "tables" / "utxo_outputs").rglob("*.parquet")}
+
+    assert codecs(tmp_path / "ws") == {"ZSTD"} and codecs(tmp_path / "ref") == {"LZ4"}
     r = subprocess.run([sys.executable, "-m", "fundtrail", "ingest", "bitcoin", "--home", str(tmp_path / "ws2"),
                         "--rpc", "http://127.0.0.1:1", "--jobs", "2"], capture_output=True, text=True, env=env,
                        timeout=120)

@@ -46,12 +46,12 @@ from fundtrail.store.schema import schema_of
 from fundtrail.store.workspace import Workspace, writes
 
 TABLES = ("utxo_blocks", "utxo_transactions", "utxo_outputs", "utxo_inputs")
-# Parquet writer options of the batch tables: zstd level 1 (level 3 cost ~2x the time for ~10% smaller
-# files); dictionary encoding only on low-cardinality columns (txids and hashes are unique or nearly so);
+# Parquet writer options of the batch tables: lz4 by default (zstd level 1 makes files 8-15% smaller but
+# writing them costs a quarter of the ingest's CPU; `--compression zstd` chooses it); dictionary encoding only on low-cardinality columns (txids and hashes are unique or nearly so);
 # statistics only on the integer columns readers filter on (min/max of random hex strings prune nothing)
 _LOW_CARD = ["chain", "height", "script_type", "is_coinbase", "has_witness", "version", "tx_count"]
 WRITE_OPTIONS: dict[str, dict[str, Any]] = {
-    name: dict(compression="zstd", compression_level=1, use_dictionary=[c for c in _LOW_CARD if c in cols],
+    name: dict(compression="lz4", compression_level=None, use_dictionary=[c for c in _LOW_CARD if c in cols],
                write_statistics=[c for c in ("height", "tx_index", "n", "prev_n", "address_id") if c in cols])
     for name, cols in (
         ("utxo_blocks", ["chain", "height", "version"]),
@@ -134,10 +134,11 @@ class Ingester:
         self.addr = AddressIndex(ws, self.chain, network, memory=index_memory // 2)
         self.utxo = UtxoIndex(ws, self.chain, memory=index_memory // 2)
         self.verify_merkle = verify_merkle
-        # Parquet codec of the batch tables: None keeps WRITE_OPTIONS (zstd level 1); "lz4" / "none" trade
-        # file size for ingest speed
-        self.write_options = {k: (dict(v, compression=compression, compression_level=None) if compression else v)
-                              for k, v in WRITE_OPTIONS.items()}
+        # Parquet codec of the batch tables: None keeps WRITE_OPTIONS (lz4); "zstd" (level 1) trades ingest speed
+        # for smaller files, "none" the other way
+        codec = {} if compression is None else {"compression": compression,
+                                                "compression_level": 1 if compression == "zstd" else None}
+        self.write_options = {k: dict(v, **codec) for k, v in WRITE_OPTIONS.items()}
         self.totals = _Totals()
         if state is not None and state.get("tip_height") is not None and "address_index_next" not in state:
             raise WorkspaceError(f"chain {self.chain!r} in {ws.home} was written by an older fundtrail (it has no "
@@ -422,7 +423,8 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     Tuning: ``batch_bytes``/``batch_blocks`` (commit granularity), ``prevouts`` (a btcd ``*.utxostore``
     file of known previous outputs), ``start_height`` (height of the first block when the files start
     mid-chain without a BIP-34 height), ``max_blocks`` (stop after this many), ``compression`` (Parquet
-    codec of the batch tables: default zstd level 1; ``"lz4"`` or ``"none"`` write faster, 2-4x larger),
+    codec of the batch tables: default lz4; ``"zstd"`` (level 1) writes 8-15% smaller files more slowly,
+    ``"none"`` the largest the fastest),
     ``index_memory`` (bytes of RAM for the address and UTXO indexes; the rest of them is read from disk),
     ``jobs`` (processes parsing batches ahead of the commit, see parallel.py; 1: none, 0: one per core; with
     more than one, the batch's Parquet parts are also encoded in parallel threads). The tables are the same
