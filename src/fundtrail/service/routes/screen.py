@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from fundtrail.service.deps import Caller, require, runtime, screener_of
@@ -16,11 +15,7 @@ router = APIRouter(tags=["screening"])
 
 
 def dumps(obj: Any) -> str:
-    """Compact JSON (orjson; the standard encoder for what orjson refuses)."""
-    try:
-        return orjson.dumps(obj).decode()
-    except TypeError:
-        return json.dumps(obj, separators=(",", ":"))
+    return json.dumps(obj, separators=(",", ":"))
 
 
 def verdict_writes(state: Any, caller: Caller, verdicts: list[dict], method: str, route: str,
