@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time as _time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,8 +23,7 @@ COMPARED = ("chain", "address", "entity", "cluster_id", "decision", "risk", "sco
 
 def new_id(prefix: str) -> str:
     """A sortable unique id: time in microseconds (hex) and 6 random bytes."""
-    t = int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
-    return f"{prefix}_{t:014x}{secrets.token_hex(6)}"
+    return f"{prefix}_{_time.time_ns() // 1000:014x}{secrets.token_hex(6)}"
 
 
 def load_prices(ws: Workspace) -> Any:
