@@ -160,16 +160,53 @@ print(json.dumps({"noop_seconds": noop, "noop_changed": changed0, "ingest_second
 
 # --- 4. open-loop load --------------------------------------------------------------------------------
 
-def open_loop(url: str, key: str, path: str, rate: float, seconds: float, bodies: list | None, tmp: Path) -> dict:
+def open_loop(url: str, key: str, path: str, rate: float, seconds: float, bodies: list | None, tmp: Path,
+              workers: list[int] | None = None) -> dict:
     bf = "-"
     if bodies is not None:
         bf = str(tmp / f"bodies-{abs(hash(path))}.json")
         Path(bf).write_text(json.dumps(bodies))
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = _cpu(workers) if workers else 0.0
+    load = os.getloadavg()[0]
     r = subprocess.run([sys.executable, str(HERE / "loadgen.py"), url, key, path, str(rate), str(seconds), bf],
                        capture_output=True, text=True, env=_env(), timeout=seconds * 10 + 120)
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-2000:])
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the generator's own CPU (it must keep up with the schedule), the workers' CPU per request and the
+    # machine's load average when the phase began (the machine is shared)
+    out["loadgen_cpu_s"] = round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 2)
+    if workers:
+        out["server_cpu_ms_per_request"] = round((_cpu(workers) - cpu0) * 1000 / max(1, out["requests"]), 3)
+    out["loadavg_1m"] = round(load, 1)
+    return out
+
+
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by ``pids``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            f = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def _quiet(pids: list[int], limit: float = 900.0) -> float:
+    """Wait until the workers are done starting (index load, trace-graph warm-up): under 5 % of a core for
+    2 s. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        c = _cpu(pids)
+        time.sleep(2.0)
+        if _cpu(pids) - c < 0.1 * len(pids):
+            break
+    return round(time.perf_counter() - t0, 1)
 
 
 def _rss(pid: int) -> float:
@@ -181,6 +218,13 @@ def _rss(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _children(pid: int) -> list[int]:
@@ -219,28 +263,35 @@ def serve_phase(home: Path, sample: list, rate: float, seconds: float) -> dict:
                 pass
             time.sleep(0.5)
         out["ready_seconds"] = round(time.perf_counter() - t0, 1)
+        workers = _children(proc.pid)
+        workers = [w for w in workers if "resource_tracker" not in _cmdline(w)]
+        out["settle_seconds"] = _quiet(workers)
         bodies = [{"chain": c, "address": a} for c, a in sample]
         tmp = bench_dir("tmp")
         tmp.mkdir(parents=True, exist_ok=True)
         # warm both workers
         open_loop(url, key, "/v1/screen/address", 100, 3, bodies, tmp)
-        out["health_open_loop"] = open_loop(url, key, "/v1/health", rate, seconds, None, tmp)
-        out["screen_open_loop"] = open_loop(url, key, "/v1/screen/address", rate, seconds, bodies, tmp)
+        out["health_open_loop"] = open_loop(url, key, "/v1/health", rate, seconds, None, tmp, workers)
+        out["screen_open_loop"] = open_loop(url, key, "/v1/screen/address", rate, seconds, bodies, tmp, workers)
         h = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, timeout=60, headers=h) as c:
             items = (bodies * (1000 // max(1, len(bodies)) + 1))[:1000]
             ts = []
+            payload = json.dumps({"items": items}).encode()
+            hb = {"Content-Type": "application/json"}
+            cpu0 = _cpu(workers)
             for _ in range(5):
                 t = time.perf_counter()
-                r = c.post("/v1/screen/batch", json={"items": items})
+                r = c.post("/v1/screen/batch", content=payload, headers=hb)
                 ts.append(time.perf_counter() - t)
                 assert r.status_code == 200, r.text[:300]
+            out["batch_1000_server_cpu_ms"] = round((_cpu(workers) - cpu0) * 1000 / 5, 1)
             out["batch_1000_ms"] = round(statistics.median(ts) * 1000, 1)
+            out["batch_1000_min_ms"] = round(min(ts) * 1000, 1)
             t = time.perf_counter()
             for b in items:
                 c.post("/v1/screen/address", json=b)
             out["closed_loop_1000_singles_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        workers = _children(proc.pid)
         out["rss_mb"] = {"supervisor": round(_rss(proc.pid), 1),
                          "workers": [round(_rss(w), 1) for w in workers]}
     finally:

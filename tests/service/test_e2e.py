@@ -159,6 +159,71 @@ def test_picks_up_another_process_tag_import(server, world, home, tmp_path):
     assert "second-theft" in {g["entity"] for g in meta["groups"]}
 
 
+def _worker_counts(home: Path, key: str) -> dict[int, int]:
+    """Requests counted per live worker (their metrics snapshots, written every poll)."""
+    out = {}
+    for f in (home / "service" / "metrics").glob("*.json"):
+        try:
+            pid = int(f.stem)
+            os.kill(pid, 0)
+            out[pid] = json.loads(f.read_text())["requests"].get(key, 0)
+        except (ValueError, OSError):
+            continue
+    return out
+
+
+def _clients_on_both_workers(server, home) -> tuple[httpx.Client, httpx.Client]:
+    """Two keep-alive connections served by different workers. Connection i sends 2**i health probes; the
+    workers' counts (their metrics snapshots) then say, bit by bit, which worker holds which connection."""
+    for _ in range(6):
+        clients = [httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_connections=1))
+                   for _ in range(6)]
+        before = _worker_counts(home, "GET|/v1/health|200")
+        for i, c in enumerate(clients):
+            for _ in range(2 ** i):
+                assert c.get("/v1/health").status_code == 200
+        time.sleep(2.5)  # the workers write their counts every poll (1 s here)
+        after = _worker_counts(home, "GET|/v1/health|200")
+        on = {pid: after[pid] - before.get(pid, 0) for pid in after}
+        assert sum(on.values()) == 2 ** len(clients) - 1, (before, after)
+        owner = [next(pid for pid, bits in on.items() if bits >> i & 1) for i in range(len(clients))]
+        if len(set(owner)) == 2:
+            a = clients[0]
+            b = clients[next(i for i, o in enumerate(owner) if o != owner[0])]
+            for c in clients:
+                if c is not a and c is not b:
+                    c.close()
+            return a, b
+        for c in clients:
+            c.close()
+    raise AssertionError("no two connections on different workers in 6 tries")
+
+
+def test_rate_limit_is_shared_by_the_workers(server, world, home):
+    a, b = _clients_on_both_workers(server, home)
+    body = {"chain": world.user[0], "address": world.user[1]}
+    # one worker may use the key's whole burst (a bucket per worker would hold rate / workers)
+    rate = 10
+    h = {"Authorization": "Bearer " + _cli("keys", "create", "shared-a", "--role", "screener", "--rate", str(rate),
+                                           home=home).strip()}
+    t0 = time.monotonic()
+    codes = [a.post("/v1/screen/address", json=body, headers=h).status_code for _ in range(2 * rate)]
+    took = time.monotonic() - t0
+    assert set(codes) <= {200, 429} and rate <= codes.count(200) <= rate + rate * took + 1, (codes, took)
+    # a key used up through one worker is refused by the other one at its first request
+    h = {"Authorization": "Bearer " + _cli("keys", "create", "shared-b", "--role", "screener", "--rate", "1",
+                                           home=home).strip()}
+    for _ in range(10):
+        if a.post("/v1/screen/address", json=body, headers=h).status_code == 429:
+            break
+    else:
+        raise AssertionError("the key's limit was not reached")
+    r = b.post("/v1/screen/address", json=body, headers=h)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    a.close()
+    b.close()
+
+
 def test_sigkill_under_load_loses_nothing(world, home):
     keys_home = home
     s = Server(keys_home)

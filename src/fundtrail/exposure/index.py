@@ -767,18 +767,30 @@ class ExposureIndex:
                 "index_version": self.version}
 
     def _lookup(self, chain: str, address: str) -> tuple[int | None, int | None]:
+        return self.lookup_many(chain, [address])[0]
+
+    def lookup_many(self, chain: str, addresses: list[str]) -> list[tuple[int | None, int | None]]:
+        """(address id, cluster id) of each address (None, None when unknown): one sorted search for all."""
         a = self._addr.get(chain)
-        if a is None or not len(a["key"]):
-            return None, None
-        k, check = address_key(address)
-        keys = a["key"]
-        p = int(np.searchsorted(keys, np.int64(k)))
-        while p < len(keys) and keys[p] == k:
-            if a["check"][p] == check:
-                c = int(a["cluster"][p])
-                return int(a["id"][p]), (c if c >= 0 else None)
-            p += 1
-        return None, None
+        if a is None or not len(a["key"]) or not addresses:
+            return [(None, None)] * len(addresses)
+        kc = np.frombuffer(b"".join(hashlib.blake2b(x.encode(), digest_size=16).digest() for x in addresses),
+                           "<i8").reshape(-1, 2)
+        keys, checks, ids, clusters = a["key"], a["check"], a["id"], a["cluster"]
+        n = len(keys)
+        pos = np.searchsorted(keys, kc[:, 0])
+        out: list[tuple[int | None, int | None]] = []
+        for j, p in enumerate(pos.tolist()):
+            k, check = int(kc[j, 0]), int(kc[j, 1])
+            hit: tuple[int | None, int | None] = (None, None)
+            while p < n and int(keys[p]) == k:  # keys sharing the first 64 bits: the check word decides
+                if int(checks[p]) == check:
+                    c = int(clusters[p])
+                    hit = (int(ids[p]), c if c >= 0 else None)
+                    break
+                p += 1
+            out.append(hit)
+        return out
 
     def known(self, chain: str, address: str) -> bool:
         """Does the workspace hold this exact address string on ``chain``?"""
@@ -797,8 +809,9 @@ class ExposureIndex:
     def has_chain(self, chain: str) -> bool:
         return chain in self.meta["heights"]
 
-    def profile(self, chain: str, address: str) -> Profile:
-        aid, cid = self._lookup(chain, address)
+    def profile(self, chain: str, address: str, ids: tuple[int | None, int | None] | None = None) -> Profile:
+        """``ids``: the address's (id, cluster id) when already looked up (``lookup_many``)."""
+        aid, cid = ids if ids is not None else self._lookup(chain, address)
         label = self._labels.get((chain, aid)) if aid is not None else self._label_by_addr.get((chain, address))
         items: list[Item] = []
         if cid is not None and not (label is not None and label.is_service):

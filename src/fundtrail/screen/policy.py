@@ -24,6 +24,7 @@ rules:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -75,10 +76,15 @@ class Policy:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+        return _digest(self.text)
 
     def with_version(self, version: int) -> Policy:
         return Policy(self.id, self.rules, self.text, version)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _list(v: Any, field: str, where: str) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ one listed later is not yet sanctioned, one delisted before is historical (``san
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from fundtrail.screen.policy import DECISIONS, Policy, Rule
 Usd = Callable[[str, str, int, int, dt.datetime], float | None]  # chain, asset, amount, decimals, at
 
 
+@functools.lru_cache(maxsize=1024)
 def _iso(t: dt.datetime | None) -> str | None:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t is not None else None
 

@@ -8,6 +8,7 @@ ASGI middleware that bounds the body (413), times the request (metrics) and writ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fundtrail.errors import AuthError, FieldError, FundtrailError, InputError, NotFoundError
 from fundtrail.service.deps import NotReady, RateLimited
+from fundtrail.service.hotpath import HotPath
 from fundtrail.service.metrics import Metrics
 from fundtrail.service.ratelimit import RateLimiter
 from fundtrail.service.runtime import Config, Runtime
@@ -55,6 +57,7 @@ class Guard:
         self.app = app
         self.fa = fastapi_app
         self.max_body = max_body
+        self.hot = HotPath(fastapi_app.state, problem)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -86,15 +89,33 @@ class Guard:
                 chunks.append(b)
                 more = msg.get("more_body", False)
         state = scope.setdefault("state", {})
+        body = b""
+
+        async def send_wrap(msg: dict) -> None:
+            if msg["type"] == "http.response.start":
+                status["code"] = msg["status"]
+            elif not msg.get("more_body", False):
+                # the audit record is committed before the answer is complete: a client that has its
+                # answer finds its request in the audit log
+                self._audit(scope, state, status["code"], body)
+            await send(msg)
+
         if too_big:
             resp = problem(413, "Payload Too Large", f"the body exceeds {self.max_body} bytes", "body")
             status["code"] = 413
-            await resp(scope, receive, send)
-            self._after(scope, state, 413, t0, b"")
+            try:
+                await resp(scope, receive, send_wrap)
+            finally:
+                self._after(scope, state, 413, t0, b"")
             return
         body = b"".join(chunks)
         state["params_hash"] = hashlib.sha256(scope.get("query_string", b"") + b"\n" +
                                               scope.get("path", "").encode() + b"\n" + body).hexdigest()
+        if (scope["method"], scope["path"]) in HotPath.ROUTES:
+            code = await self.hot(scope, body, state, send_wrap)
+            if code is not None:
+                self._after(scope, state, code, t0, body)
+                return
         sent = False
 
         async def replay() -> dict:
@@ -106,31 +127,33 @@ class Guard:
             # would stop sending half-way if told at once
             return await receive()
 
-        async def send_wrap(msg: dict) -> None:
-            if msg["type"] == "http.response.start":
-                status["code"] = msg["status"]
-            await send(msg)
-
         try:
             await self.app(scope, replay, send_wrap)
         finally:
             self._after(scope, state, status["code"], t0, body)
 
+    @staticmethod
+    def _path(scope: dict, state: dict) -> str:
+        return getattr(scope.get("route"), "path", None) or state.get("route_path") or "unmatched"
+
     def _after(self, scope: dict, state: dict, code: int, t0: float, body: bytes) -> None:
-        route = scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
-        method = scope.get("method", "")
-        self.fa.state.metrics.observe(method, path, code, time.perf_counter() - t0)
-        if path in ("/v1/health", "/metrics", "/v1/ready"):
-            return  # probes are not audited
-        if state.get("audited"):
-            return  # written with the verdicts, in their transaction
+        self.fa.state.metrics.observe(scope.get("method", ""), self._path(scope, state), code,
+                                      time.perf_counter() - t0)
+        self._audit(scope, state, code, body)  # when no answer went out through send_wrap (an exception)
+
+    def _audit(self, scope: dict, state: dict, code: int, body: bytes) -> None:
+        """The request's audit record, once (probes are not audited; screening writes its own record in
+        the verdicts' transaction)."""
+        path = self._path(scope, state)
+        if state.get("audited") or path in ("/v1/health", "/metrics", "/v1/ready"):
+            return
+        state["audited"] = True
         caller = state.get("caller")
         h = state.get("params_hash") or hashlib.sha256(scope.get("path", "").encode() + b"\n" + body).hexdigest()
         try:
             self.fa.state.runtime.store.audit(caller.name if caller else None, caller.role if caller else None,
-                                              method, path, h, code, state.get("decision"))
-        except Exception as e:  # noqa: BLE001 - the response is out; the failure is logged
+                                              scope.get("method", ""), path, h, code, state.get("decision"))
+        except Exception as e:  # noqa: BLE001 - the answer goes out all the same; the failure is logged
             log.error("audit write failed: %s", e)
 
 
@@ -154,13 +177,16 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
 
             monitor = Monitor(rt)
             monitor.start()
+        dumper = asyncio.get_running_loop().create_task(_dump_metrics(app.state.metrics, config.poll))
         try:
             yield
         finally:
+            dumper.cancel()
             if monitor is not None:
                 monitor.stop()
             app.state.metrics.dump()
             app.state.writer.close()
+            app.state.limiter.close()
             rt.stop()
 
     app = FastAPI(title="fundtrail KYT screening API", version=VERSION, lifespan=lifespan, docs_url=None,
@@ -169,7 +195,7 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
                               "See docs/service.md.")
     app.state.runtime = rt
     app.state.writer = Writer(rt.store)
-    app.state.limiter = RateLimiter(config.workers)
+    app.state.limiter = RateLimiter(config.home / "service" / "ratelimit.bin")
     app.state.key_cache = {}
     app.state.metrics = Metrics(config.home / "service" / "metrics")
 
@@ -234,6 +260,16 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
 class _GuardFactory(Guard):
     def __init__(self, app: Any, fastapi_app: FastAPI, max_body: int) -> None:
         super().__init__(app, fastapi_app, max_body)
+
+
+async def _dump_metrics(metrics: Metrics, every: float) -> None:
+    """This worker's counts for the other workers' ``/metrics`` (metrics.py), every poll."""
+    while True:
+        await asyncio.sleep(max(every, 0.5))
+        try:
+            metrics.dump()
+        except OSError as e:
+            log.warning("metrics snapshot not written: %s", e)
 
 
 def app_from_env() -> FastAPI:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Depends, Request
 
@@ -35,14 +36,18 @@ async def runtime(request: Request) -> Runtime:
 _KEY_TTL = 2.0  # seconds a key lookup is cached (a revocation takes effect within that)
 
 
-def _key(request: Request, secret: str) -> dict | None:
-    cache: dict = request.app.state.key_cache
+def key_row(state: Any, secret: str) -> dict | None:
+    """The stored key of ``secret`` (``state``: the application's state), looked up at most every
+    ``_KEY_TTL`` seconds per key; the row carries its hash as ``hash`` (the rate-limit bucket's name)."""
+    cache: dict = state.key_cache
     h = hash_key(secret)
     hit = cache.get(h)
     now = time.monotonic()
     if hit is not None and now - hit[0] < _KEY_TTL:
         return hit[1]
-    row = request.app.state.runtime.store.key_by_hash(h)
+    row = state.runtime.store.key_by_hash(h)
+    if row is not None:
+        row["hash"] = h
     if len(cache) > 10_000:
         cache.clear()
     cache[h] = (now, row)
@@ -60,11 +65,11 @@ def require(role: str):
             return _by_session(request, role)
         if scheme.lower() != "bearer" or not secret.strip():
             raise AuthError("missing API key: send Authorization: Bearer KEY", 401)
-        row = _key(request, secret.strip())
+        row = key_row(request.app.state, secret.strip())
         if row is None or row["revoked"]:
             raise AuthError("unknown or revoked API key", 401)
         request.state.caller = Caller(row["name"], row["role"])
-        wait = request.app.state.limiter.take(row["name"], row["rate_limit"])
+        wait = request.app.state.limiter.take(row["hash"], row["rate_limit"])
         if wait > 0:
             raise RateLimited(wait)
         if not allows(row["role"], role):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time as _time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,8 +23,7 @@ COMPARED = ("chain", "address", "entity", "cluster_id", "decision", "risk", "sco
 
 def new_id(prefix: str) -> str:
     """A sortable unique id: time in microseconds (hex) and 6 random bytes."""
-    t = int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
-    return f"{prefix}_{t:014x}{secrets.token_hex(6)}"
+    return f"{prefix}_{_time.time_ns() // 1000:014x}{secrets.token_hex(6)}"
 
 
 def load_prices(ws: Workspace) -> Any:
@@ -55,20 +55,35 @@ class Screener:
         return round(u, 2) if u is not None else None
 
     def _address(self, chain: str, address: str, field: str = "address") -> str:
+        return self._resolve(chain, address, field)[0]
+
+    def _check_chain(self, chain: str) -> None:
         if not isinstance(chain, str) or not self.index.has_chain(chain):
             raise FieldError("chain", f"unknown chain {chain!r} (known: {', '.join(self.index.chains) or 'none'})")
+
+    def _resolve(self, chain: str, address: str, field: str = "address",
+                 hit: tuple[int | None, int | None] | None = None) -> tuple[str, tuple[int | None, int | None]]:
+        """The address as the index knows it and its (id, cluster id). ``hit``: the lookup of the stripped
+        address, when already made (a batch looks all up at once)."""
+        self._check_chain(chain)
         if not isinstance(address, str):
             raise FieldError(field, "must be a string")
         # an address the workspace holds exactly as given (or lower-cased: EVM, bech32) is valid: skip the
         # checksum work; anything else is validated and normalised
         cand = address.strip()
-        for c in (cand, cand.lower()):
-            if self.index.known(chain, c):
-                return c
+        ids = hit if hit is not None else self.index.lookup_many(chain, [cand])[0]
+        if ids[0] is not None:
+            return cand, ids
+        low = cand.lower()
+        if low != cand:
+            ids = self.index.lookup_many(chain, [low])[0]
+            if ids[0] is not None:
+                return low, ids
         try:
-            return normalize(chain, address)
+            a = normalize(chain, address)
         except Exception as e:  # noqa: BLE001 - AddressError and friends: a bad field
             raise FieldError(field, f"{address!r} is not a valid {chain} address ({e})") from None
+        return a, (self.index.lookup_many(chain, [a])[0] if a not in (cand, low) else ids)
 
     @staticmethod
     def _at(time: str | dt.datetime | None) -> dt.datetime:
@@ -82,13 +97,38 @@ class Screener:
         return at
 
     def profile(self, chain: str, address: str) -> Profile:
-        return self.index.profile(chain, self._address(chain, address))
+        a, ids = self._resolve(chain, address)
+        return self.index.profile(chain, a, ids)
 
     def screen_address(self, chain: str, address: str, *, time: str | dt.datetime | None = None,
                        vid: str | None = None) -> Verdict:
         p = self.profile(chain, address)
         return screen_profile(p, self.policy, at=self._at(time), as_of=self.index.as_of, usd=self._usd,
                               vid=vid or new_id("v"))
+
+    def screen_batch(self, items: list[tuple[str, str, str | None]]) -> list[Verdict]:
+        """Verdicts of ``(chain, address, time)`` items: the addresses of each chain looked up in one search.
+        A bad item raises a FieldError naming it (``items[3].address``)."""
+        hits: list[tuple[int | None, int | None] | None] = [None] * len(items)
+        by_chain: dict[str, list[int]] = {}
+        for i, (chain, address, _t) in enumerate(items):
+            if isinstance(chain, str) and isinstance(address, str) and self.index.has_chain(chain):
+                by_chain.setdefault(chain, []).append(i)
+        for chain, idx in by_chain.items():
+            for i, h in zip(idx, self.index.lookup_many(chain, [items[i][1].strip() for i in idx]), strict=True):
+                hits[i] = h
+        out = []
+        as_of = self.index.as_of
+        now = self._at(None)
+        for i, (chain, address, time) in enumerate(items):
+            try:
+                a, ids = self._resolve(chain, address, hit=hits[i])
+                at = now if time is None else self._at(time)
+            except FieldError as e:
+                raise FieldError(f"items[{i}].{e.field}", str(e).split(": ", 1)[-1]) from None
+            out.append(screen_profile(self.index.profile(chain, a, ids), self.policy, at=at, as_of=as_of,
+                                      usd=self._usd, vid=new_id("v")))
+        return out
 
     def screen_transfer(self, req: dict[str, Any], *, vid: str | None = None) -> Verdict:
         """A received deposit is judged on its source (``counterparty``; without one, on what the address

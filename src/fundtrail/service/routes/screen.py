@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -11,6 +12,28 @@ from fundtrail.service.routes.models import ScreenAddress, ScreenBatch, Transfer
 from fundtrail.service.screening import new_id
 
 router = APIRouter(tags=["screening"])
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def verdict_writes(state: Any, caller: Caller, verdicts: list[dict], method: str, route: str,
+                   params_hash: str) -> tuple[list[str], list[tuple], str]:
+    """The verdicts serialised once (stored and sent), their rows and the request's audit record (one
+    transaction), and the request's decision. ``state``: the application's state."""
+    texts = [dumps(v) for v in verdicts]
+    decision = ",".join(sorted({v["decision"] for v in verdicts}))
+    audit = (caller.name, caller.role, method, route, params_hash, 200, decision)
+    return texts, state.runtime.store.verdict_statements(verdicts, caller.name, audit, texts), decision
+
+
+def written(state: Any, scope_state: dict, verdicts: list[dict], decision: str) -> None:
+    """After the write: the decisions counted; the audit record is in (the middleware skips it)."""
+    for v in verdicts:
+        state.metrics.decision(v["decision"])
+    scope_state["decision"] = decision
+    scope_state["audited"] = True
 
 
 def _audit(request: Request, caller: Caller, decisions: list[str]) -> tuple:
@@ -25,43 +48,32 @@ def _audit(request: Request, caller: Caller, decisions: list[str]) -> tuple:
             request.scope.get("state", {}).get("params_hash", ""), 200, decision)
 
 
-def _dumps(obj: dict) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
 def _json(obj: dict) -> Response:
-    return Response(_dumps(obj), media_type="application/json")
+    return Response(dumps(obj), media_type="application/json")
+
+
+async def _answer(request: Request, caller: Caller, verdicts: list[dict], single: bool) -> Response:
+    st = request.app.state
+    scope_state = request.scope.setdefault("state", {})
+    texts, statements, decision = verdict_writes(st, caller, verdicts, request.method,
+                                                 request.scope["route"].path, scope_state.get("params_hash", ""))
+    await st.writer.write(statements)
+    written(st, scope_state, verdicts, decision)
+    return Response(texts[0] if single else '{"verdicts":[' + ",".join(texts) + "]}", media_type="application/json")
 
 
 @router.post("/v1/screen/address", summary="Screen one address")
 async def screen_address(body: ScreenAddress, request: Request, caller: Caller = require("screener"),
                          rt=Depends(runtime)) -> Response:
     v = screener_of(rt).screen_address(body.chain, body.address, time=body.time).to_json()
-    text = _dumps(v)
-    await request.app.state.writer.write(rt.store.verdict_statements([v], caller.name,
-                                                                     _audit(request, caller, [v["decision"]]),
-                                                                     [text]))
-    return Response(text, media_type="application/json")
+    return await _answer(request, caller, [v], True)
 
 
 @router.post("/v1/screen/batch", summary="Screen up to 1,000 addresses")
 async def screen_batch(body: ScreenBatch, request: Request, caller: Caller = require("screener"),
                        rt=Depends(runtime)) -> Response:
-    s = screener_of(rt)
-    out = []
-    for i, it in enumerate(body.items):
-        try:
-            out.append(s.screen_address(it.chain, it.address, time=it.time).to_json())
-        except Exception as e:
-            from fundtrail.errors import FieldError
-
-            if isinstance(e, FieldError):
-                raise FieldError(f"items[{i}].{e.field}", str(e).split(": ", 1)[-1]) from None
-            raise
-    texts = [_dumps(v) for v in out]
-    await request.app.state.writer.write(rt.store.verdict_statements(
-        out, caller.name, _audit(request, caller, [v["decision"] for v in out]), texts))
-    return Response('{"verdicts":[' + ",".join(texts) + "]}", media_type="application/json")
+    out = [v.to_json() for v in screener_of(rt).screen_batch([(it.chain, it.address, it.time) for it in body.items])]
+    return await _answer(request, caller, out, False)
 
 
 async def register_transfer(body: Transfer, request: Request, caller: Caller, rt) -> Response:

@@ -12,7 +12,7 @@ router = APIRouter(tags=["system"])
 
 
 @router.get("/v1/health", summary="Liveness")
-def health() -> dict:
+async def health() -> dict:
     return {"status": "ok"}
 
 
