@@ -25,6 +25,7 @@ from fundtrail.investigate.conn import connection
 from fundtrail.model.amount import format_units
 from fundtrail.model.trace import Seed, TraceResult
 from fundtrail.store import Workspace
+from fundtrail.store.addrindex import ensure, index
 from fundtrail.trace.service import trace
 from fundtrail.trace.taint import MODELS
 
@@ -166,10 +167,20 @@ def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None, 
     return nodes, out
 
 
+def _indexed(ws: Workspace, chains: Sequence[str]) -> None:
+    """The address dictionary's index of each chain (store/addrindex.py), built now if a commit added
+    addresses since: the trace then resolves the node's address, and names the addresses it reaches,
+    without scanning the dictionary."""
+    for chain in chains:
+        if ws.chain(chain) is not None or ws.parts("addresses", chain):
+            index(ws, chain)
+
+
 def expand(ws: Workspace, chain: str, address: str, *, direction: str = "forward", model: str = "haircut",
            label: Labeler | None = None) -> dict[str, Any]:
     """One hop from ``address`` (forward: where its funds went; backward: where they came from)."""
     _check(model, direction)
+    _indexed(ws, [chain])
     r = trace(ws, [Seed(chain, address=address)], model=model, direction=direction, max_hops=1)
     me = address_node_id(chain, address)
     nodes, edges = _graph(r, {chain: me}, label, stopped=True)
@@ -188,6 +199,7 @@ def follow(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", dire
     _check(model, direction)
     if not seeds:
         raise FieldError("seeds", "at least one seed is needed")
+    _indexed(ws, sorted({s.chain for s in seeds}))
     r = trace(ws, list(seeds), model=model, direction=direction)
     sources: dict[str, str] = {}
     seed_nodes = []
@@ -212,9 +224,11 @@ def follow(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", dire
 
 
 def warm(ws: Workspace) -> list[str]:
-    """Build the trace's cached graphs of every chain (one one-hop expansion each) so that the first
-    expansion a user asks for is answered as fast as the next ones. Returns the chains warmed."""
+    """Build the address dictionary's index and the trace's cached graphs of every chain (one one-hop
+    expansion each) so that the first expansion a user asks for is answered as fast as the next ones.
+    Returns the chains warmed."""
     done = []
+    ensure(ws)
     with connection(ws) as con:
         firsts = con.execute("SELECT chain, min(address) FROM addresses GROUP BY chain ORDER BY chain").fetchall()
     for chain, addr in firsts:
