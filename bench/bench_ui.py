@@ -96,14 +96,48 @@ def run(scale: str, home: Path) -> dict:
                           "ORDER BY 2 DESC LIMIT 1").fetchone()
     finally:
         con.close()
+    from fundtrail.store import addrindex as AI
+    from fundtrail.trace import crossing as XC
+
+    t0 = time.perf_counter()
+    AI.ensure(ws)
+    out["address_index_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     G.warm(ws)
     out["graph_build_s"] = round(time.perf_counter() - t0, 1)
     anchor = _anchor()
     out["anchor_ms"] = round(anchor * 1000, 2)
-    out["expand_forward"] = _times(lambda i: G.expand(ws, "regtest", addrs[i % len(addrs)]), 50)
+
+    def cold() -> None:  # forget the resolved addresses and the loaded index (its files stay)
+        XC._NAMES.clear()
+        AI.clear_cache()
+
+    # never-seen addresses; the index loaded from its files on the first call (cold), then in memory (warm)
+    def fwd(i: int) -> None:
+        G.expand(ws, "regtest", addrs[i % len(addrs)])
+
+    cold()
+    out["expand_forward"] = _times(fwd, 30)
+    t0 = time.perf_counter()
+    cold()
+    G.expand(ws, "regtest", addrs[30])
+    out["expand_first_after_index_load_ms"] = round((time.perf_counter() - t0) * 1000, 2)
     out["expand_backward"] = _times(lambda i: G.expand(ws, "regtest", addrs[i % len(addrs)],
-                                                      direction="backward"), 50)
+                                                      direction="backward"), 30)
+    out["expand_forward_repeat"] = _times(fwd, 30)  # the same addresses again (warm)
+    # the same never-seen addresses resolved by querying the dictionary files (no index): the old way
+    real_index = AI.index
+    try:
+        AI.index = lambda *a, **k: None
+        G.index = AI.index
+        cold()
+        out["expand_forward_scan"] = _times(lambda i: G.expand(ws, "regtest", addrs[30 + i % 30]), 20)
+        cold()
+    finally:
+        AI.index = real_index
+        G.index = real_index
+    cold()
+    out["expand_forward_indexed_same"] = _times(lambda i: G.expand(ws, "regtest", addrs[30 + i % 30]), 20)
     # the UI's way: expand a node that an earlier expansion put on the graph (its address is known already)
     frontier = [(x["chain"], x["address"]) for x in truth["theft"]["seeds"]]
     seen = set(frontier)
@@ -125,7 +159,8 @@ def run(scale: str, home: Path) -> dict:
     out["largest_cluster"] = int(big[1])
     out["cluster_page"] = _times(lambda i: K.cluster_page(ws, "regtest", int(big[0]), page=i * 100), 5)
     out["search_address"] = _times(lambda i: S.search(ws, addrs[i]), 10)
-    for k in ("expand_forward", "expand_backward", "expand_neighbour", "follow_theft", "activity_page", "counterparties_page", "cluster_page",
+    for k in ("expand_forward", "expand_backward", "expand_forward_repeat", "expand_forward_scan",
+              "expand_forward_indexed_same", "expand_neighbour", "follow_theft", "activity_page", "counterparties_page", "cluster_page",
               "search_address"):
         out[k]["median_vs_anchor"] = round(out[k]["median_ms"] / out["anchor_ms"], 2)
     return out

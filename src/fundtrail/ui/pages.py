@@ -209,6 +209,8 @@ def address_page(request: Request, chain: str, address: str, page: int = Query(0
     s = user_of(request)
     d = P.address_page(_rt(request).ws, chain, address, page=max(0, page), cp_page=max(0, cp))
     exposure, label = _exposure(request, chain, d["address"])
+    if label is not None and not label.get("entity"):
+        label = None  # a cluster without attribution
     if label is None:  # the index refreshes after a tag import; the tags table is current at once
         now = [t for t in d["tags"] if t.get("valid_now") and t.get("entity")]
         if now:
