@@ -10,7 +10,8 @@ the address page's activity and counterparties (paged in SQL) for the busiest ad
 the largest cluster, a search by address. The anchor is a fixed NumPy workload measured in the same run, so
 the ratios say how the UI's calls compare on a machine whose load changes.
 
-Usage: ``python bench/bench_ui.py [demo|small|large] [--home DIR]`` (prints JSON).
+Usage: ``python bench/bench_ui.py [demo|small|large] [--home DIR] [--expand-only]`` (prints JSON;
+``--expand-only`` times the graph expansions only, not the pages).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _times(fn, n: int) -> dict:
             "p95_ms": round(ts[min(n - 1, int(n * 0.95))] * 1000, 2), "max_ms": round(ts[-1] * 1000, 2)}
 
 
-def run(scale: str, home: Path) -> dict:
+def run(scale: str, home: Path, expand_only: bool = False) -> dict:
     from fundtrail.investigate import activity as A
     from fundtrail.investigate import clusters as K
     from fundtrail.investigate import graph as G
@@ -90,10 +91,11 @@ def run(scale: str, home: Path) -> dict:
         out["transactions"] = con.execute("SELECT count(*) FROM utxo_transactions").fetchone()[0]
         addrs = [r[0] for r in con.execute("SELECT address FROM addresses WHERE chain = 'regtest' "
                                            "USING SAMPLE 60 ROWS").fetchall()]
-        busiest = con.execute("SELECT a.address, count(*) FROM utxo_outputs o JOIN addresses a USING (chain, "
-                              "address_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
-        big = con.execute("SELECT cluster_id, count(*) FROM cluster_members WHERE chain = 'regtest' GROUP BY 1 "
-                          "ORDER BY 2 DESC LIMIT 1").fetchone()
+        if not expand_only:
+            busiest = con.execute("SELECT a.address, count(*) FROM utxo_outputs o JOIN addresses a USING (chain, "
+                                  "address_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+            big = con.execute("SELECT cluster_id, count(*) FROM cluster_members WHERE chain = 'regtest' "
+                              "GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
     finally:
         con.close()
     from fundtrail.store import addrindex as AI
@@ -151,6 +153,11 @@ def run(scale: str, home: Path) -> dict:
                 frontier.append(k)
 
     out["expand_neighbour"] = _times(next_hop, 30)
+    if expand_only:
+        for k in ("expand_forward", "expand_backward", "expand_forward_repeat", "expand_forward_scan",
+                  "expand_forward_indexed_same", "expand_neighbour"):
+            out[k]["median_vs_anchor"] = round(out[k]["median_ms"] / out["anchor_ms"], 2)
+        return out
     seeds = [Seed(x["chain"], address=x["address"]) for x in truth["theft"]["seeds"]]
     out["follow_theft"] = _times(lambda i: G.follow(ws, seeds), 5)
     out["busiest_address_outputs"] = int(busiest[1])
@@ -170,4 +177,4 @@ if __name__ == "__main__":
     scale = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "small"
     home = Path(sys.argv[sys.argv.index("--home") + 1]) if "--home" in sys.argv else \
         Path(tempfile.gettempdir()) / f"ft-bench-ui-{scale}"
-    print(json.dumps(run(scale, home), indent=1))
+    print(json.dumps(run(scale, home, "--expand-only" in sys.argv), indent=1))

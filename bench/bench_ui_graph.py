@@ -76,6 +76,9 @@ def main(home: Path, want: int, compare_js: str | None = None) -> dict:
         graph = grow(ws, truth, want)
         cache.write_text(json.dumps(graph))
     out = {"nodes": len(graph["nodes"]), "edges": len(graph["edges"]), "grow_s": round(time.perf_counter() - t0, 1)}
+    from fundtrail.investigate.graph import warm
+
+    warm(ws)  # the trace graphs and the address index, as the service builds them when it starts
     db = tempfile.mkdtemp() + "/s.db"
     app = create_app(Config(home=home, db=f"sqlite:///{db}", build=False, poll=3600), start=False)
     pw = create_user(app.state.runtime.store, "bench", "investigator")
@@ -116,16 +119,21 @@ def main(home: Path, want: int, compare_js: str | None = None) -> dict:
         page.goto(f"{url}/ui/cases/{cid}")
         page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=300_000)
         out["open_and_layout_s"] = round(time.perf_counter() - t0, 2)
+        out["open_draw_ms"] = {k: page.get_attribute("#cy", f"data-{k}-ms") for k in ("draw", "batch", "layout", "tables")}
         print(json.dumps(out), file=sys.stderr)
         t0 = time.perf_counter()
         page.click("#relayout")
         page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
         out["relayout_s"] = round(time.perf_counter() - t0, 2)
-        page.wait_for_function("() => document.getElementById('cy').dataset.saved", timeout=120_000)  # positions
+        page.wait_for_function("() => document.getElementById('cy').dataset.saved || "
+                               "/could not save/.test(document.getElementById('status').textContent)",
+                               timeout=120_000)  # the positions are saved with the case
+        out["save_status"] = page.inner_text("#status")
         t0 = time.perf_counter()
         page.goto(f"{url}/ui/cases/{cid}")  # reopened: the saved positions, no layout
         page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=300_000)
         out["reopen_s"] = round(time.perf_counter() - t0, 2)
+        out["reopen_draw_ms"] = {k: page.get_attribute("#cy", f"data-{k}-ms") for k in ("draw", "batch", "tables")}
         out["table_rows"] = page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length")
         t0 = time.perf_counter()
         page.click(f"#nodes-table tbody tr:nth-child({max(1, out['table_rows'] // 2)}) button:has-text('Select')")

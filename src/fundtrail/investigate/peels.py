@@ -29,6 +29,7 @@ from fundtrail.trace.peel import MIN_HOPS, RATIO
 
 MAX_TXS = 200
 ORDER = ("continuing", "peel", "spent into")
+MAX_AT = 20  # the address's own transactions listed per chain
 MAX_STEPS = 100_000
 
 
@@ -83,8 +84,8 @@ def _run(g: UtxoGraph, t: int) -> list[int]:
 
 def peel_flags(ws: Workspace, chain: str, address_id: int) -> dict[str, Any]:
     """The peel chains the address takes part in: ``{"chains": [...], "examined": n, "more": bool}``, each
-    chain ``{role, hops, start_txid, end_txid, peeled, peeled_base, symbol, at_txid}`` (``at_txid``: the
-    address's transaction in the chain)."""
+    chain ``{role, hops, start_txid, end_txid, peeled, peeled_base, symbol, at_txids}`` (``at_txids``: the
+    address's transactions in the chain, at most ``MAX_AT``)."""
     g = utxo_graph(ws, chain)
     outs = np.flatnonzero(g.out_addr == int(address_id))
     received = np.unique(g.out_tx[outs].astype(np.int64))
@@ -99,19 +100,27 @@ def peel_flags(ws: Workspace, chain: str, address_id: int) -> dict[str, Any]:
     todo += [(t, "spent into") for t in spent.tolist() if _step(g, t) is not None]
     more = len(todo) > MAX_TXS
     seen: dict[int, dict[str, Any]] = {}
+    chain_of: dict[int, int] = {}  # every step of a chain found -> its first step (walk each chain once)
     for t, role in todo[:MAX_TXS]:
-        seq = _run(g, t)
-        if len(seq) < MIN_HOPS:
+        first = chain_of.get(t)
+        if first is None:
+            seq = _run(g, t)
+            for x in seq:
+                chain_of[x] = seq[0] if len(seq) >= MIN_HOPS else -1
+            if len(seq) < MIN_HOPS:
+                continue
+            first = seq[0]
+            peeled = sum(int(g.out_value[_step(g, x)[1]]) for x in seq)  # type: ignore[index]
+            seen[first] = {"role": role, "hops": len(seq), "start_txid": g.txid_of(seq[0]),
+                           "end_txid": g.txid_of(seq[-1]), "peeled": format_units(peeled, 8),
+                           "peeled_base": peeled, "symbol": "BTC", "at_txids": []}
+        elif first < 0:
             continue
-        hit = seen.get(seq[0])
-        if hit is not None:  # one row per chain; "continuing" says more than "spent into"
-            if ORDER.index(role) < ORDER.index(hit["role"]):
-                hit["role"], hit["at_txid"] = role, g.txid_of(t)
-            continue
-        peeled = sum(int(g.out_value[_step(g, s)[1]]) for s in seq)  # type: ignore[index]
-        seen[seq[0]] = {"role": role, "hops": len(seq), "start_txid": g.txid_of(seq[0]),
-                     "end_txid": g.txid_of(seq[-1]), "peeled": format_units(peeled, 8), "peeled_base": peeled,
-                     "symbol": "BTC", "at_txid": g.txid_of(t)}
+        hit = seen[first]
+        if ORDER.index(role) < ORDER.index(hit["role"]):  # one row per chain: "continuing" says the most
+            hit["role"] = role
+        if len(hit["at_txids"]) < MAX_AT:
+            hit["at_txids"].append(g.txid_of(t))
     chains = sorted(seen.values(), key=lambda c: (-c["hops"], c["start_txid"], c["role"]))
     return {"chains": chains, "examined": min(len(todo), MAX_TXS), "more": more}
 

@@ -8,9 +8,47 @@
   const $ = (id) => document.getElementById(id);
   const status = (t) => { $("status").textContent = t; };
   const g = data.graph || {};
+  // The case is saved compactly (a graph of 2,000 nodes must fit the service's request size): fields that
+  // are empty, and an edge's id and decimal amount (both follow from its other fields), are left out.
+  const NODE_EMPTY = { entity: null, category: null, country: null, sanctioned: false, cluster: null, address_count: 0 };
+  function unitsOf(base, decimals) {  // "123456789", 8 -> "1.23456789", exactly (as the API writes it)
+    const neg = String(base).startsWith("-"), d = Math.max(0, decimals | 0);
+    let s = neg ? String(base).slice(1) : String(base);
+    if (d === 0) return (neg ? "-" : "") + s;
+    s = s.padStart(d + 1, "0");
+    return (neg ? "-" : "") + s.slice(0, -d) + "." + s.slice(-d);
+  }
+  function unpackNode(n) {
+    for (const [k, v] of Object.entries(NODE_EMPTY)) if (!(k in n)) n[k] = v;
+    if (!n.addresses) n.addresses = [];
+    return n;
+  }
+  function unpackEdge(e) {
+    if (!e.id) e.id = e.source + "->" + e.target + ":" + e.chain + ":" + e.asset;
+    if (e.amount === undefined && e.amount_base !== undefined) e.amount = unitsOf(e.amount_base, e.decimals);
+    for (const k of ["symbol", "hops", "first_seen"]) if (!(k in e)) e[k] = null;
+    return e;
+  }
+  function packNode(n) {
+    const o = {};
+    for (const [k, v] of Object.entries(n)) {
+      if (v === undefined || (k in NODE_EMPTY && v === NODE_EMPTY[k]) || (k === "addresses" && !v.length)) continue;
+      o[k] = v;
+    }
+    return o;
+  }
+  function packEdge(e) {
+    const o = {};
+    for (const [k, v] of Object.entries(e)) {
+      if (v === null || v === undefined || k === "id" || (k === "amount" && e.amount_base !== undefined)) continue;
+      o[k] = v;
+    }
+    return o;
+  }
+  const round = (p) => ({ x: Math.round(p.x), y: Math.round(p.y) });
   const state = {
-    nodes: new Map((g.nodes || []).map((n) => [n.id, n])),
-    edges: new Map((g.edges || []).map((e) => [e.id, e])),
+    nodes: new Map((g.nodes || []).map((n) => [n.id, unpackNode(n)])),
+    edges: new Map((g.edges || []).map((e) => unpackEdge(e)).map((e) => [e.id, e])),
     positions: g.positions || {},
     hidden: new Set(g.hidden || []),
     pinned: new Set(g.pinned || []),
@@ -168,6 +206,46 @@
     }
   }
 
+  // The layout of big graphs, linear in its size: a column per hop from the seeds (funds sent to the
+  // right, received to the left), nodes stacked in each column; a part no seed reaches is laid out the
+  // same way from one of its nodes.
+  function columns() {
+    const ns = cy.nodes().filter((n) => !n.isParent());
+    const depth = new Map();
+    const queue = [];
+    ns.filter("[?seed]").forEach((n) => { depth.set(n.id(), 0); queue.push(n); });
+    for (let i = 0; ; i++) {
+      if (i >= queue.length) {  // a part no seed reaches: its first node starts in the seeds' column
+        const rest = ns.filter((n) => !depth.has(n.id()));
+        if (!rest.length) break;
+        depth.set(rest[0].id(), 0); queue.push(rest[0]);
+      }
+      const n = queue[i], d = depth.get(n.id());
+      n.outgoers("node").forEach((m) => { if (!depth.has(m.id())) { depth.set(m.id(), d + 1); queue.push(m); } });
+      n.incomers("node").forEach((m) => { if (!depth.has(m.id())) { depth.set(m.id(), d - 1); queue.push(m); } });
+    }
+    const cols = new Map();
+    ns.forEach((n) => { const d = depth.get(n.id()); if (!cols.has(d)) cols.set(d, []); cols.get(d).push(n.id()); });
+    const pos = {};
+    for (const [d, ids] of cols) ids.forEach((id, i) => { pos[id] = { x: d * 220, y: (i - (ids.length - 1) / 2) * 38 }; });
+    cy.batch(() => ns.forEach((n) => { n.position(pos[n.id()]); }));
+  }
+
+  // Fit the graph into view from the node positions alone: cytoscape's fit measures every label first,
+  // which takes seconds at 2,000 nodes.
+  function fitView() {
+    let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
+    cy.nodes().forEach((n) => {
+      if (n.isParent()) return;
+      const p = n.position();
+      x1 = Math.min(x1, p.x); x2 = Math.max(x2, p.x); y1 = Math.min(y1, p.y); y2 = Math.max(y2, p.y);
+    });
+    if (!isFinite(x1)) return;
+    const w = cy.width(), h = cy.height(), pad = 60;
+    const z = Math.max(cy.minZoom(), Math.min(1.5, (w - 2 * pad) / Math.max(1, x2 - x1), (h - 2 * pad) / Math.max(1, y2 - y1)));
+    cy.viewport({ zoom: z, pan: { x: w / 2 - z * (x1 + x2) / 2, y: h / 2 - z * (y1 + y2) / 2 } });
+  }
+
   // Bring the canvas to what `wanted()` says, touching only what changed (one batch), and the tables.
   function draw(layout) {
     const els = wanted();
@@ -180,6 +258,7 @@
     }
     const positioned = Object.keys(state.positions).length > 0;
     if (!layout && positioned) placeNew(els);
+    const tb = performance.now();
     cy.batch(() => {
       if (rebuild) { cy.elements().remove(); drawn.clear(); }
       const gone = cy.collection();
@@ -202,19 +281,31 @@
       }
       if (add.length) cy.add(add).nodes().forEach((n) => { if (n.data("pinned")) n.lock(); });
     });
+    const tBatch = performance.now() - tb;
+    if (!straight && cy.nodes().length > LAYERED_MAX) {  // big graphs: straight edges draw much faster
+      straight = true;
+      cy.style().selector("edge").style("curve-style", "straight").update();
+    }
     const missing = !positioned || layout;
     if (missing) {
-      // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, the much faster breadth-first layout
-      const big = cy.nodes().length > LAYERED_MAX;
-      const name = window.cytoscapeDagre && !big ? "dagre" : "breadthfirst";
-      cy.layout({ name, rankDir: "LR", nodeSep: 30, rankSep: 120, directed: true, spacingFactor: big ? 0.6 : 1,
-        roots: cy.nodes("[?seed]"), animate: false, fit: true }).run();
+      const t1 = performance.now();
+      // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, columns by hops from the seeds
+      if (window.cytoscapeDagre && cy.nodes().length <= LAYERED_MAX) {
+        cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 120, animate: false, fit: true }).run();
+      } else {
+        columns();
+        fitView();
+      }
       cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
+      $("cy").dataset.layoutMs = String(Math.round(performance.now() - t1));
     } else if (!drawnOnce) {
-      cy.fit(undefined, 30);
+      if (cy.nodes().length > LAYERED_MAX) fitView(); else cy.fit(undefined, 30);
     }
     drawnOnce = true;
+    const tt = performance.now();
     tables();
+    $("cy").dataset.tablesMs = String(Math.round(performance.now() - tt));
+    $("cy").dataset.batchMs = String(Math.round(tBatch));
     if (drawnFollow !== state.follow) { drawnFollow = state.follow; sankey(); }
     const box = $("cy").dataset;  // what is drawn, for tests and benchmarks
     box.drawMs = String(Math.round(performance.now() - t0));
@@ -223,6 +314,7 @@
     box.groups = String(cy.nodes(":parent").length);
   }
   let drawnOnce = false;
+  let straight = false;
 
   function trimAmount(a) {
     if (a === undefined || a === null) return "";
@@ -309,7 +401,8 @@
   function tables() {
     const ns = [];
     for (const n of state.nodes.values()) {
-      ns.push({ key: n.id, sig: [n.seed, n.kind, n.address, n.entity, n.category, n.country, n.address_count,
+      // the signature is what the row shows: a row is rebuilt only when that changed
+      ns.push({ key: n.id, sig: [!!n.seed, n.kind, n.address, n.entity, n.category, n.country, nodeLabel(n),
         state.hidden.has(n.id), state.pinned.has(n.id)].join("|"), build: () => nodeRow(n) });
     }
     nodesTable.update(ns);
@@ -469,7 +562,9 @@
     clearTimeout(saveTimer);
     saveTimer = setTimeout(async () => {
       cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
-      const graph = { nodes: [...state.nodes.values()], edges: [...state.edges.values()], positions: state.positions,
+      const positions = {};
+      for (const [k, p] of Object.entries(state.positions)) if (state.nodes.has(k)) positions[k] = round(p);
+      const graph = { nodes: [...state.nodes.values()].map(packNode), edges: [...state.edges.values()].map(packEdge), positions,
         hidden: [...state.hidden], pinned: [...state.pinned], grouped: state.grouped, expandedBy: state.expandedBy,
         follow: state.follow, minAmount: state.minAmount, since: state.since };
       try { await api("PATCH", "/v1/cases/" + data.case_id, { graph }); $("cy").dataset.saved = String(Date.now()); }
