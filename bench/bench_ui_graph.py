@@ -120,6 +120,10 @@ def main(home: Path, want: int, compare_js: str | None = None) -> dict:
         page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=300_000)
         out["open_and_layout_s"] = round(time.perf_counter() - t0, 2)
         out["open_draw_ms"] = {k: page.get_attribute("#cy", f"data-{k}-ms") for k in ("draw", "batch", "layout", "tables")}
+        out["open_timeline_ms"] = page.evaluate("""() => { const n = performance.getEntriesByType('navigation')[0];
+            return {response_start: Math.round(n.responseStart), response_end: Math.round(n.responseEnd),
+                    dom_interactive: Math.round(n.domInteractive),
+                    graph_ready: +document.getElementById('cy').dataset.readyAt}; }""")
         print(json.dumps(out), file=sys.stderr)
         t0 = time.perf_counter()
         page.click("#relayout")
@@ -134,6 +138,7 @@ def main(home: Path, want: int, compare_js: str | None = None) -> dict:
         page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=300_000)
         out["reopen_s"] = round(time.perf_counter() - t0, 2)
         out["reopen_draw_ms"] = {k: page.get_attribute("#cy", f"data-{k}-ms") for k in ("draw", "batch", "tables")}
+        out["reopen_graph_ready_ms"] = int(page.get_attribute("#cy", "data-ready-at"))
         out["table_rows"] = page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length")
         t0 = time.perf_counter()
         page.click(f"#nodes-table tbody tr:nth-child({max(1, out['table_rows'] // 2)}) button:has-text('Select')")

@@ -117,6 +117,9 @@
         "text-background-padding": 1 } },
       { selector: "edge[reason = 'endpoint']", style: { "line-color": "#2e6fd8", "target-arrow-color": "#2e6fd8" } },
       { selector: "edge[reason = 'unspent']", style: { "line-style": "dashed", "line-color": "#d98a1c", "target-arrow-color": "#d98a1c" } },
+      // big graphs: labels (amounts, addresses) are drawn for the seeds, the entities and the selected node
+      // with its neighbours only (drawing 4,000 labels costs seconds); the tables list all of them
+      { selector: "edge.quiet, node.quiet", style: { "label": "" } },
     ],
   });
 
@@ -231,6 +234,18 @@
     cy.batch(() => ns.forEach((n) => { n.position(pos[n.id()]); }));
   }
 
+  function quiet() {
+    cy.batch(() => {
+      const big = cy.nodes().length > LAYERED_MAX;
+      const sel = selected ? cy.getElementById(selected) : cy.collection();
+      const near = sel.closedNeighborhood();
+      cy.elements().forEach((x) => {
+        const loud = !big || near.has(x) || (x.isNode() && (x.data("seed") || x.data("kind") === "entity"));
+        if (loud) x.removeClass("quiet"); else x.addClass("quiet");
+      });
+    });
+  }
+
   // Fit the graph into view from the node positions alone: cytoscape's fit measures every label first,
   // which takes seconds at 2,000 nodes.
   function fitView() {
@@ -286,6 +301,7 @@
       straight = true;
       cy.style().selector("edge").style("curve-style", "straight").update();
     }
+    quiet();
     const missing = !positioned || layout;
     if (missing) {
       const t1 = performance.now();
@@ -494,6 +510,7 @@
     selected = id;
     cy.$(":selected").unselect();
     const el = cy.getElementById(id); if (el && el.length) el.select();
+    quiet();
     const n = state.nodes.get(id);
     for (const b of ["expand-fwd", "expand-back"]) $(b).disabled = !(n && n.address);
     for (const b of ["collapse", "hide", "pin"]) $(b).disabled = !n;
@@ -684,5 +701,6 @@
     ev.preventDefault();
   });
   draw(false);
+  $("cy").dataset.readyAt = String(Math.round(performance.now()));  // ms since the navigation started
   $("cy").dataset.ready = "1";
 })();
