@@ -138,7 +138,8 @@ def main(home: Path, want: int, compare_js: str | None = None) -> dict:
         page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=300_000)
         out["reopen_s"] = round(time.perf_counter() - t0, 2)
         out["reopen_draw_ms"] = {k: page.get_attribute("#cy", f"data-{k}-ms") for k in ("draw", "batch", "tables")}
-        out["reopen_graph_ready_ms"] = int(page.get_attribute("#cy", "data-ready-at"))
+        ready = page.get_attribute("#cy", "data-ready-at")  # None for a case.js that does not say
+        out["reopen_graph_ready_ms"] = int(ready) if ready else None
         out["table_rows"] = page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length")
         t0 = time.perf_counter()
         page.click(f"#nodes-table tbody tr:nth-child({max(1, out['table_rows'] // 2)}) button:has-text('Select')")
