@@ -185,7 +185,21 @@ class AddressIndex:
         return out
 
 
+_KEYS: dict[tuple[str, str, Any], tuple[str, list[str], int]] = {}
+
+
 def _key(ws: Workspace, chain: str) -> tuple[str, list[str], int]:
+    """The key of the chain's committed ``addresses`` part list (memoised per manifest generation)."""
+    mk = (str(ws.home), chain, ws.generation)
+    hit = _KEYS.get(mk)
+    if hit is None:
+        if len(_KEYS) > 256:
+            _KEYS.clear()
+        hit = _KEYS[mk] = _part_key(ws, chain)
+    return hit
+
+
+def _part_key(ws: Workspace, chain: str) -> tuple[str, list[str], int]:
     parts = ws.parts("addresses", chain)
     names = [p.file for p in parts]
     h = hashlib.sha256(json.dumps([[p.file, p.rows] for p in parts]).encode()).hexdigest()[:24]
@@ -284,7 +298,7 @@ def index(ws: Workspace, chain: str, *, build_missing: bool = True) -> AddressIn
     key, _names, rows = _key(ws, chain)
     if rows == 0:
         return None
-    ck = (str(Path(ws.home).resolve()), chain)
+    ck = (str(ws.home), chain)
     with _LOCK:
         hit = _CACHE.get(ck)
         if hit is not None and hit.key == key:
