@@ -179,6 +179,8 @@ def test_investigation_in_chromium(browser, ui_server):
     page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "case.png"))
     page.screenshot(path=str(shots / "case-full.png"), full_page=True)
+    page.locator("#endpoints-table").locator("xpath=..").screenshot(path=str(shots / "case-endpoints.png"))
+    page.locator("#nodes-table").locator("xpath=..").screenshot(path=str(shots / "case-tables.png"))
     keyboard_reaches_every_control(page)
     case_url = page.url
     # reopened, the case shows the saved graph
