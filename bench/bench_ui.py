@@ -10,7 +10,8 @@ the address page's activity and counterparties (paged in SQL) for the busiest ad
 the largest cluster, a search by address. The anchor is a fixed NumPy workload measured in the same run, so
 the ratios say how the UI's calls compare on a machine whose load changes.
 
-Usage: ``python bench/bench_ui.py [demo|small|large] [--home DIR]`` (prints JSON).
+Usage: ``python bench/bench_ui.py [demo|small|large] [--home DIR] [--expand-only]`` (prints JSON;
+``--expand-only`` times the graph expansions only, not the pages).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _times(fn, n: int) -> dict:
             "p95_ms": round(ts[min(n - 1, int(n * 0.95))] * 1000, 2), "max_ms": round(ts[-1] * 1000, 2)}
 
 
-def run(scale: str, home: Path) -> dict:
+def run(scale: str, home: Path, expand_only: bool = False) -> dict:
     from fundtrail.investigate import activity as A
     from fundtrail.investigate import clusters as K
     from fundtrail.investigate import graph as G
@@ -90,20 +91,55 @@ def run(scale: str, home: Path) -> dict:
         out["transactions"] = con.execute("SELECT count(*) FROM utxo_transactions").fetchone()[0]
         addrs = [r[0] for r in con.execute("SELECT address FROM addresses WHERE chain = 'regtest' "
                                            "USING SAMPLE 60 ROWS").fetchall()]
-        busiest = con.execute("SELECT a.address, count(*) FROM utxo_outputs o JOIN addresses a USING (chain, "
-                              "address_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
-        big = con.execute("SELECT cluster_id, count(*) FROM cluster_members WHERE chain = 'regtest' GROUP BY 1 "
-                          "ORDER BY 2 DESC LIMIT 1").fetchone()
+        if not expand_only:
+            busiest = con.execute("SELECT a.address, count(*) FROM utxo_outputs o JOIN addresses a USING (chain, "
+                                  "address_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+            big = con.execute("SELECT cluster_id, count(*) FROM cluster_members WHERE chain = 'regtest' "
+                              "GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
     finally:
         con.close()
+    from fundtrail.store import addrindex as AI
+    from fundtrail.trace import crossing as XC
+
+    t0 = time.perf_counter()
+    AI.ensure(ws)
+    out["address_index_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     G.warm(ws)
     out["graph_build_s"] = round(time.perf_counter() - t0, 1)
     anchor = _anchor()
     out["anchor_ms"] = round(anchor * 1000, 2)
-    out["expand_forward"] = _times(lambda i: G.expand(ws, "regtest", addrs[i % len(addrs)]), 50)
+
+    def cold() -> None:  # forget the resolved addresses and the loaded index (its files stay)
+        XC._NAMES.clear()
+        AI.clear_cache()
+
+    # never-seen addresses; the index loaded from its files on the first call (cold), then in memory (warm)
+    def fwd(i: int) -> None:
+        G.expand(ws, "regtest", addrs[i % len(addrs)])
+
+    cold()
+    out["expand_forward"] = _times(fwd, 30)
+    t0 = time.perf_counter()
+    cold()
+    G.expand(ws, "regtest", addrs[30])
+    out["expand_first_after_index_load_ms"] = round((time.perf_counter() - t0) * 1000, 2)
     out["expand_backward"] = _times(lambda i: G.expand(ws, "regtest", addrs[i % len(addrs)],
-                                                      direction="backward"), 50)
+                                                      direction="backward"), 30)
+    out["expand_forward_repeat"] = _times(fwd, 30)  # the same addresses again (warm)
+    # the same never-seen addresses resolved by querying the dictionary files (no index): the old way
+    real_index = AI.index
+    try:
+        AI.index = lambda *a, **k: None
+        G.index = AI.index
+        cold()
+        out["expand_forward_scan"] = _times(lambda i: G.expand(ws, "regtest", addrs[30 + i % 30]), 20)
+        cold()
+    finally:
+        AI.index = real_index
+        G.index = real_index
+    cold()
+    out["expand_forward_indexed_same"] = _times(lambda i: G.expand(ws, "regtest", addrs[30 + i % 30]), 20)
     # the UI's way: expand a node that an earlier expansion put on the graph (its address is known already)
     frontier = [(x["chain"], x["address"]) for x in truth["theft"]["seeds"]]
     seen = set(frontier)
@@ -117,6 +153,11 @@ def run(scale: str, home: Path) -> dict:
                 frontier.append(k)
 
     out["expand_neighbour"] = _times(next_hop, 30)
+    if expand_only:
+        for k in ("expand_forward", "expand_backward", "expand_forward_repeat", "expand_forward_scan",
+                  "expand_forward_indexed_same", "expand_neighbour"):
+            out[k]["median_vs_anchor"] = round(out[k]["median_ms"] / out["anchor_ms"], 2)
+        return out
     seeds = [Seed(x["chain"], address=x["address"]) for x in truth["theft"]["seeds"]]
     out["follow_theft"] = _times(lambda i: G.follow(ws, seeds), 5)
     out["busiest_address_outputs"] = int(busiest[1])
@@ -125,7 +166,8 @@ def run(scale: str, home: Path) -> dict:
     out["largest_cluster"] = int(big[1])
     out["cluster_page"] = _times(lambda i: K.cluster_page(ws, "regtest", int(big[0]), page=i * 100), 5)
     out["search_address"] = _times(lambda i: S.search(ws, addrs[i]), 10)
-    for k in ("expand_forward", "expand_backward", "expand_neighbour", "follow_theft", "activity_page", "counterparties_page", "cluster_page",
+    for k in ("expand_forward", "expand_backward", "expand_forward_repeat", "expand_forward_scan",
+              "expand_forward_indexed_same", "expand_neighbour", "follow_theft", "activity_page", "counterparties_page", "cluster_page",
               "search_address"):
         out[k]["median_vs_anchor"] = round(out[k]["median_ms"] / out["anchor_ms"], 2)
     return out
@@ -135,4 +177,4 @@ if __name__ == "__main__":
     scale = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "small"
     home = Path(sys.argv[sys.argv.index("--home") + 1]) if "--home" in sys.argv else \
         Path(tempfile.gettempdir()) / f"ft-bench-ui-{scale}"
-    print(json.dumps(run(scale, home), indent=1))
+    print(json.dumps(run(scale, home, "--expand-only" in sys.argv), indent=1))

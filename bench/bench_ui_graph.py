@@ -3,14 +3,18 @@
 The graph is grown breadth first from the theft of the simulator's small world (bench_ui.py builds it), then
 from busy addresses of its economy, with the real one-hop expansion until it holds ``--nodes`` nodes, saved as a case through the API of an in-process
 server (uvicorn on a loopback port; the exposure index is not built), and opened in headless Chromium.
-Timed: the page until the graph is drawn and laid out (dagre), a re-layout, selecting a node from the node
-table, panning and zooming. Prints JSON.
+Timed: the page until the graph is drawn and laid out, a re-layout, the page reopened with the saved
+positions, selecting a node from the node table, panning and zooming, and one expansion of a node at that
+size (from its button in the node table until the graph and tables show the answer). The anchor is a fixed
+JavaScript workload (sorting 400,000 numbers) timed in the same browser in the same run. ``--case-js FILE``
+serves another case.js instead of the package's (an A/B run against an older version).
 
-Usage: ``python bench/bench_ui_graph.py [--home DIR] [--nodes N]``.
+Usage: ``python bench/bench_ui_graph.py [--home DIR] [--nodes N] [--case-js FILE]``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import tempfile
@@ -52,7 +56,7 @@ def grow(ws, truth: dict, want: int) -> dict:
     return {"nodes": list(nodes.values()), "edges": list(edges.values())}
 
 
-def main(home: Path, want: int) -> dict:
+def main(home: Path, want: int, compare_js: str | None = None) -> dict:
     import httpx
     import uvicorn
     from playwright.sync_api import sync_playwright
@@ -65,13 +69,16 @@ def main(home: Path, want: int) -> dict:
     truth = json.loads((home.parent / (home.name + "-world") / "truth.json").read_text())
     ws = Workspace(home)
     t0 = time.perf_counter()
-    cache = Path(tempfile.gettempdir()) / f"ft-bench-ui-graph-{want}.json"
+    cache = Path(tempfile.gettempdir()) / f"ft-bench-ui-graph-{want}-{hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:10]}.json"
     if cache.exists():
         graph = json.loads(cache.read_text())
     else:
         graph = grow(ws, truth, want)
         cache.write_text(json.dumps(graph))
     out = {"nodes": len(graph["nodes"]), "edges": len(graph["edges"]), "grow_s": round(time.perf_counter() - t0, 1)}
+    from fundtrail.investigate.graph import warm
+
+    warm(ws)  # the trace graphs and the address index, as the service builds them when it starts
     db = tempfile.mkdtemp() + "/s.db"
     app = create_app(Config(home=home, db=f"sqlite:///{db}", build=False, poll=3600), start=False)
     pw = create_user(app.state.runtime.store, "bench", "investigator")
@@ -90,27 +97,52 @@ def main(home: Path, want: int) -> dict:
                  ).json()["case_id"]
     r = c.patch(f"/v1/cases/{cid}", json={"graph": graph}, headers={"X-CSRF-Token": csrf}, timeout=120)
     assert r.status_code == 200, r.text
+    js_anchor = """() => { const t0 = performance.now(); const a = [];
+        for (let i = 0; i < 400000; i++) a.push((i * 7919) % 100003);
+        a.sort((x, y) => x - y); return performance.now() - t0; }"""
+    frontier = next(n["id"] for n in reversed(graph["nodes"]) if n.get("address"))  # grown last: not expanded
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run"])
         ctx = b.new_context(viewport={"width": 1400, "height": 900})
         ctx.add_cookies([{"name": "ft_session", "value": c.cookies.get("ft_session"), "url": url}])
+        if compare_js is not None:  # the same page with another case.js (e.g. an older version), for A/B runs
+            body = Path(compare_js).read_text()
+            ctx.route("**/ui/static/case.js", lambda r: r.fulfill(body=body, content_type="text/javascript"))
         page = ctx.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        out["js_anchor_ms"] = round(min(page.evaluate(js_anchor) for _ in range(3)), 1)
         t0 = time.perf_counter()
         page.goto(f"{url}/ui/cases/{cid}")
         page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=300_000)
         out["open_and_layout_s"] = round(time.perf_counter() - t0, 2)
+        out["open_draw_ms"] = {k: page.get_attribute("#cy", f"data-{k}-ms") for k in ("draw", "batch", "layout", "tables")}
+        out["open_timeline_ms"] = page.evaluate("""() => { const n = performance.getEntriesByType('navigation')[0];
+            return {response_start: Math.round(n.responseStart), response_end: Math.round(n.responseEnd),
+                    dom_interactive: Math.round(n.domInteractive),
+                    graph_ready: +document.getElementById('cy').dataset.readyAt}; }""")
         print(json.dumps(out), file=sys.stderr)
         t0 = time.perf_counter()
         page.click("#relayout")
         page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
         out["relayout_s"] = round(time.perf_counter() - t0, 2)
-        rows = page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length")
-        out["table_rows"] = rows
-        out["drawn_nodes"] = page.evaluate("() => document.querySelectorAll('#nodes-table tbody tr').length")
+        page.wait_for_function("() => document.getElementById('cy').dataset.saved || "
+                               "/could not save/.test(document.getElementById('status').textContent)",
+                               timeout=120_000)  # the positions are saved with the case
+        out["save_status"] = page.inner_text("#status")
         t0 = time.perf_counter()
-        page.click(f"#nodes-table tbody tr:nth-child({max(1, rows // 2)}) button:has-text('Select')")
+        page.goto(f"{url}/ui/cases/{cid}")  # reopened: the saved positions, no layout
+        page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=300_000)
+        out["reopen_s"] = round(time.perf_counter() - t0, 2)
+        out["reopen_draw_ms"] = {k: page.get_attribute("#cy", f"data-{k}-ms") for k in ("draw", "batch", "tables")}
+        ready = page.get_attribute("#cy", "data-ready-at")  # None for a case.js that does not say
+        out["reopen_graph_ready_ms"] = int(ready) if ready else None
+        out["table_rows"] = page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length")
+        t0 = time.perf_counter()
+        page.click(f"#nodes-table tbody tr:nth-child({max(1, out['table_rows'] // 2)}) button:has-text('Select')")
         out["select_from_table_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         page.focus("#cy")
         t0 = time.perf_counter()
@@ -118,8 +150,28 @@ def main(home: Path, want: int) -> dict:
             page.keyboard.press(k)
         page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
         out["pan_zoom_20_keys_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        # one expansion at this size, from the node table (paged: go to the node's page first)
+        sel = f"#nodes-table tbody tr[data-id='{frontier}'] button:has-text('Expand →')"
+        for _ in range(100):
+            if page.query_selector(sel):
+                break
+            page.click("#nodes-table + nav.pager button:has-text('Next')")
+        page.evaluate("() => { document.getElementById('status').textContent = ''; }")
+        t0 = time.perf_counter()
+        page.click(sel)
+        page.wait_for_function("() => /new node|failed/.test(document.getElementById('status').textContent)",
+                               timeout=120_000)
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        out["expand_at_size_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        out["expand_status"] = page.inner_text("#status")
+        out["expand_draw_ms"] = page.get_attribute("#cy", "data-draw-ms")
+        out["drawn_nodes"] = page.get_attribute("#cy", "data-nodes")
         page.screenshot(path=str(Path(tempfile.gettempdir()) / "ft-ui-2000.png"))
+        out["console_errors"] = errors
         b.close()
+    for k in ("open_and_layout_s", "reopen_s", "relayout_s"):
+        out[k + "_vs_js_anchor"] = round(out[k] * 1000 / out["js_anchor_ms"], 1)
+    out["expand_at_size_vs_js_anchor"] = round(out["expand_at_size_ms"] / out["js_anchor_ms"], 2)
     server.should_exit = True
     th.join(timeout=10)
     httpx.Client().close()
@@ -130,4 +182,5 @@ if __name__ == "__main__":
     home = Path(sys.argv[sys.argv.index("--home") + 1]) if "--home" in sys.argv else \
         Path(tempfile.gettempdir()) / "ft-bench-ui-small"
     n = int(sys.argv[sys.argv.index("--nodes") + 1]) if "--nodes" in sys.argv else 2000
-    print(json.dumps(main(home, n), indent=1))
+    js = sys.argv[sys.argv.index("--case-js") + 1] if "--case-js" in sys.argv else None
+    print(json.dumps(main(home, n, js), indent=1))

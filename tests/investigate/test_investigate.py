@@ -118,3 +118,31 @@ def test_cluster_page_explains_merges(world):
     assert sum(h["count"] for h in c["merges_by_heuristic"]) == n - 1  # a spanning tree: k members, k-1 merges
     with pytest.raises(Exception, match="no cluster"):
         K.cluster_page(ws, "regtest", 10**12)
+
+
+def test_one_hop_edges_carry_the_time_of_their_transaction(world):
+    ws = Workspace(world.home)
+    s = world.truth["theft"]["seeds"][0]
+    fwd = G.expand(ws, s["chain"], s["address"])
+    flows = [e for e in fwd["edges"] if e["reason"] == "flow"]
+    assert flows and all(e["first_seen"] for e in flows)
+    assert all(e["first_seen"][:19] >= world.truth["theft"]["time"][:19] for e in flows)
+
+
+def test_peel_flags_find_the_simulated_peels(world):
+    """The address pages' peel-chain flags: the simulator's peels are found in the chains the trace reports."""
+    from fundtrail.investigate.peels import MAX_AT, address_peel_chains
+
+    ws = Workspace(world.home)
+    seeds = [Seed(s["chain"], address=s["address"]) for s in world.truth["theft"]["seeds"]]
+    starts = {p.start_txid for p in G.trace(ws, seeds).peel_chains}
+    peels = [f for f in world.truth["flows"] if f["step"] == "peel" and f["chain"] == "regtest"]
+    assert peels
+    found = 0
+    for f in peels[:40]:
+        j = address_peel_chains(ws, "regtest", f["to"])
+        assert all(c["hops"] >= 3 and c["start_txid"] in starts for c in j["chains"]), j
+        if any(c["role"] == "peel" and (f["txid"] in c["at_txids"] or len(c["at_txids"]) == MAX_AT)
+               for c in j["chains"]):
+            found += 1
+    assert found >= 0.8 * min(40, len(peels)), found

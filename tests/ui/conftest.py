@@ -87,6 +87,11 @@ def thief(truth: dict) -> tuple[str, str]:
     return s["chain"], s["address"]
 
 
+def peel_flow(truth: dict) -> dict:
+    """A peel the simulator made: one transaction of the thief's peel chain and the address it paid."""
+    return next(f for f in truth["flows"] if f["step"] == "peel" and f["chain"] == "regtest")
+
+
 def artifacts_dir() -> Path:
     """Where the browser tests put their screenshots: $FUNDTRAIL_TEST_ARTIFACTS or test-artifacts/ui."""
     d = Path(os.environ.get("FUNDTRAIL_TEST_ARTIFACTS") or REPO / "test-artifacts") / "ui"

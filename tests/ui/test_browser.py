@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from fundtrail.store import Workspace
-from tests.ui.conftest import artifacts_dir, thief
+from tests.ui.conftest import artifacts_dir, peel_flow, thief
 
 pytestmark = pytest.mark.browser
 
@@ -131,17 +131,56 @@ def test_investigation_in_chromium(browser, ui_server):
 
     # expand the seed one hop forward from the node table (keyboard-reachable buttons)
     before = page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length")
+    # rows are updated, not rebuilt: every row there before the expansion is the same element after it
+    rows_js = "rs => rs.map(r => [r.dataset.id, r.textContent, !!r._kept])"
+    page.evaluate("() => document.querySelectorAll('#nodes-table tbody tr').forEach(r => { r._kept = true; })")
+    rows0 = {i: t for i, t, _k in page.eval_on_selector_all("#nodes-table tbody tr", rows_js)}
+    page.wait_for_function("() => document.getElementById('cy').dataset.saved")  # the follow was saved
+    saved = page.get_attribute("#cy", "data-saved")
     page.focus(f"#nodes-table tbody tr[data-id='a:{chain}:{addr}'] button:has-text('Expand →')")
     page.keyboard.press("Enter")
     page.wait_for_function("() => /new node/.test(document.getElementById('status').textContent)")
-    # the table was rebuilt; the keyboard focus is still on that button
+    # the keyboard focus is still on that button
     assert page.evaluate("() => [document.activeElement.textContent, document.activeElement.closest('tr').dataset.id]"
                          ) == ["Expand →", f"a:{chain}:{addr}"]
-    assert page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length") > before
+    after = page.eval_on_selector_all("#nodes-table tbody tr", rows_js)
+    assert len(after) > before
+    # every row whose content the expansion did not change is the same element (not rebuilt)
+    assert all(k for i, t, k in after if rows0.get(i) == t) and sum(k for _i, _t, k in after) >= len(rows0) - 3
+    # the time filter acts on every edge with a time: the one-hop edges carry their transaction's time too
+    times = page.eval_on_selector_all("#edges-table tbody tr", "rs => rs.map(r => [r.cells[4].textContent, r.cells[5].textContent])")
+    assert times and all(t for _kind, t in times), times
+    assert any(k == "flow" for k, _t in times)
+    days = sorted({t[:10] for _k, t in times})
+    if len(days) > 1:
+        page.fill("#since", days[-1])
+        page.dispatch_event("#since", "change")
+        kept = page.eval_on_selector_all("#edges-table tbody tr", "rs => rs.map(r => r.cells[5].textContent)")
+        assert kept and all(t[:10] >= days[-1] for t in kept) and len(kept) < len(times)
+        page.fill("#since", "")
+        page.dispatch_event("#since", "change")
+        assert page.eval_on_selector_all("#edges-table tbody tr", "rs => rs.length") == len(times)
+    # "group by cluster" draws one box per cluster with two or more addresses on the graph
+    page.wait_for_function("(t) => document.getElementById('cy').dataset.saved !== t", arg=saved)
+    page.click("#group")
+    page.wait_for_function("() => document.getElementById('group').getAttribute('aria-pressed') === 'true'")
+    graph_now = page.evaluate("async (id) => (await (await fetch('/v1/cases/' + id + '/export.json')).json())",
+                              page.url.rsplit("/", 1)[1])
+    g = graph_now["graph"]
+    shown = {e[k] for e in g["edges"] for k in ("source", "target")} | {n["id"] for n in g["nodes"] if n.get("seed")}
+    clusters: dict[tuple[str, int], int] = defaultdict(int)
+    for n in g["nodes"]:
+        if n["id"] in shown and n.get("kind") != "entity" and n.get("cluster") is not None:
+            clusters[(n["chain"], n["cluster"])] += 1
+    assert int(page.get_attribute("#cy", "data-groups")) == sum(1 for v in clusters.values() if v >= 2)
+    page.click("#group")
+    page.wait_for_function("() => document.getElementById('cy').dataset.groups === '0'")
     page.wait_for_function("() => document.getElementById('cy').dataset.saved")  # the graph was saved to the case
     page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "case.png"))
     page.screenshot(path=str(shots / "case-full.png"), full_page=True)
+    page.locator("#endpoints-table").locator("xpath=..").screenshot(path=str(shots / "case-endpoints.png"))
+    page.locator("#nodes-table").locator("xpath=..").screenshot(path=str(shots / "case-tables.png"))
     keyboard_reaches_every_control(page)
     case_url = page.url
     # reopened, the case shows the saved graph
@@ -184,6 +223,19 @@ def test_investigation_in_chromium(browser, ui_server):
     assert mine and mine[0]["label"] == "Lazarus-sim" and mine[0]["source"] == "user:alice"
     assert mine[0]["country"] == "KP" and mine[0]["currency"] == "BTC"
     page.screenshot(path=str(shots / "address-tagged.png"), full_page=True)
+
+    # a peel the thief made: its address page flags the peel chain (the chain's other addresses too)
+    f = peel_flow(truth)
+    page.goto(f"{url}/ui/address/regtest/{f['to']}")
+    page.wait_for_selector("#peel-flag")
+    roles = page.eval_on_selector_all("#peel-table tbody tr", "rs => rs.map(r => [r.dataset.role, +r.dataset.hops])")
+    assert "peel" in [r for r, _h in roles] and all(h >= 3 for _r, h in roles), roles
+    page.screenshot(path=str(shots / "address-peel.png"), full_page=True)
+    # the UI's errors are pages (a request asking for JSON gets the problem JSON)
+    r = page.request.get(url + "/ui/no-such-page")
+    assert r.status == 404 and r.headers["content-type"].startswith("text/html") and "Sorry" in r.text()
+    r = page.request.get(url + "/ui/no-such-page", headers={"Accept": "application/json"})
+    assert r.status == 404 and r.json()["status"] == 404
 
     # cluster page (why merged) and sign out
     con = Workspace(ui_server.home).connect()

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.ui.conftest import cli, thief
+from tests.ui.conftest import cli, peel_flow, thief
 from tests.ui.session import login_form, sign_in
 
 
@@ -168,3 +168,40 @@ def test_case_page_exports_the_evidence_bundle(ui_server):
     vp = v.get(f"/ui/cases/{cid}")
     assert vp.status_code == 200 and "export-evidence" not in vp.text
     assert v.post(url, json={}, headers={"X-CSRF-Token": vcsrf}).status_code == 403
+
+
+def test_ui_errors_are_html_pages_and_api_errors_stay_problem_json(ui_server):
+    c, _csrf = sign_in(ui_server.url, "alice", ui_server.passwords["alice"])
+    chain, addr = thief(ui_server.truth)
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path, status in (("/ui/no-such-page", 404), (f"/ui/address/{chain}/{addr}?page=-1", 422),
+                         ("/ui/address/regtest/bcrt1qnotanaddressofthisworld", 404),
+                         ("/ui/entity/No%20such%20entity", 404)):
+        r = c.get(path, headers=html)
+        assert r.status_code == status, (path, r.text[:200])
+        assert r.headers["content-type"].startswith("text/html"), path
+        assert "<h1>Sorry</h1>" in r.text and "default-src 'self'" in r.headers["content-security-policy"]
+    r = c.post(f"/ui/address/{chain}/{addr}", headers=html)  # a method the page does not take
+    assert r.status_code == 405 and r.headers["content-type"].startswith("text/html")
+    # a fetch that asks for JSON, and every /v1 call, keep the problem JSON
+    r = c.get("/ui/no-such-page", headers={"Accept": "application/json"})
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    r = c.get("/v1/addresses/regtest/bcrt1qnotanaddressofthisworld/activity", headers=html)
+    assert r.status_code == 404 and r.json()["status"] == 404
+
+
+def test_peel_chain_endpoint(ui_server):
+    c, _csrf = sign_in(ui_server.url, "alice", ui_server.passwords["alice"])
+    f = peel_flow(ui_server.truth)
+    r = c.get(f"/v1/addresses/regtest/{f['to']}/peel-chains")
+    assert r.status_code == 200, r.text
+    j = r.json()
+    hit = [x for x in j["chains"] if f["txid"] in x["at_txids"]]
+    assert hit and hit[0]["role"] == "peel" and hit[0]["hops"] >= 3, j
+    assert j["more"] is False and j["examined"] >= 1
+    # an EVM address has no peel chains of this kind; an unknown one is a 4xx naming it
+    chain, addr = thief(ui_server.truth)
+    if chain != "regtest":
+        assert c.get(f"/v1/addresses/{chain}/{addr}/peel-chains").json()["chains"] == []
+    r = c.get("/v1/addresses/regtest/mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn/peel-chains")
+    assert r.status_code == 404 and "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn" in r.json()["detail"]

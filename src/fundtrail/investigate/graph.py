@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fundtrail.errors import FieldError
@@ -25,6 +26,8 @@ from fundtrail.investigate.conn import connection
 from fundtrail.model.amount import format_units
 from fundtrail.model.trace import Seed, TraceResult
 from fundtrail.store import Workspace
+from fundtrail.store.addrindex import ensure, index
+from fundtrail.trace.graph import evm_ledger, utxo_graph
 from fundtrail.trace.service import trace
 from fundtrail.trace.taint import MODELS
 
@@ -42,12 +45,13 @@ class Node:
     country: str | None = None
     sanctioned: bool = False
     addresses: list[str] = field(default_factory=list)
+    cluster: int | None = None  # the address's cluster id (from the screening index), for "group by cluster"
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "chain": self.chain, "address": self.address,
                 "entity": self.entity, "category": self.category, "country": self.country,
                 "sanctioned": self.sanctioned, "addresses": self.addresses[:50],
-                "address_count": len(self.addresses)}
+                "address_count": len(self.addresses), "cluster": self.cluster}
 
 
 @dataclass(slots=True)
@@ -61,7 +65,7 @@ class Edge:
     decimals: int
     hops: int | None = None
     reason: str = "flow"  # flow | endpoint | unspent | mixer
-    first_seen: str | None = None  # ISO time the funds first arrived (endpoints, holdings)
+    first_seen: str | None = None  # ISO time the funds first arrived (every kind; None when not known)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": f"{self.source}->{self.target}:{self.chain}:{self.asset}", "source": self.source,
@@ -92,13 +96,39 @@ def _addr_node(chain: str, address: str, label: Labeler | None) -> Node:
     if lab:
         n.entity, n.category, n.country = lab.get("entity"), lab.get("category"), lab.get("country")
         n.sanctioned = bool(lab.get("sanctioned"))
+        n.cluster = lab.get("cluster")
     return n
 
 
+def _tx_times(ws: Workspace, txids: dict[str, set[str]]) -> dict[tuple[str, str], datetime]:
+    """The block time of each (chain, txid), from the trace's cached graphs (no query)."""
+    out: dict[tuple[str, str], datetime] = {}
+    for chain, ids in txids.items():
+        ids_l = sorted(i for i in ids if i)
+        if not ids_l:
+            continue
+        if (ws.chain(chain) or {}).get("kind") == "evm":
+            led = evm_ledger(ws, chain)
+            for t in ids_l:
+                rows = led.tx_rows(t)
+                if len(rows):
+                    out[(chain, t)] = datetime.fromtimestamp(int(led.time[rows.start]), UTC)
+        else:
+            g = utxo_graph(ws, chain)
+            nums = g.tx_numbers(ids_l)
+            for t, k in zip(ids_l, nums.tolist(), strict=True):
+                if k >= 0:
+                    out[(chain, t)] = datetime.fromtimestamp(int(g.tx_time[k]), UTC)
+    return out
+
+
 def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None, stopped: bool,
-           group_holdings: bool = False) -> tuple[dict[str, Node], list[Edge]]:
+           group_holdings: bool = False, times: dict[tuple[str, str], datetime] | None = None
+           ) -> tuple[dict[str, Node], list[Edge]]:
     """Nodes and edges of a trace: ``sources`` maps a chain to the node the edges leave from; with
-    ``group_holdings`` the unspent holdings of a chain form one node."""
+    ``group_holdings`` the unspent holdings of a chain form one node. ``times`` gives the block time of the
+    transactions of one-hop flows and mixer deposits (their edges' ``first_seen``)."""
+    times = times or {}
     seed_keys = {f"{s.chain}:{s.address}" for s in result.seeds if s.address}
     nodes: dict[str, Node] = {}
     edges: dict[tuple[str, str, str, str, str], Edge] = {}
@@ -147,7 +177,9 @@ def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None, 
         nid = entity_node_id(m.mixer)
         if nid not in nodes:
             nodes[nid] = Node(nid, "entity", m.chain, None, m.mixer, "mixer")
-        add_edge(sources.get(m.chain, src_any), nid, m.chain, m.asset, None, m.amount, m.decimals, None, "mixer")
+        when = min((times[(m.chain, t)] for t in m.deposits if (m.chain, t) in times), default=None)
+        add_edge(sources.get(m.chain, src_any), nid, m.chain, m.asset, None, m.amount, m.decimals, None, "mixer",
+                 when)
     if stopped:
         for s in result.stopped:
             if s.reason != "max_hops" or not s.address:
@@ -155,7 +187,8 @@ def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None, 
             nid = address_node_id(s.chain, s.address)
             if nid not in nodes:
                 nodes[nid] = _addr_node(s.chain, s.address, label)
-            add_edge(sources.get(s.chain, src_any), nid, s.chain, s.asset, None, s.amount, s.decimals, 1, "flow")
+            add_edge(sources.get(s.chain, src_any), nid, s.chain, s.asset, None, s.amount, s.decimals, 1, "flow",
+                     times.get((s.chain, s.txid or "")))
     symbols = {(b.chain, b.asset): b.symbol for b in result.traced}
     out = []
     for e in edges.values():
@@ -166,13 +199,34 @@ def _graph(result: TraceResult, sources: dict[str, str], label: Labeler | None, 
     return nodes, out
 
 
+def _edge_txids(r: TraceResult, stopped: bool) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for m in r.mixers:
+        out.setdefault(m.chain, set()).update(m.deposits)
+    if stopped:
+        for s in r.stopped:
+            if s.reason == "max_hops" and s.address and s.txid:
+                out.setdefault(s.chain, set()).add(s.txid)
+    return out
+
+
+def _indexed(ws: Workspace, chains: Sequence[str]) -> None:
+    """The address dictionary's index of each chain (store/addrindex.py), built now if a commit added
+    addresses since: the trace then resolves the node's address, and names the addresses it reaches,
+    without scanning the dictionary."""
+    for chain in chains:
+        if ws.chain(chain) is not None or ws.parts("addresses", chain):
+            index(ws, chain)
+
+
 def expand(ws: Workspace, chain: str, address: str, *, direction: str = "forward", model: str = "haircut",
            label: Labeler | None = None) -> dict[str, Any]:
     """One hop from ``address`` (forward: where its funds went; backward: where they came from)."""
     _check(model, direction)
+    _indexed(ws, [chain])
     r = trace(ws, [Seed(chain, address=address)], model=model, direction=direction, max_hops=1)
     me = address_node_id(chain, address)
-    nodes, edges = _graph(r, {chain: me}, label, stopped=True)
+    nodes, edges = _graph(r, {chain: me}, label, stopped=True, times=_tx_times(ws, _edge_txids(r, stopped=True)))
     if direction == "backward":
         for e in edges:
             e.source, e.target = e.target, e.source
@@ -188,6 +242,7 @@ def follow(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", dire
     _check(model, direction)
     if not seeds:
         raise FieldError("seeds", "at least one seed is needed")
+    _indexed(ws, sorted({s.chain for s in seeds}))
     r = trace(ws, list(seeds), model=model, direction=direction)
     sources: dict[str, str] = {}
     seed_nodes = []
@@ -198,7 +253,8 @@ def follow(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", dire
             seed_nodes.append(_addr_node(s.chain, s.address, label))
     if not sources:
         raise FieldError("seeds", "following needs an address seed (transactions are seeds of `fundtrail trace`)")
-    nodes, edges = _graph(r, sources, label, stopped=False, group_holdings=True)
+    nodes, edges = _graph(r, sources, label, stopped=False, group_holdings=True,
+                          times=_tx_times(ws, _edge_txids(r, stopped=False)))
     for n in seed_nodes:
         nodes.pop(n.id, None)
     # a chain reached through a bridge or swap has no seed of its own: its edges leave from the first seed
@@ -212,9 +268,11 @@ def follow(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", dire
 
 
 def warm(ws: Workspace) -> list[str]:
-    """Build the trace's cached graphs of every chain (one one-hop expansion each) so that the first
-    expansion a user asks for is answered as fast as the next ones. Returns the chains warmed."""
+    """Build the address dictionary's index and the trace's cached graphs of every chain (one one-hop
+    expansion each) so that the first expansion a user asks for is answered as fast as the next ones.
+    Returns the chains warmed."""
     done = []
+    ensure(ws)
     with connection(ws) as con:
         firsts = con.execute("SELECT chain, min(address) FROM addresses GROUP BY chain ORDER BY chain").fetchall()
     for chain, addr in firsts:

@@ -8,6 +8,7 @@ from fundtrail.attribution.resolve import address_tags
 from fundtrail.investigate import activity as A
 from fundtrail.investigate import clusters as K
 from fundtrail.investigate.conn import connection
+from fundtrail.investigate.peels import peel_flags
 from fundtrail.store import Workspace
 
 PAGE = 50
@@ -52,7 +53,8 @@ def address_page(ws: Workspace, chain: str, address: str, *, page: int = 0, cp_p
                                      {"c": chain, "k": cid}).fetchone()[0])
     return {**act, "counterparties": cps["counterparties"], "cp_page": cp_page, "cp_more": cps["more"],
             "tags": _tags(address_tags(ws, act["address"], chain=chain)), "cluster_id": cid, "cluster_size": size_c,
-            "coinjoin": coinjoin_flags(ws, chain, act["address_id"]) if act["kind"] == "utxo" else []}
+            "coinjoin": coinjoin_flags(ws, chain, act["address_id"]) if act["kind"] == "utxo" else [],
+            "peel": peel_flags(ws, chain, act["address_id"]) if act["kind"] == "utxo" else None}
 
 
 def entity_page(ws: Workspace, name: str, *, page: int = 0, size: int = PAGE) -> dict[str, Any]:

@@ -305,8 +305,8 @@ def cross_book(ws: Workspace) -> CrossBook:
     return book
 
 
-# address strings are resolved on demand (one DuckDB query per call) for the ids a result shows, never
-# held for a whole chain; a small memo per workspace generation and chain keeps repeated lookups cheap
+# address strings are resolved on demand (through the dictionary's index) for the ids a result shows, never
+# held for a whole chain in memory; a small memo per workspace generation and chain keeps repeated lookups cheap
 _NAMES: dict[tuple[str, str], tuple[int, dict[int, str], dict[str, int]]] = {}
 MEMO_LIMIT = 50_000
 
@@ -322,6 +322,22 @@ def _memo(ws: Workspace, chain: str) -> tuple[dict[int, str], dict[str, int]]:
 
 
 def _lookup(ws: Workspace, chain: str, column: str, values: pa.Array) -> tuple[list[int], list[str]]:
+    """Through the index of the address dictionary when one is built for the chain's current part list
+    (store/addrindex.py: microseconds a lookup; the web UI builds it); else one DuckDB query over the
+    chain's ``addresses`` files only."""
+    from fundtrail.store.addrindex import index
+
+    idx = index(ws, chain, build_missing=False)
+    if idx is not None:
+        if column == "address":
+            got = idx.ids_of(values.to_pylist())
+            return list(got.values()), list(got.keys())
+        got_s = idx.strings_of(values.to_numpy(zero_copy_only=False))
+        return list(got_s.keys()), list(got_s.values())
+    return _scan(ws, chain, column, values)
+
+
+def _scan(ws: Workspace, chain: str, column: str, values: pa.Array) -> tuple[list[int], list[str]]:
     """One DuckDB query over the chain's ``addresses`` files only (no workspace-wide views to set up)."""
     import duckdb
 

@@ -8,7 +8,10 @@ double-submitted in a cookie). Every page a user opens and every change is writt
 
 from __future__ import annotations
 
+import inspect
+import json
 import secrets
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -16,8 +19,11 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fundtrail.errors import AuthError, FundtrailError, NotFoundError
 from fundtrail.incidents import list_incidents
@@ -209,6 +215,8 @@ def address_page(request: Request, chain: str, address: str, page: int = Query(0
     s = user_of(request)
     d = P.address_page(_rt(request).ws, chain, address, page=max(0, page), cp_page=max(0, cp))
     exposure, label = _exposure(request, chain, d["address"])
+    if label is not None and not label.get("entity"):
+        label = None  # a cluster without attribution
     if label is None:  # the index refreshes after a tag import; the tags table is current at once
         now = [t for t in d["tags"] if t.get("valid_now") and t.get("entity")]
         if now:
@@ -352,45 +360,50 @@ def install(app: FastAPI) -> None:
     async def _page(request: Request, exc: PageError) -> Response:
         return render(request, "error.html", status=exc.status, user=None, message=exc.message)
 
-    prev_nf = app.exception_handlers.get(NotFoundError)
-    prev_ft = app.exception_handlers.get(FundtrailError)
-
-    async def _nf(request: Request, exc: Exception) -> Response:
-        if request.url.path.startswith("/ui/"):
-            return render(request, "error.html", status=404, user=None, message=str(exc))
-        return await prev_nf(request, exc)
-
-    async def _ft(request: Request, exc: Exception) -> Response:
-        if request.url.path.startswith("/ui/"):
-            return render(request, "error.html", status=422, user=None, message=str(exc))
-        return await prev_ft(request, exc)
-
-    if prev_nf is not None:
-        app.add_exception_handler(NotFoundError, _nf)
-    if prev_ft is not None:
-        app.add_exception_handler(FundtrailError, _ft)
-    for cls in (AuthError,):
-        prev = app.exception_handlers.get(cls)
-        if prev is None:
+    # every other error under /ui/ becomes an HTML page with the status and message the API's handler
+    # gives (problem JSON stays for /v1 and for a script's or fetch's request that accepts only JSON)
+    for cls, prev in list(app.exception_handlers.items()):
+        if cls in (NeedSignIn, PageError) or not isinstance(cls, type):
             continue
+        app.add_exception_handler(cls, _html_or(prev))
+    if StarletteHTTPException not in app.exception_handlers:
+        app.add_exception_handler(StarletteHTTPException, _html_or(http_exception_handler))
+    if RequestValidationError not in app.exception_handlers:
+        app.add_exception_handler(RequestValidationError, _html_or(request_validation_exception_handler))
 
-        def _mk(prev_handler):
-            async def h(request: Request, exc: Exception) -> Response:
-                if request.url.path.startswith("/ui/"):
-                    return render(request, "error.html", status=getattr(exc, "status", 403), user=None,
-                                  message=str(exc))
-                return await prev_handler(request, exc)
-            return h
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        # Starlette raises the error again after this answer: the server's log has the traceback
+        if wants_html(request):
+            return render(request, "error.html", status=500, user=None,
+                          message="an internal error stopped this page (it is in the service's log)")
+        return PlainTextResponse("Internal Server Error", status_code=500)
 
-        app.add_exception_handler(cls, _mk(prev))
-    # FieldError is a UsageError: its handler is more specific than FundtrailError's
-    from fundtrail.errors import FieldError
 
-    prev_field = app.exception_handlers.get(FieldError)
-    if prev_field is not None:
-        async def _field(request: Request, exc: Exception) -> Response:
-            if request.url.path.startswith("/ui/"):
-                return render(request, "error.html", status=422, user=None, message=str(exc))
-            return await prev_field(request, exc)
+def wants_html(request: Request) -> bool:
+    """A UI page's request whose error should be a page: under /ui/ and not asking for JSON only."""
+    path = request.url.path
+    if not (path == "/ui" or path.startswith("/ui/")):
+        return False
+    accept = request.headers.get("accept", "").lower()
+    return not ("json" in accept and "text/html" not in accept)
 
-        app.add_exception_handler(FieldError, _field)
+
+def _html_or(prev: Any) -> Any:
+    async def handler(request: Request, exc: Exception) -> Response:
+        r = prev(request, exc)
+        if inspect.isawaitable(r):
+            r = await r
+        if not wants_html(request):
+            return r
+        try:
+            message = json.loads(bytes(r.body)).get("detail") or HTTPStatus(r.status_code).phrase
+        except (ValueError, AttributeError):
+            message = HTTPStatus(r.status_code).phrase
+        page = render(request, "error.html", status=r.status_code, user=None, message=str(message),
+                      code=r.status_code, phrase=HTTPStatus(r.status_code).phrase)
+        for k in ("retry-after", "www-authenticate", "allow"):
+            if k in r.headers:
+                page.headers[k] = r.headers[k]
+        return page
+    return handler

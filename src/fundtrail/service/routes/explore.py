@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from fundtrail.investigate import activity as A
 from fundtrail.investigate import clusters as K
+from fundtrail.investigate import peels as PEEL
 from fundtrail.investigate import search as S
 from fundtrail.investigate import txs as X
 from fundtrail.service.deps import Caller, require, runtime
@@ -33,6 +34,14 @@ def activity(chain: str = ChainP, address: str = Path(max_length=128), page: int
 def counterparties(chain: str = ChainP, address: str = Path(max_length=128), page: int = Page, size: int = Size,
                    _c: Caller = require("viewer"), rt=Depends(runtime)) -> dict:
     return A.counterparties(rt.ws, chain, address, page=page, size=size)
+
+
+@router.get("/v1/addresses/{chain}/{address}/peel-chains",
+            summary="Peel chains the address takes part in (continuing output, peel, or spent into one)",
+            responses={404: {}})
+def peel_chains(chain: str = ChainP, address: str = Path(max_length=128), _c: Caller = require("viewer"),
+                rt=Depends(runtime)) -> dict:
+    return PEEL.address_peel_chains(rt.ws, chain, address)
 
 
 @router.get("/v1/clusters/{chain}/{cluster_id}/members", summary="A page of members and of the merges (why)",

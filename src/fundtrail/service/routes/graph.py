@@ -41,19 +41,22 @@ class FollowBody(BaseModel):
 
 
 def labeler(rt):
-    """(chain, address) -> the index's label of the address (directly or through its cluster), or None."""
+    """(chain, address) -> the index's label of the address (directly or through its cluster) and its cluster
+    id, or None when the index knows neither."""
     s = rt.screener
 
     def label(chain: str, address: str):
         if s is None:
             return None
         try:
-            lab = s.profile(chain, address).label
+            p = s.profile(chain, address)
         except Exception:  # noqa: BLE001 - an address the index does not hold has no label
             return None
+        lab = p.label
         if lab is None:
-            return None
-        return {"entity": lab.entity, "category": lab.category, "country": lab.country, "sanctioned": lab.sanctioned}
+            return {"cluster": p.cluster_id} if p.cluster_id is not None else None
+        return {"entity": lab.entity, "category": lab.category, "country": lab.country, "sanctioned": lab.sanctioned,
+                "cluster": p.cluster_id}
 
     return label
 

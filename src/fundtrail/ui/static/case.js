@@ -8,9 +8,47 @@
   const $ = (id) => document.getElementById(id);
   const status = (t) => { $("status").textContent = t; };
   const g = data.graph || {};
+  // The case is saved compactly (a graph of 2,000 nodes must fit the service's request size): fields that
+  // are empty, and an edge's id and decimal amount (both follow from its other fields), are left out.
+  const NODE_EMPTY = { entity: null, category: null, country: null, sanctioned: false, cluster: null, address_count: 0 };
+  function unitsOf(base, decimals) {  // "123456789", 8 -> "1.23456789", exactly (as the API writes it)
+    const neg = String(base).startsWith("-"), d = Math.max(0, decimals | 0);
+    let s = neg ? String(base).slice(1) : String(base);
+    if (d === 0) return (neg ? "-" : "") + s;
+    s = s.padStart(d + 1, "0");
+    return (neg ? "-" : "") + s.slice(0, -d) + "." + s.slice(-d);
+  }
+  function unpackNode(n) {
+    for (const [k, v] of Object.entries(NODE_EMPTY)) if (!(k in n)) n[k] = v;
+    if (!n.addresses) n.addresses = [];
+    return n;
+  }
+  function unpackEdge(e) {
+    if (!e.id) e.id = e.source + "->" + e.target + ":" + e.chain + ":" + e.asset;
+    if (e.amount === undefined && e.amount_base !== undefined) e.amount = unitsOf(e.amount_base, e.decimals);
+    for (const k of ["symbol", "hops", "first_seen"]) if (!(k in e)) e[k] = null;
+    return e;
+  }
+  function packNode(n) {
+    const o = {};
+    for (const [k, v] of Object.entries(n)) {
+      if (v === undefined || (k in NODE_EMPTY && v === NODE_EMPTY[k]) || (k === "addresses" && !v.length)) continue;
+      o[k] = v;
+    }
+    return o;
+  }
+  function packEdge(e) {
+    const o = {};
+    for (const [k, v] of Object.entries(e)) {
+      if (v === null || v === undefined || k === "id" || (k === "amount" && e.amount_base !== undefined)) continue;
+      o[k] = v;
+    }
+    return o;
+  }
+  const round = (p) => ({ x: Math.round(p.x), y: Math.round(p.y) });
   const state = {
-    nodes: new Map((g.nodes || []).map((n) => [n.id, n])),
-    edges: new Map((g.edges || []).map((e) => [e.id, e])),
+    nodes: new Map((g.nodes || []).map((n) => [n.id, unpackNode(n)])),
+    edges: new Map((g.edges || []).map((e) => unpackEdge(e)).map((e) => [e.id, e])),
     positions: g.positions || {},
     hidden: new Set(g.hidden || []),
     pinned: new Set(g.pinned || []),
@@ -79,59 +117,220 @@
         "text-background-padding": 1 } },
       { selector: "edge[reason = 'endpoint']", style: { "line-color": "#2e6fd8", "target-arrow-color": "#2e6fd8" } },
       { selector: "edge[reason = 'unspent']", style: { "line-style": "dashed", "line-color": "#d98a1c", "target-arrow-color": "#d98a1c" } },
+      // big graphs: labels (amounts, addresses) are drawn for the seeds, the entities and the selected node
+      // with its neighbours only (drawing 4,000 labels costs seconds); the tables list all of them
+      { selector: "edge.quiet, node.quiet", style: { "label": "" } },
     ],
   });
 
   function visibleEdge(e) {
     if (state.hidden.has(e.source) || state.hidden.has(e.target)) return false;
     if (state.minAmount > 0 && parseFloat(e.amount) < state.minAmount) return false;
+    // every edge with a time (one-hop flows, endpoints, holdings, mixers) is filtered by when it first arrived
     if (state.since && e.first_seen && e.first_seen.slice(0, 10) < state.since) return false;
     return true;
   }
 
-  function groupOf(n) {
-    return state.grouped && n.kind !== "entity" && n.entity ? "g:" + n.entity : null;
+  // "group a cluster into one node": the addresses of one cluster (2 or more shown) inside one box
+  function clusterKey(n) {
+    return state.grouped && n.kind !== "entity" && n.cluster !== undefined && n.cluster !== null
+      ? "c:" + n.chain + ":" + n.cluster : null;
   }
 
-  function draw(layout) {
-    const els = [];
-    const used = new Set();
+  // What the canvas should show now: elements keyed by id, each with a signature of its data.
+  function wanted() {
     const edges = [...state.edges.values()].filter(visibleEdge);
+    const used = new Set();
     for (const e of edges) { used.add(e.source); used.add(e.target); }
-    const groups = new Set();
+    const shown = [];
+    const members = new Map();
     for (const n of state.nodes.values()) {
       if (state.hidden.has(n.id)) continue;
       if (!n.seed && !used.has(n.id) && !state.pinned.has(n.id)) continue;
-      const parent = groupOf(n);
-      if (parent) groups.add(parent);
-      els.push({ group: "nodes", data: { id: n.id, label: nodeLabel(n), kind: n.kind, category: n.category || "",
-        sanctioned: !!n.sanctioned, seed: !!n.seed, pinned: state.pinned.has(n.id), parent: parent || undefined },
-        position: state.positions[n.id] ? Object.assign({}, state.positions[n.id]) : undefined });
+      shown.push(n);
+      const k = clusterKey(n);
+      if (k) members.set(k, (members.get(k) || []).concat([n]));
     }
-    for (const gid of groups) els.push({ group: "nodes", data: { id: gid, label: gid.slice(2) + " (group)", kind: "group" } });
-    const maxAmt = Math.max(1e-30, ...edges.map((e) => parseFloat(e.amount) || 0));
+    const els = new Map();
+    for (const [k, ns] of members) {
+      if (ns.length < 2) { members.delete(k); continue; }
+      const ent = ns.map((n) => n.entity).find(Boolean);
+      const data = { id: k, label: "cluster " + k.split(":").pop() + (ent ? " (" + ent + ")" : "") + " · " + ns.length, kind: "group" };
+      els.set(k, { group: "nodes", data, sig: JSON.stringify(data) });
+    }
+    for (const n of shown) {
+      const k = clusterKey(n);
+      const data = { id: n.id, label: nodeLabel(n), kind: n.kind, category: n.category || "", sanctioned: !!n.sanctioned,
+        seed: !!n.seed, pinned: state.pinned.has(n.id), parent: k && members.has(k) ? k : undefined };
+      els.set(n.id, { group: "nodes", data, sig: JSON.stringify(data) });
+    }
+    let maxAmt = 1e-30;
+    for (const e of edges) maxAmt = Math.max(maxAmt, parseFloat(e.amount) || 0);
     for (const e of edges) {
-      els.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, reason: e.reason,
+      const data = { id: e.id, source: e.source, target: e.target, reason: e.reason,
         label: trimAmount(e.amount) + " " + (e.symbol || short(e.asset)),
-        w: 1 + 5 * Math.sqrt((parseFloat(e.amount) || 0) / maxAmt) } });
+        w: Math.round(10 * (1 + 5 * Math.sqrt((parseFloat(e.amount) || 0) / maxAmt))) / 10 };
+      els.set(e.id, { group: "edges", data, sig: JSON.stringify(data) });
     }
-    cy.elements().remove();
-    cy.add(els);
-    cy.nodes().forEach((n) => { if (state.pinned.has(n.id())) n.lock(); });
-    const missing = cy.nodes().filter((n) => !n.isParent() && !state.positions[n.id()]);
-    if (layout || missing.length) {
-      // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, the much faster breadth-first layout
-      const big = cy.nodes().length > LAYERED_MAX;
-      const name = window.cytoscapeDagre && !big ? "dagre" : "breadthfirst";
-      cy.layout({ name, rankDir: "LR", nodeSep: 30, rankSep: 120, directed: true, spacingFactor: big ? 0.6 : 1,
-        roots: cy.nodes("[?seed]"), animate: false, fit: true }).run();
-      cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
-    } else {
-      cy.fit(undefined, 30);
-    }
-    tables();
-    sankey();
+    return els;
   }
+
+  const drawn = new Map();  // id -> signature of what the canvas shows
+  let drawnFollow = null;
+
+  // New nodes without a saved position go beside the node they are linked to (right of it for funds it
+  // sent, left for funds it received), so an expansion never lays the whole graph out again.
+  function placeNew(els) {
+    const have = (id) => state.positions[id];
+    const sides = new Map();
+    const lone = [];
+    for (const [id, el] of els) {
+      if (el.group !== "nodes" || el.data.kind === "group" || have(id)) continue;
+      let anchor = null, dx = 0;
+      for (const x of els.values()) {
+        if (x.group !== "edges") continue;
+        if (x.data.target === id && have(x.data.source)) { anchor = x.data.source; dx = 180; break; }
+        if (x.data.source === id && have(x.data.target)) { anchor = x.data.target; dx = -180; break; }
+      }
+      if (!anchor) { lone.push(id); continue; }
+      const k = anchor + "|" + dx;
+      sides.set(k, (sides.get(k) || []).concat([id]));
+    }
+    for (const [k, ids] of sides) {
+      const [anchor, dx] = [k.slice(0, k.lastIndexOf("|")), +k.slice(k.lastIndexOf("|") + 1)];
+      const p = state.positions[anchor];
+      // beside the anchor, clear of what is already in that column
+      ids.forEach((id, i) => { state.positions[id] = { x: p.x + dx, y: p.y + (i - (ids.length - 1) / 2) * 40 }; });
+    }
+    if (lone.length) {
+      let maxY = 0, minX = 0;
+      for (const p of Object.values(state.positions)) { maxY = Math.max(maxY, p.y); minX = Math.min(minX, p.x); }
+      lone.forEach((id, i) => { state.positions[id] = { x: minX + (i % 20) * 60, y: maxY + 80 + Math.floor(i / 20) * 50 }; });
+    }
+  }
+
+  // The layout of big graphs, linear in its size: a column per hop from the seeds (funds sent to the
+  // right, received to the left), nodes stacked in each column; a part no seed reaches is laid out the
+  // same way from one of its nodes.
+  function columns() {
+    const ns = cy.nodes().filter((n) => !n.isParent());
+    const depth = new Map();
+    const queue = [];
+    ns.filter("[?seed]").forEach((n) => { depth.set(n.id(), 0); queue.push(n); });
+    for (let i = 0; ; i++) {
+      if (i >= queue.length) {  // a part no seed reaches: its first node starts in the seeds' column
+        const rest = ns.filter((n) => !depth.has(n.id()));
+        if (!rest.length) break;
+        depth.set(rest[0].id(), 0); queue.push(rest[0]);
+      }
+      const n = queue[i], d = depth.get(n.id());
+      n.outgoers("node").forEach((m) => { if (!depth.has(m.id())) { depth.set(m.id(), d + 1); queue.push(m); } });
+      n.incomers("node").forEach((m) => { if (!depth.has(m.id())) { depth.set(m.id(), d - 1); queue.push(m); } });
+    }
+    const cols = new Map();
+    ns.forEach((n) => { const d = depth.get(n.id()); if (!cols.has(d)) cols.set(d, []); cols.get(d).push(n.id()); });
+    const pos = {};
+    for (const [d, ids] of cols) ids.forEach((id, i) => { pos[id] = { x: d * 220, y: (i - (ids.length - 1) / 2) * 38 }; });
+    cy.batch(() => ns.forEach((n) => { n.position(pos[n.id()]); }));
+  }
+
+  function quiet() {
+    cy.batch(() => {
+      const big = cy.nodes().length > LAYERED_MAX;
+      const sel = selected ? cy.getElementById(selected) : cy.collection();
+      const near = sel.closedNeighborhood();
+      cy.elements().forEach((x) => {
+        const loud = !big || near.has(x) || (x.isNode() && (x.data("seed") || x.data("kind") === "entity"));
+        if (loud) x.removeClass("quiet"); else x.addClass("quiet");
+      });
+    });
+  }
+
+  // Fit the graph into view from the node positions alone: cytoscape's fit measures every label first,
+  // which takes seconds at 2,000 nodes.
+  function fitView() {
+    let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
+    cy.nodes().forEach((n) => {
+      if (n.isParent()) return;
+      const p = n.position();
+      x1 = Math.min(x1, p.x); x2 = Math.max(x2, p.x); y1 = Math.min(y1, p.y); y2 = Math.max(y2, p.y);
+    });
+    if (!isFinite(x1)) return;
+    const w = cy.width(), h = cy.height(), pad = 60;
+    const z = Math.max(cy.minZoom(), Math.min(1.5, (w - 2 * pad) / Math.max(1, x2 - x1), (h - 2 * pad) / Math.max(1, y2 - y1)));
+    cy.viewport({ zoom: z, pan: { x: w / 2 - z * (x1 + x2) / 2, y: h / 2 - z * (y1 + y2) / 2 } });
+  }
+
+  // Bring the canvas to what `wanted()` says, touching only what changed (one batch), and the tables.
+  function draw(layout) {
+    const els = wanted();
+    const t0 = performance.now();
+    let rebuild = false;
+    for (const [id, el] of els) {  // a node moving in or out of a group box: draw everything again
+      if (el.group !== "nodes" || !drawn.has(id)) continue;
+      const cur = cy.getElementById(id);
+      if (cur.length && (cur.data("parent") || undefined) !== el.data.parent) { rebuild = true; break; }
+    }
+    const positioned = Object.keys(state.positions).length > 0;
+    if (!layout && positioned) placeNew(els);
+    const tb = performance.now();
+    cy.batch(() => {
+      if (rebuild) { cy.elements().remove(); drawn.clear(); }
+      const gone = cy.collection();
+      for (const id of drawn.keys()) if (!els.has(id)) { gone.merge(cy.getElementById(id)); drawn.delete(id); }
+      if (gone.length) cy.remove(gone);
+      const add = [];
+      for (const [id, el] of els) {
+        const sig = drawn.get(id);
+        if (sig === undefined) {
+          const def = { group: el.group, data: Object.assign({}, el.data) };
+          if (el.group === "nodes" && el.data.kind !== "group" && state.positions[id]) def.position = Object.assign({}, state.positions[id]);
+          add.push(def);
+        } else if (sig !== el.sig) {
+          const cur = cy.getElementById(id);
+          const d = Object.assign({}, el.data); delete d.parent; delete d.source; delete d.target; delete d.id;
+          cur.data(d);
+          if (el.group === "nodes") { if (el.data.pinned) cur.lock(); else cur.unlock(); }
+        }
+        drawn.set(id, el.sig);
+      }
+      if (add.length) cy.add(add).nodes().forEach((n) => { if (n.data("pinned")) n.lock(); });
+    });
+    const tBatch = performance.now() - tb;
+    if (!straight && cy.nodes().length > LAYERED_MAX) {  // big graphs: straight edges draw much faster
+      straight = true;
+      cy.style().selector("edge").style("curve-style", "straight").update();
+    }
+    quiet();
+    const missing = !positioned || layout;
+    if (missing) {
+      const t1 = performance.now();
+      // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, columns by hops from the seeds
+      if (window.cytoscapeDagre && cy.nodes().length <= LAYERED_MAX) {
+        cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 120, animate: false, fit: true }).run();
+      } else {
+        columns();
+        fitView();
+      }
+      cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
+      $("cy").dataset.layoutMs = String(Math.round(performance.now() - t1));
+    } else if (!drawnOnce) {
+      if (cy.nodes().length > LAYERED_MAX) fitView(); else cy.fit(undefined, 30);
+    }
+    drawnOnce = true;
+    const tt = performance.now();
+    tables();
+    $("cy").dataset.tablesMs = String(Math.round(performance.now() - tt));
+    $("cy").dataset.batchMs = String(Math.round(tBatch));
+    if (drawnFollow !== state.follow) { drawnFollow = state.follow; sankey(); }
+    const box = $("cy").dataset;  // what is drawn, for tests and benchmarks
+    box.drawMs = String(Math.round(performance.now() - t0));
+    box.nodes = String(cy.nodes().length - cy.nodes(":parent").length);
+    box.edges = String(cy.edges().length);
+    box.groups = String(cy.nodes(":parent").length);
+  }
+  let drawnOnce = false;
+  let straight = false;
 
   function trimAmount(a) {
     if (a === undefined || a === null) return "";
@@ -149,42 +348,94 @@
   }
   function nodeName(id) { const n = state.nodes.get(id); return n ? nodeLabel(n).replace("\n", " ") : id; }
 
-  function tables() {
-    // keep the keyboard focus on the same button when the table is rebuilt (e.g. after "Expand")
-    const act = document.activeElement;
-    const row = act && act.closest ? act.closest("#nodes-table tr") : null;
-    const keep = row ? [row.dataset.id, act.textContent] : null;
-    const tb = $("nodes-table").tBodies[0]; tb.textContent = "";
-    for (const n of state.nodes.values()) {
-      const tr = document.createElement("tr"); tr.dataset.id = n.id;
-      const td = cell(tr, "");
-      if (n.address) link(td, "/ui/address/" + encodeURIComponent(n.chain) + "/" + encodeURIComponent(n.address), n.address);
-      else if (n.kind === "entity") link(td, "/ui/entity/" + encodeURIComponent(n.entity), n.entity);
-      else td.textContent = nodeLabel(n);
-      cell(tr, n.seed ? "seed" : n.kind); cell(tr, n.entity || ""); cell(tr, n.category || ""); cell(tr, n.country || "");
-      cell(tr, [state.hidden.has(n.id) ? "hidden" : "", state.pinned.has(n.id) ? "pinned" : ""].filter(Boolean).join(", "));
-      const acts = cell(tr, "");
-      btn(acts, "Select", () => select(n.id), "select " + nodeName(n.id));
-      if (n.address) {
-        btn(acts, "Expand →", () => expand(n.id, "forward"), "expand forward " + nodeName(n.id));
-        btn(acts, "← Expand", () => expand(n.id, "backward"), "expand backward " + nodeName(n.id));
+  // A table shown PAGE_ROWS rows at a time; rows are keyed and rebuilt only when their content changed.
+  const PAGE_ROWS = 200;
+  function pagedTable(tableId, what) {
+    const table = $(tableId), tb = table.tBodies[0];
+    const nav = document.createElement("nav"); nav.className = "pager"; nav.setAttribute("aria-label", what + " pages");
+    const prev = document.createElement("button"); prev.type = "button"; prev.textContent = "Previous " + PAGE_ROWS;
+    const info = document.createElement("span"); info.setAttribute("aria-live", "polite");
+    const next = document.createElement("button"); next.type = "button"; next.textContent = "Next " + PAGE_ROWS;
+    prev.setAttribute("aria-label", "previous " + what); next.setAttribute("aria-label", "next " + what);
+    nav.append(prev, info, next); nav.hidden = true; table.after(nav);
+    const t = { page: 0, rows: new Map(), items: [] };
+    t.update = (items) => {
+      t.items = items;
+      const pages = Math.max(1, Math.ceil(items.length / PAGE_ROWS));
+      t.page = Math.min(t.page, pages - 1);
+      const lo = t.page * PAGE_ROWS, slice = items.slice(lo, lo + PAGE_ROWS);
+      const act = document.activeElement;
+      const row = act && act.closest ? act.closest("#" + tableId + " tr") : null;
+      const keep = row && row.dataset.key ? [row.dataset.key, act.textContent] : null;
+      const live = new Set();
+      let cur = tb.firstChild;
+      for (const it of slice) {
+        live.add(it.key);
+        let r = t.rows.get(it.key);
+        if (!r || r.sig !== it.sig) { r = { tr: it.build(), sig: it.sig }; r.tr.dataset.key = it.key; t.rows.set(it.key, r); }
+        if (r.tr === cur) cur = cur.nextSibling; else tb.insertBefore(r.tr, cur);
       }
-      tb.appendChild(tr);
+      while (cur) { const nx = cur.nextSibling; tb.removeChild(cur); cur = nx; }
+      for (const k of [...t.rows.keys()]) if (!live.has(k)) t.rows.delete(k);
+      nav.hidden = pages < 2;
+      prev.disabled = t.page === 0; next.disabled = t.page >= pages - 1;
+      info.textContent = "rows " + (items.length ? lo + 1 : 0) + "–" + (lo + slice.length) + " of " + items.length;
+      if (keep && document.activeElement !== act) {  // the focused row was redrawn or moved: focus it again
+        const r = t.rows.get(keep[0]);
+        const b = r && [...r.tr.querySelectorAll("button")].find((x) => x.textContent === keep[1]);
+        if (b) b.focus();
+      }
+    };
+    prev.addEventListener("click", () => { if (t.page > 0) { t.page--; t.update(t.items); } });
+    next.addEventListener("click", () => { t.page++; t.update(t.items); });
+    t.show = (key) => {  // the page holding `key`
+      const i = t.items.findIndex((x) => x.key === key);
+      if (i >= 0 && Math.floor(i / PAGE_ROWS) !== t.page) { t.page = Math.floor(i / PAGE_ROWS); t.update(t.items); }
+    };
+    return t;
+  }
+  const nodesTable = pagedTable("nodes-table", "nodes");
+  const edgesTable = pagedTable("edges-table", "edges");
+
+  function nodeRow(n) {
+    const tr = document.createElement("tr"); tr.dataset.id = n.id;
+    const td = cell(tr, "");
+    if (n.address) link(td, "/ui/address/" + encodeURIComponent(n.chain) + "/" + encodeURIComponent(n.address), n.address);
+    else if (n.kind === "entity") link(td, "/ui/entity/" + encodeURIComponent(n.entity), n.entity);
+    else td.textContent = nodeLabel(n);
+    cell(tr, n.seed ? "seed" : n.kind); cell(tr, n.entity || ""); cell(tr, n.category || ""); cell(tr, n.country || "");
+    cell(tr, [state.hidden.has(n.id) ? "hidden" : "", state.pinned.has(n.id) ? "pinned" : ""].filter(Boolean).join(", "));
+    const acts = cell(tr, "");
+    btn(acts, "Select", () => select(n.id), "select " + nodeName(n.id));
+    if (n.address) {
+      btn(acts, "Expand →", () => expand(n.id, "forward"), "expand forward " + nodeName(n.id));
+      btn(acts, "← Expand", () => expand(n.id, "backward"), "expand backward " + nodeName(n.id));
     }
-    if (keep) {
-      const tr = [...tb.rows].find((r) => r.dataset.id === keep[0]);
-      const b = tr && [...tr.querySelectorAll("button")].find((x) => x.textContent === keep[1]);
-      if (b) b.focus();
+    return tr;
+  }
+
+  function tables() {
+    const ns = [];
+    for (const n of state.nodes.values()) {
+      // the signature is what the row shows: a row is rebuilt only when that changed
+      ns.push({ key: n.id, sig: [!!n.seed, n.kind, n.address, n.entity, n.category, n.country, nodeLabel(n),
+        state.hidden.has(n.id), state.pinned.has(n.id)].join("|"), build: () => nodeRow(n) });
     }
-    const eb = $("edges-table").tBodies[0]; eb.textContent = "";
+    nodesTable.update(ns);
+    const es = [];
     for (const e of state.edges.values()) {
       if (!visibleEdge(e)) continue;
-      const tr = document.createElement("tr");
-      cell(tr, nodeName(e.source)); cell(tr, nodeName(e.target)); cell(tr, e.amount, "num"); cell(tr, e.symbol || e.asset); cell(tr, e.reason);
-      eb.appendChild(tr);
+      es.push({ key: e.id, sig: [nodeName(e.source), nodeName(e.target), e.amount, e.symbol, e.reason, e.first_seen].join("|"),
+        build: () => {
+          const tr = document.createElement("tr");
+          cell(tr, nodeName(e.source)); cell(tr, nodeName(e.target)); cell(tr, e.amount, "num"); cell(tr, e.symbol || e.asset); cell(tr, e.reason);
+          cell(tr, (e.first_seen || "").slice(0, 16));
+          return tr;
+        } });
     }
+    edgesTable.update(es);
     const f = state.follow;
-    if (f) {
+    if (f && drawnFollow !== f) {
       const pb = $("endpoints-table").tBodies[0]; pb.textContent = "";
       for (const e of f.endpoints) {
         const tr = document.createElement("tr");
@@ -259,6 +510,7 @@
     selected = id;
     cy.$(":selected").unselect();
     const el = cy.getElementById(id); if (el && el.length) el.select();
+    quiet();
     const n = state.nodes.get(id);
     for (const b of ["expand-fwd", "expand-back"]) $(b).disabled = !(n && n.address);
     for (const b of ["collapse", "hide", "pin"]) $(b).disabled = !n;
@@ -327,7 +579,9 @@
     clearTimeout(saveTimer);
     saveTimer = setTimeout(async () => {
       cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
-      const graph = { nodes: [...state.nodes.values()], edges: [...state.edges.values()], positions: state.positions,
+      const positions = {};
+      for (const [k, p] of Object.entries(state.positions)) if (state.nodes.has(k)) positions[k] = round(p);
+      const graph = { nodes: [...state.nodes.values()].map(packNode), edges: [...state.edges.values()].map(packEdge), positions,
         hidden: [...state.hidden], pinned: [...state.pinned], grouped: state.grouped, expandedBy: state.expandedBy,
         follow: state.follow, minAmount: state.minAmount, since: state.since };
       try { await api("PATCH", "/v1/cases/" + data.case_id, { graph }); $("cy").dataset.saved = String(Date.now()); }
@@ -372,6 +626,7 @@
     if (state.pinned.has(selected)) state.pinned.delete(selected); else state.pinned.add(selected);
     draw(false); select(selected); save();
   });
+  $("group").setAttribute("aria-pressed", String(state.grouped));
   $("group").addEventListener("click", () => { state.grouped = !state.grouped; $("group").setAttribute("aria-pressed", String(state.grouped)); draw(true); save(); });
   $("relayout").addEventListener("click", () => { state.positions = {}; draw(true); save(); });
   $("min-amount").value = state.minAmount || 0;
@@ -446,5 +701,6 @@
     ev.preventDefault();
   });
   draw(false);
+  $("cy").dataset.readyAt = String(Math.round(performance.now()));  // ms since the navigation started
   $("cy").dataset.ready = "1";
 })();
