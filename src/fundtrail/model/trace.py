@@ -232,12 +232,20 @@ class Stopped:
                 "reason": self.reason, "address": self.address, "txid": self.txid}
 
 
+# transactions (EVM: transfers) a trace passes for free along peel chains per chain, by default
+# (docs/tracing.md, Peel chains); used up, the trace says so (a ``peel_budget`` limit notice)
+PEEL_TXS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     """A trace limit that stopped traced value: said first in every report, never silently.
 
-    ``reason`` is ``max_hops`` or ``dust``; ``where`` lists the largest stopped places (address and
-    txid); ``option`` is the setting that would go on (e.g. ``--max-hops 40``)."""
+    ``reason`` is ``max_hops``, ``dust`` or ``peel_budget`` (the allowance of transactions passed for free
+    along peel chains was used up: later peel steps each cost a hop; ``amount`` is then what the hop limit
+    stopped on that chain and asset, possibly 0); ``where`` lists the largest stopped places (address and
+    txid; for ``peel_budget`` the transaction where the allowance ran out); ``option`` is the setting that
+    would go on (e.g. ``--max-hops 40``, ``--peel-txs 20000``)."""
 
     chain: str
     asset: str
@@ -251,8 +259,12 @@ class Limit:
 
     @property
     def message(self) -> str:
-        what = "the hop limit" if self.reason == "max_hops" else "the dust threshold"
         unit = self.symbol or ("BTC" if self.asset == "BTC" else self.asset)
+        if self.reason == "peel_budget":
+            return (f"the peel-chain allowance was used up on {self.chain} ({unit}): later peel steps each cost "
+                    f"a hop; {format_units(self.amount, self.decimals)} {unit} ({self.share:.2%} of the traced "
+                    f"{unit}) stopped at the hop limit; {self.option} would follow peel chains further")
+        what = "the hop limit" if self.reason == "max_hops" else "the dust threshold"
         return (f"{format_units(self.amount, self.decimals)} {unit} ({self.share:.2%} of the traced "
                 f"{unit} on {self.chain}) stopped at {what}; {self.option} would follow it further")
 

@@ -145,13 +145,18 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
 
 def limit_notices(ctx: Ctx, legs: dict[str, Leg], params: dict[str, Any]) -> tuple[Limit, ...]:
     """One notice per chain, asset and limit (hop budget, dust) that stopped traced value: how much (and
-    its share of what was traced), the largest places it stopped, and the option that would go on."""
+    its share of what was traced), the largest places it stopped, and the option that would go on; and one
+    per chain and asset whenever the peel-chain allowance was used up (even if nothing stopped)."""
     out: list[Limit] = []
     max_hops = int(params.get("max_hops") or 0)
     for chain, leg in sorted(legs.items()):
         for asset, b in sorted(leg.buckets.items()):
             dec, sym = ctx.asset_meta(chain, asset)
             base = b.traced + b.absorbed
+            if leg.peel_hit is not None and (b.traced or b.absorbed):
+                out.append(Limit(chain, asset, b.stopped_hops, dec, "peel_budget",
+                                 b.stopped_hops / base if base else 0.0, ((None, leg.peel_hit),),
+                                 f"--peel-txs {2 * ctx.peel_txs}", sym))
             for reason, amount in (("max_hops", b.stopped_hops), ("dust", b.stopped_dust)):
                 if amount <= 0:
                     continue

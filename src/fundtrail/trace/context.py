@@ -14,6 +14,7 @@ from fundtrail.errors import NotFoundError, UsageError
 from fundtrail.model.address import normalize
 from fundtrail.model.amount import parse_units
 from fundtrail.model.chain import BITCOIN_NETWORKS
+from fundtrail.model.trace import PEEL_TXS
 from fundtrail.store import Workspace
 from fundtrail.trace import crossing as X
 from fundtrail.trace.graph import cached
@@ -31,7 +32,9 @@ class Ctx:
     follow_mixers: bool
     book: X.CrossBook
     meta: dict[str, dict[str, tuple[int, str | None]]] = field(default_factory=dict)
-    peel_budget: bool = True  # a peel chain (EVM: a forwarding chain) costs one hop of the budget
+    # transactions (EVM: transfers) a trace may pass for free along peel chains (a chain costs one hop of
+    # the budget); 0 counts every transaction as a hop
+    peel_txs: int = PEEL_TXS
 
     def kind(self, chain: str) -> str:
         c = self.ws.chain(chain)

@@ -150,10 +150,18 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
         if st_s is not None:
             bal_before = st_s.bal
             mv = eng.outflow(st_s, x, ai)
-            # the EVM peel chain: an account forwarding most of its balance on continues the chain of
-            # the account that forwarded most of its balance to it; the chain costs one hop in all
-            forwards = ctx.peel_budget and L.kind[e] != KIND_FEE and bal_before > 0 and 2 * x >= bal_before
-            hop_next = st_s.hop if forwards and st_s.cont else st_s.hop + 1
+            # the EVM peel chain: an account forwarding most of its balance on (to an account holding
+            # none of the asset) continues the chain of the account that did the same to it; the chain
+            # costs one hop in all, up to ctx.peel_txs transfers passed for free per leg
+            forwards = ctx.peel_txs > 0 and L.kind[e] != KIND_FEE and bal_before > 0 and 2 * x >= bal_before
+            free = forwards and st_s.cont and mv.tainted > 0
+            if free and leg.peel_free_txs >= ctx.peel_txs:
+                free = False
+                if leg.peel_hit is None:
+                    leg.peel_hit = L.txid_of(e)
+            if free:
+                leg.peel_free_txs += 1
+            hop_next = st_s.hop if free else st_s.hop + 1
             prev = st_s.pred
         if L.kind[e] == KIND_FEE:
             if mv is not None:
@@ -303,6 +311,9 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
             continue
         fresh = eng.state(d, ai) is None
         st_d = eng.ensure(d, ai, e, hop_next, when)
+        # a continuation goes to an account holding none of the asset (a fresh link of the chain), not
+        # to one that already has funds of its own
+        forwards = forwards and st_d.bal == 0
         eng.inflow(st_d, mvin, ai)
         if fresh or hop_next < st_d.hop:
             st_d.hop = hop_next

@@ -84,11 +84,14 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     leg = Leg(chain, "utxo")
     dust = ctx.dust_for(chain, "BTC")
     out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust,
-                   peel_free=ctx.peel_budget)
+                   peel_txs=ctx.peel_txs)
     b = leg.b("BTC")
     b.traced = int(np.minimum(taints, g.out_value[nodes]).sum()) if len(nodes) else 0
     b.absorbed = out.absorbed
     leg.txs = len(out.done)
+    leg.peel_free_txs = out.peel_free_txs
+    if out.peel_hit >= 0:
+        leg.peel_hit = g.txid_of(out.peel_hit)
     if len(nodes):
         leg.seed_time = int(g.tx_time[g.out_tx[nodes]].min())
     touched = out.nodes()
