@@ -90,6 +90,9 @@ class Endpoint:
     state: Literal["swept", "unswept"] = "swept"
     unswept_addresses: tuple[str, ...] = ()
     provenance: str | None = None  # how an unswept deposit address/contract was attributed
+    # of the traced amount of this chain and asset (backward: the share of the funds that came from here)
+    share: float | None = None
+    incident: str | None = None  # category incident (backward): the named incident whose seeds were reached
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +103,7 @@ class Endpoint:
             "paths": [list(p) for p in self.paths], "addresses": list(self.addresses),
             "sanctioned": self.sanctioned, "state": self.state,
             "unswept_addresses": list(self.unswept_addresses), "provenance": self.provenance,
+            "share": None if self.share is None else round(self.share, 6), "incident": self.incident,
         }
 
 

@@ -23,7 +23,7 @@ from fundtrail.model.trace import (
     Stopped,
     TraceResult,
 )
-from fundtrail.trace.context import Ctx, as_utc
+from fundtrail.trace.context import INCIDENT, Ctx, as_utc
 from fundtrail.trace.leg import MAX_STOPPED_ROWS, EpEvent, Leg, MixEvent
 
 MAX_PATHS = 3
@@ -83,7 +83,9 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
             sanctioned=any(v.label.sanctioned for v in evs), state=state,  # type: ignore[arg-type]
             unswept_addresses=tuple(sorted({v.address for v in evs}))[:MAX_ADDRESSES] if state == "unswept" else (),
             provenance=next((v.provenance for v in evs_sorted if v.provenance), None),
-            deposits=tuple(Deposit(v.address, v.txid, v.amount, as_utc(v.time)) for v in evs_sorted)))
+            deposits=tuple(Deposit(v.address, v.txid, v.amount, as_utc(v.time)) for v in evs_sorted),
+            share=_share(legs, chain, asset, sum(v.amount for v in evs)),
+            incident=entity if category == INCIDENT else None))
     endpoints.sort(key=lambda e: (e.chain, e.asset, -e.amount, e.entity, e.state))
     arrivals: list[Arrival] = []
     for leg in legs.values():
@@ -141,6 +143,14 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
         swaps=tuple(c for leg in legs.values() for c in leg.swaps), stopped=tuple(stopped),
         peel_chains=tuple(p for leg in legs.values() for p in leg.peels), balances=tuple(balances), params=params,
         limits=limits, arrivals=tuple(arrivals))
+
+
+def _share(legs: dict[str, Leg], chain: str, asset: str, amount: int) -> float | None:
+    """``amount`` as a share of what was traced on ``chain`` in ``asset`` (with poison's growth)."""
+    leg = legs.get(chain)
+    b = leg.buckets.get(asset) if leg is not None else None
+    base = (b.traced + b.absorbed) if b is not None else 0
+    return amount / base if base else None
 
 
 def limit_notices(ctx: Ctx, legs: dict[str, Leg], params: dict[str, Any]) -> tuple[Limit, ...]:

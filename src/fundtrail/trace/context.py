@@ -104,6 +104,31 @@ def chain_labels(ws: Workspace, chain: str, book: X.CrossBook, kind: str) -> Lab
     return cached(ws, chain, "labels", build)
 
 
+INCIDENT = "incident"  # the category of a backward endpoint at a named incident's seed address
+
+
+def incident_seeds(ctx: Ctx, chain: str) -> list[tuple[str, Ctx, list[Any]]]:
+    """Backward traces credit the share of the traced funds that came from a named incident to it: the
+    stored incidents with seeds on ``chain``, each as (name, a context carrying the incident's own
+    ``since``, its seeds on the chain). The legs resolve the seeds exactly as a forward trace from the
+    incident does (its seed coins; on EVM its seed transfers), so that both directions stop at the same
+    places (docs/tracing.md, "Why backward and forward agree")."""
+    from dataclasses import replace
+
+    from fundtrail.incidents import list_incidents
+
+    out: list[tuple[str, Ctx, list[Any]]] = []
+    for inc in list_incidents(ctx.ws):
+        seeds = [s for s in inc.seeds if s.chain == chain]
+        if seeds:
+            out.append((inc.name, replace(ctx, since=to_unix(inc.since)), seeds))
+    return out
+
+
+def incident_label(name: str) -> Label:
+    return Label(name, INCIDENT, None, False, True, 1.0)
+
+
 def deposit_provenance(ws: Workspace, chain: str) -> dict[int, str]:
     """The deposit addresses and deposit contracts clustering attributed on a chain (``deposit_addresses``),
     each with the evidence in words: value sitting there has reached the exchange, even unswept."""

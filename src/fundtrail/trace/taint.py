@@ -176,12 +176,17 @@ def _grow(a: np.ndarray, need: int) -> np.ndarray:
 @njit(cache=True)
 def _classify(node: int, is_seed: bool, forward: bool, taint: np.ndarray, status: np.ndarray,
               out_addr: np.ndarray, addr_stop: np.ndarray, out_opret: np.ndarray, out_spent_tx: np.ndarray,
-              out_tx: np.ndarray, dust: int) -> int:
-    """Set the node's status; return the tx to queue next (or -1)."""
+              out_tx: np.ndarray, dust: int, node_stop: np.ndarray) -> int:
+    """Set the node's status; return the tx to queue next (or -1). ``node_stop`` (empty, or one flag per
+    output): outputs that end the trace as endpoints whatever their address (a named incident's seed
+    coins, backward)."""
     if taint[node] <= 0:
         return -1
     a = out_addr[node]
     if not is_seed:
+        if len(node_stop) > 0 and node_stop[node]:
+            status[node] = ENDPOINT
+            return -1
         k = addr_stop[a] if 0 <= a < len(addr_stop) else S_NONE
         if k == S_SERVICE:
             status[node] = ENDPOINT
@@ -284,8 +289,8 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                    in_node: np.ndarray, in_value: np.ndarray, out_value: np.ndarray, out_addr: np.ndarray,
                    out_tx: np.ndarray, out_spent_tx: np.ndarray, out_opret: np.ndarray, tx_fee: np.ndarray,
                    tx_coinjoin: np.ndarray, addr_stop: np.ndarray, seed_nodes: np.ndarray,
-                   seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool = False,
-                   peel_txs: int = PEEL_TXS):
+                   seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool,
+                   peel_txs: int, node_stop: np.ndarray):
     """Propagate taint from seed outputs. ``peel_txs``: how many transactions the trace may pass for free
     along peel chains (:func:`peel_big`, :func:`peel_link`: a chain costs one hop); 0 counts every
     transaction as a hop. Returns per-node taint/status/hop, the processed txs (in order)
@@ -333,7 +338,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
         if status[nd_] != UNTOUCHED:
             continue
         t = _classify(nd_, True, forward, taint, status, out_addr, addr_stop, out_opret, out_spent_tx, out_tx,
-                      dust)
+                      dust, node_stop)
         if t >= 0 and not queued[t]:
             queued[t] = True
             heap, hn = _hpush(heap, hn, t if forward else -t)
@@ -567,7 +572,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
             taint[node] = share[s]
             hop[node] = h
             nt = _classify(node, False, forward, taint, status, out_addr, addr_stop, out_opret, out_spent_tx,
-                           out_tx, dust)
+                           out_tx, dust, node_stop)
             if nt >= 0 and not queued[nt]:
                 queued[nt] = True
                 heap, hn = _hpush(heap, hn, nt if forward else -nt)
@@ -612,12 +617,12 @@ class UtxoOutcome:
 
 def run_utxo(graph, model: str, forward: bool, tx_coinjoin: np.ndarray, addr_stop: np.ndarray,
              seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int, dust: int,
-             keep_order: bool = False, peel_txs: int = PEEL_TXS) -> UtxoOutcome:
+             keep_order: bool = False, peel_txs: int = PEEL_TXS, node_stop: np.ndarray | None = None) -> UtxoOutcome:
     r = propagate_utxo(forward, MODELS[model], graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node, graph.in_value,
                        graph.out_value, graph.out_addr, graph.out_tx, graph.out_spent_tx, graph.out_opret,
                        graph.tx_fee, tx_coinjoin, addr_stop, np.asarray(seed_nodes, np.int64),
                        np.asarray(seed_taint, np.int64), int(max_hops), int(dust), bool(keep_order),
-                       int(peel_txs))
+                       int(peel_txs), np.zeros(0, np.bool_) if node_stop is None else node_stop)
     return UtxoOutcome(*r[:-3], absorbed=int(r[-3]), peel_free_txs=int(r[-2]), peel_hit=int(r[-1]))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from fundtrail.errors import NotFoundError
 from fundtrail.model.trace import Crossing, Seed
 from fundtrail.trace import crossing as X
-from fundtrail.trace.context import Ctx, as_utc, chain_labels, coinjoin_mask
+from fundtrail.trace.context import Ctx, as_utc, chain_labels, coinjoin_mask, incident_label, incident_seeds
 from fundtrail.trace.frontier.release import release_injection
 from fundtrail.trace.graph import utxo_graph
 from fundtrail.trace.leg import MAX_PATH_LEN, MAX_STOPPED_ROWS, EpEvent, Injection, Leg, MixEvent
@@ -83,8 +83,21 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     taints = np.array([want[n] for n in nodes.tolist()], np.int64)
     leg = Leg(chain, "utxo")
     dust = ctx.dust_for(chain, "BTC")
+    # backward: a named incident's seed coins end the trace, credited to the incident by name
+    inc_node: dict[int, Label] = {}
+    node_stop = None
+    if not ctx.forward:
+        for name, ictx, iseeds in incident_seeds(ctx, chain):
+            try:
+                for o in utxo_seeds(ictx, chain, iseeds):
+                    inc_node.setdefault(o, incident_label(name))
+            except NotFoundError:
+                continue  # an incident seed this workspace does not hold
+        if inc_node:
+            node_stop = np.zeros(g.nout, np.bool_)
+            node_stop[np.fromiter(inc_node, np.int64, len(inc_node))] = True
     out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust,
-                   peel_txs=ctx.peel_txs)
+                   peel_txs=ctx.peel_txs, node_stop=node_stop)
     b = leg.b("BTC")
     b.traced = int(np.minimum(taints, g.out_value[nodes]).sum()) if len(nodes) else 0
     b.absorbed = out.absorbed
@@ -122,7 +135,8 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
         t_created = int(g.out_tx[node])
         when = int(g.tx_time[t_created])
         txid = g.txid_of(t_created)
-        lab = labels.get(int(g.out_addr[node])) or Label("unknown", "other", None, False, False)
+        lab = inc_node.get(node) or labels.get(int(g.out_addr[node])) or Label("unknown", "other", None, False,
+                                                                               False)
         if out.status[node] == ENDPOINT:
             b.endpoints += amt
         else:
