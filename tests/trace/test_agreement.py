@@ -7,6 +7,7 @@ the exchanges' stops and the default limits are treated alike in both directions
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -189,3 +190,35 @@ def test_evm_backward_haircut_is_the_adjoint_of_the_forward_rule(home):
     back = trace(ws, [Seed("simeth", txid=txid("s2"))], model="haircut", direction="backward")
     assert abs(_credited(back, INCIDENT) - ep.amount) <= 2
     assert all(b.balanced for b in back.balances)
+
+
+def test_backward_crosses_a_bridge_back_to_the_incident(home):
+    """ETH stolen on the EVM chain, bridged to Bitcoin (release by deposit id), paid to an exchange there:
+    the backward trace from that deposit crosses the bridge back and credits the incident what the
+    forward trace put into the deposit (in the source chain's units: scaled by the bridge's rate)."""
+    ws = Workspace(home)
+    w = EvmWorld()
+    w.tx("fund", "x", [(None, "victim", "ETH", 100, "reward")], height=1)
+    w.tx("theft", "victim", [("victim", "thief", "ETH", 100)], height=2)
+    w.tx("clean", "c", [(None, "mule", "ETH", 300, "reward")], height=3)
+    w.tx("pass", "thief", [("thief", "mule", "ETH", 100)], height=4)
+    w.tx("dep", "mule", [("mule", "bridge", "ETH", 200)], height=5,
+         logs=[w.bridge_deposit_log("bridge", 5, "mule", None, 200, "regtest", addr("loot"))])
+    w.write(ws)
+    b = BtcWorld()
+    b.tx("cbw", [], [("bridgewallet", 10_000_000)], height=1)
+    b.tx("rel", [("cbw", 0)], [("loot", 5_000_000), ("bridgewallet", 4_990_000), (None, 0, b"BRIDGE:OUT:simeth:5")],
+         height=2)
+    b.tx("cash", [("rel", 0)], [("ex:Alpha", 3_000_000), ("u1", 1_999_000)], height=3)
+    b.tag("ex:Alpha", "exchange", "Alpha")
+    b.write(ws)
+    create_incident(ws, INCIDENT, "simeth", addresses=[eaddr("thief")])
+    fwd = trace(ws, [Seed("simeth", address=eaddr("thief"))], model="haircut")
+    (ep,) = [e for e in fwd.endpoints if e.chain == "regtest"]
+    # forward: 3,000,000 of the 5,000,000 payout, a quarter of it (100 of 400 units) from the theft
+    assert ep.amount == 750_000
+    back = trace(ws, [Seed("regtest", txid=txid("cash"), n=0)], model="haircut", direction="backward")
+    assert all(x.balanced for x in back.balances)
+    assert back.bridges and back.bridges[0].to_chain == "simeth"
+    credited = _credited(back, INCIDENT)
+    assert credited * 5_000_000 // 200 == pytest.approx(ep.amount, abs=5_000_000 // 200)

@@ -15,7 +15,7 @@ from fundtrail.model.trace import Crossing, Seed
 from fundtrail.trace import crossing as X
 from fundtrail.trace.context import Ctx, as_utc, chain_labels, coinjoin_mask, incident_label, incident_seeds
 from fundtrail.trace.frontier.release import release_injection
-from fundtrail.trace.graph import utxo_graph
+from fundtrail.trace.graph import evm_ledger, utxo_graph
 from fundtrail.trace.leg import MAX_PATH_LEN, MAX_STOPPED_ROWS, EpEvent, Injection, Leg, MixEvent
 from fundtrail.trace.peel import peel_chains
 from fundtrail.trace.stops import Label
@@ -23,6 +23,7 @@ from fundtrail.trace.taint import (
     BRIDGE,
     BURNED,
     ENDPOINT,
+    KIND_FEE,
     MIXER,
     SINK_COINBASE,
     SINK_FEE,
@@ -200,7 +201,14 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     # bridges: group the bridge-wallet outputs per deposit transaction
     bnodes = touched[st == BRIDGE]
     by_tx: dict[int, list[int]] = {}
-    for node in bnodes.tolist():
+    if not ctx.forward:
+        # backward: the bridge-wallet coins a bridge release spent; crossed back to the deposit it pays out
+        for node in bnodes.tolist():
+            by_tx.setdefault(int(g.out_spent_tx[node]), []).append(node)
+        for t, ns in sorted(by_tx.items()):
+            _bridge_back(ctx, g, leg, b, t, ns, out, labels, astr)
+        by_tx = {}
+    for node in bnodes.tolist() if ctx.forward else ():
         by_tx.setdefault(int(g.out_tx[node]), []).append(node)
     for t, ns in sorted(by_tx.items()):
         tainted = int(out.taint[ns].sum())
@@ -232,3 +240,47 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     return leg
 
 
+
+
+def _bridge_back(ctx: Ctx, g: Any, leg: Leg, b: Any, t: int, ns: list[int], out: Any, labels: Any,
+                 astr: Any) -> None:
+    """Backward across a bridge (the adjoint of :func:`~fundtrail.trace.frontier.release.release_injection`):
+    the taint the backward walk brought to the bridge-wallet coins that release ``t`` spent is what the
+    release's payouts owe to the deposit on the source chain; it goes on there as an injection at the
+    deposit's ledger row, scaled from the release's payouts to the deposit (forward scales the other way).
+    Unmatched (not a release, or its deposit unknown): stopped ``bridge``, as before."""
+    tainted = int(out.taint[ns].sum())
+    txid = g.txid_of(t) if t >= 0 else None
+    rel = next((r for r in ctx.book.releases if r.chain == g.chain and r.txid == txid and r.kind == "btc"), None)
+    dep = None
+    if rel is not None and rel.deposit_id is not None:
+        dep = next((d for ds in ctx.book.deposits_by_tx.values() for d in ds
+                    if d.chain == rel.src_chain and d.deposit_id == rel.deposit_id), None)
+    row = -1
+    if dep is not None:
+        try:
+            L = evm_ledger(ctx.ws, dep.chain, reverse=True)
+        except Exception:  # noqa: BLE001 - the source chain is not in the workspace
+            L = None
+        if L is not None:
+            bid = X.address_ids(ctx.ws, dep.chain, [dep.bridge]).get(dep.bridge, -2)
+            for e in L.tx_rows(dep.txid):
+                if L.kind[e] != KIND_FEE and L.src[e] == bid and (row < 0 or L.amount(e) == dep.amount):
+                    row = int(e)
+    wallet = ctx.book.btc_bridge_wallet.get(g.chain, set())
+    payouts = [o for o in range(int(g.tx_out_ptr[t]), int(g.tx_out_ptr[t + 1]))
+               if g.out_value[o] > 0 and not g.out_opret[o] and int(g.out_addr[o]) not in wallet] if t >= 0 else []
+    paid = sum(int(g.out_value[o]) for o in payouts)
+    if row < 0 or paid <= 0 or tainted <= 0:
+        b.other_stopped += tainted
+        leg.stop("BTC", "bridge", tainted, astr(ns[0]), txid)
+        return
+    amt = L.amount(row)
+    demand = amt if ctx.model == "poison" else min(amt, tainted * dep.amount // paid)
+    b.crossed_out += tainted
+    leg.injections.append(Injection(dep.chain, row, demand, int(out.hop[ns].min())))
+    asset = L.asset_of(row)
+    dec, _ = ctx.asset_meta(dep.chain, asset)
+    lab = labels.get(int(g.out_addr[ns[0]]))
+    leg.bridges.append(Crossing("bridge", lab.entity if lab else astr(ns[0]), g.chain, "BTC", tainted, 8, dep.chain,
+                                asset, demand, dec, txid, dep.txid, "deposit_id", 1.0, as_utc(int(g.tx_time[t]))))
