@@ -150,7 +150,7 @@ def test_evm_backward_credit_to_the_incident_equals_the_forward_deposit(tmp_path
             assert abs(got - dep.amount) <= len(w.txs), (dep, got, dep.amount)
 
 
-def test_backward_names_the_incident_and_its_share(home):
+def test_backward_names_the_incident_and_its_share(home, capsys):
     """A deposit half paid from a named theft, half from clean funds: the backward trace credits 50% to
     the incident by name, in the trace JSON too (``endpoints[].incident``, ``share``)."""
     ws = Workspace(home)
@@ -166,6 +166,17 @@ def test_backward_names_the_incident_and_its_share(home):
     (inc,) = [e for e in js["endpoints"] if e["category"] == "incident"]
     assert inc["entity"] == INCIDENT and inc["incident"] == INCIDENT
     assert inc["amount"] == "0.00500000" and inc["share"] == 0.5
+    # the CLI prints the same (backward from the whole transaction: still half from the theft)
+    import json
+
+    from fundtrail.cli.main import main
+
+    capsys.readouterr()
+    assert main(["trace", "--chain", "regtest", "--tx", txid("mix"), "--direction", "backward", "--json",
+                 "--home", str(home)]) == 0
+    js = json.loads(capsys.readouterr().out)
+    (inc,) = [e for e in js["endpoints"] if e["category"] == "incident"]
+    assert inc["incident"] == INCIDENT and inc["amount"] == "0.01000000" and inc["share"] == 0.5
 
 
 def test_evm_backward_haircut_is_the_adjoint_of_the_forward_rule(home):
