@@ -70,11 +70,12 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
     bal_after = None
     if not ctx.forward:
         for name, ictx, iseeds in incident_seeds(ctx, chain):
-            try:
-                for r in evm_seeds(ictx, chain, iseeds):
-                    inc_rows.setdefault(r, incident_label(name))
-            except NotFoundError:
-                continue
+            for s in iseeds:
+                try:
+                    for r in evm_seeds(ictx, chain, [s]):
+                        inc_rows.setdefault(r, incident_label(name))
+                except NotFoundError:  # an incident seed this workspace does not hold
+                    continue
         if ctx.model == "haircut":
             bal_after = _BalanceAfter(evm_ledger(ws, chain))
     leg = Leg(chain, "evm")

@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 
 from fundtrail.errors import NotFoundError
+from fundtrail.model.address import normalize
 from fundtrail.model.trace import Crossing, Seed
 from fundtrail.trace import crossing as X
 from fundtrail.trace.context import Ctx, as_utc, chain_labels, coinjoin_mask, incident_label, incident_seeds
 from fundtrail.trace.frontier.release import release_injection
-from fundtrail.trace.graph import evm_ledger, utxo_graph
+from fundtrail.trace.graph import cached, evm_ledger, utxo_graph
 from fundtrail.trace.leg import MAX_PATH_LEN, MAX_STOPPED_ROWS, EpEvent, Injection, Leg, MixEvent
 from fundtrail.trace.peel import peel_chains
 from fundtrail.trace.stops import Label
@@ -55,19 +56,60 @@ def utxo_seeds(ctx: Ctx, chain: str, seeds: Sequence[Seed]) -> dict[int, int]:
                         out[o] = int(g.out_value[o])
         elif s.address is not None:
             aid = ctx.seed_address_id(chain, s.address, "transactions")
-            nodes = np.flatnonzero(g.out_addr == aid)
-            for o in nodes.tolist():
-                t = int(g.out_tx[o])
-                if ctx.since is not None and g.tx_time[t] < ctx.since:
-                    continue
-                i0, i1 = int(g.tx_in_ptr[t]), int(g.tx_in_ptr[t + 1])
-                prev = g.in_node[i0:i1]
-                prev = prev[prev >= 0]
-                if len(prev) and (g.out_addr[prev] == aid).any():
-                    continue  # change back to the seed address: not "received"
-                if g.out_value[o] > 0:
-                    out[o] = int(g.out_value[o])
+            for o in _received(g, aid, np.flatnonzero(g.out_addr == aid).tolist(), ctx.since):
+                out[o] = int(g.out_value[o])
     return out
+
+
+def _received(g: Any, aid: int, nodes: Sequence[int], since: int | None) -> list[int]:
+    """Of the outputs ``nodes`` at address ``aid``: those it received (from ``since`` on), not the change
+    it paid back to itself."""
+    out = []
+    for o in nodes:
+        t = int(g.out_tx[o])
+        if since is not None and g.tx_time[t] < since:
+            continue
+        i0, i1 = int(g.tx_in_ptr[t]), int(g.tx_in_ptr[t + 1])
+        prev = g.in_node[i0:i1]
+        prev = prev[prev >= 0]
+        if len(prev) and (g.out_addr[prev] == aid).any():
+            continue  # change back to the seed address: not "received"
+        if g.out_value[o] > 0:
+            out.append(int(o))
+    return out
+
+
+def incident_coins(ctx: Ctx, chain: str) -> dict[int, Label]:
+    """The seed coins of every stored incident on ``chain`` (what a forward trace from the incident starts
+    from), each labelled with its incident: the stops of a backward trace. One scan of the outputs for all
+    incidents' addresses; cached per workspace generation (storing an incident is a new generation)."""
+    def build(ws: Any, chain_: str) -> dict[int, Label]:
+        g = utxo_graph(ws, chain_)
+        incs = incident_seeds(ctx, chain_)
+        addrs = sorted({normalize(chain_, s.address) for _n, _c, ss in incs for s in ss if s.address is not None})
+        ids = X.address_ids(ws, chain_, addrs) if addrs else {}
+        want = np.array(sorted(set(ids.values())), np.int64)
+        by_addr: dict[int, list[int]] = {}
+        if len(want):
+            for o in np.flatnonzero(np.isin(g.out_addr, want)).tolist():
+                by_addr.setdefault(int(g.out_addr[o]), []).append(o)
+        out: dict[int, Label] = {}
+        for name, ictx, ss in incs:
+            lab = incident_label(name)
+            for s in ss:
+                if s.address is not None:
+                    aid = ids.get(normalize(chain_, s.address))
+                    found = _received(g, aid, by_addr.get(aid, []), ictx.since) if aid is not None else []
+                else:
+                    try:
+                        found = list(utxo_seeds(ictx, chain_, [s]))
+                    except NotFoundError:  # an incident transaction this workspace does not hold
+                        found = []
+                for o in found:
+                    out.setdefault(o, lab)
+        return out
+
+    return cached(ctx.ws, chain, "incident_coins", build)
 
 
 def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injection]) -> Leg:
@@ -88,12 +130,7 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     inc_node: dict[int, Label] = {}
     node_stop = None
     if not ctx.forward:
-        for name, ictx, iseeds in incident_seeds(ctx, chain):
-            try:
-                for o in utxo_seeds(ictx, chain, iseeds):
-                    inc_node.setdefault(o, incident_label(name))
-            except NotFoundError:
-                continue  # an incident seed this workspace does not hold
+        inc_node = incident_coins(ctx, chain)
         if inc_node:
             node_stop = np.zeros(g.nout, np.bool_)
             node_stop[np.fromiter(inc_node, np.int64, len(inc_node))] = True
