@@ -172,15 +172,26 @@ def trace_phase(home: str, traces: int = 5) -> dict:
         del r
     # the same seeds at the default settings (--max-hops 20, a peel chain costing one hop): the anchor
     # above is the 10-hop trace of the same run
-    dlat, dreach, peels, peel_txs = [], [], [], []
+    dlat, dreach, peels, peel_txs, free = [], [], [], [], []
     for seeds in seed_sets[:traces]:
         t = time.perf_counter()
         r = trace(ws, seeds, model="haircut")
         dlat.append(time.perf_counter() - t)
         ok &= all(b.balanced for b in r.balances)
         dreach.append(r.params.get("transactions_traced", 0))
+        free.append(r.params.get("peel_free_txs", 0))
         peels.append(len(r.peel_chains))
         peel_txs.append(max((p.hops for p in r.peel_chains), default=0))
+        del r
+    # the second anchor: the same 20-hop budget counting every transaction as a hop (--no-peel-budget): what
+    # the hop budget alone reaches on this graph, whatever peel chains cost
+    nlat, nreach = [], []
+    for seeds in seed_sets[:traces]:
+        t = time.perf_counter()
+        r = trace(ws, seeds, model="haircut", peel_budget=False)
+        nlat.append(time.perf_counter() - t)
+        ok &= all(b.balanced for b in r.balances)
+        nreach.append(r.params.get("transactions_traced", 0))
         del r
     gc.collect()
     return {
@@ -198,7 +209,10 @@ def trace_phase(home: str, traces: int = 5) -> dict:
         "default_trace_latency_median_s": round(float(np.median(dlat)), 4),
         "default_trace_latency_max_s": round(max(dlat), 4),
         "default_vs_10_hops_median": round(float(np.median(dlat)) / max(float(np.median(lat)), 1e-9), 2),
-        "default_transactions_traced": dreach, "default_peel_chains": peels,
+        "default_transactions_traced": dreach, "default_peel_free_txs": free, "default_peel_chains": peels,
+        "no_peel_budget_20_hops_latency_median_s": round(float(np.median(nlat)), 4),
+        "no_peel_budget_20_hops_transactions_traced": nreach,
+        "default_vs_no_peel_budget_median": round(float(np.median(dlat)) / max(float(np.median(nlat)), 1e-9), 2),
         "default_longest_peel_chain_txs": peel_txs,
     }
 

@@ -148,3 +148,54 @@ def test_without_the_peel_budget_a_long_chain_stops_and_says_so(home, capsys):
     out = capsys.readouterr().out
     assert "LIMIT" in out and "--max-hops 40" in out
     assert out.index("LIMIT") < out.index("endpoints")
+
+
+def test_a_used_up_peel_allowance_is_reported_first(home, capsys):
+    """The allowance of transactions passed for free along peel chains (--peel-txs) bounds what the free
+    hops can cost; used up, later peel steps cost a hop each and the trace says so first, naming the
+    transaction where it ran out and the option that goes on."""
+    from fundtrail.cli.main import main
+
+    ws = Workspace(home)
+    paid = _peel_world(ws, 60, 3, spend_deposits=False)
+    r = trace(ws, [Seed("regtest", address=addr("thief"))], model="haircut", peel_budget=10)
+    assert r.params["peel_free_txs"] == 10 and r.params["peel_txs"] == 10
+    b = r.balances[0]
+    assert b.balanced and b.stopped_hops > 0 and sum(e.amount for e in r.endpoints) < paid
+    reasons = [x.reason for x in r.limits]
+    assert "peel_budget" in reasons and "max_hops" in reasons
+    lim = next(x for x in r.limits if x.reason == "peel_budget")
+    assert lim.option == "--peel-txs 20" and lim.amount == b.stopped_hops and lim.where[0][1]
+    assert "peel-chain allowance was used up" in lim.message
+    full = trace(ws, [Seed("regtest", address=addr("thief"))], model="haircut")
+    assert not full.limits and sum(e.amount for e in full.endpoints) == paid
+    capsys.readouterr()
+    assert main(["trace", "--chain", "regtest", "--address", addr("thief"), "--peel-txs", "10",
+                 "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert "--peel-txs 20" in out and out.index("LIMIT") < out.index("endpoints")
+
+
+def test_change_spending_of_one_or_two_steps_is_no_peel_chain(home):
+    """Two peel-shaped transactions in a row are ordinary change-spending: each costs its hop (a chain
+    needs a run of 3); a 'payment' back to the spent coin's address is change, not a peel."""
+    ws = Workspace(home)
+    w = BtcWorld()
+    w.tx("cb", [], [("a", 1_000_000)], height=1)
+    w.tx("t1", [("cb", 0)], [("b", 700_000), ("x1", 200_000)], height=2)
+    w.tx("t2", [("t1", 0)], [("c", 500_000), ("x2", 150_000)], height=3)
+    w.tx("t3", [("t2", 0)], [("d", 400_000), ("x3", 90_000)], height=4)  # x3 pays on: not a peel (one output)
+    w.tx("t4", [("t3", 0)], [("e", 390_000)], height=5)
+    w.write(ws)
+    r = trace(ws, [Seed("regtest", address=addr("a"))], model="haircut", max_hops=3)
+    # t1, t2, t3 form a run of 3: t2 and t3 are free, t4 costs a hop: all within 3 hops
+    assert not r.limits and r.params["peel_free_txs"] == 2
+    w2 = BtcWorld()
+    w2.tx("cb", [], [("a", 1_000_000)], height=1)
+    w2.tx("t1", [("cb", 0)], [("b", 700_000), ("x1", 200_000)], height=2)
+    w2.tx("t2", [("t1", 0)], [("c", 500_000), ("b", 150_000)], height=3)  # pays back to the coin's address
+    w2.tx("t3", [("t2", 0)], [("d", 400_000), ("x3", 90_000)], height=4)
+    ws2 = Workspace(home / "two")
+    w2.write(ws2)
+    r2 = trace(ws2, [Seed("regtest", address=addr("a"))], model="haircut", max_hops=3)
+    assert r2.params["peel_free_txs"] == 0

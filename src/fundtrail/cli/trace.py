@@ -11,7 +11,7 @@ from rich.text import Text
 from fundtrail.cli.common import CliProgress, HomeOpt, console, emit_json, err_console, workspace
 from fundtrail.errors import UsageError
 from fundtrail.model.amount import format_units
-from fundtrail.model.trace import Seed, TraceResult
+from fundtrail.model.trace import PEEL_TXS, Seed, TraceResult
 
 MODELS = ("poison", "haircut", "fifo")
 
@@ -166,6 +166,9 @@ def register(app: typer.Typer) -> None:
                                      "chain counts as one hop however long."),
         peel_budget: bool = typer.Option(True, "--peel-budget/--no-peel-budget",
                                          help="Count a peel chain as one hop (default) or every transaction."),
+        peel_txs: int = typer.Option(PEEL_TXS, "--peel-txs", min=0,
+                                     help="Transactions a trace may pass for free along peel chains per chain "
+                                     "(reported when used up)."),
         dust: str = typer.Option(None, "--dust", help="Stop tainted amounts below this (whole units, e.g. 0.0001)."),
         since: str = typer.Option(None, "--since", help="Seed addresses: only what they received from DATE."),
         follow_mixers: bool = typer.Option(False, "--follow-mixers", help="Follow the likeliest mixer withdrawal."),
@@ -193,7 +196,7 @@ def register(app: typer.Typer) -> None:
                 results[m] = trace(ws, seeds, model=m, direction=direction, max_hops=max_hops, dust=dust,
                                    since=since, follow_mixers=follow_mixers, prices=prices, progress=progress,
                                    as_of_height=as_of_height or None, tags_as_of=tags_as_of,
-                                   peel_budget=peel_budget)
+                                   peel_budget=peel_txs if peel_budget else False)
         for w in next(iter(results.values())).params.get("warnings", []):
             err_console.print(Text.assemble(("warning:", "yellow"), f" {w}"), highlight=False)
         if json_out:

@@ -90,6 +90,9 @@ class Endpoint:
     state: Literal["swept", "unswept"] = "swept"
     unswept_addresses: tuple[str, ...] = ()
     provenance: str | None = None  # how an unswept deposit address/contract was attributed
+    # of the traced amount of this chain and asset (backward: the share of the funds that came from here)
+    share: float | None = None
+    incident: str | None = None  # category incident (backward): the named incident whose seeds were reached
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +103,7 @@ class Endpoint:
             "paths": [list(p) for p in self.paths], "addresses": list(self.addresses),
             "sanctioned": self.sanctioned, "state": self.state,
             "unswept_addresses": list(self.unswept_addresses), "provenance": self.provenance,
+            "share": None if self.share is None else round(self.share, 6), "incident": self.incident,
         }
 
 
@@ -232,12 +236,20 @@ class Stopped:
                 "reason": self.reason, "address": self.address, "txid": self.txid}
 
 
+# transactions (EVM: transfers) a trace passes for free along peel chains per chain, by default
+# (docs/tracing.md, Peel chains); used up, the trace says so (a ``peel_budget`` limit notice)
+PEEL_TXS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     """A trace limit that stopped traced value: said first in every report, never silently.
 
-    ``reason`` is ``max_hops`` or ``dust``; ``where`` lists the largest stopped places (address and
-    txid); ``option`` is the setting that would go on (e.g. ``--max-hops 40``)."""
+    ``reason`` is ``max_hops``, ``dust`` or ``peel_budget`` (the allowance of transactions passed for free
+    along peel chains was used up: later peel steps each cost a hop; ``amount`` is then what the hop limit
+    stopped on that chain and asset, possibly 0); ``where`` lists the largest stopped places (address and
+    txid; for ``peel_budget`` the transaction where the allowance ran out); ``option`` is the setting that
+    would go on (e.g. ``--max-hops 40``, ``--peel-txs 20000``)."""
 
     chain: str
     asset: str
@@ -251,8 +263,12 @@ class Limit:
 
     @property
     def message(self) -> str:
-        what = "the hop limit" if self.reason == "max_hops" else "the dust threshold"
         unit = self.symbol or ("BTC" if self.asset == "BTC" else self.asset)
+        if self.reason == "peel_budget":
+            return (f"the peel-chain allowance was used up on {self.chain} ({unit}): later peel steps each cost "
+                    f"a hop; {format_units(self.amount, self.decimals)} {unit} ({self.share:.2%} of the traced "
+                    f"{unit}) stopped at the hop limit; {self.option} would follow peel chains further")
+        what = "the hop limit" if self.reason == "max_hops" else "the dust threshold"
         return (f"{format_units(self.amount, self.decimals)} {unit} ({self.share:.2%} of the traced "
                 f"{unit} on {self.chain}) stopped at {what}; {self.option} would follow it further")
 

@@ -23,7 +23,7 @@ from fundtrail.model.trace import (
     Stopped,
     TraceResult,
 )
-from fundtrail.trace.context import Ctx, as_utc
+from fundtrail.trace.context import INCIDENT, Ctx, as_utc
 from fundtrail.trace.leg import MAX_STOPPED_ROWS, EpEvent, Leg, MixEvent
 
 MAX_PATHS = 3
@@ -83,7 +83,9 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
             sanctioned=any(v.label.sanctioned for v in evs), state=state,  # type: ignore[arg-type]
             unswept_addresses=tuple(sorted({v.address for v in evs}))[:MAX_ADDRESSES] if state == "unswept" else (),
             provenance=next((v.provenance for v in evs_sorted if v.provenance), None),
-            deposits=tuple(Deposit(v.address, v.txid, v.amount, as_utc(v.time)) for v in evs_sorted)))
+            deposits=tuple(Deposit(v.address, v.txid, v.amount, as_utc(v.time)) for v in evs_sorted),
+            share=_share(legs, chain, asset, sum(v.amount for v in evs)),
+            incident=entity if category == INCIDENT else None))
     endpoints.sort(key=lambda e: (e.chain, e.asset, -e.amount, e.entity, e.state))
     arrivals: list[Arrival] = []
     for leg in legs.values():
@@ -143,15 +145,28 @@ def assemble(ctx: Ctx, seeds: Sequence[Seed], legs: dict[str, Leg], prices: Any,
         limits=limits, arrivals=tuple(arrivals))
 
 
+def _share(legs: dict[str, Leg], chain: str, asset: str, amount: int) -> float | None:
+    """``amount`` as a share of what was traced on ``chain`` in ``asset`` (with poison's growth)."""
+    leg = legs.get(chain)
+    b = leg.buckets.get(asset) if leg is not None else None
+    base = (b.traced + b.absorbed) if b is not None else 0
+    return amount / base if base else None
+
+
 def limit_notices(ctx: Ctx, legs: dict[str, Leg], params: dict[str, Any]) -> tuple[Limit, ...]:
     """One notice per chain, asset and limit (hop budget, dust) that stopped traced value: how much (and
-    its share of what was traced), the largest places it stopped, and the option that would go on."""
+    its share of what was traced), the largest places it stopped, and the option that would go on; and one
+    per chain and asset whenever the peel-chain allowance was used up (even if nothing stopped)."""
     out: list[Limit] = []
     max_hops = int(params.get("max_hops") or 0)
     for chain, leg in sorted(legs.items()):
         for asset, b in sorted(leg.buckets.items()):
             dec, sym = ctx.asset_meta(chain, asset)
             base = b.traced + b.absorbed
+            if leg.peel_hit is not None and (b.traced or b.absorbed):
+                out.append(Limit(chain, asset, b.stopped_hops, dec, "peel_budget",
+                                 b.stopped_hops / base if base else 0.0, ((None, leg.peel_hit),),
+                                 f"--peel-txs {2 * ctx.peel_txs}", sym))
             for reason, amount in (("max_hops", b.stopped_hops), ("dust", b.stopped_dust)):
                 if amount <= 0:
                     continue

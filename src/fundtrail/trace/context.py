@@ -14,6 +14,7 @@ from fundtrail.errors import NotFoundError, UsageError
 from fundtrail.model.address import normalize
 from fundtrail.model.amount import parse_units
 from fundtrail.model.chain import BITCOIN_NETWORKS
+from fundtrail.model.trace import PEEL_TXS
 from fundtrail.store import Workspace
 from fundtrail.trace import crossing as X
 from fundtrail.trace.graph import cached
@@ -31,7 +32,9 @@ class Ctx:
     follow_mixers: bool
     book: X.CrossBook
     meta: dict[str, dict[str, tuple[int, str | None]]] = field(default_factory=dict)
-    peel_budget: bool = True  # a peel chain (EVM: a forwarding chain) costs one hop of the budget
+    # transactions (EVM: transfers) a trace may pass for free along peel chains (a chain costs one hop of
+    # the budget); 0 counts every transaction as a hop
+    peel_txs: int = PEEL_TXS
 
     def kind(self, chain: str) -> str:
         c = self.ws.chain(chain)
@@ -99,6 +102,31 @@ def chain_labels(ws: Workspace, chain: str, book: X.CrossBook, kind: str) -> Lab
         return load_labels(ws_, chain_, extra)
 
     return cached(ws, chain, "labels", build)
+
+
+INCIDENT = "incident"  # the category of a backward endpoint at a named incident's seed address
+
+
+def incident_seeds(ctx: Ctx, chain: str) -> list[tuple[str, Ctx, list[Any]]]:
+    """Backward traces credit the share of the traced funds that came from a named incident to it: the
+    stored incidents with seeds on ``chain``, each as (name, a context carrying the incident's own
+    ``since``, its seeds on the chain). The legs resolve the seeds exactly as a forward trace from the
+    incident does (its seed coins; on EVM its seed transfers), so that both directions stop at the same
+    places (docs/tracing.md, "Why backward and forward agree")."""
+    from dataclasses import replace
+
+    from fundtrail.incidents import list_incidents
+
+    out: list[tuple[str, Ctx, list[Any]]] = []
+    for inc in list_incidents(ctx.ws):
+        seeds = [s for s in inc.seeds if s.chain == chain]
+        if seeds:
+            out.append((inc.name, replace(ctx, since=to_unix(inc.since)), seeds))
+    return out
+
+
+def incident_label(name: str) -> Label:
+    return Label(name, INCIDENT, None, False, True, 1.0)
 
 
 def deposit_provenance(ws: Workspace, chain: str) -> dict[int, str]:

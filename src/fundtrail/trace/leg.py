@@ -80,6 +80,8 @@ class Leg:
     peels: list[PeelChain] = field(default_factory=list)
     seed_time: int | None = None
     txs: int = 0  # transactions (Bitcoin) or ledger entries (EVM) the taint went through
+    peel_free_txs: int = 0  # transactions (EVM: transfers) passed for free along peel chains
+    peel_hit: str | None = None  # the first txid the peel allowance no longer covered (it was used up)
 
     def b(self, asset: str) -> Bucket:
         return self.buckets.setdefault(asset, Bucket())

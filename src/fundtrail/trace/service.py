@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fundtrail.errors import UsageError
-from fundtrail.model.trace import Seed, TraceResult
+from fundtrail.model.trace import PEEL_TXS, Seed, TraceResult
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.store import Workspace
 from fundtrail.trace import crossing as X
@@ -35,11 +35,13 @@ MAX_ROUNDS = 4
 
 def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direction: str = "forward",
           max_hops: int = 20, dust: Any = None, since: Any = None, follow_mixers: bool = False,
-          prices: Any = None, progress: Progress = NullProgress(), peel_budget: bool = True,
+          prices: Any = None, progress: Progress = NullProgress(), peel_budget: bool | int = True,
           as_of_height: Any = None, tags_as_of: Any = None) -> TraceResult:
     """Trace funds from ``seeds``. ``dust``: an int in base units for every asset, or a decimal string
     in whole units (converted per asset); ``since``: a date/ISO time, or unix seconds; ``peel_budget``:
-    a peel chain costs one hop however long (docs/tracing.md; False counts every transaction).
+    a peel chain costs one hop however long (docs/tracing.md): True allows ``PEEL_TXS`` transactions
+    passed for free per chain leg (a limit notice when used up), an int that many, False (or 0) counts
+    every transaction as a hop.
     ``as_of_height`` (H, ``CHAIN=H`` or a mapping) and ``tags_as_of`` (a time) trace the workspace as it
     stood then (trace/asof.py)."""
     ws = as_of(ws, as_of_height, tags_as_of)
@@ -51,10 +53,13 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
         raise UsageError("a trace needs at least one seed (an address or a transaction)")
     if max_hops < 0:
         raise UsageError("--max-hops must be 0 or more")
+    peel_txs = (PEEL_TXS if peel_budget else 0) if isinstance(peel_budget, bool) else int(peel_budget)
+    if peel_txs < 0:
+        raise UsageError("--peel-txs must be 0 or more")
     task = progress.task("trace", total=None, unit="rounds")
     t0 = _time.perf_counter()
     ctx = Ctx(ws, model, direction == "forward", int(max_hops), dust, to_unix(since), follow_mixers,
-              X.cross_book(ws), peel_budget=bool(peel_budget))
+              X.cross_book(ws), peel_txs=peel_txs)
     by_chain: dict[str, list[Seed]] = {}
     for s in seeds:
         by_chain.setdefault(s.chain, []).append(s)
@@ -89,8 +94,9 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
     return assemble(ctx, seeds, legs, prices, {"max_hops": max_hops, "dust": None if dust is None else str(dust),
                                                 "since": None if since is None else str(since),
                                                 "follow_mixers": follow_mixers, "rounds": rounds,
-                                                "peel_budget": bool(peel_budget),
+                                                "peel_budget": peel_txs > 0, "peel_txs": peel_txs,
                                                 "transactions_traced": sum(leg.txs for leg in legs.values()),
+                                                "peel_free_txs": sum(leg.peel_free_txs for leg in legs.values()),
                                                 "seconds": round(elapsed, 4),
                                                 "warnings": clustering_warnings(ws, sorted(legs)),
                                                 **_as_of_params(ws)})

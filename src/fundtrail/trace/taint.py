@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from fundtrail.model.trace import PEEL_TXS
+
 POISON, HAIRCUT, FIFO = 0, 1, 2
 MODELS = {"poison": POISON, "haircut": HAIRCUT, "fifo": FIFO}
 
@@ -174,12 +176,17 @@ def _grow(a: np.ndarray, need: int) -> np.ndarray:
 @njit(cache=True)
 def _classify(node: int, is_seed: bool, forward: bool, taint: np.ndarray, status: np.ndarray,
               out_addr: np.ndarray, addr_stop: np.ndarray, out_opret: np.ndarray, out_spent_tx: np.ndarray,
-              out_tx: np.ndarray, dust: int) -> int:
-    """Set the node's status; return the tx to queue next (or -1)."""
+              out_tx: np.ndarray, dust: int, node_stop: np.ndarray) -> int:
+    """Set the node's status; return the tx to queue next (or -1). ``node_stop`` (empty, or one flag per
+    output): outputs that end the trace as endpoints whatever their address (a named incident's seed
+    coins, backward)."""
     if taint[node] <= 0:
         return -1
     a = out_addr[node]
     if not is_seed:
+        if len(node_stop) > 0 and node_stop[node]:
+            status[node] = ENDPOINT
+            return -1
         k = addr_stop[a] if 0 <= a < len(addr_stop) else S_NONE
         if k == S_SERVICE:
             status[node] = ENDPOINT
@@ -208,14 +215,16 @@ def _classify(node: int, is_seed: bool, forward: bool, taint: np.ndarray, status
 
 
 PEEL_RATIO = 2  # a peel step's continuing output is at least this many times its payment
+PEEL_MIN_RUN = 3  # a peel chain: at least this many consecutive peel steps along the continuations
 
 
 @njit(cache=True)
-def peel_big(t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray, out_value: np.ndarray,
-             out_opret: np.ndarray) -> int:
+def peel_big(t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray, in_node: np.ndarray, out_value: np.ndarray,
+             out_addr: np.ndarray, out_opret: np.ndarray) -> int:
     """The continuing (large) output of ``t`` when ``t`` has the shape of a peel step, else -1: one
     input (the chain's coin), exactly two value outputs (neither OP_RETURN), the larger at least ``PEEL_RATIO`` times
-    the smaller. Shape only, no tags."""
+    the smaller, and the payment going to another owner than the continuation and the coin (its address
+    differs from both: a payment back to the payer's own address is change, not a peel). Shape only, no tags."""
     if t < 0:
         return -1
     o0, o1 = tx_out_ptr[t], tx_out_ptr[t + 1]
@@ -231,7 +240,48 @@ def peel_big(t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray, out_value: n
         big, small = b, a
     if out_value[big] < PEEL_RATIO * out_value[small]:
         return -1
+    pay = out_addr[small]
+    if pay >= 0 and pay == out_addr[big]:
+        return -1
+    q = in_node[tx_in_ptr[t]]
+    if pay >= 0 and q >= 0 and out_addr[q] == pay:
+        return -1
     return big
+
+
+@njit(cache=True)
+def peel_link(t_prev: int, t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray, in_node: np.ndarray,
+              out_value: np.ndarray, out_addr: np.ndarray, out_opret: np.ndarray, out_tx: np.ndarray,
+              out_spent_tx: np.ndarray) -> bool:
+    """Whether the step from peel step ``t_prev`` into peel step ``t`` (which spends ``t_prev``'s
+    continuation) lies in a peel *chain*: a run of at least ``PEEL_MIN_RUN`` consecutive peel steps along
+    the continuations, looking back from ``t_prev`` and ahead from ``t``. The same answer in either
+    direction of a trace (it is a property of the chain, not of the walk); at most ``PEEL_MIN_RUN``
+    transactions looked at."""
+    n = 2
+    u = t_prev
+    while n < PEEL_MIN_RUN:
+        if tx_in_ptr[u + 1] - tx_in_ptr[u] != 1:
+            break
+        q = in_node[tx_in_ptr[u]]
+        if q < 0:
+            break
+        v = out_tx[q]
+        if peel_big(v, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret) != q:
+            break
+        u = v
+        n += 1
+    u = t
+    while n < PEEL_MIN_RUN:
+        big = peel_big(u, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret)
+        if big < 0:
+            break
+        v = out_spent_tx[big]
+        if v < 0 or peel_big(v, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret) < 0:
+            break
+        u = v
+        n += 1
+    return n >= PEEL_MIN_RUN
 
 
 @njit(cache=True)
@@ -239,12 +289,15 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                    in_node: np.ndarray, in_value: np.ndarray, out_value: np.ndarray, out_addr: np.ndarray,
                    out_tx: np.ndarray, out_spent_tx: np.ndarray, out_opret: np.ndarray, tx_fee: np.ndarray,
                    tx_coinjoin: np.ndarray, addr_stop: np.ndarray, seed_nodes: np.ndarray,
-                   seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool = False,
-                   peel_free: bool = True):
-    """Propagate taint from seed outputs (``peel_free``: a peel chain costs one hop, see :func:`peel_big`). Returns per-node taint/status/hop, the processed txs (in order)
+                   seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool,
+                   peel_txs: int, node_stop: np.ndarray):
+    """Propagate taint from seed outputs. ``peel_txs``: how many transactions the trace may pass for free
+    along peel chains (:func:`peel_big`, :func:`peel_link`: a chain costs one hop); 0 counts every
+    transaction as a hop. Returns per-node taint/status/hop, the processed txs (in order)
     with their hop, sink amount (fee forward; coinbase/missing backward) and kind, the best tainted
-    predecessor of each processed tx (for evidence paths), the FIFO segments and the absorbed amount
-    (poison's growth)."""
+    predecessor of each processed tx (for evidence paths), the FIFO segments, the absorbed amount
+    (poison's growth), the number of transactions passed for free and the first transaction the peel
+    allowance no longer covered (-1: it was never used up)."""
     nout = len(out_value)
     ntx = len(tx_fee)
     taint = np.zeros(nout, np.int64)
@@ -266,6 +319,8 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
     sink_kind = np.empty(256, np.int8)
     nd = 0
     absorbed = np.int64(0)
+    n_free = 0
+    peel_hit = np.int64(-1)
     # scratch
     s_amt = np.empty(64, np.int64)
     s_flag = np.empty(64, np.int8)
@@ -283,7 +338,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
         if status[nd_] != UNTOUCHED:
             continue
         t = _classify(nd_, True, forward, taint, status, out_addr, addr_stop, out_opret, out_spent_tx, out_tx,
-                      dust)
+                      dust, node_stop)
         if t >= 0 and not queued[t]:
             queued[t] = True
             heap, hn = _hpush(heap, hn, t if forward else -t)
@@ -299,16 +354,22 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
         best = np.int64(-1)
         bestv = np.int64(-1)
         # a hop costs 1, except along a peel chain: the continuing output of a peel step spent by
-        # another peel step (either direction) costs nothing, so a chain of any length is one hop
-        t_big = peel_big(t, tx_out_ptr, tx_in_ptr, out_value, out_opret) if peel_free else -1
+        # the next peel step of a run of >= PEEL_MIN_RUN (either direction) costs nothing, so a chain of
+        # any length is one hop; at most peel_txs transactions per trace pass for free
+        t_big = peel_big(t, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret) if peel_txs > 0 else -1
+        h_free = np.int64(2147483647)
         if forward:
             for j in range(i0, i1):
                 p = in_node[j]
                 if p >= 0 and status[p] == FOLLOWED and out_spent_tx[p] == t:
                     T += taint[p]
                     c = hop[p] + 1
-                    if t_big >= 0 and peel_big(out_tx[p], tx_out_ptr, tx_in_ptr, out_value, out_opret) == p:
-                        c = hop[p]
+                    if t_big >= 0 and hop[p] < h_free:
+                        tp = out_tx[p]
+                        if peel_big(tp, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret) == p and \
+                                peel_link(tp, t, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret,
+                                          out_tx, out_spent_tx):
+                            h_free = hop[p]
                     if c < h:
                         h = c
                     if taint[p] > bestv:
@@ -319,13 +380,23 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                 if status[o] == FOLLOWED:
                     T += taint[o]
                     c = hop[o] + 1
-                    if o == t_big and peel_big(out_spent_tx[o], tx_out_ptr, tx_in_ptr, out_value, out_opret) >= 0:
-                        c = hop[o]
+                    if o == t_big and hop[o] < h_free:
+                        tn = out_spent_tx[o]
+                        if peel_big(tn, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret) >= 0 and \
+                                peel_link(t, tn, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret,
+                                          out_tx, out_spent_tx):
+                            h_free = hop[o]
                     if c < h:
                         h = c
                     if taint[o] > bestv:
                         bestv = taint[o]
                         best = o
+        if T > 0 and h_free < h:
+            if n_free < peel_txs:
+                h = h_free
+                n_free += 1
+            elif peel_hit < 0:
+                peel_hit = t
         if T == 0:
             continue
         if h > max_hops:
@@ -501,7 +572,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
             taint[node] = share[s]
             hop[node] = h
             nt = _classify(node, False, forward, taint, status, out_addr, addr_stop, out_opret, out_spent_tx,
-                           out_tx, dust)
+                           out_tx, dust, node_stop)
             if nt >= 0 and not queued[nt]:
                 queued[nt] = True
                 heap, hn = _hpush(heap, hn, nt if forward else -nt)
@@ -518,7 +589,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
             sink_kind[nd] = SINK_MISSING
         nd += 1
     return (taint, status, hop, done[:nd], sink[:nd], sink_kind[:nd], tx_hop, tx_best, seg_start, seg_cnt,
-            seg_amt[:nseg], seg_flag[:nseg], absorbed)
+            seg_amt[:nseg], seg_flag[:nseg], absorbed, n_free, peel_hit)
 
 
 @dataclass(slots=True)
@@ -536,6 +607,8 @@ class UtxoOutcome:
     seg_amt: np.ndarray
     seg_flag: np.ndarray
     absorbed: int
+    peel_free_txs: int = 0  # transactions passed for free along peel chains
+    peel_hit: int = -1  # the first transaction the peel allowance no longer covered (-1: never used up)
 
     def nodes(self) -> np.ndarray:
         """The nodes that carry taint (the reachable subgraph's outputs)."""
@@ -544,13 +617,13 @@ class UtxoOutcome:
 
 def run_utxo(graph, model: str, forward: bool, tx_coinjoin: np.ndarray, addr_stop: np.ndarray,
              seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int, dust: int,
-             keep_order: bool = False, peel_free: bool = True) -> UtxoOutcome:
+             keep_order: bool = False, peel_txs: int = PEEL_TXS, node_stop: np.ndarray | None = None) -> UtxoOutcome:
     r = propagate_utxo(forward, MODELS[model], graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node, graph.in_value,
                        graph.out_value, graph.out_addr, graph.out_tx, graph.out_spent_tx, graph.out_opret,
                        graph.tx_fee, tx_coinjoin, addr_stop, np.asarray(seed_nodes, np.int64),
                        np.asarray(seed_taint, np.int64), int(max_hops), int(dust), bool(keep_order),
-                       bool(peel_free))
-    return UtxoOutcome(*r[:-1], absorbed=int(r[-1]))
+                       int(peel_txs), np.zeros(0, np.bool_) if node_stop is None else node_stop)
+    return UtxoOutcome(*r[:-3], absorbed=int(r[-3]), peel_free_txs=int(r[-2]), peel_hit=int(r[-1]))
 
 
 # --- EVM: account-level ledgers in Python ints ----------------------------------------------------------

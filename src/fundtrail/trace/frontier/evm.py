@@ -14,11 +14,19 @@ import numpy as np
 from fundtrail.errors import NotFoundError
 from fundtrail.model.trace import Candidate, Crossing, PeelChain, Seed
 from fundtrail.trace import crossing as X
-from fundtrail.trace.context import Ctx, as_utc, chain_labels, deposit_provenance
+from fundtrail.trace.context import (
+    Ctx,
+    as_utc,
+    chain_labels,
+    deposit_provenance,
+    incident_label,
+    incident_seeds,
+)
 from fundtrail.trace.frontier.release import release_injection
 from fundtrail.trace.graph import evm_ledger
 from fundtrail.trace.leg import MAX_PATH_LEN, EpEvent, Injection, Leg, MixEvent
 from fundtrail.trace.peel import MIN_HOPS as PEEL_MIN_HOPS
+from fundtrail.trace.stops import Label
 from fundtrail.trace.taint import KIND_FEE, S_BRIDGE, S_MIXER, S_SERVICE, EvmTaint, Move, split_exact
 
 
@@ -56,6 +64,20 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
     ws = ctx.ws
     L = evm_ledger(ws, chain, reverse=not ctx.forward)
     labels = chain_labels(ws, chain, ctx.book, "evm")
+    # backward: a named incident's seed transfers end the trace, credited to the incident by name; the
+    # haircut adjoint needs each account's balance in forward time (_BalanceAfter)
+    inc_rows: dict[int, Label] = {}
+    bal_after = None
+    if not ctx.forward:
+        for name, ictx, iseeds in incident_seeds(ctx, chain):
+            for s in iseeds:
+                try:
+                    for r in evm_seeds(ictx, chain, [s]):
+                        inc_rows.setdefault(r, incident_label(name))
+                except NotFoundError:  # an incident seed this workspace does not hold
+                    continue
+        if ctx.model == "haircut":
+            bal_after = _BalanceAfter(evm_ledger(ws, chain))
     leg = Leg(chain, "evm")
     eng = EvmTaint(L, ctx.model)
     inj: dict[int, tuple[int, int]] = {}
@@ -148,12 +170,27 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
         st_s = eng.state(s, ai) if s >= 0 and s != d else None
         forwards = False
         if st_s is not None:
+            if bal_after is not None:
+                # backward haircut: row e brought x into s (forward time) when s then held B; of the funds s
+                # later paid out (the demand st_s.taint), the share x / B came from e (the adjoint of the
+                # forward rule "an outflow carries outflow / balance of the taint")
+                B = bal_after(s, ai, L, e)
+                if B is not None and B >= x:
+                    st_s.bal = B
             bal_before = st_s.bal
             mv = eng.outflow(st_s, x, ai)
-            # the EVM peel chain: an account forwarding most of its balance on continues the chain of
-            # the account that forwarded most of its balance to it; the chain costs one hop in all
-            forwards = ctx.peel_budget and L.kind[e] != KIND_FEE and bal_before > 0 and 2 * x >= bal_before
-            hop_next = st_s.hop if forwards and st_s.cont else st_s.hop + 1
+            # the EVM peel chain: an account forwarding most of its balance on (to an account holding
+            # none of the asset) continues the chain of the account that did the same to it; the chain
+            # costs one hop in all, up to ctx.peel_txs transfers passed for free per leg
+            forwards = ctx.peel_txs > 0 and L.kind[e] != KIND_FEE and bal_before > 0 and 2 * x >= bal_before
+            free = forwards and st_s.cont and mv.tainted > 0
+            if free and leg.peel_free_txs >= ctx.peel_txs:
+                free = False
+                if leg.peel_hit is None:
+                    leg.peel_hit = L.txid_of(e)
+            if free:
+                leg.peel_free_txs += 1
+            hop_next = st_s.hop if free else st_s.hop + 1
             prev = st_s.pred
         if L.kind[e] == KIND_FEE:
             if mv is not None:
@@ -206,6 +243,10 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
             continue
         link[e] = prev
         leg.txs += 1
+        if inc_rows and e in inc_rows and e not in seeds:  # backward: a named incident's seed transfer
+            b.endpoints += t
+            leg.endpoints.append(EpEvent(inc_rows[e], chain, asset, t, hop_next, when, path(e), astr(s), txid))
+            continue
         # forwarding chains (the EVM peel chain): a tainted outflow of a chain member is a peel, unless it
         # turns out below to be the chain's continuation
         root = chain_root.get((s, ai))
@@ -303,6 +344,9 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
             continue
         fresh = eng.state(d, ai) is None
         st_d = eng.ensure(d, ai, e, hop_next, when)
+        # a continuation goes to an account holding none of the asset (a fresh link of the chain), not
+        # to one that already has funds of its own
+        forwards = forwards and st_d.bal == 0
         eng.inflow(st_d, mvin, ai)
         if fresh or hop_next < st_d.hop:
             st_d.hop = hop_next
@@ -352,6 +396,34 @@ def evm_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Inject
 
 
 _PENDING = "\x00addr#"
+
+
+class _BalanceAfter:
+    """Backward haircut on EVM: an account's balance in forward time just after a ledger row (looked up
+    by the row's height, transaction index, sequence and kind), from the forward ledger ``F``, one pass
+    per account and asset."""
+
+    def __init__(self, F: Any) -> None:
+        self.F = F
+        self.memo: dict[tuple[int, int], dict[tuple[int, int, int, int], int]] = {}
+
+    def __call__(self, acct: int, ai: int, L: Any, e: int) -> int | None:
+        m = self.memo.get((acct, ai))
+        if m is None:
+            F = self.F
+            m = {}
+            bal = 0
+            for x in F.entries(acct).tolist():
+                if F.asset[x] != ai:
+                    continue
+                a = F.amount(x)
+                if F.dst[x] == acct and F.src[x] != acct and F.kind[x] != KIND_FEE:
+                    bal += a
+                elif F.src[x] == acct and F.dst[x] != acct:
+                    bal -= a
+                m[(int(F.height[x]), int(F.tx_index[x]), int(F.seq[x]), int(F.kind[x]))] = max(bal, 0)
+            self.memo[(acct, ai)] = m
+        return m.get((int(L.height[e]), int(L.tx_index[e]), int(L.seq[e]), int(L.kind[e])))
 
 
 def _forwarding_chains(ctx: Ctx, chain: str, L: Any, labels: Any,

@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 
 from fundtrail.errors import NotFoundError
+from fundtrail.model.address import normalize
 from fundtrail.model.trace import Crossing, Seed
 from fundtrail.trace import crossing as X
-from fundtrail.trace.context import Ctx, as_utc, chain_labels, coinjoin_mask
+from fundtrail.trace.context import Ctx, as_utc, chain_labels, coinjoin_mask, incident_label, incident_seeds
 from fundtrail.trace.frontier.release import release_injection
-from fundtrail.trace.graph import utxo_graph
+from fundtrail.trace.graph import cached, evm_ledger, utxo_graph
 from fundtrail.trace.leg import MAX_PATH_LEN, MAX_STOPPED_ROWS, EpEvent, Injection, Leg, MixEvent
 from fundtrail.trace.peel import peel_chains
 from fundtrail.trace.stops import Label
@@ -23,6 +24,7 @@ from fundtrail.trace.taint import (
     BRIDGE,
     BURNED,
     ENDPOINT,
+    KIND_FEE,
     MIXER,
     SINK_COINBASE,
     SINK_FEE,
@@ -54,19 +56,60 @@ def utxo_seeds(ctx: Ctx, chain: str, seeds: Sequence[Seed]) -> dict[int, int]:
                         out[o] = int(g.out_value[o])
         elif s.address is not None:
             aid = ctx.seed_address_id(chain, s.address, "transactions")
-            nodes = np.flatnonzero(g.out_addr == aid)
-            for o in nodes.tolist():
-                t = int(g.out_tx[o])
-                if ctx.since is not None and g.tx_time[t] < ctx.since:
-                    continue
-                i0, i1 = int(g.tx_in_ptr[t]), int(g.tx_in_ptr[t + 1])
-                prev = g.in_node[i0:i1]
-                prev = prev[prev >= 0]
-                if len(prev) and (g.out_addr[prev] == aid).any():
-                    continue  # change back to the seed address: not "received"
-                if g.out_value[o] > 0:
-                    out[o] = int(g.out_value[o])
+            for o in _received(g, aid, np.flatnonzero(g.out_addr == aid).tolist(), ctx.since):
+                out[o] = int(g.out_value[o])
     return out
+
+
+def _received(g: Any, aid: int, nodes: Sequence[int], since: int | None) -> list[int]:
+    """Of the outputs ``nodes`` at address ``aid``: those it received (from ``since`` on), not the change
+    it paid back to itself."""
+    out = []
+    for o in nodes:
+        t = int(g.out_tx[o])
+        if since is not None and g.tx_time[t] < since:
+            continue
+        i0, i1 = int(g.tx_in_ptr[t]), int(g.tx_in_ptr[t + 1])
+        prev = g.in_node[i0:i1]
+        prev = prev[prev >= 0]
+        if len(prev) and (g.out_addr[prev] == aid).any():
+            continue  # change back to the seed address: not "received"
+        if g.out_value[o] > 0:
+            out.append(int(o))
+    return out
+
+
+def incident_coins(ctx: Ctx, chain: str) -> dict[int, Label]:
+    """The seed coins of every stored incident on ``chain`` (what a forward trace from the incident starts
+    from), each labelled with its incident: the stops of a backward trace. One scan of the outputs for all
+    incidents' addresses; cached per workspace generation (storing an incident is a new generation)."""
+    def build(ws: Any, chain_: str) -> dict[int, Label]:
+        g = utxo_graph(ws, chain_)
+        incs = incident_seeds(ctx, chain_)
+        addrs = sorted({normalize(chain_, s.address) for _n, _c, ss in incs for s in ss if s.address is not None})
+        ids = X.address_ids(ws, chain_, addrs) if addrs else {}
+        want = np.array(sorted(set(ids.values())), np.int64)
+        by_addr: dict[int, list[int]] = {}
+        if len(want):
+            for o in np.flatnonzero(np.isin(g.out_addr, want)).tolist():
+                by_addr.setdefault(int(g.out_addr[o]), []).append(o)
+        out: dict[int, Label] = {}
+        for name, ictx, ss in incs:
+            lab = incident_label(name)
+            for s in ss:
+                if s.address is not None:
+                    aid = ids.get(normalize(chain_, s.address))
+                    found = _received(g, aid, by_addr.get(aid, []), ictx.since) if aid is not None else []
+                else:
+                    try:
+                        found = list(utxo_seeds(ictx, chain_, [s]))
+                    except NotFoundError:  # an incident transaction this workspace does not hold
+                        found = []
+                for o in found:
+                    out.setdefault(o, lab)
+        return out
+
+    return cached(ctx.ws, chain, "incident_coins", build)
 
 
 def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injection]) -> Leg:
@@ -83,12 +126,23 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     taints = np.array([want[n] for n in nodes.tolist()], np.int64)
     leg = Leg(chain, "utxo")
     dust = ctx.dust_for(chain, "BTC")
+    # backward: a named incident's seed coins end the trace, credited to the incident by name
+    inc_node: dict[int, Label] = {}
+    node_stop = None
+    if not ctx.forward:
+        inc_node = incident_coins(ctx, chain)
+        if inc_node:
+            node_stop = np.zeros(g.nout, np.bool_)
+            node_stop[np.fromiter(inc_node, np.int64, len(inc_node))] = True
     out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust,
-                   peel_free=ctx.peel_budget)
+                   peel_txs=ctx.peel_txs, node_stop=node_stop)
     b = leg.b("BTC")
     b.traced = int(np.minimum(taints, g.out_value[nodes]).sum()) if len(nodes) else 0
     b.absorbed = out.absorbed
     leg.txs = len(out.done)
+    leg.peel_free_txs = out.peel_free_txs
+    if out.peel_hit >= 0:
+        leg.peel_hit = g.txid_of(out.peel_hit)
     if len(nodes):
         leg.seed_time = int(g.tx_time[g.out_tx[nodes]].min())
     touched = out.nodes()
@@ -119,7 +173,8 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
         t_created = int(g.out_tx[node])
         when = int(g.tx_time[t_created])
         txid = g.txid_of(t_created)
-        lab = labels.get(int(g.out_addr[node])) or Label("unknown", "other", None, False, False)
+        lab = inc_node.get(node) or labels.get(int(g.out_addr[node])) or Label("unknown", "other", None, False,
+                                                                               False)
         if out.status[node] == ENDPOINT:
             b.endpoints += amt
         else:
@@ -183,7 +238,14 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     # bridges: group the bridge-wallet outputs per deposit transaction
     bnodes = touched[st == BRIDGE]
     by_tx: dict[int, list[int]] = {}
-    for node in bnodes.tolist():
+    if not ctx.forward:
+        # backward: the bridge-wallet coins a bridge release spent; crossed back to the deposit it pays out
+        for node in bnodes.tolist():
+            by_tx.setdefault(int(g.out_spent_tx[node]), []).append(node)
+        for t, ns in sorted(by_tx.items()):
+            _bridge_back(ctx, g, leg, b, t, ns, out, labels, astr)
+        by_tx = {}
+    for node in bnodes.tolist() if ctx.forward else ():
         by_tx.setdefault(int(g.out_tx[node]), []).append(node)
     for t, ns in sorted(by_tx.items()):
         tainted = int(out.taint[ns].sum())
@@ -215,3 +277,47 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     return leg
 
 
+
+
+def _bridge_back(ctx: Ctx, g: Any, leg: Leg, b: Any, t: int, ns: list[int], out: Any, labels: Any,
+                 astr: Any) -> None:
+    """Backward across a bridge (the adjoint of :func:`~fundtrail.trace.frontier.release.release_injection`):
+    the taint the backward walk brought to the bridge-wallet coins that release ``t`` spent is what the
+    release's payouts owe to the deposit on the source chain; it goes on there as an injection at the
+    deposit's ledger row, scaled from the release's payouts to the deposit (forward scales the other way).
+    Unmatched (not a release, or its deposit unknown): stopped ``bridge``, as before."""
+    tainted = int(out.taint[ns].sum())
+    txid = g.txid_of(t) if t >= 0 else None
+    rel = next((r for r in ctx.book.releases if r.chain == g.chain and r.txid == txid and r.kind == "btc"), None)
+    dep = None
+    if rel is not None and rel.deposit_id is not None:
+        dep = next((d for ds in ctx.book.deposits_by_tx.values() for d in ds
+                    if d.chain == rel.src_chain and d.deposit_id == rel.deposit_id), None)
+    row = -1
+    if dep is not None:
+        try:
+            L = evm_ledger(ctx.ws, dep.chain, reverse=True)
+        except Exception:  # noqa: BLE001 - the source chain is not in the workspace
+            L = None
+        if L is not None:
+            bid = X.address_ids(ctx.ws, dep.chain, [dep.bridge]).get(dep.bridge, -2)
+            for e in L.tx_rows(dep.txid):
+                if L.kind[e] != KIND_FEE and L.src[e] == bid and (row < 0 or L.amount(e) == dep.amount):
+                    row = int(e)
+    wallet = ctx.book.btc_bridge_wallet.get(g.chain, set())
+    payouts = [o for o in range(int(g.tx_out_ptr[t]), int(g.tx_out_ptr[t + 1]))
+               if g.out_value[o] > 0 and not g.out_opret[o] and int(g.out_addr[o]) not in wallet] if t >= 0 else []
+    paid = sum(int(g.out_value[o]) for o in payouts)
+    if row < 0 or paid <= 0 or tainted <= 0:
+        b.other_stopped += tainted
+        leg.stop("BTC", "bridge", tainted, astr(ns[0]), txid)
+        return
+    amt = L.amount(row)
+    demand = amt if ctx.model == "poison" else min(amt, tainted * dep.amount // paid)
+    b.crossed_out += tainted
+    leg.injections.append(Injection(dep.chain, row, demand, int(out.hop[ns].min())))
+    asset = L.asset_of(row)
+    dec, _ = ctx.asset_meta(dep.chain, asset)
+    lab = labels.get(int(g.out_addr[ns[0]]))
+    leg.bridges.append(Crossing("bridge", lab.entity if lab else astr(ns[0]), g.chain, "BTC", tainted, 8, dep.chain,
+                                asset, demand, dec, txid, dep.txid, "deposit_id", 1.0, as_utc(int(g.tx_time[t]))))
