@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from fundtrail.store import Workspace
+from fundtrail.trace import graphstore
 
 LO_BITS = 62
 LO_MASK = (1 << LO_BITS) - 1
@@ -636,8 +637,16 @@ def cached(ws: Workspace, chain: str, what: str, build: Any) -> Any:
     return value
 
 
+def _stored_utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
+    def make(txid: np.ndarray, **fields: Any) -> UtxoGraph:
+        return UtxoGraph(txid=TxIds(txid), **fields)
+
+    return graphstore.open_or_build(ws, chain, build_utxo_graph, make)
+
+
 def utxo_graph(ws: Workspace, chain: str) -> UtxoGraph:
-    return cached(ws, chain, "utxo_graph", build_utxo_graph)
+    """The chain's graph: in memory per workspace generation, on disk per block-table part list (graphstore)."""
+    return cached(ws, chain, "utxo_graph", _stored_utxo_graph)
 
 
 def evm_ledger(ws: Workspace, chain: str, reverse: bool = False) -> EvmLedger:

@@ -1,0 +1,88 @@
+"""The trace graph kept on disk: the same graph as a build, opened without building, rebuilt after new blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fundtrail.model.trace import Seed
+from fundtrail.store import Workspace
+from fundtrail.trace import graph as G
+from fundtrail.trace import graphstore
+from fundtrail.trace.service import trace
+
+from .world import BtcWorld, addr
+
+
+def _world(ws: Workspace) -> None:
+    w = BtcWorld()
+    w.tx("cb1", [], [("victim", 100_000)], height=1)
+    w.tx("theft", [("cb1", 0)], [("thief", 99_000)], height=2)
+    w.tx("cb2", [], [("clean", 50_000)], height=2)
+    w.tx("mix", [("theft", 0), ("cb2", 0)], [("x", 100_000), ("exch", 48_000)], height=3)
+    w.tx("split", [("mix", 0)], [("y", 60_000), ("z", 39_500)], height=4)
+    w.tx("memo", [("split", 1)], [("z2", 39_000), (None, 0, b"memo")], height=4)
+    w.tag("exch", "exchange", "Garantex", "RU")
+    w.write(ws)
+
+
+def _same(a: G.UtxoGraph, b: G.UtxoGraph) -> None:
+    for n in graphstore.ARRAYS:
+        x, y = getattr(a, n), getattr(b, n)
+        assert x.dtype == y.dtype and np.array_equal(x, y), n
+    assert np.array_equal(a.txid.raw, b.txid.raw)
+    assert a.op_return == b.op_return
+
+
+def test_stored_graph_equals_a_build_and_is_opened_without_building(home, monkeypatch):
+    ws = Workspace(home)
+    _world(ws)
+    G.clear_cache()
+    built = G.utxo_graph(ws, "regtest")
+    k = graphstore.key(ws, "regtest")
+    stored = list((home / "index" / "graph").rglob("meta.json"))
+    assert len(stored) == 1 and stored[0].parent.name == k
+    G.clear_cache()  # a new process: no graph in memory
+
+    def no_build(*a, **kw):
+        raise AssertionError("the graph was built again")
+
+    monkeypatch.setattr(G, "build_utxo_graph", no_build)
+    opened = G.utxo_graph(ws, "regtest")
+    _same(opened, built)
+    assert list(opened.op_return.values()) == [b"memo"]
+    assert opened.tx_number(built.txid_of(2)) == 2
+    r = trace(ws, [Seed("regtest", address=addr("thief"))], model="haircut")
+    assert {(e.entity, e.amount) for e in r.endpoints} == {("Garantex", 31_893)}
+    G.clear_cache()
+
+
+def test_new_blocks_give_a_new_key_and_the_old_graph_is_removed(home):
+    ws = Workspace(home)
+    _world(ws)
+    G.clear_cache()
+    G.utxo_graph(ws, "regtest")
+    k1 = graphstore.key(ws, "regtest")
+    w = BtcWorld()
+    w.tx("cb9", [], [("later", 7_000)], height=5)
+    w.write(ws)
+    k2 = graphstore.key(ws, "regtest")
+    assert k2 != k1
+    G.clear_cache()
+    g = G.utxo_graph(ws, "regtest")
+    assert g.ntx == 7
+    keys = {p.parent.name for p in (home / "index" / "graph").rglob("meta.json")}
+    assert keys == {k2}
+    G.clear_cache()
+
+
+def test_an_unreadable_store_is_rebuilt(home):
+    ws = Workspace(home)
+    _world(ws)
+    G.clear_cache()
+    built = G.utxo_graph(ws, "regtest")
+    d = next((home / "index" / "graph").rglob("meta.json")).parent
+    (d / "out_value.npy").write_bytes(b"not an array")
+    assert graphstore.load(ws, "regtest", d.name) is None
+    G.clear_cache()
+    _same(G.utxo_graph(ws, "regtest"), built)
+    G.clear_cache()
