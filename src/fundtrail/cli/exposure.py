@@ -17,11 +17,25 @@ def register(app: typer.Typer) -> None:
     def build(home: HomeOpt = None,
               max_hops: int = typer.Option(6, "--max-hops", help="Hops within which exposure counts."),
               keep: int = typer.Option(50, "--keep", help="Versions to keep for replays."),
-              json_out: bool = typer.Option(False, "--json")) -> None:
+              json_out: bool = typer.Option(False, "--json"),
+              engine: str = typer.Option("embedded", "--engine", help="Where the build runs: embedded (in "
+                                         "process) or spark (propagation and fold on Apache Spark)."),
+              spark_master: str = typer.Option("local[*]", "--spark-master", help="Spark master URL "
+                                               "(local[*], spark://host:7077, yarn, k8s://...)."),
+              spark_conf: list[str] = typer.Option([], "--spark-conf",
+                                                   help="A Spark setting key=value (repeatable).")) -> None:
         """Build a new version of the exposure index from the workspace (blocks, tags, incidents)."""
-        from fundtrail.exposure.index import build_index
+        from fundtrail.engine.base import engine_spec
 
-        path = build_index(workspace(home), max_hops=max_hops, keep=keep)
+        spec = engine_spec(engine, spark_master, spark_conf)
+        if spec.distributed:
+            from fundtrail.exposure.distributed import build_index as build_on_spark
+
+            path = build_on_spark(workspace(home), spec, max_hops=max_hops, keep=keep)
+        else:
+            from fundtrail.exposure.index import build_index
+
+            path = build_index(workspace(home), max_hops=max_hops, keep=keep)
         meta = json.loads((path / "meta.json").read_text())
         if json_out:
             emit_json({k: meta[k] for k in ("version", "built_at", "heights", "tags_digest", "rows", "timings")})

@@ -32,6 +32,7 @@ DEFAULT_MASTER = "local[*]"
 
 RangeFn = Callable[[int, int], Iterator[pa.RecordBatch]]
 GroupFn = Callable[[pa.Table], pa.Table]
+TaskFn = Callable[[int], Iterator[pa.RecordBatch]]
 
 
 @dataclass(frozen=True, slots=True)
