@@ -18,7 +18,7 @@ from fundtrail.store import Workspace
 
 pytestmark = pytest.mark.slow
 
-SPEC = EngineSpec("spark", "local[2]", (("spark.sql.shuffle.partitions", "4"),))
+SPEC = EngineSpec("spark", "local[2]")
 KEY = ("chain", "subject", "subject_id", "direction", "gid", "asset")
 
 
@@ -29,7 +29,7 @@ def _rows(path) -> dict[tuple, dict]:
     return out
 
 
-def test_spark_index_agrees_with_embedded(world, tmp_path):
+def test_spark_index_agrees_with_embedded(spark, world, tmp_path):
     home = tmp_path / "ws"
     shutil.copytree(world.home, home)
     ws = Workspace(home)
