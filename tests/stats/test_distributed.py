@@ -8,8 +8,7 @@ import pytest
 
 from fundtrail.cli.main import main
 from fundtrail.engine.base import EngineSpec
-from fundtrail.stats import compute_stats
-from fundtrail.stats import distributed
+from fundtrail.stats import compute_stats, distributed
 from fundtrail.store import Workspace
 
 pytestmark = pytest.mark.slow

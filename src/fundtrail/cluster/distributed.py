@@ -13,9 +13,13 @@ engine's results.
    embedded engine records for that component, so ``cluster_evidence`` (and its ``seq``), and the
    supercluster alarms, are the same rows.
 
-The tables are written through one workspace transaction on the driver, exactly as the embedded service
-writes them (labels and evidence are collected to the driver for that: 16 bytes per address plus the
-merges). A Spark run always starts from scratch and leaves the state an embedded incremental run resumes
+4. The write: ``cluster_members`` and ``cluster_evidence`` (numbered by each merge's place in the global
+   order: a range-partitioned sort, a row's rank in its partition plus the rows before the partition) are
+   written by the executors as Parquet parts into ``HOME/staging/`` (engine/spark/write.py); one workspace
+   transaction on the driver adopts them (a rename into ``tables/``) with the verdict tables and the
+   alarms (small: one blob per block range, a few alarm rows), under the writer lease the run holds.
+
+A Spark run always starts from scratch and leaves the state an embedded incremental run resumes
 from. EVM chains (one aggregate query per chain) are clustered by the embedded service under either engine.
 """
 
