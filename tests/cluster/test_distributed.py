@@ -46,6 +46,8 @@ def _check_parity(ws: Workspace, chain: str, change: str = "none") -> dict:
     stats, run = distributed.cluster_utxo(ws, chain, SPEC, change_heuristics=heur, alarm_size=3, measure=True)
     assert _partition(ws, chain) == part  # as partitions: the same sets of addresses
     assert _evidence(ws, chain) == ev  # the same merges, numbered alike
+    assert (stats.clusters, stats.merges) == (len(part), len(ev))
+    assert not list((ws.home / "staging").glob("*"))  # every staged part was adopted
     for t, c in cols.items():
         assert _table(ws, t, chain, c) == tables[t], t
     # `cluster why` over the Spark run's evidence: a path of real merges inside the cluster

@@ -29,6 +29,11 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("table", "--format", help="table, json, csv or html."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
         home: HomeOpt = None,
+        engine: str = typer.Option("embedded", "--engine", help="Where the traces and sums run: embedded (in "
+                                   "process) or spark (one task per incident and model, sums in DataFrames)."),
+        spark_master: str = typer.Option("local[*]", "--spark-master", help="Spark master URL "
+                                         "(local[*], spark://host:7077, yarn, k8s://...)."),
+        spark_conf: list[str] = typer.Option([], "--spark-conf", help="A Spark setting key=value (repeatable)."),
     ) -> None:
         """Stolen, cashed-out, mixed and unspent value per actor, year, asset, country … with the method."""
         from fundtrail.errors import UsageError
@@ -40,9 +45,19 @@ def register(app: typer.Typer) -> None:
         models = _split(model)
         if "all" in models:
             models = list(MODELS)
+        from fundtrail.engine.base import engine_spec
+
+        spec = engine_spec(engine, spark_master, spark_conf)
+        run = compute_stats
+        if spec.distributed:
+            import functools
+
+            from fundtrail.stats.distributed import compute_stats as on_spark
+
+            run = functools.partial(on_spark, spec=spec)
         with CliProgress() as progress:
-            result = compute_stats(workspace(home), by=_split(by), incidents=incident, models=models,
-                                   date_from=date_from, date_to=date_to, max_hops=max_hops, progress=progress)
+            result = run(workspace(home), by=_split(by), incidents=incident, models=models,
+                         date_from=date_from, date_to=date_to, max_hops=max_hops, progress=progress)
         text = render(result, fmt)
         if out is None:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")

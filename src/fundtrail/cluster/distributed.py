@@ -13,23 +13,28 @@ engine's results.
    embedded engine records for that component, so ``cluster_evidence`` (and its ``seq``), and the
    supercluster alarms, are the same rows.
 
-The tables are written through one workspace transaction on the driver, exactly as the embedded service
-writes them (labels and evidence are collected to the driver for that: 16 bytes per address plus the
-merges). A Spark run always starts from scratch and leaves the state an embedded incremental run resumes
+4. The write: ``cluster_members`` and ``cluster_evidence`` (numbered by each merge's place in the global
+   order: a range-partitioned sort, a row's rank in its partition plus the rows before the partition) are
+   written by the executors as Parquet parts into ``HOME/staging/`` (engine/spark/write.py); one workspace
+   transaction on the driver adopts them (a rename into ``tables/``) with the verdict tables and the
+   alarms (small: one blob per block range, a few alarm rows), under the writer lease the run holds.
+
+A Spark run always starts from scratch and leaves the state an embedded incremental run resumes
 from. EVM chains (one aggregate query per chain) are clustered by the embedded service under either engine.
 """
 
 from __future__ import annotations
 
 import functools
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fundtrail.cluster import change as change_mod
 from fundtrail.cluster import coinjoin as coinjoin_mod
@@ -40,9 +45,11 @@ from fundtrail.engine.base import EngineSpec
 from fundtrail.engine.spark.components import ComponentsRun, connected_components
 from fundtrail.engine.spark.jobs import group_apply, map_ranges
 from fundtrail.engine.spark.session import session
+from fundtrail.engine.spark.write import staging_dir, write_parts
 from fundtrail.errors import NotFoundError
 from fundtrail.progress import NullProgress, Progress
-from fundtrail.store.workspace import Workspace, writes
+from fundtrail.store import schema as S
+from fundtrail.store.workspace import STAGING, Workspace, writes
 
 PARTS_DDL = ("kind string, phase int, height long, tx_index int, a long, b long, txid string, "
              "heuristic string, confidence double, blob binary")
@@ -123,6 +130,7 @@ def component_forest(alarm_size: int, table: pa.Table) -> pa.Table:
     return out.append_column("size_a", pa.array(sa)).append_column("size_b", pa.array(sb))
 
 
+@writes("cluster --engine spark")
 def cluster_utxo(ws: Workspace, chain: str, spec: EngineSpec, *, change_heuristics: tuple[str, ...] = (),
                  alarm_size: int = svc.DEFAULT_ALARM_SIZE, progress: Progress = NullProgress(),
                  range_rows: int = svc.DEFAULT_RANGE_ROWS, memory_limit: str | None = svc.DEFAULT_MEMORY_LIMIT,
@@ -146,7 +154,11 @@ def cluster_utxo(ws: Workspace, chain: str, spec: EngineSpec, *, change_heuristi
     spark = session(spec)
     fn = functools.partial(range_parts, str(ws.home.resolve()), chain, change_heuristics, tip, memory_limit)
     parts = map_ranges(spark, ranges, fn, PARTS_DDL).persist(StorageLevel.MEMORY_AND_DISK)
+    staging = ws.home / STAGING
+    members_dir, evidence_dir = staging_dir(staging), staging_dir(staging)
+    persisted: list[Any] = [parts]
     try:
+        # verdict tables (one small Arrow blob per range: CoinJoins, change verdicts) come to the driver
         blobs = parts.where(F.col("blob").isNotNull()).select("kind", "height", "blob").toArrow()
         edges = parts.where(F.col("blob").isNull()).drop("kind", "blob")
         per_phase = dict(edges.groupBy("phase").count().collect())
@@ -155,16 +167,43 @@ def cluster_utxo(ws: Workspace, chain: str, spec: EngineSpec, *, change_heuristi
         task.advance(n_edges)
         labels_df, run = connected_components(spark, edges, measure=measure)
         labels_df = labels_df.persist(StorageLevel.MEMORY_AND_DISK)
-        lab = labels_df.toArrow()
+        persisted.append(labels_df)
+        # cluster_members: every address id, its label (itself when on no edge), written by the executors
+        members = (spark.range(n).withColumnRenamed("id", "address_id")
+                   .join(labels_df.withColumnRenamed("id", "address_id"), "address_id", "left")
+                   .select(F.lit(chain).alias("chain"), "address_id",
+                           F.coalesce("label", "address_id").alias("cluster_id")))
+        member_files = write_parts(members.repartitionByRange(max(1, -(-n // write_rows)), "address_id")
+                                   .sortWithinPartitions("address_id"), members_dir)
+        moved = int(labels_df.where(F.col("id") != F.col("label")).count())
+        # the merges of each component in the global order, numbered by their place in it
         keyed = edges.join(labels_df.withColumnRenamed("id", "a"), "a")
-        forest = group_apply(keyed, "label", functools.partial(component_forest, alarm_size), FOREST_DDL).toArrow()
-        labels_df.unpersist()
+        forest = group_apply(keyed, "label", functools.partial(component_forest, alarm_size), FOREST_DDL)
+        forest = _with_txid_df(spark, ws, chain, forest).orderBy("phase", "height", "tx_index", "b")
+        forest = forest.withColumn("_m", F.monotonically_increasing_id()).withColumn(
+            "_p", F.spark_partition_id()).persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(forest)
+        offsets, start, n_merges = {}, 0, 0
+        for p, cnt, first in sorted(forest.groupBy("_p").agg(F.count("*"), F.min("_m")).collect()):
+            offsets[int(p)] = (start, int(first))
+            start += int(cnt)
+        n_merges = start
+        off = spark.createDataFrame([(p, o, f) for p, (o, f) in offsets.items()] or [(0, 0, 0)],
+                                    "_p int, _o long, _f long")
+        forest = forest.join(F.broadcast(off), "_p").withColumn("seq", F.col("_m") - F.col("_f") + F.col("_o"))
+        evidence = forest.select(F.lit(chain).alias("chain"), "seq", F.col("a").alias("a_id"),
+                                 F.col("b").alias("b_id"), "txid", "heuristic", "confidence", "height")
+        evidence_files = write_parts(evidence, evidence_dir)
+        alarm_rows = (forest.where(F.col("size_a") >= 0)
+                      .select("seq", "a", "b", "size_a", "size_b", "txid", "heuristic", "height").toArrow())
+    except BaseException:
+        for d in (members_dir, evidence_dir):
+            shutil.rmtree(d, ignore_errors=True)
+        raise
     finally:
-        parts.unpersist()
+        for df in persisted:
+            df.unpersist()
 
-    labels = np.arange(n, dtype=np.int64)
-    if lab.num_rows:
-        labels[lab["id"].to_numpy()] = lab["label"].to_numpy()
     blobs = blobs.sort_by([("height", "ascending")])
     kinds = blobs["kind"].to_pylist()
     tables = [_unipc(x) for x in blobs["blob"].to_pylist()]
@@ -172,48 +211,57 @@ def cluster_utxo(ws: Workspace, chain: str, spec: EngineSpec, *, change_heuristi
         if edges_mod.COINJOINS in kinds else coinjoin_mod.SCHEMA.empty_table()
     reports = [t for k, t in zip(kinds, tables, strict=True) if k == edges_mod.CHANGE_OUTPUTS]
     n_multi = len(edges_mod.multi_party_txids(cj_all))
-
-    forest = forest.sort_by(_ORDER)
-    cos = pc.equal(forest["phase"], edges_mod.PHASE[edges_mod.COSPEND])
-    ints = forest.filter(cos).select(["height", "tx_index", "a", "b"])
-    con = ws.connect()
-    try:
-        with_txid = svc._with_txids(con, chain, -1, tip, ints, "cospend", svc.COSPEND_CONFIDENCE)
-    finally:
-        con.close()
-    chg = forest.filter(pc.invert(cos)).select(svc.EDGE_SCHEMA.names).cast(svc.EDGE_SCHEMA)
-    ev = pa.concat_tables([with_txid, chg])  # co-spend merges are before change merges in the order
-    sizes_a = pa.concat_arrays([forest.filter(cos)["size_a"].combine_chunks(),
-                                forest.filter(pc.invert(cos))["size_a"].combine_chunks()]).to_numpy()
-    sizes_b = pa.concat_arrays([forest.filter(cos)["size_b"].combine_chunks(),
-                                forest.filter(pc.invert(cos))["size_b"].combine_chunks()]).to_numpy()
-    alarm_pos = np.flatnonzero(sizes_a >= 0)
     now = datetime.now(UTC).replace(microsecond=0)
-    merger = svc._Merger(UnionFind(0), chain, 0, alarm_size, now)
+    alarm_rows = alarm_rows.sort_by([("seq", "ascending")])
+    k = alarm_rows.num_rows
+    alarms = S.conform(pa.table({
+        "chain": pa.repeat(pa.scalar(chain, pa.string()), k), "seq": alarm_rows["seq"], "a_id": alarm_rows["a"],
+        "b_id": alarm_rows["b"], "size_a": alarm_rows["size_a"], "size_b": alarm_rows["size_b"],
+        "txid": alarm_rows["txid"], "heuristic": alarm_rows["heuristic"], "height": alarm_rows["height"],
+        "clustered_at": pa.array([now] * k, pa.timestamp("s", tz="UTC"))}), S.schema_of("cluster_alarms"),
+        "cluster_alarms")
     key = svc.SETTING.format(chain=chain)
-    with ws.transaction() as txn:
-        txn.replace("cluster_evidence", chain, None)
-        txn.append("cluster_evidence", chain, merger.evidence(ev, alarm_pos, sizes_a[alarm_pos],
-                                                              sizes_b[alarm_pos]))
-        txn.replace("change_outputs", chain, None)
-        for r in reports:
-            txn.append("change_outputs", chain, r)
-        txn.replace("coinjoin_txs", chain, None)
-        txn.append("coinjoin_txs", chain, cj_all)
-        alarms = merger.alarms()
-        txn.replace("cluster_alarms", chain, None)
-        txn.append("cluster_alarms", chain, alarms)
-        txn.replace("cluster_members", chain, None)
-        for start in range(0, n, write_rows):
-            txn.append("cluster_members", chain, svc._members(chain, labels, start, min(n, start + write_rows)))
-        txn.set_setting(key, {
-            "height": tip, "hash": tip_hash, "change_heuristics": list(change_heuristics),
-            "alarm_size": alarm_size, "next_seq": merger.seq, "kind": "utxo", "updated": now.isoformat(),
-            "engine": "spark"})
+    try:
+        with ws.transaction() as txn:
+            txn.replace("cluster_evidence", chain, None)
+            for f in evidence_files:
+                txn.adopt("cluster_evidence", chain, f)
+            txn.replace("change_outputs", chain, None)
+            for r in reports:
+                txn.append("change_outputs", chain, r)
+            txn.replace("coinjoin_txs", chain, None)
+            txn.append("coinjoin_txs", chain, cj_all)
+            txn.replace("cluster_alarms", chain, None)
+            txn.append("cluster_alarms", chain, alarms)
+            txn.replace("cluster_members", chain, None)
+            for f in member_files:
+                txn.adopt("cluster_members", chain, f)
+            txn.set_setting(key, {
+                "height": tip, "hash": tip_hash, "change_heuristics": list(change_heuristics),
+                "alarm_size": alarm_size, "next_seq": n_merges, "kind": "utxo", "updated": now.isoformat(),
+                "engine": "spark"})
+    finally:
+        for d in (members_dir, evidence_dir):
+            shutil.rmtree(d, ignore_errors=True)
     task.close()
-    return svc.ChainClusterStats(chain, "utxo", "full", -1, tip, n, svc._cluster_count(labels), int(n_edges),
-                                 merger.merges, n_multi, n_change, 0, alarms.num_rows,
-                                 time.monotonic() - t0), run
+    return svc.ChainClusterStats(chain, "utxo", "full", -1, tip, n, n - moved, int(n_edges), n_merges, n_multi,
+                                 n_change, 0, alarms.num_rows, time.monotonic() - t0), run
+
+
+def _with_txid_df(spark: Any, ws: Workspace, chain: str, forest: Any) -> Any:
+    """The forest with the txid of every co-spend merge (looked up in ``utxo_transactions`` by height and
+    transaction index, as the embedded service does); change merges carry theirs."""
+    from pyspark.sql import functions as F
+
+    paths = [p.resolve().as_uri() for p in ws.part_paths("utxo_transactions", chain)]
+    cos = forest.where(F.col("phase") == edges_mod.PHASE[edges_mod.COSPEND]).drop("txid")
+    if paths:
+        tx = (spark.read.parquet(*paths).where(F.col("chain") == chain)
+              .select("height", "tx_index", F.lower(F.hex("txid")).alias("txid")))
+        cos = cos.join(tx, ["height", "tx_index"], "left")
+    else:
+        cos = cos.withColumn("txid", F.lit(None).cast("string"))
+    return cos.unionByName(forest.where(F.col("phase") != edges_mod.PHASE[edges_mod.COSPEND]))
 
 
 @writes("cluster --engine spark")

@@ -7,15 +7,16 @@ engine its kernels as plain functions, so the engine never imports a service:
   blocks ``lo < height <= hi`` over the workspace. The embedded engine calls it range after range in
   process; the Spark engine runs it inside its tasks, one range per task (``mapInArrow``), so both engines
   compute the same rows by construction (clustering: cluster/edges.py);
+* a **task function** (:data:`TaskFn`): ``fn(i) -> Iterator[pa.RecordBatch]``, item ``i`` of the job's own
+  units of work (exposure: one risk group's propagation; statistics: one incident's trace under one model);
 * a **group function** (:data:`GroupFn`): ``fn(table) -> pa.Table``, applied to all rows sharing a key
   (clustering: the union-find over one component's edges, which yields its merge evidence);
 * **connected components** of an integer edge list, labelling every id with the smallest id of its
   component (embedded: the union-find kernel; Spark: alternating large-star / small-star over DataFrames,
   engine/spark/components.py).
 
-An exposure build (``fundtrail exposure build --engine spark``) fits the same seam: its range function
-propagates the sources' taint through one range of blocks; its group function folds one address's
-exposures. It is not wired yet.
+Results are written where they are computed (engine/spark/write.py: Parquet parts the workspace's
+transaction adopts), not collected on the driver.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ DEFAULT_MASTER = "local[*]"
 
 RangeFn = Callable[[int, int], Iterator[pa.RecordBatch]]
 GroupFn = Callable[[pa.Table], pa.Table]
+TaskFn = Callable[[int], Iterator[pa.RecordBatch]]
 
 
 @dataclass(frozen=True, slots=True)

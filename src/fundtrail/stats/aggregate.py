@@ -21,8 +21,13 @@ def check_keys(by: Sequence[str]) -> tuple[str, ...]:
     return out
 
 
-def group(facts: Iterable[Fact], by: Sequence[str]) -> tuple[GroupRow, ...]:
-    """Totals per (measure, model, key): per asset, and in USD cents."""
+#: what :func:`group` adds up: (measure, model, key) -> (chain, asset) -> [amount, usd cents, priced?, unpriced
+#: amount]; (chain, asset) -> (symbol, decimals); (measure, model, key) -> number of facts
+Sums = tuple[dict, dict, dict]
+
+
+def sums(facts: Iterable[Fact], by: Sequence[str]) -> Sums:
+    """The integer sums behind :func:`group` (a distributed engine computes the same dictionaries)."""
     by = tuple(by)
     amounts: dict[tuple, dict[tuple[str, str], list[int]]] = defaultdict(dict)
     meta: dict[tuple[str, str], tuple[str | None, int]] = {}
@@ -41,6 +46,12 @@ def group(facts: Iterable[Fact], by: Sequence[str]) -> tuple[GroupRow, ...]:
             cur[1] += f.usd_cents
             cur[2] = 1
         counts[g] += 1
+    return amounts, meta, counts
+
+
+def rows_of(s: Sums, by: Sequence[str]) -> tuple[GroupRow, ...]:
+    """Group rows from :func:`sums`, in the order the outputs show them."""
+    amounts, meta, counts = s
     rows = []
     for (measure, model, key), per in amounts.items():
         totals = []
@@ -57,6 +68,11 @@ def group(facts: Iterable[Fact], by: Sequence[str]) -> tuple[GroupRow, ...]:
     else:  # rankings: largest first
         rows.sort(key=lambda r: (order.get(r.measure, 9), r.model, -(r.usd_cents or 0), r.key))
     return tuple(rows)
+
+
+def group(facts: Iterable[Fact], by: Sequence[str]) -> tuple[GroupRow, ...]:
+    """Totals per (measure, model, key): per asset, and in USD cents."""
+    return rows_of(sums(facts, by), by)
 
 
 def weighted_quantile(values: Sequence[float], weights: Sequence[int], q: float) -> float | None:

@@ -9,7 +9,7 @@ was ingested and clustered to, and where no price was known.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,12 +20,30 @@ from fundtrail.model.trace import Seed, TraceResult
 from fundtrail.prices.book import PriceBook
 from fundtrail.progress import NullProgress, Progress
 from fundtrail.stats.aggregate import check_keys, group, shares, timing
-from fundtrail.stats.model import Fact, IncidentInfo, StatsResult
+from fundtrail.stats.model import Fact, GroupRow, IncidentInfo, StatsResult
 from fundtrail.store import Workspace
 
 MODELS = ("poison", "haircut", "fifo")
 SERVICE_EXCLUDED = frozenset({"mixer", "coinjoin_coordinator"})
 Tracer = Callable[..., TraceResult]
+#: ``runner(ws, [(seeds, since) per incident], models, max_hops, prices, tracer)``: per incident, in order,
+#: the traces of its models (in order) and the NotFoundError that stopped them (or None)
+TraceRunner = Callable[..., Iterable[tuple[list[TraceResult], NotFoundError | None]]]
+Grouper = Callable[[Sequence[Fact], Sequence[str]], tuple[GroupRow, ...]]
+
+
+def _embedded_traces(ws: Workspace, jobs: Sequence[tuple[list[Seed], datetime | None]], models: Sequence[str],
+                     max_hops: int, prices: PriceBook | None, tracer: Tracer
+                     ) -> Iterator[tuple[list[TraceResult], NotFoundError | None]]:
+    for seeds, since in jobs:
+        out: list[TraceResult] = []
+        try:
+            for m in models:
+                out.append(tracer(ws, seeds, model=m, max_hops=max_hops, since=since, prices=prices))
+        except NotFoundError as e:
+            yield out, e
+            continue
+        yield out, None
 
 
 def _cents(usd: float | None) -> int | None:
@@ -121,9 +139,13 @@ def _in_range(f: Fact, lo: datetime | None, hi: datetime | None) -> bool:
 def compute_stats(ws: Workspace, *, by: Sequence[str] = ("actor", "year"), incidents: Sequence[str] = (),
                   models: Sequence[str] = ("haircut",), date_from: Any = None, date_to: Any = None,
                   max_hops: int = 20, prices: PriceBook | None = None, tracer: Tracer | None = None,
-                  progress: Progress | None = None) -> StatsResult:
+                  progress: Progress | None = None, runner: TraceRunner | None = None,
+                  grouper: Grouper | None = None) -> StatsResult:
     """Statistics over the workspace's incidents (or the named ones): stolen, cashed out, mixed and
-    unspent value grouped ``by`` the given keys, flows by month, timing and shares, per model."""
+    unspent value grouped ``by`` the given keys, flows by month, timing and shares, per model.
+
+    ``runner`` runs the traces (default: one after another in process; stats/distributed.py: as Spark
+    tasks) and ``grouper`` adds the facts up (default :func:`~fundtrail.stats.aggregate.group`)."""
     progress = progress or NullProgress()
     keys = check_keys(by)
     models = tuple(dict.fromkeys(models))
@@ -161,6 +183,7 @@ def compute_stats(ws: Workspace, *, by: Sequence[str] = ("actor", "year"), incid
     task = progress.task("stats: tracing incidents", total=len(traceable) * len(models), unit="traces")
     warnings: list[str] = []
     traced_names: set[str] = set()
+    jobs: list[tuple[Incident, list[Seed]]] = []
     for inc in traceable:
         seeds, dropped = present_seeds(ws, inc)
         if dropped:
@@ -173,15 +196,17 @@ def compute_stats(ws: Workspace, *, by: Sequence[str] = ("actor", "year"), incid
                          "reported figures count")
             task.advance(len(models))
             continue
-        try:
-            for m in models:
-                r = tracer(ws, seeds, model=m, max_hops=max_hops, since=inc.since, prices=book)
-                facts.extend(facts_of(inc, r, book))
-                warnings.extend(r.params.get("warnings", []))
-                task.advance(1)
-        except NotFoundError as e:
+        jobs.append((inc, seeds))
+    run = runner or _embedded_traces
+    for (inc, _seeds), (results, err) in zip(jobs, run(ws, [(s, inc.since) for inc, s in jobs], models, max_hops,
+                                                       book, tracer), strict=True):
+        for r in results:
+            facts.extend(facts_of(inc, r, book))
+            warnings.extend(r.params.get("warnings", []))
+        task.advance(len(models))
+        if err is not None:
             facts = [f for f in facts if f.incident != inc.name or f.measure == "reported"]
-            notes.append(f"incident {inc.name}: not traced ({e}); only its reported figures count")
+            notes.append(f"incident {inc.name}: not traced ({err}); only its reported figures count")
             continue
         traced_names.add(inc.name)
     task.close()
@@ -225,7 +250,8 @@ def compute_stats(ws: Workspace, *, by: Sequence[str] = ("actor", "year"), incid
         "reported": "losses in USD as the catalogue's cited sources state them",
     }
     monthly_facts = [f for f in facts if f.measure in ("cashed_out", "mixer", "unspent")]
+    grouping = grouper or group
     return StatsResult(
-        by=keys, models=models, facts=tuple(facts), groups=group(facts, keys),
-        monthly=group(monthly_facts, ("month",)), timing=timing(facts, keys),
+        by=keys, models=models, facts=tuple(facts), groups=grouping(facts, keys),
+        monthly=grouping(monthly_facts, ("month",)), timing=timing(facts, keys),
         shares=shares(facts, models), incidents=tuple(infos), method=method, notes=tuple(dict.fromkeys(notes)))

@@ -25,6 +25,9 @@ rest back into the tail, to be sealed again.
 Layout addition::
 
       manifest.d/*.json        sealed segments of part lists (immutable; named by manifest.json)
+      staging/*/               Parquet parts a distributed engine's executors wrote for the run holding
+                               the lease; its transaction adopts them (Transaction.adopt: a rename into
+                               tables/), and the next writer deletes what a dead run left
 
 Concurrency. One writer at a time holds the *writer lease* (:meth:`Workspace.writer`, an OS lock released
 when its holder exits, however it exits) for the whole of its read-decide-write run; every commit also
@@ -48,6 +51,7 @@ import errno
 import functools
 import json
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -72,6 +76,7 @@ from fundtrail.store.sandbox import QueryLimits
 
 MANIFEST = "manifest.json"
 SEGMENTS = "manifest.d"
+STAGING = "staging"  # parts a distributed engine writes, adopted into tables by the run's transaction
 SEAL = 128  # entries per sealed segment of a part list
 FANOUT = 16  # merge_tail: this many trailing parts of one level become one part of the next level...
 MERGE_BYTES = 8 << 20  # ...when together they hold at most this much (small parts only)
@@ -486,6 +491,10 @@ class Workspace:
             f.unlink(missing_ok=True)
         for f in self.home.glob(f"{MANIFEST}.*.tmp"):
             f.unlink(missing_ok=True)
+        sroot = self.home / STAGING  # a distributed writer's parts not adopted (its run died): orphans
+        if sroot.exists():
+            for f in sroot.iterdir():
+                shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink(missing_ok=True)
         froot = self.home / "files"
         if froot.exists():
             listed = {f for g in self._manifest.get("files", {}).values() for es in g.values() for e in es
@@ -611,6 +620,42 @@ class Transaction:
         os.replace(tmp, path)  # made durable at commit, before the manifest names it
         self._written.append(path)
         part = Part(str(rel), data.num_rows, lo, hi)
+        self.m["tables"].setdefault(table, {}).setdefault(chain, []).append(
+            {"file": part.file, "rows": part.rows, "lo": lo, "hi": hi})
+        return part
+
+    def adopt(self, table: str, chain: str, file: Path) -> Part | None:
+        """Make a Parquet file written elsewhere (a distributed engine's writer, into a staging directory
+        of this workspace's filesystem) a new part of ``table`` for ``chain``: its schema must be the
+        table's (names and types; nothing is cast), its rows and height range come from its footer, and it
+        is moved (renamed) into place, committed with the transaction like a part :meth:`append` wrote."""
+        meta = pq.read_metadata(file)
+        if meta.num_rows == 0:
+            file.unlink(missing_ok=True)
+            return None
+        schema = S.schema_of(table)
+        got = meta.schema.to_arrow_schema()
+        want = [(f.name, f.type) for f in schema]
+        have = [(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in got]
+        if have != want:
+            raise WorkspaceError(f"{file}: its schema does not match table {table!r}: "
+                             f"{', '.join(f'{n} {t}' for n, t in have)} (wanted "
+                             f"{', '.join(f'{n} {t}' for n, t in want)})")
+        lo = hi = None
+        if "height" in schema.names:
+            col = schema.names.index("height")
+            for g in range(meta.num_row_groups):
+                st = meta.row_group(g).column(col).statistics
+                if st is None or not st.has_min_max:
+                    lo = hi = None
+                    break
+                lo = st.min if lo is None else min(lo, st.min)
+                hi = st.max if hi is None else max(hi, st.max)
+        rel, path, _tmp = self._new_part(table, chain)
+        os.chmod(file, 0o600)
+        os.replace(file, path)  # same filesystem: a rename; made durable at commit
+        self._written.append(path)
+        part = Part(str(rel), meta.num_rows, lo, hi)
         self.m["tables"].setdefault(table, {}).setdefault(chain, []).append(
             {"file": part.file, "rows": part.rows, "lo": lo, "hi": hi})
         return part
