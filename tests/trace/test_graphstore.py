@@ -86,3 +86,17 @@ def test_an_unreadable_store_is_rebuilt(home):
     G.clear_cache()
     _same(G.utxo_graph(ws, "regtest"), built)
     G.clear_cache()
+
+
+def test_a_view_pinned_at_a_past_height_never_uses_the_stored_graph(home):
+    from fundtrail.trace.asof import as_of
+
+    ws = Workspace(home)
+    _world(ws)
+    G.clear_cache()
+    assert G.utxo_graph(ws, "regtest").ntx == 6
+    past = as_of(ws, heights=2)
+    assert G.utxo_graph(past, "regtest").ntx == 3  # cb1, theft, cb2
+    assert G.utxo_graph(ws, "regtest").ntx == 6
+    assert len(list((home / "index" / "graph").rglob("meta.json"))) == 1
+    G.clear_cache()

@@ -136,7 +136,12 @@ def peel_shape(d: Delta, t: int) -> int:
     if d.out_opret[a] or d.out_opret[b] or d.out_value[a] <= 0 or d.out_value[b] <= 0:
         return -1
     big, small = (a, b) if d.out_value[a] >= d.out_value[b] else (b, a)
-    return big if d.out_value[big] >= PEEL_RATIO * d.out_value[small] else -1
+    if d.out_value[big] < PEEL_RATIO * d.out_value[small]:
+        return -1
+    pay = int(d.out_addr[small])  # the payment goes to another owner than the continuation and the coin
+    if pay >= 0 and (pay == int(d.out_addr[big]) or pay == int(d.in_addr[int(d.in_ptr[t])])):
+        return -1
+    return big
 
 
 def outpoint_keys(txid: np.ndarray, n: np.ndarray) -> np.ndarray:

@@ -76,11 +76,19 @@ def paths_of(graph: UtxoGraph, out, nodes: np.ndarray, forward: bool) -> list[li
     return out_paths
 
 
+PEEL_RUN = 2  # consecutive peel steps that make a free hop (trace.taint.peel_link's min_run)
+UNLIMITED_PEEL = 1 << 62  # free transactions allowed along peel chains: no limit
+
+
 def run(graph: UtxoGraph, addr_stop: np.ndarray, seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int,
         forward: bool):
-    """The haircut kernel from the seeds (no CoinJoin rule, no dust)."""
+    """The haircut kernel from the seeds (no CoinJoin rule, no dust). Peel chains: two consecutive peel steps
+    (payments to other owners) make a free hop, with no allowance (``PEEL_RUN``): the trace's rule also looks
+    ahead of a step, which an index brought up to date block by block cannot (delta.py), and its allowance
+    depends on the walk's order."""
     nocj = np.zeros(graph.ntx, np.bool_)
-    return run_utxo(graph, "haircut", forward, nocj, addr_stop, seed_nodes, seed_taint, max_hops, 0)
+    return run_utxo(graph, "haircut", forward, nocj, addr_stop, seed_nodes, seed_taint, max_hops, 0,
+                    peel_txs=UNLIMITED_PEEL, peel_run=PEEL_RUN)
 
 
 def hits_of(graph: UtxoGraph, out, forward: bool, include_seeds: bool = False) -> Hits:
@@ -113,10 +121,10 @@ def propagate(graph: UtxoGraph, addr_stop: np.ndarray, seed_nodes: np.ndarray, s
 
 @njit(cache=True)
 def _peel_flags(nodes: np.ndarray, out_tx: np.ndarray, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray,
-                out_value: np.ndarray, out_opret: np.ndarray) -> np.ndarray:
+                in_node: np.ndarray, out_value: np.ndarray, out_addr: np.ndarray, out_opret: np.ndarray) -> np.ndarray:
     res = np.zeros(len(nodes), np.bool_)
     for i in range(len(nodes)):
-        res[i] = peel_big(out_tx[nodes[i]], tx_out_ptr, tx_in_ptr, out_value, out_opret) == nodes[i]
+        res[i] = peel_big(out_tx[nodes[i]], tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret) == nodes[i]
     return res
 
 
@@ -145,8 +153,8 @@ def frontier_of(graph: UtxoGraph, out) -> Frontier:
     return Frontier(graph.txid.raw[graph.out_tx[nodes]], graph.out_n[nodes].astype(np.int64),
                     graph.out_value[nodes].astype(np.int64), out.taint[nodes].astype(np.int64),
                     out.hop[nodes].astype(np.int64), graph.out_addr[nodes].astype(np.int64),
-                    _peel_flags(nodes, graph.out_tx, graph.tx_out_ptr, graph.tx_in_ptr, graph.out_value,
-                                graph.out_opret),
+                    _peel_flags(nodes, graph.out_tx, graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node,
+                                graph.out_value, graph.out_addr, graph.out_opret),
                     paths_of(graph, out, nodes, True))
 
 

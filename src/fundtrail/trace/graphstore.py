@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from fundtrail.store import Workspace
+from fundtrail.trace.asof import AsOfWorkspace
 
 VERSION = 1
 TABLES = ("utxo_transactions", "utxo_outputs", "utxo_inputs")
@@ -127,7 +128,10 @@ def save(ws: Workspace, chain: str, k: str, g: Any) -> Path | None:
 
 def open_or_build(ws: Workspace, chain: str, build: Any, make: Any) -> Any:
     """The chain's graph from disk (``make(**fields)``) when its inputs have not changed, else
-    ``build(ws, chain)``, then kept on disk."""
+    ``build(ws, chain)``, then kept on disk. A view pinned at past heights (trace/asof.py) always builds:
+    its graph is not the chain's, and replays are rare."""
+    if isinstance(ws, AsOfWorkspace):
+        return build(ws, chain)
     k = key(ws, chain)
     fields = load(ws, chain, k)
     if fields is not None:

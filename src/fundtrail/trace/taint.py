@@ -252,15 +252,16 @@ def peel_big(t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray, in_node: np.
 @njit(cache=True)
 def peel_link(t_prev: int, t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray, in_node: np.ndarray,
               out_value: np.ndarray, out_addr: np.ndarray, out_opret: np.ndarray, out_tx: np.ndarray,
-              out_spent_tx: np.ndarray) -> bool:
+              out_spent_tx: np.ndarray, min_run: int = PEEL_MIN_RUN) -> bool:
     """Whether the step from peel step ``t_prev`` into peel step ``t`` (which spends ``t_prev``'s
     continuation) lies in a peel *chain*: a run of at least ``PEEL_MIN_RUN`` consecutive peel steps along
     the continuations, looking back from ``t_prev`` and ahead from ``t``. The same answer in either
     direction of a trace (it is a property of the chain, not of the walk); at most ``PEEL_MIN_RUN``
-    transactions looked at."""
+    transactions looked at. ``min_run`` 2: any two consecutive peel steps (no look-around; the exposure
+    index uses it, since its incremental update cannot look ahead of the newest block)."""
     n = 2
     u = t_prev
-    while n < PEEL_MIN_RUN:
+    while n < min_run:
         if tx_in_ptr[u + 1] - tx_in_ptr[u] != 1:
             break
         q = in_node[tx_in_ptr[u]]
@@ -272,7 +273,7 @@ def peel_link(t_prev: int, t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray
         u = v
         n += 1
     u = t
-    while n < PEEL_MIN_RUN:
+    while n < min_run:
         big = peel_big(u, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret)
         if big < 0:
             break
@@ -281,7 +282,7 @@ def peel_link(t_prev: int, t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray
             break
         u = v
         n += 1
-    return n >= PEEL_MIN_RUN
+    return n >= min_run
 
 
 @njit(cache=True)
@@ -290,7 +291,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                    out_tx: np.ndarray, out_spent_tx: np.ndarray, out_opret: np.ndarray, tx_fee: np.ndarray,
                    tx_coinjoin: np.ndarray, addr_stop: np.ndarray, seed_nodes: np.ndarray,
                    seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool,
-                   peel_txs: int, node_stop: np.ndarray):
+                   peel_txs: int, node_stop: np.ndarray, peel_run: int):
     """Propagate taint from seed outputs. ``peel_txs``: how many transactions the trace may pass for free
     along peel chains (:func:`peel_big`, :func:`peel_link`: a chain costs one hop); 0 counts every
     transaction as a hop. Returns per-node taint/status/hop, the processed txs (in order)
@@ -368,7 +369,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                         tp = out_tx[p]
                         if peel_big(tp, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret) == p and \
                                 peel_link(tp, t, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret,
-                                          out_tx, out_spent_tx):
+                                          out_tx, out_spent_tx, peel_run):
                             h_free = hop[p]
                     if c < h:
                         h = c
@@ -384,7 +385,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                         tn = out_spent_tx[o]
                         if peel_big(tn, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret) >= 0 and \
                                 peel_link(t, tn, tx_out_ptr, tx_in_ptr, in_node, out_value, out_addr, out_opret,
-                                          out_tx, out_spent_tx):
+                                          out_tx, out_spent_tx, peel_run):
                             h_free = hop[o]
                     if c < h:
                         h = c
@@ -617,12 +618,13 @@ class UtxoOutcome:
 
 def run_utxo(graph, model: str, forward: bool, tx_coinjoin: np.ndarray, addr_stop: np.ndarray,
              seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int, dust: int,
-             keep_order: bool = False, peel_txs: int = PEEL_TXS, node_stop: np.ndarray | None = None) -> UtxoOutcome:
+             keep_order: bool = False, peel_txs: int = PEEL_TXS, node_stop: np.ndarray | None = None,
+             peel_run: int = PEEL_MIN_RUN) -> UtxoOutcome:
     r = propagate_utxo(forward, MODELS[model], graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node, graph.in_value,
                        graph.out_value, graph.out_addr, graph.out_tx, graph.out_spent_tx, graph.out_opret,
                        graph.tx_fee, tx_coinjoin, addr_stop, np.asarray(seed_nodes, np.int64),
                        np.asarray(seed_taint, np.int64), int(max_hops), int(dust), bool(keep_order),
-                       int(peel_txs), np.zeros(0, np.bool_) if node_stop is None else node_stop)
+                       int(peel_txs), np.zeros(0, np.bool_) if node_stop is None else node_stop, int(peel_run))
     return UtxoOutcome(*r[:-3], absorbed=int(r[-3]), peel_free_txs=int(r[-2]), peel_hit=int(r[-1]))
 
 
