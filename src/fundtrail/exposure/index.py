@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from fundtrail.errors import NotFoundError, UsageError
 from fundtrail.exposure import evm as E
 from fundtrail.exposure import utxo as U
+from fundtrail.exposure.npz import read_npz
 from fundtrail.exposure.sources import STOLEN, Group, collect
 from fundtrail.model.amount import format_units
 from fundtrail.store import GLOBAL, Workspace
@@ -723,8 +724,7 @@ class ExposureIndex:
         self.loaded_at = time.time()
         self._addr: dict[str, dict[str, np.ndarray]] = {}
         for p in path.glob("addresses-*.npz"):
-            with np.load(p) as z:
-                self._addr[p.name[len("addresses-"):-4]] = {k: z[k] for k in z.files}
+            self._addr[p.name[len("addresses-"):-4]] = read_npz(p)
         self._items: dict[tuple[str, str, int], list[Item]] = {}
         t = pq.read_table(path / "exposure.parquet")
         cols = {c: t[c].to_pylist() for c in t.column_names}

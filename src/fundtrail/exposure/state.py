@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fundtrail.exposure.npz import read_npz
 from fundtrail.store import Workspace
 
 FORMAT = 1
@@ -118,8 +119,7 @@ def read_utxo(vdir: Path, doc: dict[str, Any], chain: str) -> UtxoState:
     for name in (f"static-{chain}.npz", f"utxo-{chain}.npz"):
         if not (vdir / DIR / name).exists() and name.startswith("static-"):
             continue  # an early layout kept these in utxo-<chain>.npz
-        with np.load(vdir / DIR / name) as z:
-            arrays.update({k: z[k] for k in z.files})
+        arrays.update(read_npz(vdir / DIR / name))
     return UtxoState(doc["chains"][chain], arrays, vdir / DIR, chain)
 
 

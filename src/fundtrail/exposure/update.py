@@ -59,6 +59,7 @@ from fundtrail.exposure.index import (
     sources_digest,
     tip_hashes,
 )
+from fundtrail.exposure.npz import read_npz
 from fundtrail.exposure.sources import STOLEN, ChainSources, Group
 from fundtrail.store import Workspace
 from fundtrail.store import schema as S
@@ -297,9 +298,9 @@ def _address_update(ws: Workspace, chain: str, info: dict[str, Any], prev: dict[
     # merge the few new keys into the sorted table (after equal keys, as a stable sort would put them)
     o = np.argsort(keys[:, 0], kind="stable")
     at = np.searchsorted(prev["key"], keys[o, 0], "right")
-    out = {"key": np.insert(prev["key"], at, keys[o, 0]), "check": np.insert(prev["check"], at, keys[o, 1]),
-           "id": np.insert(prev["id"], at, ids[o]),
-           "cluster": np.insert(prev["cluster"], at, np.full(len(ids), -1, prev["cluster"].dtype))}
+    out = {k: np.insert(prev[k], at, v) for k, v in (
+        ("key", keys[o, 0]), ("check", keys[o, 1]), ("id", ids[o]),
+        ("cluster", np.full(len(ids), -1, prev["cluster"].dtype)))}
     return out, files, max(top, int(ids.max()))
 
 
@@ -335,8 +336,7 @@ def update_index(ws: Workspace, *, max_hops: int = DEFAULT_MAX_HOPS, keep: int =
     for chain in chains:
         t1 = time.perf_counter()
         info = doc["chains"][chain]
-        with np.load(prev / f"addresses-{chain}.npz") as z:
-            prev_addr = {k: z[k] for k in z.files}
+        prev_addr = read_npz(prev / f"addresses-{chain}.npz")
         if chain not in grown:
             tables.append(old_rows.filter(pc.equal(old_rows["chain"], chain)))
             addr_tables[chain] = prev_addr
