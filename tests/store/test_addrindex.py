@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pyarrow as pa
 
-from fundtrail.store import Workspace
+from fundtrail.store import Workspace, derived
 from fundtrail.store import addrindex as AI
 from fundtrail.store.addresses import AddressBook
 
@@ -85,7 +85,7 @@ def test_a_read_only_workspace_gets_its_index_elsewhere(tmp_path, monkeypatch) -
     _add(ws, "regtest", ["a", "b"])
     real = os.access
     monkeypatch.setattr(AI.os, "access", lambda p, mode: False if str(p) == str(ws.home) else real(p, mode))
-    monkeypatch.setattr(AI.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setattr(derived.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     AI.clear_cache()
     assert AI.index(ws, "regtest").ids_of(["b"]) == {"b": 1}
     assert not (ws.home / "index").exists()

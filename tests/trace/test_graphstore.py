@@ -100,3 +100,20 @@ def test_a_view_pinned_at_a_past_height_never_uses_the_stored_graph(home):
     assert G.utxo_graph(ws, "regtest").ntx == 6
     assert len(list((home / "index" / "graph").rglob("meta.json"))) == 1
     G.clear_cache()
+
+
+def test_a_read_only_workspace_keeps_its_graph_in_the_temporary_directory(home, tmp_path, monkeypatch):
+    import os
+
+    from fundtrail.store import derived
+
+    ws = Workspace(home)
+    _world(ws)
+    real = os.access
+    monkeypatch.setattr(derived.os, "access", lambda p, mode: False if str(p) == str(ws.home) else real(p, mode))
+    monkeypatch.setattr(derived.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    G.clear_cache()
+    assert G.utxo_graph(ws, "regtest").ntx == 6
+    assert not (home / "index" / "graph").exists()
+    assert len(list((tmp_path / "tmp").rglob("meta.json"))) == 1
+    G.clear_cache()

@@ -17,7 +17,7 @@ Files: ``HOME/index/addresses/CHAIN/KEY/`` where ``KEY`` names the chain's commi
 again once (lazily, on the first lookup, or ahead of time by :func:`ensure`; the web UI does that when the
 service starts). A commit that adds no addresses (tags, clusters) keeps the index. The index is derived data
 outside the manifest: deleting ``HOME/index`` is always safe. A workspace the process may not write gets its
-index in the temporary directory instead (``TMP/fundtrail-addrindex-UID/``).
+index in the temporary directory instead (``TMP/fundtrail-addresses-UID/``).
 
 The hash is a polynomial over the UTF-8 bytes with a 64-bit finaliser (splitmix64), computed with NumPy over
 whole Arrow batches when building and in plain Python for the few strings of a lookup: both give the same
@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fundtrail.store.derived import chain_dir, derived_root
 from fundtrail.store.workspace import Workspace
 
 VERSION = 1
@@ -207,16 +207,7 @@ def _part_key(ws: Workspace, chain: str) -> tuple[str, list[str], int]:
 
 
 def _root(ws: Workspace) -> Path:
-    home = Path(ws.home)
-    if os.access(home, os.W_OK):
-        return home / "index" / "addresses"
-    tag = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"fundtrail-addrindex-{os.getuid()}" / tag
-
-
-def _chain_dir(root: Path, chain: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in chain)
-    return root / f"{safe}-{hashlib.sha256(chain.encode()).hexdigest()[:8]}"
+    return derived_root(ws, "addresses")
 
 
 def _mkdirs(p: Path) -> None:
@@ -309,7 +300,7 @@ def index(ws: Workspace, chain: str, *, build_missing: bool = True) -> AddressIn
             hit = _CACHE.get(ck)
             if hit is not None and hit.key == key:
                 return hit
-        d = _chain_dir(_root(ws), chain)
+        d = chain_dir(_root(ws), chain)
         target = d / key
         if not (target / "meta.json").exists():
             if not build_missing:

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from fundtrail.store import Workspace
+from fundtrail.store.derived import chain_dir, derived_root
 from fundtrail.trace.asof import AsOfWorkspace
 
 VERSION = 1
@@ -51,17 +51,8 @@ def key(ws: Workspace, chain: str) -> str:
     return f"v{VERSION}-" + hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
 
-def _root(ws: Workspace) -> Path:
-    home = Path(ws.home)
-    if os.access(home, os.W_OK):
-        return home / "index" / "graph"
-    tag = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"fundtrail-graph-{os.getuid()}" / tag
-
-
 def _chain_dir(ws: Workspace, chain: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in chain)
-    return _root(ws) / f"{safe}-{hashlib.sha256(chain.encode()).hexdigest()[:8]}"
+    return chain_dir(derived_root(ws, "graph"), chain)
 
 
 def load(ws: Workspace, chain: str, k: str) -> dict[str, Any] | None:
