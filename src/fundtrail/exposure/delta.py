@@ -91,13 +91,7 @@ def read_delta(ws: Workspace, chain: str, height: int) -> Delta:
     problems: list[str] = []
 
     outs = _above(ws, "utxo_outputs", chain, height, ["txid", "n", "value", "address_id", "script_type", "op_return"])
-    oraw, _ = binary_ids(outs["txid"])
-    o_t = np.array([index.get(r.tobytes(), -1) for r in oraw], np.int64)
-    if (o_t < 0).any():
-        problems.append(f"{int((o_t < 0).sum())} output row(s) above height {height} name no stored transaction")
-    o_n = np.asarray(outs["n"].to_numpy(zero_copy_only=False), np.int64)
-    keep = np.flatnonzero(o_t >= 0)
-    oo = keep[np.lexsort((o_n[keep], o_t[keep]))]
+    o_t, o_n, oo = _by_transaction(outs, index, f"output row(s) above height {height}", problems)
     opret = pc.fill_null(pc.or_(pc.equal(outs["script_type"], "nulldata"), pc.is_valid(outs["op_return"])), False)
     out_value = np.asarray(outs["value"].fill_null(0).to_numpy(zero_copy_only=False), np.int64)[oo]
     out_addr = np.asarray(outs["address_id"].fill_null(-1).to_numpy(zero_copy_only=False), np.int64)[oo]
@@ -107,13 +101,7 @@ def read_delta(ws: Workspace, chain: str, height: int) -> Delta:
                            for x in (data[i] for i in oo.tolist())], np.int8)
 
     ins = _above(ws, "utxo_inputs", chain, height, ["txid", "n", "prev_txid", "prev_n", "value", "address_id"])
-    iraw, _ = binary_ids(ins["txid"])
-    i_t = np.array([index.get(r.tobytes(), -1) for r in iraw], np.int64)
-    if (i_t < 0).any():
-        problems.append(f"{int((i_t < 0).sum())} input row(s) above height {height} name no stored transaction")
-    i_n = np.asarray(ins["n"].to_numpy(zero_copy_only=False), np.int64)
-    keep = np.flatnonzero(i_t >= 0)
-    io = keep[np.lexsort((i_n[keep], i_t[keep]))]
+    i_t, _, io = _by_transaction(ins, index, f"input row(s) above height {height}", problems)
     prev, prev_ok = binary_ids(ins["prev_txid"])
     prev_n = np.asarray(ins["prev_n"].fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
     in_value = np.asarray(ins["value"].fill_null(0).to_numpy(zero_copy_only=False), np.int64)[io]
@@ -124,6 +112,19 @@ def read_delta(ws: Workspace, chain: str, height: int) -> Delta:
         problems.append(f"{int((prev_ok & novalue).sum())} input(s) above height {height} carry no value")
     return Delta(height, raw, [r.tobytes().hex() for r in raw], tx_h, tx_time, _ptr(o_t[oo], m), o_n[oo], out_value,
                  out_addr, out_opret, out_bridge, _ptr(i_t[io], m), prev, prev_ok, prev_n, in_value, in_addr, problems)
+
+
+def _by_transaction(rows: pa.Table, index: dict[bytes, int], what: str, problems: list[str]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's transaction number (-1: none stored, counted in ``problems``), its ``n``, and the order of
+    the matched rows by (transaction, n)."""
+    raw, _ = binary_ids(rows["txid"])
+    t = np.array([index.get(r.tobytes(), -1) for r in raw], np.int64)
+    if (t < 0).any():
+        problems.append(f"{int((t < 0).sum())} {what} name no stored transaction")
+    n = np.asarray(rows["n"].to_numpy(zero_copy_only=False), np.int64)
+    keep = np.flatnonzero(t >= 0)
+    return t, n, keep[np.lexsort((n[keep], t[keep]))]
 
 
 def peel_shape(d: Delta, t: int) -> int:
