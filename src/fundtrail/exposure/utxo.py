@@ -55,14 +55,14 @@ def paths_of(graph: UtxoGraph, out, nodes: np.ndarray, forward: bool) -> list[li
             break
         t = np.where(alive, link[np.maximum(cur, 0)], -1).astype(np.int64)
         ok = alive & (t >= 0)
-        ok[ok] = out.tx_hop[t[ok]] >= 0
+        ok[ok] = out.tx_hop_of(t[ok]) >= 0
         t[~ok] = -1
         steps.append(t)
         alive = ok
         nxt = np.full(len(nodes), -1, np.int64)
-        nxt[ok] = out.tx_best[t[ok]]
+        nxt[ok] = out.tx_best_of(t[ok])
         alive &= nxt >= 0
-        alive[alive] = out.hop[nxt[alive]] != 0
+        alive[alive] = out.hop_of(nxt[alive]) != 0
         cur = nxt
     if not steps:
         return [[] for _ in range(len(nodes))]
@@ -93,23 +93,24 @@ def run(graph: UtxoGraph, addr_stop: np.ndarray, seed_nodes: np.ndarray, seed_ta
 
 def hits_of(graph: UtxoGraph, out, forward: bool, include_seeds: bool = False) -> Hits:
     """Aggregate what each address holds (forward) or sent (backward) after a kernel run."""
-    nodes = out.nodes()
-    nodes = nodes[(out.taint[nodes] > 0) & (graph.out_addr[nodes] >= 0)]
+    nodes, taint, hop = out.nodes, out.node_taint, out.node_hop
+    keep = (taint > 0) & (graph.out_addr[nodes] >= 0)
     if not include_seeds:
-        nodes = nodes[out.hop[nodes] > 0]
+        keep &= hop > 0
+    nodes, taint, hop = nodes[keep], taint[keep], hop[keep]
     if not len(nodes):
         e = np.empty(0, np.int64)
         return Hits(e, e, e, e, [], e)
     addr = graph.out_addr[nodes]
-    order = np.lexsort((-out.taint[nodes], addr))
-    nodes, addr = nodes[order], addr[order]
+    order = np.lexsort((-taint, addr))
+    nodes, addr, taint, hop = nodes[order], addr[order], taint[order], hop[order]
     first = np.flatnonzero(np.r_[True, addr[1:] != addr[:-1]])
-    amount = np.add.reduceat(out.taint[nodes], first)
-    hops = np.minimum.reduceat(out.hop[nodes].astype(np.int64), first)
+    amount = np.add.reduceat(taint, first)
+    hops = np.minimum.reduceat(hop.astype(np.int64), first)
     best = nodes[first]
     paths = paths_of(graph, out, best, forward)
     return Hits(addr[first].astype(np.int64), amount.astype(np.int64), hops, best.astype(np.int64), paths,
-                out.taint[best].astype(np.int64))
+                taint[first].astype(np.int64))
 
 
 def propagate(graph: UtxoGraph, addr_stop: np.ndarray, seed_nodes: np.ndarray, seed_taint: np.ndarray,
@@ -149,10 +150,11 @@ class Frontier:
 
 def frontier_of(graph: UtxoGraph, out) -> Frontier:
     """The unspent outputs a forward run reached (status UNSPENT)."""
-    nodes = np.flatnonzero(out.status == UNSPENT)
+    sel = out.node_status == UNSPENT
+    nodes = out.nodes[sel]
     return Frontier(graph.txid.raw[graph.out_tx[nodes]], graph.out_n[nodes].astype(np.int64),
-                    graph.out_value[nodes].astype(np.int64), out.taint[nodes].astype(np.int64),
-                    out.hop[nodes].astype(np.int64), graph.out_addr[nodes].astype(np.int64),
+                    graph.out_value[nodes].astype(np.int64), out.node_taint[sel].astype(np.int64),
+                    out.node_hop[sel].astype(np.int64), graph.out_addr[nodes].astype(np.int64),
                     _peel_flags(nodes, graph.out_tx, graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node,
                                 graph.out_value, graph.out_addr, graph.out_opret),
                     paths_of(graph, out, nodes, True))
@@ -163,10 +165,9 @@ def seeds_of(graph: UtxoGraph, ids: list[int], since: int | None, txids: list[st
     its seed transactions."""
     nodes = np.empty(0, np.int64)
     if ids:
-        mask = np.isin(graph.out_addr, np.asarray(sorted(set(ids)), np.int64))
+        nodes = graph.outputs_of_many(ids)
         if since is not None:
-            mask &= graph.tx_time[graph.out_tx] >= since
-        nodes = np.flatnonzero(mask)
+            nodes = nodes[graph.tx_time[graph.out_tx[nodes]] >= since]
     if txids:
         ts = graph.tx_numbers(txids)
         extra = [np.arange(graph.tx_out_ptr[t], graph.tx_out_ptr[t + 1]) for t in ts.tolist() if t >= 0]

@@ -87,7 +87,7 @@ def peel_flags(ws: Workspace, chain: str, address_id: int) -> dict[str, Any]:
     chain ``{role, hops, start_txid, end_txid, peeled, peeled_base, symbol, at_txids}`` (``at_txids``: the
     address's transactions in the chain, at most ``MAX_AT``)."""
     g = utxo_graph(ws, chain)
-    outs = np.flatnonzero(g.out_addr == int(address_id))
+    outs = g.outputs_of(int(address_id))
     received = np.unique(g.out_tx[outs].astype(np.int64))
     spent = np.unique(g.out_spent_tx[outs].astype(np.int64))
     spent = spent[spent >= 0]

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from fundtrail.store import Workspace
 from fundtrail.trace import graphstore
@@ -228,6 +229,9 @@ class UtxoGraph:
     out_spent_tx: np.ndarray  # int32/int64 [nout]: spending tx or -1
     out_opret: np.ndarray  # bool [nout]
     op_return: dict[int, bytes] = field(default_factory=dict)  # node -> data, OP_RETURN outputs with data
+    # what a process derives from the arrays and keeps with the graph (the address -> outputs index, the
+    # trace kernel's scratch pool); never stored
+    aux: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.txid, TxIds):
@@ -253,10 +257,68 @@ class UtxoGraph:
     def txid_of(self, t: int) -> str:
         return self.txid.text(t)
 
+    def _addr_index(self) -> tuple[np.ndarray, np.ndarray]:
+        idx = self.aux.get("addr_index")
+        if idx is None:
+            with _AUX_LOCK:
+                idx = self.aux.get("addr_index")
+                if idx is None:
+                    idx = self.aux["addr_index"] = address_index(self.out_addr)
+        return idx
+
+    def outputs_of(self, address_id: int) -> np.ndarray:
+        """The outputs paid to ``address_id``, in output order (int64): ``flatnonzero(out_addr == address_id)``
+        without scanning the outputs. The address -> outputs index is built on the first call (one counting
+        pass over ``out_addr``) and kept with the graph."""
+        ptr, order = self._addr_index()
+        a = int(address_id)
+        if a < 0 or a + 1 >= len(ptr):
+            return np.empty(0, np.int64)
+        return order[ptr[a]:ptr[a + 1]].astype(np.int64)
+
+    def outputs_of_many(self, address_ids: Any) -> np.ndarray:
+        """The outputs paid to any of ``address_ids``, sorted (``flatnonzero(isin(out_addr, ids))``)."""
+        parts = [self.outputs_of(a) for a in sorted({int(a) for a in np.asarray(address_ids).tolist()})]
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
     def nbytes(self) -> int:
         return sum(v.nbytes for v in (self.tx_height, self.tx_time, self.tx_fee, self.tx_coinbase, self.tx_out_ptr,
                                       self.tx_in_ptr, self.in_node, self.in_value, self.out_value, self.out_addr,
                                       self.out_n, self.out_tx, self.out_spent_tx, self.out_opret)) + self.txid.nbytes
+
+
+_AUX_LOCK = threading.Lock()
+
+
+@njit(cache=True)
+def _count_addresses(out_addr: np.ndarray, ptr: np.ndarray) -> None:
+    for i in range(len(out_addr)):
+        a = out_addr[i]
+        if a >= 0:
+            ptr[a + 1] += 1
+    for a in range(1, len(ptr)):
+        ptr[a] += ptr[a - 1]
+
+
+@njit(cache=True)
+def _place_outputs(out_addr: np.ndarray, ptr: np.ndarray, order: np.ndarray) -> None:
+    nxt = ptr[:-1].copy()
+    for i in range(len(out_addr)):
+        a = out_addr[i]
+        if a >= 0:
+            order[nxt[a]] = i
+            nxt[a] += 1
+
+
+def address_index(out_addr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs of every address as a CSR list: ``order[ptr[a]:ptr[a+1]]`` are the outputs paid to
+    address ``a``, ascending. A counting sort (two passes over ``out_addr``), not an argsort."""
+    size = int(out_addr.max(initial=-1)) + 2
+    ptr = np.zeros(size, np.int64)
+    _count_addresses(out_addr, ptr)
+    order = np.empty(int(ptr[-1]), np.int32 if len(out_addr) < 2**31 else np.int64)
+    _place_outputs(out_addr, ptr, order)
+    return ptr, order
 
 
 # DuckDB while building a graph: a bounded pool, results streamed in batches of BATCH_ROWS

@@ -19,7 +19,6 @@ RATIO = 2
 
 
 def peel_chains(graph, out: UtxoOutcome, labels, min_hops: int = MIN_HOPS) -> list[PeelChain]:
-    taint, status = out.taint, out.status
     D = out.done.astype(np.int64)
     if not len(D):
         return []
@@ -32,16 +31,17 @@ def peel_chains(graph, out: UtxoOutcome, labels, min_hops: int = MIN_HOPS) -> li
     ok = (va > 0) & (vb > 0) & ~graph.out_opret[a] & ~graph.out_opret[b]
     big = np.where(va >= vb, a, b)
     small = np.where(va >= vb, b, a)
-    ok &= (graph.out_value[big] >= RATIO * graph.out_value[small]) & (taint[small] > 0)
+    ok &= (graph.out_value[big] >= RATIO * graph.out_value[small]) & (out.taint_of(small) > 0)
     steps: dict[int, tuple[int, int]] = dict(zip(D[ok].tolist(), zip(big[ok].tolist(), small[ok].tolist(),
                                                                       strict=True), strict=True))
     if not steps:
         return []
     nxt: dict[int, int] = {}
     has_prev: set[int] = set()
-    for t, (big, _small) in steps.items():
-        if status[big] == FOLLOWED:
-            t2 = int(graph.out_spent_tx[big])
+    followed = out.status_of(big[ok]) == FOLLOWED
+    for (t, (cont, _small)), fol in zip(steps.items(), followed.tolist(), strict=True):
+        if fol:
+            t2 = int(graph.out_spent_tx[cont])
             if t2 in steps:
                 nxt[t] = t2
                 has_prev.add(t2)
@@ -56,14 +56,15 @@ def peel_chains(graph, out: UtxoOutcome, labels, min_hops: int = MIN_HOPS) -> li
             continue
         first = seq[0]
         i0, i1 = int(graph.tx_in_ptr[first]), int(graph.tx_in_ptr[first + 1])
-        amount_in = int(sum(int(taint[p]) for p in graph.in_node[i0:i1].tolist() if p >= 0))
+        prev = graph.in_node[i0:i1]
+        amount_in = int(out.taint_of(prev[prev >= 0]).sum())
         dest: dict[str, int] = {}
         peeled = 0
         for s in seq:
             small = steps[s][1]
-            amt = int(taint[small])
+            amt = int(out.taint_of(small))
             peeled += amt
-            st = int(status[small])
+            st = int(out.status_of(small))
             if st in (ENDPOINT, MIXER):
                 lab = labels.get(int(graph.out_addr[small]))
                 name = lab.entity if lab is not None else "attributed"

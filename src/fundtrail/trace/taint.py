@@ -35,8 +35,10 @@ EVM (account level, :class:`EvmTaint`)
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -285,31 +287,29 @@ def peel_link(t_prev: int, t: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray
     return n >= min_run
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # traces in service threads run side by side (each with its own scratch)
 def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr: np.ndarray,
                    in_node: np.ndarray, in_value: np.ndarray, out_value: np.ndarray, out_addr: np.ndarray,
                    out_tx: np.ndarray, out_spent_tx: np.ndarray, out_opret: np.ndarray, tx_fee: np.ndarray,
                    tx_coinjoin: np.ndarray, addr_stop: np.ndarray, seed_nodes: np.ndarray,
                    seed_taint: np.ndarray, max_hops: int, dust: int, keep_order: bool,
-                   peel_txs: int, node_stop: np.ndarray, peel_run: int):
+                   peel_txs: int, node_stop: np.ndarray, peel_run: int, taint: np.ndarray, status: np.ndarray,
+                   hop: np.ndarray, queued: np.ndarray, seg_start: np.ndarray, seg_cnt: np.ndarray):
     """Propagate taint from seed outputs. ``peel_txs``: how many transactions the trace may pass for free
     along peel chains (:func:`peel_big`, :func:`peel_link`: a chain costs one hop); 0 counts every
-    transaction as a hop. Returns per-node taint/status/hop, the processed txs (in order)
-    with their hop, sink amount (fee forward; coinbase/missing backward) and kind, the best tainted
-    predecessor of each processed tx (for evidence paths), the FIFO segments, the absorbed amount
-    (poison's growth), the number of transactions passed for free and the first transaction the peel
-    allowance no longer covered (-1: it was never used up)."""
-    nout = len(out_value)
-    ntx = len(tx_fee)
-    taint = np.zeros(nout, np.int64)
-    status = np.zeros(nout, np.int8)
-    hop = np.zeros(nout, np.int32)
-    queued = np.zeros(ntx, np.bool_)
-    tx_hop = np.full(ntx, -1, np.int32)
-    tx_best = np.full(ntx, -1, np.int64)
+    transaction as a hop.
+
+    ``taint``, ``status``, ``hop`` (one per output), ``queued`` (one per transaction) and, for FIFO with
+    ``keep_order``, ``seg_start`` / ``seg_cnt`` (one per output, else empty) are scratch: all zero on entry,
+    and all zero again on return (only the entries this call touched are reset), so the cost is the
+    reachable subgraph's, not the chain's. Returns, sparse: the outputs the taint reached (sorted) with their
+    taint/status/hop, the processed txs (in order) with their sink amount (fee forward; coinbase/missing
+    backward) and kind, hop and best tainted predecessor (for evidence paths), the FIFO segments of the
+    reached outputs (start -1: none), the absorbed amount (poison's growth), the number of transactions
+    passed for free and the first transaction the peel allowance no longer covered (-1: it was never used
+    up)."""
     fifo = model == FIFO
-    seg_start = np.full(nout if fifo else 0, -1, np.int64)
-    seg_cnt = np.zeros(nout if fifo else 0, np.int32)
+    segs = fifo and keep_order  # seg_start / seg_cnt are one per output only then (else empty)
     seg_amt = np.empty(1024 if fifo else 0, np.int64)
     seg_flag = np.empty(1024 if fifo else 0, np.int8)
     nseg = 0
@@ -318,7 +318,15 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
     done = np.empty(256, np.int64)
     sink = np.empty(256, np.int64)
     sink_kind = np.empty(256, np.int8)
+    done_hop = np.empty(256, np.int32)
+    done_best = np.empty(256, np.int64)
     nd = 0
+    # every output whose scratch entries this call may change, and every transaction it queued: what is
+    # returned (sparse) and what is reset before returning
+    touched = np.empty(256, np.int64)
+    ntouch = 0
+    qlist = np.empty(256, np.int64)
+    nq = 0
     absorbed = np.int64(0)
     n_free = 0
     peel_hit = np.int64(-1)
@@ -330,6 +338,9 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
 
     for i in range(len(seed_nodes)):
         nd_ = seed_nodes[i]
+        touched = _grow(touched, ntouch + 1)
+        touched[ntouch] = nd_
+        ntouch += 1
         add = seed_taint[i]
         if add > out_value[nd_] - taint[nd_]:
             add = out_value[nd_] - taint[nd_]
@@ -342,6 +353,9 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                       dust, node_stop)
         if t >= 0 and not queued[t]:
             queued[t] = True
+            qlist = _grow(qlist, nq + 1)
+            qlist[nq] = t
+            nq += 1
             heap, hn = _hpush(heap, hn, t if forward else -t)
 
     while hn > 0:
@@ -411,8 +425,6 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                     if status[o] == FOLLOWED:
                         status[o] = STOP_HOPS
             continue
-        tx_hop[t] = h
-        tx_best[t] = best
         # slots: forward = outputs then fee; backward = inputs
         V_in = np.int64(0)
         for j in range(i0, i1):
@@ -454,7 +466,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                 for j in range(i0, i1):
                     p = in_node[j]
                     tainted = p >= 0 and status[p] == FOLLOWED and out_spent_tx[p] == t
-                    if tainted and seg_start[p] >= 0:
+                    if tainted and segs and seg_cnt[p] > 0:
                         for q in range(seg_start[p], seg_start[p] + seg_cnt[p]):
                             s_amt = _grow(s_amt, ns + 1)
                             s_flag = _grow(s_flag, ns + 1)
@@ -477,7 +489,7 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                         ns += 1
             else:
                 for o in range(o0, o1):
-                    if status[o] == FOLLOWED and seg_start[o] >= 0:
+                    if status[o] == FOLLOWED and segs and seg_cnt[o] > 0:
                         for q in range(seg_start[o], seg_start[o] + seg_cnt[o]):
                             s_amt = _grow(s_amt, ns + 1)
                             s_flag = _grow(s_flag, ns + 1)
@@ -570,16 +582,26 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
                 absorbed -= share[s] - add
                 taint[node] += add
                 continue
+            touched = _grow(touched, ntouch + 1)
+            touched[ntouch] = node
+            ntouch += 1
             taint[node] = share[s]
             hop[node] = h
             nt = _classify(node, False, forward, taint, status, out_addr, addr_stop, out_opret, out_spent_tx,
                            out_tx, dust, node_stop)
             if nt >= 0 and not queued[nt]:
                 queued[nt] = True
+                qlist = _grow(qlist, nq + 1)
+                qlist[nq] = nt
+                nq += 1
                 heap, hn = _hpush(heap, hn, nt if forward else -nt)
         done = _grow(done, nd + 1)
         sink = _grow(sink, nd + 1)
         sink_kind = _grow(sink_kind, nd + 1)
+        done_hop = _grow(done_hop, nd + 1)
+        done_best = _grow(done_best, nd + 1)
+        done_hop[nd] = h
+        done_best[nd] = best
         done[nd] = t
         sink[nd] = sink_amt
         if forward:
@@ -589,20 +611,60 @@ def propagate_utxo(forward: bool, model: int, tx_out_ptr: np.ndarray, tx_in_ptr:
         else:
             sink_kind[nd] = SINK_MISSING
         nd += 1
-    return (taint, status, hop, done[:nd], sink[:nd], sink_kind[:nd], tx_hop, tx_best, seg_start, seg_cnt,
-            seg_amt[:nseg], seg_flag[:nseg], absorbed, n_free, peel_hit)
+    # the sparse result: the outputs the taint reached (status set), in output order
+    cand = np.unique(touched[:ntouch])
+    keep = np.zeros(len(cand), np.bool_)
+    for i in range(len(cand)):
+        keep[i] = status[cand[i]] != UNTOUCHED
+    nodes = cand[keep]
+    n_taint = np.empty(len(nodes), np.int64)
+    n_status = np.empty(len(nodes), np.int8)
+    n_hop = np.empty(len(nodes), np.int32)
+    n_seg_start = np.zeros(len(nodes) if segs else 0, np.int64)
+    n_seg_cnt = np.zeros(len(nodes) if segs else 0, np.int32)
+    for i in range(len(nodes)):
+        o = nodes[i]
+        n_taint[i] = taint[o]
+        n_status[i] = status[o]
+        n_hop[i] = hop[o]
+        if segs:
+            n_seg_start[i] = seg_start[o] if seg_cnt[o] > 0 else -1
+            n_seg_cnt[i] = seg_cnt[o]
+    # leave the scratch as it came: all zero (only what this call touched is visited)
+    for i in range(len(cand)):
+        o = cand[i]
+        taint[o] = 0
+        status[o] = UNTOUCHED
+        hop[o] = 0
+        if segs:
+            seg_start[o] = 0
+            seg_cnt[o] = 0
+    for i in range(nq):
+        queued[qlist[i]] = False
+    return (nodes, n_taint, n_status, n_hop, done[:nd], sink[:nd], sink_kind[:nd], done_hop[:nd], done_best[:nd],
+            n_seg_start, n_seg_cnt, seg_amt[:nseg], seg_flag[:nseg], absorbed, n_free, peel_hit)
 
 
 @dataclass(slots=True)
 class UtxoOutcome:
-    taint: np.ndarray
-    status: np.ndarray
-    hop: np.ndarray
+    """A kernel run, sparse: only the outputs the taint reached and the transactions it went through.
+
+    ``nodes`` (sorted output ids, the reachable subgraph's outputs: status not ``UNTOUCHED``) with their
+    ``node_taint`` / ``node_status`` / ``node_hop``; ``done`` (processed transactions, in processing order)
+    with ``sink`` / ``sink_kind`` / ``done_hop`` / ``done_best``. Any other output has taint 0, status
+    ``UNTOUCHED`` and hop 0; any other transaction hop -1 and no best predecessor (-1): the ``*_of`` lookups
+    answer for any ids. ``seg_start`` / ``seg_cnt``: per node of ``nodes`` (FIFO with ``keep_order`` only,
+    else empty), its segments in ``seg_amt`` / ``seg_flag`` (start -1: none)."""
+
+    nodes: np.ndarray  # int64, sorted
+    node_taint: np.ndarray  # int64
+    node_status: np.ndarray  # int8
+    node_hop: np.ndarray  # int32
     done: np.ndarray  # processed txs in order
     sink: np.ndarray  # per processed tx: fee share (forward) / coinbase or missing-input share (backward)
     sink_kind: np.ndarray
-    tx_hop: np.ndarray
-    tx_best: np.ndarray
+    done_hop: np.ndarray  # per processed tx: its hop
+    done_best: np.ndarray  # per processed tx: its best (largest) tainted predecessor output
     seg_start: np.ndarray
     seg_cnt: np.ndarray
     seg_amt: np.ndarray
@@ -610,22 +672,129 @@ class UtxoOutcome:
     absorbed: int
     peel_free_txs: int = 0  # transactions passed for free along peel chains
     peel_hit: int = -1  # the first transaction the peel allowance no longer covered (-1: never used up)
+    _tx_order: np.ndarray | None = field(default=None, repr=False)
 
-    def nodes(self) -> np.ndarray:
-        """The nodes that carry taint (the reachable subgraph's outputs)."""
-        return np.flatnonzero(self.status)
+    def _pos(self, keys: np.ndarray, ids: Any) -> tuple[np.ndarray, np.ndarray]:
+        q = np.asarray(ids, np.int64)
+        if not len(keys):
+            return np.zeros(q.shape, np.int64), np.zeros(q.shape, np.bool_)
+        pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+        return pos, keys[pos] == q
+
+    def _node(self, vals: np.ndarray, ids: Any, default: int) -> Any:
+        pos, hit = self._pos(self.nodes, ids)
+        res = np.where(hit, vals[pos] if len(vals) else default, default).astype(vals.dtype)
+        return res if res.ndim else res.item()
+
+    def taint_of(self, ids: Any) -> Any:
+        """The taint of outputs ``ids`` (an int, or an array of them); 0 where the taint did not reach."""
+        return self._node(self.node_taint, ids, 0)
+
+    def status_of(self, ids: Any) -> Any:
+        return self._node(self.node_status, ids, UNTOUCHED)
+
+    def hop_of(self, ids: Any) -> Any:
+        return self._node(self.node_hop, ids, 0)
+
+    def _tx(self, vals: np.ndarray, ids: Any) -> Any:
+        if self._tx_order is None:
+            self._tx_order = np.argsort(self.done, kind="stable")
+        order = self._tx_order
+        pos, hit = self._pos(self.done[order], ids)
+        res = np.where(hit, vals[order[pos]] if len(order) else -1, -1).astype(vals.dtype)
+        return res if res.ndim else res.item()
+
+    def tx_hop_of(self, ids: Any) -> Any:
+        """The hop of transactions ``ids``; -1 where not processed."""
+        return self._tx(self.done_hop, ids)
+
+    def tx_best_of(self, ids: Any) -> Any:
+        """The best tainted predecessor output of transactions ``ids``; -1 where not processed."""
+        return self._tx(self.done_best, ids)
+
+    def with_status(self, *codes: int) -> np.ndarray:
+        """The reached outputs with one of the status ``codes`` (sorted)."""
+        return self.nodes[np.isin(self.node_status, np.asarray(codes, np.int8))]
+
+
+class _Scratch:
+    """The kernel's dense per-output / per-transaction arrays, all zero between runs."""
+
+    __slots__ = ("taint", "status", "hop", "queued", "seg_start", "seg_cnt")
+
+    def __init__(self, nout: int, ntx: int) -> None:
+        # np.zeros maps zero pages lazily: a run pays for the pages it touches, never for the whole chain
+        self.taint = np.zeros(nout, np.int64)
+        self.status = np.zeros(nout, np.int8)
+        self.hop = np.zeros(nout, np.int32)
+        self.queued = np.zeros(ntx, np.bool_)
+        self.seg_start = np.zeros(0, np.int64)  # FIFO keep_order only, made on first use
+        self.seg_cnt = np.zeros(0, np.int32)
+
+
+class ScratchPool:
+    """Reusable kernel scratch for one graph: a run takes one (a new one when all are in use, so concurrent
+    traces in service threads each have their own), the kernel leaves it zeroed, the run gives it back. At
+    most ``keep`` idle ones are kept."""
+
+    def __init__(self, nout: int, ntx: int, keep: int = 4) -> None:
+        self.nout, self.ntx, self.keep = nout, ntx, keep
+        self._free: list[_Scratch] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> _Scratch:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return _Scratch(self.nout, self.ntx)
+
+    def give(self, s: _Scratch) -> None:
+        with self._lock:
+            if len(self._free) < self.keep:
+                self._free.append(s)
+
+    def idle(self) -> int:
+        with self._lock:
+            return len(self._free)
+
+
+_POOLS_LOCK = threading.Lock()
+
+
+def scratch_pool(graph: Any) -> ScratchPool:
+    """The graph's scratch pool (kept with the graph, in its ``aux`` cache)."""
+    with _POOLS_LOCK:
+        pool = graph.aux.get("kernel_scratch")
+        if pool is None or pool.nout != graph.nout or pool.ntx != graph.ntx:
+            pool = graph.aux["kernel_scratch"] = ScratchPool(graph.nout, graph.ntx)
+        return pool
 
 
 def run_utxo(graph, model: str, forward: bool, tx_coinjoin: np.ndarray, addr_stop: np.ndarray,
              seed_nodes: np.ndarray, seed_taint: np.ndarray, max_hops: int, dust: int,
              keep_order: bool = False, peel_txs: int = PEEL_TXS, node_stop: np.ndarray | None = None,
              peel_run: int = PEEL_MIN_RUN) -> UtxoOutcome:
+    pool = scratch_pool(graph)
+    s = pool.take()
+    segs = MODELS[model] == FIFO and keep_order
+    if segs and len(s.seg_cnt) != graph.nout:
+        s.seg_start = np.zeros(graph.nout, np.int64)
+        s.seg_cnt = np.zeros(graph.nout, np.int32)
     r = propagate_utxo(forward, MODELS[model], graph.tx_out_ptr, graph.tx_in_ptr, graph.in_node, graph.in_value,
                        graph.out_value, graph.out_addr, graph.out_tx, graph.out_spent_tx, graph.out_opret,
                        graph.tx_fee, tx_coinjoin, addr_stop, np.asarray(seed_nodes, np.int64),
                        np.asarray(seed_taint, np.int64), int(max_hops), int(dust), bool(keep_order),
-                       int(peel_txs), np.zeros(0, np.bool_) if node_stop is None else node_stop, int(peel_run))
+                       int(peel_txs), np.zeros(0, np.bool_) if node_stop is None else node_stop, int(peel_run),
+                       s.taint, s.status, s.hop, s.queued, s.seg_start if segs else _NO_I64,
+                       s.seg_cnt if segs else _NO_I32)
+    # returned only after a run that ended normally (the kernel reset what it touched); a run that raised
+    # drops its scratch
+    pool.give(s)
     return UtxoOutcome(*r[:-3], absorbed=int(r[-3]), peel_free_txs=int(r[-2]), peel_hit=int(r[-1]))
+
+
+_NO_I64 = np.zeros(0, np.int64)
+_NO_I32 = np.zeros(0, np.int32)
 
 
 # --- EVM: account-level ledgers in Python ints ----------------------------------------------------------
@@ -775,5 +944,5 @@ def scale_move(mv: Move, new_amount: int, model: str) -> Move:
     return Move(new_amount, min((mv.tainted * new_amount) // mv.amount, new_amount))
 
 
-__all__ = ["propagate_utxo", "run_utxo", "muldiv", "split_largest_remainder", "split_exact", "EvmTaint",
+__all__ = ["propagate_utxo", "run_utxo", "UtxoOutcome", "ScratchPool", "scratch_pool", "muldiv", "split_largest_remainder", "split_exact", "EvmTaint",
            "Move", "AcctState", "scale_move"]

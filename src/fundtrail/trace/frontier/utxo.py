@@ -56,7 +56,7 @@ def utxo_seeds(ctx: Ctx, chain: str, seeds: Sequence[Seed]) -> dict[int, int]:
                         out[o] = int(g.out_value[o])
         elif s.address is not None:
             aid = ctx.seed_address_id(chain, s.address, "transactions")
-            for o in _received(g, aid, np.flatnonzero(g.out_addr == aid).tolist(), ctx.since):
+            for o in _received(g, aid, g.outputs_of(aid).tolist(), ctx.since):
                 out[o] = int(g.out_value[o])
     return out
 
@@ -82,7 +82,8 @@ def _received(g: Any, aid: int, nodes: Sequence[int], since: int | None) -> list
 def incident_coins(ctx: Ctx, chain: str) -> dict[int, Label]:
     """The seed coins of every stored incident on ``chain`` (what a forward trace from the incident starts
     from), each labelled with its incident: the stops of a backward trace. One scan of the outputs for all
-    incidents' addresses; cached per workspace generation (storing an incident is a new generation)."""
+    incidents' addresses (the graph's address index); cached per workspace generation (storing an incident is a
+    new generation)."""
     def build(ws: Any, chain_: str) -> dict[int, Label]:
         g = utxo_graph(ws, chain_)
         incs = incident_seeds(ctx, chain_)
@@ -91,7 +92,7 @@ def incident_coins(ctx: Ctx, chain: str) -> dict[int, Label]:
         want = np.array(sorted(set(ids.values())), np.int64)
         by_addr: dict[int, list[int]] = {}
         if len(want):
-            for o in np.flatnonzero(np.isin(g.out_addr, want)).tolist():
+            for o in g.outputs_of_many(want).tolist():
                 by_addr.setdefault(int(g.out_addr[o]), []).append(o)
         out: dict[int, Label] = {}
         for name, ictx, ss in incs:
@@ -110,6 +111,17 @@ def incident_coins(ctx: Ctx, chain: str) -> dict[int, Label]:
         return out
 
     return cached(ctx.ws, chain, "incident_coins", build)
+
+
+def _incident_stop(ctx: Ctx, chain: str, inc_node: dict[int, Label]) -> np.ndarray:
+    """The incidents' seed coins as one flag per output (the kernel's ``node_stop``), made once per
+    workspace generation like :func:`incident_coins` itself."""
+    def build(ws: Any, chain_: str) -> np.ndarray:
+        mask = np.zeros(utxo_graph(ws, chain_).nout, np.bool_)
+        mask[np.fromiter(inc_node, np.int64, len(inc_node))] = True
+        return mask
+
+    return cached(ctx.ws, chain, "incident_stop", build)
 
 
 def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injection]) -> Leg:
@@ -132,8 +144,7 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     if not ctx.forward:
         inc_node = incident_coins(ctx, chain)
         if inc_node:
-            node_stop = np.zeros(g.nout, np.bool_)
-            node_stop[np.fromiter(inc_node, np.int64, len(inc_node))] = True
+            node_stop = _incident_stop(ctx, chain, inc_node)
     out = run_utxo(g, ctx.model, ctx.forward, cj, labels.stop, nodes, taints, ctx.max_hops, dust,
                    peel_txs=ctx.peel_txs, node_stop=node_stop)
     b = leg.b("BTC")
@@ -145,9 +156,10 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
         leg.peel_hit = g.txid_of(out.peel_hit)
     if len(nodes):
         leg.seed_time = int(g.tx_time[g.out_tx[nodes]].min())
-    touched = out.nodes()
-    st = out.status[touched]
-    tn = out.taint[touched]
+    touched = out.nodes
+    st = out.node_status
+    tn = out.node_taint
+    hp = out.node_hop
     addr_cache: dict[int, str] = X.address_strings(ws, chain, g.out_addr[touched[st != 1]])
 
     def astr(node: int) -> str:
@@ -159,41 +171,43 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
         n = node
         for _ in range(MAX_PATH_LEN):
             t = int(g.out_tx[n]) if ctx.forward else int(g.out_spent_tx[n])
-            if t < 0 or out.tx_hop[t] < 0:
+            if t < 0 or out.tx_hop_of(t) < 0:
                 break
             p.append(g.txid_of(t))
-            n = int(out.tx_best[t])
+            n = int(out.tx_best_of(t))
             if n < 0:
                 break
         return tuple(reversed(p)) if ctx.forward else tuple(p)
 
     # endpoints and mixers: one event per output (with its evidence path)
-    for node in touched[((st == ENDPOINT) | (st == MIXER)) & (tn > 0)].tolist():
-        amt = int(out.taint[node])
+    for i in np.flatnonzero(((st == ENDPOINT) | (st == MIXER)) & (tn > 0)).tolist():
+        node = int(touched[i])
+        amt = int(tn[i])
         t_created = int(g.out_tx[node])
         when = int(g.tx_time[t_created])
         txid = g.txid_of(t_created)
         lab = inc_node.get(node) or labels.get(int(g.out_addr[node])) or Label("unknown", "other", None, False,
                                                                                False)
-        if out.status[node] == ENDPOINT:
+        if st[i] == ENDPOINT:
             b.endpoints += amt
         else:
             b.mixers += amt
             leg.mixers.append(MixEvent(lab, chain, astr(node), "BTC", amt, txid, when))
         # an exchange's deposit output not spent yet: deposited, not yet swept (a freeze candidate)
-        state = "unswept" if out.status[node] == ENDPOINT and int(g.out_spent_tx[node]) < 0 else "swept"
-        leg.endpoints.append(EpEvent(lab, chain, "BTC", amt, int(out.hop[node]), when, path(node), astr(node),
+        state = "unswept" if st[i] == ENDPOINT and int(g.out_spent_tx[node]) < 0 else "swept"
+        leg.endpoints.append(EpEvent(lab, chain, "BTC", amt, int(hp[i]), when, path(node), astr(node),
                                      txid, state))
     # the rest in bulk, per address: unspent holdings and stopped value
     for code, reason in ((UNSPENT, None), (STOP_HOPS, "max_hops"), (STOP_DUST, "dust"), (BURNED, "op_return")):
-        ns = touched[(st == code) & (tn > 0)]
+        sel = (st == code) & (tn > 0)
+        ns = touched[sel]
         if not len(ns):
             continue
         a = g.out_addr[ns]
         order = np.argsort(a, kind="stable")
         ns, a = ns[order], a[order]
         starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
-        amounts = out.taint[ns]
+        amounts = tn[sel][order]
         if code == UNSPENT and ctx.model == "poison":
             # poison: a coin holding any taint is tainted whole (a CoinJoin output, split by haircut, too);
             # the clean part it takes in is poison's growth
@@ -248,10 +262,10 @@ def utxo_leg(ctx: Ctx, chain: str, seeds: dict[int, int], injections: list[Injec
     for node in bnodes.tolist() if ctx.forward else ():
         by_tx.setdefault(int(g.out_tx[node]), []).append(node)
     for t, ns in sorted(by_tx.items()):
-        tainted = int(out.taint[ns].sum())
+        tainted = int(out.taint_of(ns).sum())
         deposited = int(g.out_value[ns].sum())
         txid = g.txid_of(t)
-        hop = int(out.hop[ns].min())
+        hop = int(out.hop_of(ns).min())
         rel = ctx.book.releases_by_srctx.get((chain, txid)) if ctx.forward else None
         inj = release_injection(ctx, rel, tainted, deposited, hop) if rel is not None else None
         if inj is None:
@@ -286,7 +300,7 @@ def _bridge_back(ctx: Ctx, g: Any, leg: Leg, b: Any, t: int, ns: list[int], out:
     release's payouts owe to the deposit on the source chain; it goes on there as an injection at the
     deposit's ledger row, scaled from the release's payouts to the deposit (forward scales the other way).
     Unmatched (not a release, or its deposit unknown): stopped ``bridge``, as before."""
-    tainted = int(out.taint[ns].sum())
+    tainted = int(out.taint_of(ns).sum())
     txid = g.txid_of(t) if t >= 0 else None
     rel = next((r for r in ctx.book.releases if r.chain == g.chain and r.txid == txid and r.kind == "btc"), None)
     dep = None
@@ -315,7 +329,7 @@ def _bridge_back(ctx: Ctx, g: Any, leg: Leg, b: Any, t: int, ns: list[int], out:
     amt = L.amount(row)
     demand = amt if ctx.model == "poison" else min(amt, tainted * dep.amount // paid)
     b.crossed_out += tainted
-    leg.injections.append(Injection(dep.chain, row, demand, int(out.hop[ns].min())))
+    leg.injections.append(Injection(dep.chain, row, demand, int(out.hop_of(ns).min())))
     asset = L.asset_of(row)
     dec, _ = ctx.asset_meta(dep.chain, asset)
     lab = labels.get(int(g.out_addr[ns[0]]))
