@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,44 @@ def test_stored_graph_equals_a_build_and_is_opened_without_building(home, monkey
     after = trace(ws, seeds, model="haircut").to_json()
     assert after["endpoints"]
     assert {k: v for k, v in after.items() if k != "params"} == {k: v for k, v in before.items() if k != "params"}
+    G.clear_cache()
+
+
+def test_the_address_index_is_stored_and_opened_with_the_graph(home, monkeypatch):
+    ws = Workspace(home)
+    _world(ws)
+    G.clear_cache()
+    built = G.utxo_graph(ws, "regtest")
+    d = next((home / "index" / "graph").rglob("meta.json")).parent
+    assert d.name.startswith(f"v{graphstore.VERSION}-") and graphstore.VERSION >= 2
+    assert all((d / f"{n}.npy").exists() for n in graphstore.INDEX)
+    G.clear_cache()
+    monkeypatch.setattr(G, "address_index", lambda *a: pytest.fail("the address index was built again"))
+    opened = G.utxo_graph(ws, "regtest")
+    ptr, order = opened.address_index()
+    assert isinstance(order.base, np.memmap) or isinstance(order, np.memmap)
+    for a in range(-1, int(built.out_addr.max()) + 3):
+        assert opened.outputs_of(a).tolist() == (np.flatnonzero(built.out_addr == a).tolist() if a >= 0 else [])
+    G.clear_cache()
+
+
+def test_a_store_of_an_older_format_is_built_again(home):
+    ws = Workspace(home)
+    _world(ws)
+    G.clear_cache()
+    built = G.utxo_graph(ws, "regtest")
+    d = next((home / "index" / "graph").rglob("meta.json")).parent
+    # the same graph as format 1 wrote it: no address index, version 1 in its key and meta
+    old = d.parent / d.name.replace(f"v{graphstore.VERSION}-", "v1-", 1)
+    d.rename(old)
+    for n in graphstore.INDEX:
+        (old / f"{n}.npy").unlink()
+    meta = json.loads((old / "meta.json").read_text())
+    (old / "meta.json").write_text(json.dumps({**meta, "version": 1}))
+    G.clear_cache()
+    _same(G.utxo_graph(ws, "regtest"), built)
+    assert {p.parent.name for p in (home / "index" / "graph").rglob("meta.json")} == {d.name}
+    assert graphstore.load(ws, "regtest", old.name) is None
     G.clear_cache()
 
 

@@ -257,7 +257,9 @@ class UtxoGraph:
     def txid_of(self, t: int) -> str:
         return self.txid.text(t)
 
-    def _addr_index(self) -> tuple[np.ndarray, np.ndarray]:
+    def address_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """The address -> outputs index (:func:`address_index`): stored with the graph (graphstore), else
+        built on first use and kept with the graph."""
         idx = self.aux.get("addr_index")
         if idx is None:
             with _AUX_LOCK:
@@ -268,9 +270,8 @@ class UtxoGraph:
 
     def outputs_of(self, address_id: int) -> np.ndarray:
         """The outputs paid to ``address_id``, in output order (int64): ``flatnonzero(out_addr == address_id)``
-        without scanning the outputs. The address -> outputs index is built on the first call (one counting
-        pass over ``out_addr``) and kept with the graph."""
-        ptr, order = self._addr_index()
+        without scanning the outputs (:meth:`address_index`)."""
+        ptr, order = self.address_index()
         a = int(address_id)
         if a < 0 or a + 1 >= len(ptr):
             return np.empty(0, np.int64)

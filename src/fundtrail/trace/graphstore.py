@@ -8,8 +8,11 @@ opening is instantaneous, only the pages a trace touches are read, and the servi
 in the page cache.
 
 Files: ``HOME/index/graph/CHAIN/KEY/`` with one ``NAME.npy`` per array, the OP_RETURN data as
-``opret_nodes.npy`` / ``opret_offsets.npy`` / ``opret_data.npy``, and ``meta.json`` (format version, chain,
-sizes). ``KEY`` names the chain's committed part lists of the three tables the graph is built from
+``opret_nodes.npy`` / ``opret_offsets.npy`` / ``opret_data.npy``, the address -> outputs index
+(:func:`~fundtrail.trace.graph.address_index`) as ``addr_ptr.npy`` / ``addr_order.npy`` (format 2: a
+process that opens the graph looks up an address's outputs without a pass over every output), and
+``meta.json`` (format version, chain, sizes). The format version is part of ``KEY``: a store written in an
+older format is not read, the graph is built again and stored in the new one. ``KEY`` names the chain's committed part lists of the three tables the graph is built from
 (``utxo_transactions``, ``utxo_outputs``, ``utxo_inputs``: file names and row counts), so a commit that adds
 blocks gives a new key and the graph is built once more; commits that touch other tables (tags, clusters,
 incidents) keep it. A directory appears whole or not at all (written under a temporary name, then renamed);
@@ -38,10 +41,11 @@ from fundtrail.store import Workspace
 from fundtrail.store.derived import chain_dir, derived_root
 from fundtrail.trace.asof import AsOfWorkspace
 
-VERSION = 1
+VERSION = 2  # 2: the address -> outputs index stored beside the arrays
 TABLES = ("utxo_transactions", "utxo_outputs", "utxo_inputs")
 ARRAYS = ("tx_height", "tx_time", "tx_fee", "tx_coinbase", "tx_out_ptr", "tx_in_ptr", "in_node", "in_value",
           "out_value", "out_addr", "out_n", "out_tx", "out_spent_tx", "out_opret")
+INDEX = ("addr_ptr", "addr_order")
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +61,7 @@ def _chain_dir(ws: Workspace, chain: str) -> Path:
 
 def load(ws: Workspace, chain: str, k: str) -> dict[str, Any] | None:
     """The stored graph of ``chain`` for key ``k`` as its fields (arrays memory-mapped, ``txid`` the (n, 32)
-    byte matrix, ``op_return``); None when there is none (or it is unreadable: it is then built again)."""
+    byte matrix, ``op_return``, ``aux`` with the address index); None when there is none (or it is unreadable: it is then built again)."""
     d = _chain_dir(ws, chain) / k
     try:
         meta = json.loads((d / "meta.json").read_text())
@@ -65,6 +69,7 @@ def load(ws: Workspace, chain: str, k: str) -> dict[str, Any] | None:
             return None
         arrays = {n: np.asarray(np.load(d / f"{n}.npy", mmap_mode="c")) for n in ARRAYS}
         raw = np.asarray(np.load(d / "txid.npy", mmap_mode="c"))
+        addr_index = tuple(np.asarray(np.load(d / f"{n}.npy", mmap_mode="c")) for n in INDEX)
         nodes = np.load(d / "opret_nodes.npy")
         offsets = np.load(d / "opret_offsets.npy")
         blob = np.load(d / "opret_data.npy").tobytes()
@@ -73,7 +78,7 @@ def load(ws: Workspace, chain: str, k: str) -> dict[str, Any] | None:
             log.warning("trace graph cache %s unreadable (%s): building the graph again", d, e)
         return None
     op_return = {int(n): blob[int(offsets[i]):int(offsets[i + 1])] for i, n in enumerate(nodes.tolist())}
-    return {"chain": chain, "txid": raw, "op_return": op_return, **arrays}
+    return {"chain": chain, "txid": raw, "op_return": op_return, "aux": {"addr_index": addr_index}, **arrays}
 
 
 def save(ws: Workspace, chain: str, k: str, g: Any) -> Path | None:
@@ -89,6 +94,8 @@ def save(ws: Workspace, chain: str, k: str, g: Any) -> Path | None:
         for n in ARRAYS:
             np.save(tmp / f"{n}.npy", np.ascontiguousarray(getattr(g, n)))
         np.save(tmp / "txid.npy", np.ascontiguousarray(g.txid.raw))
+        for n, a in zip(INDEX, g.address_index(), strict=True):
+            np.save(tmp / f"{n}.npy", a)
         items = sorted(g.op_return.items())
         nodes = np.array([n for n, _ in items], np.int64)
         offsets = np.zeros(len(items) + 1, np.int64)
