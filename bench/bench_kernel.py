@@ -15,7 +15,8 @@ world) to addresses drawn from a pool (about five outputs per address); 0.2% of 
 (the trace stops there). Scales: ``demo`` 200k transactions, ``small`` 1M, ``large`` 10.8M (15.3M outputs,
 the simulated large world's size).
 
-Usage: ``python bench/bench_kernel.py [demo|small|large]`` (prints JSON).
+Usage: ``python bench/bench_kernel.py [demo|small|large]`` (prints JSON); ``python bench/bench_kernel.py
+--expand HOME NTX``: the end-to-end expansion on a workspace (:func:`expand_phase`).
 """
 
 from __future__ import annotations
@@ -223,5 +224,64 @@ def run(scale: str = "small") -> dict:
     return out
 
 
+def _p2wpkh(n: int):
+    """``n`` distinct regtest P2WPKH address strings (the 20-byte program: the index, big-endian)."""
+    from fundtrail.ingest.bitcoin.script import KEYW, KIND_WIT, encode_keys
+    from fundtrail.model.chain import bitcoin_network
+
+    keys = np.zeros((n, KEYW), np.uint8)
+    keys[:, 0], keys[:, 1], keys[:, 2] = KIND_WIT, 0, 20
+    keys[:, 15:23] = np.arange(n, dtype=">u8").view(np.uint8).reshape(-1, 8)
+    return encode_keys(keys, bitcoin_network("regtest"))
+
+
+def expand_phase(home: str, n_tx: int, n: int = 30) -> dict:
+    """End to end: the UI's one-hop expansion (``investigate.graph.expand``, forward and backward) from ``n``
+    random addresses of a workspace written by bench_trace.py's generator (``n_tx`` transactions, two outputs
+    each), after a warm-up (graphs opened or built and stored, address index built). Run it once with the
+    source before the change and once with the source after it (``PYTHONPATH``) on the same workspace to
+    compare; each run prints its own anchor."""
+    import importlib.util as iu
+
+    from fundtrail.investigate import graph as G
+    from fundtrail.store import Workspace
+
+    spec = iu.spec_from_file_location("bench_trace", Path(__file__).resolve().parent / "bench_trace.py")
+    bt = iu.module_from_spec(spec)
+    spec.loader.exec_module(bt)
+    t0 = time.perf_counter()
+    bt.build_world(Path(home), n_tx, n_addr=2 * n_tx // OUTPUTS_PER_ADDRESS, address_strings=_p2wpkh)
+    out: dict = {"world_s": round(time.perf_counter() - t0, 1)}
+    ws = Workspace(home)
+    t0 = time.perf_counter()
+    G.warm(ws)
+    out["warm_s"] = round(time.perf_counter() - t0, 1)
+    con = ws.connect()
+    try:
+        out["transactions"] = con.execute("SELECT count(*) FROM utxo_transactions").fetchone()[0]
+        addrs = [r[0] for r in con.execute("SELECT DISTINCT a.address FROM utxo_outputs o JOIN addresses a "
+                                           "USING (chain, address_id) USING SAMPLE 200 ROWS").fetchall()]
+    finally:
+        con.close()
+    addrs = sorted(addrs)[:n]
+    anchor = _anchor()
+    out["anchor_ms"] = round(anchor * 1000, 2)
+    for name, direction in (("expand_forward", "forward"), ("expand_backward", "backward")):
+        ts, sizes = [], []
+        for a in addrs:
+            t0 = time.perf_counter()
+            r = G.expand(ws, "regtest", a, direction=direction)
+            ts.append(time.perf_counter() - t0)
+            sizes.append(len(r["nodes"]))
+        out[name] = {**_stats(ts, anchor), "nodes_median": int(statistics.median(sizes))}
+    out["rss_mb"] = round(_rss_mb(), 1)
+    with open("/proc/loadavg") as fh:
+        out["loadavg"] = fh.read().split()[:3]
+    return out
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else "small"), indent=1))
+    if len(sys.argv) > 1 and sys.argv[1] == "--expand":
+        print(json.dumps(expand_phase(sys.argv[2], int(sys.argv[3])), indent=1))
+    else:
+        print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else "small"), indent=1))

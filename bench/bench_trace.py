@@ -37,7 +37,10 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def build_world(home: Path, n_tx: int, seed: int = 7) -> dict:
+def build_world(home: Path, n_tx: int, seed: int = 7, n_addr: int | None = None, address_strings=None) -> dict:
+    """The world (see the module text). ``n_addr`` (default 1.5 per transaction) and ``address_strings``
+    (``n -> pa.Array`` of n address strings; default made-up strings, which only the trace accepts) let
+    bench_kernel.py write a world the UI's expansion can take addresses from."""
     from fundtrail.store import GLOBAL, Workspace
 
     rng = np.random.default_rng(seed)
@@ -45,7 +48,7 @@ def build_world(home: Path, n_tx: int, seed: int = 7) -> dict:
     if ws.chain("regtest") is not None:
         return {"reused": True}
     layers = max(2, n_tx // WIDTH)
-    n_addr = int(n_tx * 1.5)
+    n_addr = n_addr or int(n_tx * 1.5)
     chain = "regtest"
     # txid k is the 32-byte big-endian number perm[k] (hex f"{perm[k]:064x}"), stored as binary
     txid_all = np.zeros((layers * WIDTH, 32), np.uint8)
@@ -93,7 +96,8 @@ def build_world(home: Path, n_tx: int, seed: int = 7) -> dict:
         prev_vals, prev_tx, prev_addr = vals, txids, addrs
     n_exch = max(10, n_addr // 500)
     exch = rng.choice(n_addr, n_exch, replace=False)
-    addr_strings = pa.array([f"bcrt1qbench{i:032x}" for i in range(n_addr)], pa.string())
+    addr_strings = address_strings(n_addr) if address_strings is not None else \
+        pa.array([f"bcrt1qbench{i:032x}" for i in range(n_addr)], pa.string())
     with ws.transaction() as txn:
         for name, tabs in (("utxo_transactions", tx_tables), ("utxo_outputs", out_tables),
                            ("utxo_inputs", in_tables)):

@@ -737,7 +737,7 @@ class ScratchPool:
     traces in service threads each have their own), the kernel leaves it zeroed, the run gives it back. At
     most ``keep`` idle ones are kept."""
 
-    def __init__(self, nout: int, ntx: int, keep: int = 4) -> None:
+    def __init__(self, nout: int, ntx: int, keep: int = 2) -> None:
         self.nout, self.ntx, self.keep = nout, ntx, keep
         self._free: list[_Scratch] = []
         self._lock = threading.Lock()
