@@ -21,6 +21,7 @@ Usage: ``python bench/bench_kernel.py [demo|small|large]`` (prints JSON); ``pyth
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import resource
@@ -259,13 +260,15 @@ def expand_phase(home: str, n_tx: int, n: int = 30) -> dict:
     con = ws.connect()
     try:
         out["transactions"] = con.execute("SELECT count(*) FROM utxo_transactions").fetchone()[0]
-        addrs = [r[0] for r in con.execute("SELECT DISTINCT a.address FROM utxo_outputs o JOIN addresses a "
-                                           "USING (chain, address_id) USING SAMPLE 200 ROWS").fetchall()]
+        # the same addresses in every run (ids spread over the whole range), so runs compare
+        step = max(1, int(con.execute("SELECT max(address_id) FROM addresses").fetchone()[0]) // n)
+        addrs = [r[0] for r in con.execute("SELECT address FROM addresses WHERE address_id % ? = 11 "
+                                           "ORDER BY address_id LIMIT ?", [step, n]).fetchall()]
     finally:
         con.close()
-    addrs = sorted(addrs)[:n]
     anchor = _anchor()
     out["anchor_ms"] = round(anchor * 1000, 2)
+    digest = hashlib.sha256()
     for name, direction in (("expand_forward", "forward"), ("expand_backward", "backward")):
         ts, sizes = [], []
         for a in addrs:
@@ -273,7 +276,19 @@ def expand_phase(home: str, n_tx: int, n: int = 30) -> dict:
             r = G.expand(ws, "regtest", a, direction=direction)
             ts.append(time.perf_counter() - t0)
             sizes.append(len(r["nodes"]))
+            digest.update(json.dumps({k: v for k, v in r.items() if k != "seconds"}, sort_keys=True,
+                                     default=str).encode())
         out[name] = {**_stats(ts, anchor), "nodes_median": int(statistics.median(sizes))}
+    out["results_sha256"] = digest.hexdigest()[:16]  # equal in two runs: the same expansions
+    # what every trace ends with: heap pages handed back to the OS (trace/graph.py release_memory)
+    from fundtrail.trace.graph import release_memory
+
+    ts = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        release_memory()
+        ts.append(time.perf_counter() - t0)
+    out["release_memory_ms_median"] = round(statistics.median(ts) * 1000, 2)
     out["rss_mb"] = round(_rss_mb(), 1)
     with open("/proc/loadavg") as fh:
         out["loadavg"] = fh.read().split()[:3]

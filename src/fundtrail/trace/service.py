@@ -90,7 +90,7 @@ def trace(ws: Workspace, seeds: Sequence[Seed], *, model: str = "haircut", direc
         injections = new
     task.close()
     elapsed = _time.perf_counter() - t0
-    release_memory()  # the legs' scratch (dense per-output arrays) is gone: give its pages back
+    release_memory()  # what the legs freed (Arrow batches, Python objects): give its pages back
     return assemble(ctx, seeds, legs, prices, {"max_hops": max_hops, "dust": None if dust is None else str(dust),
                                                 "since": None if since is None else str(since),
                                                 "follow_mixers": follow_mixers, "rounds": rounds,
