@@ -81,9 +81,9 @@ def _received(g: Any, aid: int, nodes: Sequence[int], since: int | None) -> list
 
 def incident_coins(ctx: Ctx, chain: str) -> dict[int, Label]:
     """The seed coins of every stored incident on ``chain`` (what a forward trace from the incident starts
-    from), each labelled with its incident: the stops of a backward trace. One scan of the outputs for all
-    incidents' addresses (the graph's address index); cached per workspace generation (storing an incident is a
-    new generation)."""
+    from), each labelled with its incident: the stops of a backward trace. The incidents' addresses' outputs
+    come from the graph's address index; cached per workspace generation (storing an incident is a new
+    generation)."""
     def build(ws: Any, chain_: str) -> dict[int, Label]:
         g = utxo_graph(ws, chain_)
         incs = incident_seeds(ctx, chain_)
