@@ -16,7 +16,9 @@ world) to addresses drawn from a pool (about five outputs per address); 0.2% of 
 the simulated large world's size).
 
 Usage: ``python bench/bench_kernel.py [demo|small|large]`` (prints JSON); ``python bench/bench_kernel.py
---expand HOME NTX``: the end-to-end expansion on a workspace (:func:`expand_phase`).
+--expand HOME NTX``: the end-to-end expansion on a workspace (:func:`expand_phase`); ``python
+bench/bench_kernel.py --graph DIR``: the kernel comparison on a graph stored by trace/graphstore.py
+(``HOME/index/graph/CHAIN/KEY``), read-only (:func:`open_graph`).
 """
 
 from __future__ import annotations
@@ -104,6 +106,24 @@ def build_graph(n_tx: int, seed: int = 7):
     return g, stop
 
 
+def open_graph(d: str, seed: int = 7):
+    """A graph stored by trace/graphstore.py (any format version), memory-mapped read-only: nothing is
+    written, no workspace is opened. The stops are drawn as for the generated graph (0.2% of the addresses
+    are services)."""
+    from fundtrail.trace import graphstore
+    from fundtrail.trace.graph import TxIds, UtxoGraph
+
+    p = Path(d)
+    meta = json.loads((p / "meta.json").read_text())
+    arrays = {n: np.load(p / f"{n}.npy", mmap_mode="r") for n in graphstore.ARRAYS}
+    g = UtxoGraph(chain=meta["chain"], txid=TxIds(np.load(p / "txid.npy", mmap_mode="r")), **arrays)
+    n_addr = int(g.out_addr.max()) + 1
+    rng = np.random.default_rng(seed)
+    stop = np.zeros(n_addr, np.int8)
+    stop[rng.choice(n_addr, max(10, n_addr // 500), replace=False)] = 1
+    return g, stop
+
+
 def _reference():
     """The dense kernel (imported as the tests import it, so numba's cache of it is shared)."""
     root = str(Path(__file__).resolve().parents[1])
@@ -136,19 +156,21 @@ def _stats(ts: list[float], anchor: float) -> dict:
             "median_vs_anchor": round(med / anchor, 3)}
 
 
-def run(scale: str = "small") -> dict:
+def run(scale: str = "small", graph_dir: str | None = None) -> dict:
     from fundtrail.trace.taint import MODELS, run_utxo, scratch_pool
 
     dense = _reference()
     out: dict = {"scale": scale}
     t0 = time.perf_counter()
-    g, stop = build_graph(SCALES[scale])
+    g, stop = open_graph(graph_dir) if graph_dir else build_graph(SCALES[scale])
+    if graph_dir:
+        out["graph_dir"] = graph_dir
     out.update(transactions=g.ntx, outputs=g.nout, inputs=len(g.in_node),
                graph_build_s=round(time.perf_counter() - t0, 1))
     cj = np.zeros(g.ntx, np.bool_)
     nostop = np.zeros(0, np.bool_)
     rng = np.random.default_rng(3)
-    addrs = [int(a) for a in g.out_addr[rng.integers(0, g.nout, N_ADDRESSES)].tolist()]
+    addrs = [int(a) for a in g.out_addr[rng.integers(0, g.nout, 4 * N_ADDRESSES)].tolist() if a >= 0][:N_ADDRESSES]
 
     def before(aid: int, forward: bool, hops: int):
         nodes = np.flatnonzero(g.out_addr == aid)  # the old seed lookup: every output scanned
@@ -298,5 +320,7 @@ def expand_phase(home: str, n_tx: int, n: int = 30) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--expand":
         print(json.dumps(expand_phase(sys.argv[2], int(sys.argv[3])), indent=1))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--graph":
+        print(json.dumps(run("stored", sys.argv[2]), indent=1))
     else:
         print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else "small"), indent=1))
