@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time
 
 import httpx
 
+from tests.ui.biggraph import big_graph, graph_parts
 from tests.ui.conftest import cli, peel_flow, thief
 from tests.ui.session import login_form, sign_in
 
@@ -208,47 +208,6 @@ def test_peel_chain_endpoint(ui_server):
     assert r.status_code == 404 and "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn" in r.json()["detail"]
 
 
-def _big_graph(n: int, real: list[dict]) -> dict:
-    """A case graph of ``n`` address nodes and ``n`` edges for the store's size limits: the first nodes and
-    edges are a real expansion's answer, the rest are copies of its first address node under made-up
-    addresses (``bcrt1qsize…``: the store neither resolves nor interprets what a graph holds)."""
-    nodes = {x["id"]: x for x in [real["node"], *real["nodes"]]}
-    edges = {f"{e['source']}->{e['target']}:{e['chain']}:{e['asset']}": e for e in real["edges"]}
-    proto = next(x for x in real["nodes"] if x["kind"] == "address")
-    proto_e = real["edges"][0]
-    ids = list(nodes)
-    while len(nodes) < n:
-        i = len(nodes)
-        a = f"bcrt1qsize{i:08d}" + "q" * 30
-        nid = f"a:{proto['chain']}:{a}"
-        nodes[nid] = dict(proto, id=nid, address=a)
-        src = ids[(i * 7) % len(ids)]
-        e = dict(proto_e, source=src, target=nid)
-        e.pop("id", None)
-        edges[f"{src}->{nid}:{e['chain']}:{e['asset']}"] = e
-        ids.append(nid)
-    positions = {k: {"x": (j % 97) * 220, "y": (j // 97) * 38} for j, k in enumerate(nodes)}
-    return {"nodes": list(nodes.values()), "edges": list(edges.values()), "positions": positions}
-
-
-def _parts(g: dict, limit: int) -> list[dict]:
-    """The graph as PATCH /graph bodies of at most ``limit`` bytes: nodes before the edges that need them."""
-    out, cur, size = [], {"reset": True}, 20
-    items = [("nodes", x) for x in g["nodes"]] + [("edges", x) for x in g["edges"]] + \
-        [("positions", (k, v)) for k, v in g["positions"].items()]
-    for kind, x in items:
-        n = len(json.dumps(x)) + 2
-        if size + n > limit:
-            out.append(cur)
-            cur, size = {}, 20
-        if kind == "positions":
-            cur.setdefault("positions", {})[x[0]] = x[1]
-        else:
-            cur.setdefault(kind, []).append(x)
-        size += n + 12
-    return out + [cur]
-
-
 def test_case_graph_of_10000_nodes_is_saved_by_changes(ui_server):
     """A graph of 10,000 nodes does not fit one request (413 for the whole graph at the service's 2 MiB
     limit): PATCH /v1/cases/{id}/graph saves it in parts and then change by change; bad input is a 422
@@ -260,10 +219,10 @@ def test_case_graph_of_10000_nodes_is_saved_by_changes(ui_server):
     assert "patch" in spec["paths"]["/v1/cases/{case_id}/graph"]
     cid = c.post("/v1/cases", json={"seeds": [f"{chain}:{addr}"]}, headers=h).json()["case_id"]
     real = c.post("/v1/graph/expand", json={"chain": chain, "address": addr}, headers=h).json()
-    g = _big_graph(10_000, real)
+    g = big_graph(10_000, real)
     r = c.patch(f"/v1/cases/{cid}", json={"graph": g}, headers=h)
     assert r.status_code == 413 and r.json()["field"] == "body"  # whole, it is over the request limit
-    parts = _parts(g, 1 << 20)
+    parts = graph_parts(g, 1 << 20)
     assert len(parts) > 2
     for p in parts:
         r = c.patch(f"/v1/cases/{cid}/graph", json=p, headers=h)

@@ -107,6 +107,15 @@ def update(body: CaseUpdate, case_id: str = CaseId, c: Caller = require("investi
               responses={404: {}, 409: {}, 413: {}, 422: {}})
 def patch_graph(body: GraphPatch, case_id: str = CaseId, c: Caller = require("investigator"),
                 rt=Depends(runtime)) -> dict:
+    """Apply changes to the case's stored graph: `nodes` and `edges` added or replaced (by `id`; an edge
+    without one by source, target, chain and asset), `remove_nodes` (with their edges, positions and
+    expansions) and `remove_edges`, `positions` and `expanded_by` merged per node (null removes one),
+    `view` settings replaced, `reset` to start from an empty graph. Each request is bounded by the service's
+    body limit (`FUNDTRAIL_MAX_BODY`, 413 above); a bigger change is sent in several requests, nodes before
+    the edges that need them. The stored graph is bounded too (32 MiB of JSON, about 45,000 nodes: 422 on
+    `graph` above). A bad item is a 422 naming its field (`nodes[3].id`, `positions.ID.x`); nothing of that
+    request is stored. Concurrent changes of one case are applied one after the other. Answers the counts
+    stored: `{case_id, updated, nodes, edges, positions, bytes}`."""
     delta = body.model_dump(exclude_defaults=True)
     if body.view is not None:
         delta["view"] = body.view.model_dump(exclude_unset=True)
