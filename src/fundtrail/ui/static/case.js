@@ -46,18 +46,21 @@
     return o;
   }
   const round = (p) => ({ x: Math.round(p.x), y: Math.round(p.y) });
-  const state = {
-    nodes: new Map((g.nodes || []).map((n) => [n.id, unpackNode(n)])),
-    edges: new Map((g.edges || []).map((e) => unpackEdge(e)).map((e) => [e.id, e])),
-    positions: g.positions || {},
-    hidden: new Set(g.hidden || []),
-    pinned: new Set(g.pinned || []),
-    grouped: !!g.grouped,
-    expandedBy: g.expandedBy || {},   // node id -> ids it added (for collapse)
-    follow: g.follow || null,          // the last follow answer: endpoints, unspent
-    minAmount: g.minAmount || 0,
-    since: g.since || "",
-  };
+  function stateOf(g) {
+    return {
+      nodes: new Map((g.nodes || []).map((n) => [n.id, unpackNode(n)])),
+      edges: new Map((g.edges || []).map((e) => unpackEdge(e)).map((e) => [e.id, e])),
+      positions: g.positions || {},
+      hidden: new Set(g.hidden || []),
+      pinned: new Set(g.pinned || []),
+      grouped: !!g.grouped,
+      expandedBy: g.expandedBy || {},   // node id -> ids it added (for collapse)
+      follow: g.follow || null,          // the last follow answer: endpoints, unspent
+      minAmount: g.minAmount || 0,
+      since: g.since || "",
+    };
+  }
+  const state = stateOf(g);
   let selected = null;
   const LAYERED_MAX = 400;
 
@@ -88,7 +91,6 @@
       else state.nodes.get(id).seed = true;
     }
   }
-  const loaded = current();  // what the server has (the seeds are added below if the graph lacks them)
   seedNodes();
 
   // --- cytoscape -------------------------------------------------------------------------------------------
@@ -99,8 +101,9 @@
     textureOnViewport: true, hideEdgesOnViewport: true, hideLabelsOnViewport: true, motionBlur: false, pixelRatio: 1,
     // the style has no mappers or functions: every value comes from a selector (classes, data equality), so
     // elements of the same kind share their computed style
-    // Every element has the plain look (no label; an edge a straight haystack line with its arrow in the
-    // middle: nothing to measure or curve); the class "loud" adds labels and curved edges with end arrows.
+    // Every element has the plain look (no label; an edge a straight haystack line without arrow: nothing to
+    // measure or curve; funds flow left to right in the layouts); the class "loud" adds labels and curved
+    // edges with arrows.
     // In a graph of up to LAYERED_MAX nodes every element is loud; in a bigger one only the seeds, the
     // entities and the selected node with its edges and neighbours (drawing 4,000 labels costs seconds;
     // the tables list all of them). Fewer properties per element is less style work for each.
@@ -120,16 +123,14 @@
       { selector: "node[?pinned]", style: { "border-width": 3, "border-style": "double", "border-color": "#111" } },
       { selector: "node:parent", style: { "background-opacity": 0.08, "label": "data(label)", "text-valign": "top" } },
       { selector: "node:selected", style: { "overlay-color": "#f5b700", "overlay-opacity": 0.35 } },
-      { selector: "edge", style: { "width": 1, "curve-style": "haystack", "haystack-radius": 0, "line-color": "#9aa5b8",
-        "mid-target-arrow-shape": "triangle", "mid-target-arrow-color": "#9aa5b8", "arrow-scale": 0.8 } },
-      { selector: "edge.loud", style: { "curve-style": "bezier", "mid-target-arrow-shape": "none", "arrow-scale": 1,
-        "target-arrow-shape": "triangle", "target-arrow-color": "#9aa5b8", "label": "data(label)", "font-size": 9,
+      { selector: "edge", style: { "width": 1, "curve-style": "haystack", "haystack-radius": 0, "line-color": "#9aa5b8" } },
+      { selector: "edge.loud", style: { "curve-style": "bezier", "target-arrow-shape": "triangle", "target-arrow-color": "#9aa5b8", "label": "data(label)", "font-size": 9,
         "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.85, "min-zoomed-font-size": 8,
         "text-background-padding": 1 } },
       // the width says the amount (relative to the largest edge): six steps, each a rule
       ...[2, 3, 4, 5, 6].map((w) => ({ selector: "edge[w = " + w + "]", style: { "width": w } })),
-      { selector: "edge[reason = 'endpoint']", style: { "line-color": "#2e6fd8", "target-arrow-color": "#2e6fd8", "mid-target-arrow-color": "#2e6fd8" } },
-      { selector: "edge[reason = 'unspent']", style: { "line-style": "dashed", "line-color": "#d98a1c", "target-arrow-color": "#d98a1c", "mid-target-arrow-color": "#d98a1c" } },
+      { selector: "edge[reason = 'endpoint']", style: { "line-color": "#2e6fd8", "target-arrow-color": "#2e6fd8" } },
+      { selector: "edge[reason = 'unspent']", style: { "line-style": "dashed", "line-color": "#d98a1c", "target-arrow-color": "#d98a1c" } },
     ],
   });
 
@@ -631,7 +632,7 @@
   // service's request limit. `saved` holds what the server has (per item, its JSON); a part that fails
   // leaves its items unsaved, so the next save sends them again.
   const SAVE_PART = 512 * 1024;
-  function current() {
+  function current(state) {
     const positions = new Map();
     for (const [k, p] of Object.entries(state.positions)) if (state.nodes.has(k)) positions.set(k, JSON.stringify(round(p)));
     const str = (m, f) => { const o = new Map(); for (const [k, v] of m) o.set(k, JSON.stringify(f(v))); return o; };
@@ -642,10 +643,13 @@
         ["follow", state.follow], ["minAmount", state.minAmount], ["since", state.since]]), (v) => v),
     };
   }
-  let saved = loaded;
+  // what the server has: the graph as loaded (read again from the page when first needed, so that opening a
+  // case does not pay for it)
+  let saved = null;
   let saving = null, saveAgain = false, saveTimer = null;
   function changes() {
-    const now = current(), parts = [];
+    if (!saved) saved = current(stateOf(JSON.parse($("case-data").textContent).graph || {}));
+    const now = current(state), parts = [];
     let part = null, size = 0;
     function put(kind, key, text, remove) {  // one item into the current part (a new part when it is full)
       const n = (text ? text.length : 0) + key.length + 8;
@@ -808,4 +812,6 @@
   draw(false);
   $("cy").dataset.readyAt = String(Math.round(performance.now()));  // ms since the navigation started
   $("cy").dataset.ready = "1";
+  // when the first frame with the graph was painted (ms since the navigation started), for benchmarks
+  requestAnimationFrame(() => setTimeout(() => { $("cy").dataset.paintedAt = String(Math.round(performance.now())); }, 0));
 })();
