@@ -94,7 +94,21 @@
   seedNodes();
 
   // --- cytoscape -------------------------------------------------------------------------------------------
-  if (window.cytoscapeDagre && window.cytoscape) window.cytoscape.use(window.cytoscapeDagre);
+  // dagre (the layered layout of graphs up to LAYERED_MAX nodes) is loaded only for graphs that small: a big
+  // case opens without parsing it; a graph that needs it before it came uses the columns layout
+  let dagreLoading = null;
+  function loadDagre() {
+    if (window.cytoscapeDagre) return Promise.resolve();
+    const one = (src) => new Promise((ok, fail) => {
+      const el = document.createElement("script"); el.src = src; el.onload = ok;
+      el.onerror = () => fail(new Error("could not load " + src)); document.head.appendChild(el);
+    });
+    if (!dagreLoading) {
+      dagreLoading = one("/ui/static/vendor/dagre.min.js").then(() => one("/ui/static/vendor/cytoscape-dagre.js"))
+        .then(() => { if (window.cytoscapeDagre) window.cytoscape.use(window.cytoscapeDagre); });
+    }
+    return dagreLoading;
+  }
   const cy = window.cytoscape({
     container: $("cy"), wheelSensitivity: 0.3, minZoom: 0.02, maxZoom: 4,
     // big graphs: pan and zoom move a snapshot, labels too small to read are not drawn
@@ -736,8 +750,10 @@
     draw(false); select(selected); save();
   });
   $("group").setAttribute("aria-pressed", String(state.grouped));
-  $("group").addEventListener("click", () => { state.grouped = !state.grouped; $("group").setAttribute("aria-pressed", String(state.grouped)); draw(true); save(); });
-  $("relayout").addEventListener("click", () => { state.positions = {}; draw(true); save(); });
+  // a new layout of a small graph waits for dagre (loaded once); a big one is laid out at once
+  const withLayout = (fn) => { if (nodeCount(lastEls) <= LAYERED_MAX && !window.cytoscapeDagre) loadDagre().then(fn, fn); else fn(); };
+  $("group").addEventListener("click", () => withLayout(() => { state.grouped = !state.grouped; $("group").setAttribute("aria-pressed", String(state.grouped)); draw(true); save(); }));
+  $("relayout").addEventListener("click", () => withLayout(() => { state.positions = {}; draw(true); save(); }));
   $("min-amount").value = state.minAmount || 0;
   $("since").value = state.since || "";
   $("min-amount").addEventListener("change", () => { state.minAmount = parseFloat($("min-amount").value) || 0; draw(false); save(); });
@@ -809,9 +825,14 @@
     } else return;
     ev.preventDefault();
   });
-  draw(false);
-  $("cy").dataset.readyAt = String(Math.round(performance.now()));  // ms since the navigation started
-  $("cy").dataset.ready = "1";
-  // when the first frame with the graph was painted (ms since the navigation started), for benchmarks
-  requestAnimationFrame(() => setTimeout(() => { $("cy").dataset.paintedAt = String(Math.round(performance.now())); }, 0));
+  function start() {
+    draw(false);
+    $("cy").dataset.readyAt = String(Math.round(performance.now()));  // ms since the navigation started
+    $("cy").dataset.ready = "1";
+    // when the first frame with the graph was painted (ms since the navigation started), for benchmarks
+    requestAnimationFrame(() => setTimeout(() => { $("cy").dataset.paintedAt = String(Math.round(performance.now())); }, 0));
+  }
+  if (nodeCount(wanted()) <= LAYERED_MAX) {  // a small graph: dagre first (it lays the graph out, now or later)
+    loadDagre().catch((e) => status(e.message)).then(start);
+  } else start();
 })();
