@@ -130,6 +130,9 @@ def main(home: Path, want: int, compare_js: str | None = None) -> dict:
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+        saves: list[int] = []  # body sizes of the case saves (whole graph or changes)
+        page.on("request", lambda r: saves.append(len(r.post_data_buffer or b""))
+                if r.method == "PATCH" and f"/v1/cases/{cid}" in r.url else None)
         out["js_anchor_ms"] = round(min(page.evaluate(js_anchor) for _ in range(3)), 1)
         t0 = time.perf_counter()
         page.goto(f"{url}/ui/cases/{cid}")
@@ -154,6 +157,7 @@ def main(home: Path, want: int, compare_js: str | None = None) -> dict:
         out["relayout_and_save_s"] = round(time.perf_counter() - t0, 2)  # (the save waits 400 ms for more changes)
         out["save_status"] = page.inner_text("#status")
         out["save_parts"] = page.get_attribute("#cy", "data-saved-parts")
+        out["save_request_bytes"] = list(saves)
         t0 = time.perf_counter()
         page.goto(f"{url}/ui/cases/{cid}")  # reopened: the saved positions, no layout
         page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=300_000)

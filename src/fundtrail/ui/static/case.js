@@ -113,8 +113,7 @@
     container: $("cy"), wheelSensitivity: 0.3, minZoom: 0.02, maxZoom: 4,
     // big graphs: pan and zoom move a snapshot, labels too small to read are not drawn
     textureOnViewport: true, hideEdgesOnViewport: true, motionBlur: false, pixelRatio: 1,
-    // the style has no mappers or functions: every value comes from a selector (classes, data equality), so
-    // elements of the same kind share their computed style
+    // The style has no mappers or functions: every value comes from a selector (classes, data equality).
     // Every element has the plain look (no label; an edge a straight haystack line without arrow: nothing to
     // measure or curve; funds flow left to right in the layouts); the class "loud" adds labels and curved
     // edges with arrows.
