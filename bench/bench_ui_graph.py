@@ -176,6 +176,7 @@ def main(home: Path, want: int, compare_js: str | None = None) -> dict:
         t0 = time.perf_counter()
         for k in ("ArrowLeft", "ArrowUp", "+", "-") * 5:
             page.keyboard.press(k)
+        page.wait_for_function("() => document.getElementById('cy').dataset.moving !== '1'")  # the view settled
         page.evaluate(PAINTED)
         out["pan_zoom_20_keys_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         # one expansion at this size, from the node table (paged: go to the node's page first)

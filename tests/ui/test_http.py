@@ -284,3 +284,10 @@ def test_case_graph_of_10000_nodes_is_saved_by_changes(ui_server):
     v, vcsrf = sign_in(ui_server.url, "victor", ui_server.passwords["victor"])
     assert v.patch(f"/v1/cases/{cid}/graph", json={}, headers={"X-CSRF-Token": vcsrf}).status_code == 403
     assert c.patch(f"/v1/cases/{cid}/graph", json={}).status_code == 403  # no CSRF token
+    # a graph stored whole in another shape (the whole-graph PATCH stores any object) takes changes too
+    cid2 = c.post("/v1/cases", json={"seeds": [f"{chain}:{addr}"]}, headers=h).json()["case_id"]
+    assert c.patch(f"/v1/cases/{cid2}", json={"graph": {"nodes": "x", "edges": [1, {"id": {}}],
+                                                         "positions": [1], "expandedBy": 2}}, headers=h).status_code == 200
+    r = c.patch(f"/v1/cases/{cid2}/graph", json={"nodes": [g["nodes"][0]], "positions": {g["nodes"][0]["id"]: {"x": 1, "y": 2}}},
+                headers=h)
+    assert r.status_code == 200 and r.json()["nodes"] == 1, r.text

@@ -174,7 +174,8 @@ def _access(store: Store, cid: str, user: str, role: str) -> str:
 
 def edge_key(e: dict[str, Any]) -> str:
     """An edge's id; a case saved compactly leaves it out (it follows from the edge's other fields)."""
-    return e.get("id") or f"{e.get('source')}->{e.get('target')}:{e.get('chain')}:{e.get('asset')}"
+    i = e.get("id")
+    return i if isinstance(i, str) and i else f"{e.get('source')}->{e.get('target')}:{e.get('chain')}:{e.get('asset')}"
 
 
 def _ident(v: Any, field: str) -> str:
@@ -230,12 +231,17 @@ def _check_delta(d: dict[str, Any]) -> None:
 
 def apply_delta(graph: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
     """The graph after the patch ``d`` (see ``patch_graph``); ``graph`` is not changed."""
-    if d.get("reset"):
+    if d.get("reset") or not isinstance(graph, dict):
         graph = {}
-    nodes = {n["id"]: n for n in graph.get("nodes") or [] if isinstance(n, dict) and "id" in n}
-    edges = {edge_key(e): e for e in graph.get("edges") or [] if isinstance(e, dict)}
-    positions = dict(graph.get("positions") or {})
-    expanded = dict(graph.get("expandedBy") or {})
+
+    def of(k: str, kind: type) -> Any:  # a stored part of the graph, if it has the expected shape
+        v = graph.get(k)
+        return v if isinstance(v, kind) else kind()
+
+    nodes = {n["id"]: n for n in of("nodes", list) if isinstance(n, dict) and isinstance(n.get("id"), str)}
+    edges = {edge_key(e): e for e in of("edges", list) if isinstance(e, dict)}
+    positions = dict(of("positions", dict))
+    expanded = dict(of("expandedBy", dict))
     for n in d.get("nodes") or []:
         nodes[n["id"]] = n
     for e in d.get("edges") or []:

@@ -808,15 +808,30 @@
   });
   $("export-png").addEventListener("click", () => download(data.case_id + ".png", cy.png({ output: "blob", full: true, scale: 2, bg: "#ffffff" })));
   $("export-svg").addEventListener("click", () => download(data.case_id + ".svg", new Blob([svgPicture()], { type: "image/svg+xml" })));
+  // Keyboard moves of the view are short animations towards a target that each key moves on: while one runs,
+  // the canvas draws the nodes only (hideEdgesOnViewport), so keys pressed in a row cost a full frame once.
+  let viewTarget = null;
+  function moveView(dx, dy, factor) {
+    const cur = viewTarget || { zoom: cy.zoom(), pan: Object.assign({}, cy.pan()) };
+    const zoom = Math.max(cy.minZoom(), Math.min(cy.maxZoom(), cur.zoom * factor));
+    const cx = cy.width() / 2, cyy = cy.height() / 2, k = zoom / cur.zoom;  // zoom about the view's centre
+    const next = { zoom, pan: { x: cx - (cx - cur.pan.x) * k + dx, y: cyy - (cyy - cur.pan.y) * k + dy } };
+    viewTarget = next;
+    $("cy").dataset.moving = "1";  // for tests and benchmarks: the view is still moving
+    cy.stop();
+    cy.animate({ zoom: next.zoom, pan: next.pan }, { duration: 120, complete: () => {
+      if (viewTarget === next) { viewTarget = null; $("cy").dataset.moving = "0"; }
+    } });
+  }
   $("cy").addEventListener("keydown", (ev) => {
     // keyboard on the canvas: arrows pan, +/- zoom, Enter selects the next node
     const step = 40;
-    if (ev.key === "ArrowLeft") cy.panBy({ x: step, y: 0 });
-    else if (ev.key === "ArrowRight") cy.panBy({ x: -step, y: 0 });
-    else if (ev.key === "ArrowUp") cy.panBy({ x: 0, y: step });
-    else if (ev.key === "ArrowDown") cy.panBy({ x: 0, y: -step });
-    else if (ev.key === "+") cy.zoom(cy.zoom() * 1.2);
-    else if (ev.key === "-") cy.zoom(cy.zoom() / 1.2);
+    if (ev.key === "ArrowLeft") moveView(step, 0, 1);
+    else if (ev.key === "ArrowRight") moveView(-step, 0, 1);
+    else if (ev.key === "ArrowUp") moveView(0, step, 1);
+    else if (ev.key === "ArrowDown") moveView(0, -step, 1);
+    else if (ev.key === "+") moveView(0, 0, 1.2);
+    else if (ev.key === "-") moveView(0, 0, 1 / 1.2);
     else if (ev.key === "Enter") {
       const ns = cy.nodes().filter((n) => !n.isParent()); if (!ns.length) return;
       const i = ns.map((n) => n.id()).indexOf(selected);
