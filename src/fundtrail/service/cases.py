@@ -5,8 +5,9 @@ draws: nodes and edges exactly as the /v1 graph endpoints returned them, plus ``
 ``hidden``, ``pinned``, ``groups`` and the filters; the service stores it as given (JSON, bounded in size)
 and never recomputes it. It is saved whole (``update_case``) or by changes (``patch_graph``: the nodes and
 edges added or changed, those removed, the positions that moved and the view settings; a big graph is
-saved in several such requests, each under the service's request limit). Who may see a case: its owner, the users it is shared with, and admins; who may
-change it: the owner and the users it is shared with, if their role is investigator or admin.
+saved in several such requests, each under the service's request limit). Who may see a case: its owner,
+the users it is shared with, and admins; who may change it: the owner and the users it is shared with, if
+their role is investigator or admin.
 """
 
 from __future__ import annotations
