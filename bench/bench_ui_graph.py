@@ -1,13 +1,17 @@
 """Is a case graph of ~2,000 nodes usable in the browser? Real nodes and edges, drawn in Chromium.
 
-The graph is grown breadth first from the theft of the simulator's small world (bench_ui.py builds it), then
-from busy addresses of its economy, with the real one-hop expansion until it holds ``--nodes`` nodes, saved as a case through the API of an in-process
-server (uvicorn on a loopback port; the exposure index is not built), and opened in headless Chromium.
-Timed: the page until the graph is drawn and laid out, a re-layout, the page reopened with the saved
-positions, selecting a node from the node table, panning and zooming, and one expansion of a node at that
-size (from its button in the node table until the graph and tables show the answer). The anchor is a fixed
-JavaScript workload (sorting 400,000 numbers) timed in the same browser in the same run. ``--case-js FILE``
-serves another case.js instead of the package's (an A/B run against an older version).
+The graph is grown breadth first from the theft of the simulator's small world (bench_ui.py builds it, e.g.
+``bench_ui.build_world(Path(DIR), "small")``), then from busy addresses of its economy, with the real one-hop
+expansion until it holds ``--nodes`` nodes (cached in the temporary folder), saved as a case through the API
+of an in-process server in parts (``PATCH /v1/cases/{id}/graph``; uvicorn on a loopback port; the exposure
+index is not built), and opened in headless Chromium. Timed, each until the next frame has been painted: the
+page until the graph is drawn and laid out, a re-layout (and its save: the request sizes are reported), the
+page reopened with the saved positions, selecting a node from the node table, 20 pan and zoom keys (until
+the view settled), and one expansion of a node at that size that adds nodes (from its button in the node
+table until the graph and tables show the answer). The anchor is a fixed JavaScript workload (sorting
+400,000 numbers) timed in the same browser in the same run. ``--case-js FILE`` serves another case.js
+instead of the package's (an A/B run against an older version; an older page that loaded dagre itself
+needs dagre in front of its case.js in FILE).
 
 Usage: ``python bench/bench_ui_graph.py [--home DIR] [--nodes N] [--case-js FILE]``.
 """
