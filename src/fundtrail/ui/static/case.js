@@ -329,10 +329,11 @@
     const q = quietIds(els);
     const missing = !positioned || layout;
     const big = nodeCount(els) > LAYERED_MAX;
+    const layered = !big && !!window.cytoscapeDagre;  // dagre up to LAYERED_MAX nodes (when it loaded)
     let t1 = performance.now();
-    // beyond LAYERED_MAX nodes the layout is columns by hops from the seeds, computed before the nodes are
-    // added so that they are added where they belong (no second pass moving 2,000 nodes)
-    if (missing && big) columns(els);
+    // otherwise the layout is columns by hops from the seeds, computed before the nodes are added so that
+    // they are added where they belong (no second pass moving 2,000 nodes)
+    if (missing && !layered) columns(els);
     let layoutMs = performance.now() - t1;
     let moved = 0;
     const tb = performance.now();
@@ -369,7 +370,7 @@
     if (missing) {
       t1 = performance.now();
       // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, the columns computed above
-      if (!big && window.cytoscapeDagre) {
+      if (layered) {
         cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 120, animate: false, fit: true }).run();
         cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
       } else {
