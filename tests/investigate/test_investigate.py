@@ -146,3 +146,21 @@ def test_peel_flags_find_the_simulated_peels(world):
                for c in j["chains"]):
             found += 1
     assert found >= 0.8 * min(40, len(peels)), found
+
+
+def test_cluster_ids_without_the_screening_index(world):
+    """"Group by cluster" without a screening index: the expansion labelled from the workspace's cluster tables
+    gives every address node the cluster id that cluster_members holds for it (None for one it does not)."""
+    ws = Workspace(world.home)
+    label = K.cluster_labeler(ws)
+    got, seen = {}, 0
+    for s in world.truth["theft"]["seeds"]:
+        for d in ("forward", "backward"):
+            for n in G.expand(ws, s["chain"], s["address"], direction=d, label=label)["nodes"]:
+                if n["address"]:
+                    got[(n["chain"], n["address"])] = n["cluster"]
+    for (chain, address), cid in got.items():
+        assert cid == K.cluster_of(ws, chain, address), (chain, address)
+        seen += cid is not None
+    assert seen > 0
+    assert K.cluster_ids(ws, "regtest", ["bcrt1qnotanaddressofthisworld"]) == {}

@@ -120,3 +120,38 @@ def test_cases_visibility_and_sharing(store, tmp_path):
     assert [c["case_id"] for c in C.list_cases(store, "vic", "viewer")] == [cid]
     with pytest.raises(FieldError, match="graph"):
         C.update_case(store, cid, "ann", "investigator", graph={"x": "y" * (C.MAX_GRAPH + 1)})
+
+
+def test_case_graph_saved_by_changes(store):
+    """patch_graph on both back ends: items upserted and removed by id, positions merged, view replaced, the
+    stored graph bounded, only who may change the case may patch it."""
+    U.create_user(store, "ann", "investigator")
+    U.create_user(store, "vic", "viewer")
+    from fundtrail.service.store import now_iso
+
+    cid = "case_0123456789ab"
+    store.execute("INSERT INTO cases (case_id, owner, title, incident, seeds, model, graph, notes, created, updated) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?)", (cid, "ann", "t", None, "[]", "haircut",
+                                                   '{"nodes": [], "edges": []}', "", now_iso(), now_iso()))
+    e = {"source": "a:c:1", "target": "a:c:2", "chain": "c", "asset": "X", "amount_base": "5"}
+    r = C.patch_graph(store, cid, "ann", "investigator", {"nodes": [{"id": "a:c:1"}, {"id": "a:c:2"}], "edges": [e],
+                                                          "positions": {"a:c:1": {"x": 1, "y": 2}}})
+    assert (r["nodes"], r["edges"], r["positions"]) == (2, 1, 1)
+    C.patch_graph(store, cid, "ann", "investigator", {"edges": [dict(e, amount_base="7")], "view": {"grouped": True}})
+    g = C.get_case(store, cid, "ann", "investigator")["graph"]
+    assert g["edges"] == [dict(e, amount_base="7")] and g["grouped"] is True
+    C.patch_graph(store, cid, "ann", "investigator", {"remove_nodes": ["a:c:2"]})
+    g = C.get_case(store, cid, "ann", "investigator")["graph"]
+    assert g["nodes"] == [{"id": "a:c:1"}] and g["edges"] == [] and g["positions"] == {"a:c:1": {"x": 1, "y": 2}}
+    with pytest.raises(FieldError, match="nodes\\[0\\].id"):
+        C.patch_graph(store, cid, "ann", "investigator", {"nodes": [{"kind": "address"}]})
+    with pytest.raises(FieldError, match="graph"):
+        C.patch_graph(store, cid, "ann", "investigator", {"nodes": [{"id": "big", "x": "y" * (C.MAX_GRAPH + 1)}]})
+    with pytest.raises(NotFoundError):
+        C.patch_graph(store, cid, "vic", "viewer", {})  # not shared: not even its existence
+    C.share_case(store, cid, "ann", "investigator", "vic")
+    with pytest.raises(AuthError):
+        C.patch_graph(store, cid, "vic", "viewer", {})  # shared with a viewer: read only
+    with pytest.raises(NotFoundError):
+        C.patch_graph(store, "case_ffffffffffff", "ann", "investigator", {})
+    assert len(C.get_case(store, cid, "ann", "investigator")["graph"]["nodes"]) == 1  # nothing of the refused

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from fundtrail.store import Workspace
+from tests.ui.biggraph import big_graph, graph_parts
 from tests.ui.conftest import artifacts_dir, peel_flow, thief
+from tests.ui.session import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -271,3 +273,46 @@ def test_investigation_in_chromium(browser, ui_server):
     assert not w.errors, w.errors
     assert all(urlsplit(u).netloc == w.host for u in w.requests if u.startswith("http"))
     (shots / "requests.json").write_text(json.dumps(w.requests, indent=1))
+
+
+def test_case_of_10000_nodes_in_chromium(browser, ui_server):
+    """A case of 10,000 nodes (saved in parts over the API: whole, it is over the request limit) opens, is laid
+    out again and saved by changes: the new layout goes in several requests, each under the service's limit,
+    pinning a node sends that change alone; the server's graph is the page's."""
+    url = ui_server.url
+    c, csrf = sign_in(url, "alice", ui_server.passwords["alice"])
+    h = {"X-CSRF-Token": csrf}
+    chain, addr = thief(ui_server.truth)
+    cid = c.post("/v1/cases", json={"seeds": [f"{chain}:{addr}"]}, headers=h).json()["case_id"]
+    g = big_graph(10_000, c.post("/v1/graph/expand", json={"chain": chain, "address": addr}, headers=h).json())
+    for p in graph_parts(g, 1 << 20):
+        assert c.patch(f"/v1/cases/{cid}/graph", json=p, headers=h).status_code == 200
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx.add_cookies([{"name": "ft_session", "value": c.cookies.get("ft_session"), "url": url}])
+    w = Watch(ctx, url)
+    page = w.page(ctx)
+    sent: list[int] = []
+    page.on("request", lambda r: sent.append(len(r.post_data_buffer or b""))
+            if r.method == "PATCH" and r.url.endswith(f"/v1/cases/{cid}/graph") else None)
+    page.goto(f"{url}/ui/cases/{cid}")
+    page.wait_for_selector("#cy[data-ready='1']", state="attached", timeout=180_000)
+    assert page.get_attribute("#cy", "data-nodes") == "10000"
+    assert page.eval_on_selector_all("#nodes-table tbody tr", "rs => rs.length") == 200  # a page of the table
+    page.click("#relayout")
+    page.wait_for_function("() => document.getElementById('cy').dataset.saved", timeout=180_000)
+    assert int(page.get_attribute("#cy", "data-saved-parts")) >= 2 and len(sent) >= 2
+    assert max(sent) < 2 << 20  # each part under the service's request limit (FUNDTRAIL_MAX_BODY)
+    got = c.get(f"/v1/cases/{cid}").json()["graph"]
+    assert len(got["positions"]) == 10_000 and all(p["x"] % 220 == 0 for p in got["positions"].values())
+    # a small change sends itself only
+    saved, n = page.get_attribute("#cy", "data-saved"), len(sent)
+    page.click(f"#nodes-table tbody tr[data-id='a:{chain}:{addr}'] button:has-text('Select')")
+    page.click("#pin")
+    page.wait_for_function("(t) => document.getElementById('cy').dataset.saved !== t", arg=saved, timeout=60_000)
+    assert len(sent) == n + 1 and sent[-1] < 4096, sent[n:]
+    got = c.get(f"/v1/cases/{cid}").json()["graph"]
+    assert got["pinned"] == [f"a:{chain}:{addr}"] and len(got["nodes"]) == 10_000
+    page.screenshot(path=str(artifacts_dir() / "case-10000.png"))
+    ctx.close()
+    assert not w.foreign, w.foreign
+    assert not w.errors, w.errors

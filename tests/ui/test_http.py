@@ -8,6 +8,7 @@ import time
 
 import httpx
 
+from tests.ui.biggraph import big_graph, graph_parts
 from tests.ui.conftest import cli, peel_flow, thief
 from tests.ui.session import login_form, sign_in
 
@@ -205,3 +206,88 @@ def test_peel_chain_endpoint(ui_server):
         assert c.get(f"/v1/addresses/{chain}/{addr}/peel-chains").json()["chains"] == []
     r = c.get("/v1/addresses/regtest/mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn/peel-chains")
     assert r.status_code == 404 and "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn" in r.json()["detail"]
+
+
+def test_case_graph_of_10000_nodes_is_saved_by_changes(ui_server):
+    """A graph of 10,000 nodes does not fit one request (413 for the whole graph at the service's 2 MiB
+    limit): PATCH /v1/cases/{id}/graph saves it in parts and then change by change; bad input is a 422
+    naming the field, never a 500; concurrent changes are all kept."""
+    c, csrf = sign_in(ui_server.url, "alice", ui_server.passwords["alice"])
+    h = {"X-CSRF-Token": csrf}
+    chain, addr = thief(ui_server.truth)
+    spec = httpx.get(ui_server.url + "/openapi.json").json()
+    assert "patch" in spec["paths"]["/v1/cases/{case_id}/graph"]
+    cid = c.post("/v1/cases", json={"seeds": [f"{chain}:{addr}"]}, headers=h).json()["case_id"]
+    real = c.post("/v1/graph/expand", json={"chain": chain, "address": addr}, headers=h).json()
+    g = big_graph(10_000, real)
+    r = c.patch(f"/v1/cases/{cid}", json={"graph": g}, headers=h)
+    assert r.status_code == 413 and r.json()["field"] == "body"  # whole, it is over the request limit
+    parts = graph_parts(g, 1 << 20)
+    assert len(parts) > 2
+    for p in parts:
+        r = c.patch(f"/v1/cases/{cid}/graph", json=p, headers=h)
+        assert r.status_code == 200, r.text
+    assert r.json()["nodes"] == 10_000 and r.json()["edges"] == len(g["edges"]) and r.json()["positions"] == 10_000
+    got = c.get(f"/v1/cases/{cid}").json()["graph"]
+    assert got["nodes"] == g["nodes"] and got["edges"] == g["edges"] and got["positions"] == g["positions"]
+
+    # change by change: one node changed, one removed (its edges and position go too), positions, view
+    victim = g["nodes"][-1]["id"]
+    changed = dict(g["nodes"][5], entity="Changed")
+    r = c.patch(f"/v1/cases/{cid}/graph", headers=h, json={
+        "nodes": [changed], "remove_nodes": [victim], "positions": {g["nodes"][1]["id"]: {"x": 1.5, "y": -2},
+                                                                     g["nodes"][2]["id"]: None},
+        "expanded_by": {g["nodes"][0]["id"]: [g["nodes"][1]["id"]]},
+        "view": {"hidden": [g["nodes"][3]["id"]], "grouped": True, "since": "2024-01-02", "minAmount": 0.5}})
+    assert r.status_code == 200, r.text
+    got = c.get(f"/v1/cases/{cid}").json()["graph"]
+    assert len(got["nodes"]) == 9_999 and got["nodes"][5]["entity"] == "Changed"
+    assert all(victim not in (e["source"], e["target"]) for e in got["edges"]) and len(got["edges"]) == len(g["edges"]) - 1
+    assert victim not in got["positions"] and g["nodes"][2]["id"] not in got["positions"]
+    assert got["positions"][g["nodes"][1]["id"]] == {"x": 1.5, "y": -2}
+    assert got["hidden"] == [g["nodes"][3]["id"]] and got["grouped"] is True and got["since"] == "2024-01-02"
+    assert got["expandedBy"] == {g["nodes"][0]["id"]: [g["nodes"][1]["id"]]} and got["minAmount"] == 0.5
+
+    # concurrent changes of one case are all kept (each re-reads the graph another stored meanwhile)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def move(i: int) -> int:
+        return c.patch(f"/v1/cases/{cid}/graph", headers=h,
+                       json={"positions": {g["nodes"][10 + i]["id"]: {"x": -i, "y": -i}}}).status_code
+
+    with ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(move, range(8))) == [200] * 8
+    got = c.get(f"/v1/cases/{cid}").json()["graph"]
+    assert all(got["positions"][g["nodes"][10 + i]["id"]] == {"x": -i, "y": -i} for i in range(8))
+
+    # bad input: a 422 naming the field, nothing stored
+    for body, field in (({"nodes": [{"kind": "address"}]}, "nodes[0].id"),
+                        ({"edges": [{"source": "a:x:y"}]}, "edges[0].target"),
+                        ({"positions": {"a:x:y": {"x": "left", "y": 1}}}, "positions.a:x:y.x"),
+                        ({"positions": {"a:x:y": {"x": 1e300, "y": 1}}}, "positions.a:x:y.x"),
+                        ({"positions": {"a:x:y": {"x": 1}}}, "positions.a:x:y"),
+                        ({"remove_nodes": "a:x:y"}, "remove_nodes"),
+                        ({"view": {"since": "yesterday"}}, "view.since"),
+                        ({"view": {"layout": 1}}, "view.layout"),
+                        ({"colour": "red"}, "colour"),
+                        ({"expanded_by": {"a:x:y": "a:x:z"}}, "expanded_by.a:x:y")):
+        r = c.patch(f"/v1/cases/{cid}/graph", json=body, headers=h)
+        assert r.status_code == 422, (body, r.status_code, r.text)
+        assert r.json()["field"] == field, (body, r.json())
+    r = c.patch(f"/v1/cases/{cid}/graph", content=b"{not json", headers=dict(h, **{"Content-Type": "application/json"}))
+    assert r.status_code == 422
+    assert c.get(f"/v1/cases/{cid}").json()["graph"]["nodes"][5]["entity"] == "Changed"
+    # bounded: a part over the request limit is a 413; others' cases and viewers are refused
+    r = c.patch(f"/v1/cases/{cid}/graph", json={"nodes": g["nodes"]}, headers=h)
+    assert r.status_code == 413
+    assert c.patch("/v1/cases/case_000000000000/graph", json={}, headers=h).status_code == 404
+    v, vcsrf = sign_in(ui_server.url, "victor", ui_server.passwords["victor"])
+    assert v.patch(f"/v1/cases/{cid}/graph", json={}, headers={"X-CSRF-Token": vcsrf}).status_code == 403
+    assert c.patch(f"/v1/cases/{cid}/graph", json={}).status_code == 403  # no CSRF token
+    # a graph stored whole in another shape (the whole-graph PATCH stores any object) takes changes too
+    cid2 = c.post("/v1/cases", json={"seeds": [f"{chain}:{addr}"]}, headers=h).json()["case_id"]
+    assert c.patch(f"/v1/cases/{cid2}", json={"graph": {"nodes": "x", "edges": [1, {"id": {}}],
+                                                         "positions": [1], "expandedBy": 2}}, headers=h).status_code == 200
+    r = c.patch(f"/v1/cases/{cid2}/graph", json={"nodes": [g["nodes"][0]], "positions": {g["nodes"][0]["id"]: {"x": 1, "y": 2}}},
+                headers=h)
+    assert r.status_code == 200 and r.json()["nodes"] == 1, r.text

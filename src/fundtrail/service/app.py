@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fundtrail.errors import AuthError, FieldError, FundtrailError, InputError, NotFoundError
+from fundtrail.errors import AuthError, ConflictError, FieldError, FundtrailError, InputError, NotFoundError
 from fundtrail.service.deps import NotReady, RateLimited
 from fundtrail.service.hotpath import HotPath
 from fundtrail.service.metrics import Metrics
@@ -237,6 +237,10 @@ def create_app(config: Config, runtime: Runtime | None = None, *, start: bool = 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
         return problem(422, "Unprocessable Entity", str(exc), exc.field or "body")
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        return problem(409, "Conflict", str(exc))
 
     @app.exception_handler(FundtrailError)
     async def _ft(request: Request, exc: FundtrailError) -> JSONResponse:

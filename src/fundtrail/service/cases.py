@@ -3,8 +3,11 @@
 A case is created from an incident (its seeds) or from seeds given directly. ``graph`` is the state the UI
 draws: nodes and edges exactly as the /v1 graph endpoints returned them, plus ``positions`` (the layout),
 ``hidden``, ``pinned``, ``groups`` and the filters; the service stores it as given (JSON, bounded in size)
-and never recomputes it. Who may see a case: its owner, the users it is shared with, and admins; who may
-change it: the owner and the users it is shared with, if their role is investigator or admin.
+and never recomputes it. It is saved whole (``update_case``) or by changes (``patch_graph``: the nodes and
+edges added or changed, those removed, the positions that moved and the view settings; a big graph is
+saved in several such requests, each under the service's request limit). Who may see a case: its owner,
+the users it is shared with, and admins; who may change it: the owner and the users it is shared with, if
+their role is investigator or admin.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import json
 import secrets
 from typing import Any
 
-from fundtrail.errors import AuthError, FieldError, NotFoundError
+from fundtrail.errors import AuthError, ConflictError, FieldError, NotFoundError
 from fundtrail.incidents import get_incident
 from fundtrail.model.trace import Seed
 from fundtrail.service.store import Store, now_iso
 from fundtrail.store import Workspace
 from fundtrail.trace.taint import MODELS
 
-MAX_GRAPH = 4 << 20  # bytes of graph JSON a case may hold (2,000+ nodes fit)
+MAX_GRAPH = 32 << 20  # bytes of graph JSON a case may hold (a graph of 10,000 nodes takes about 7 MB)
+MAX_ITEMS = 100_000  # items of one kind in one graph patch
+MAX_ID = 400  # characters of a node or edge id
+VIEW_KEYS = ("hidden", "pinned", "grouped", "follow", "minAmount", "since")  # replaced whole by a graph patch
 MAX_NOTES = 200_000
 _COLS = ("case_id", "owner", "title", "incident", "seeds", "model", "graph", "notes", "created", "updated")
 
@@ -151,3 +157,142 @@ def share_case(store: Store, cid: str, user: str, role: str, with_user: str, *, 
     elif with_user != c["owner"] and with_user not in c["shared_with"]:
         store.execute("INSERT INTO case_shares (case_id, user_name) VALUES (?,?)", (cid, with_user))
     return _shared(store, cid)
+
+
+def _access(store: Store, cid: str, user: str, role: str) -> str:
+    """Check that ``user`` may change the case (without reading its graph); its ``updated`` stamp."""
+    rows = store.execute("SELECT owner, updated FROM cases WHERE case_id = ?", (cid,))
+    if not rows:
+        raise NotFoundError(f"no case {cid!r}")
+    mine = rows[0][0] == user or user in _shared(store, cid)
+    if not (mine or role == "admin"):
+        raise NotFoundError(f"no case {cid!r}")
+    if not mine and role != "admin" or role not in ("investigator", "admin"):
+        raise AuthError("only the owner or a user the case is shared with (investigator or admin) may change it",
+                        403)
+    return rows[0][1]
+
+
+def edge_key(e: dict[str, Any]) -> str:
+    """An edge's id; a case saved compactly leaves it out (it follows from the edge's other fields)."""
+    i = e.get("id")
+    return i if isinstance(i, str) and i else f"{e.get('source')}->{e.get('target')}:{e.get('chain')}:{e.get('asset')}"
+
+
+def _ident(v: Any, field: str) -> str:
+    if not isinstance(v, str) or not v or len(v) > MAX_ID:
+        raise FieldError(field, f"must be a non-empty string of at most {MAX_ID} characters")
+    return v
+
+
+def _check_delta(d: dict[str, Any]) -> None:
+    """Every item of a graph patch is well formed (a 422 naming the first bad field, before anything is stored)."""
+    for i, n in enumerate(d.get("nodes") or []):
+        if not isinstance(n, dict):
+            raise FieldError(f"nodes[{i}]", "must be an object")
+        _ident(n.get("id"), f"nodes[{i}].id")
+    for i, e in enumerate(d.get("edges") or []):
+        if not isinstance(e, dict):
+            raise FieldError(f"edges[{i}]", "must be an object")
+        for k in ("source", "target"):
+            _ident(e.get(k), f"edges[{i}].{k}")
+        if "id" in e:
+            _ident(e["id"], f"edges[{i}].id")
+    for k in ("remove_nodes", "remove_edges"):
+        for i, x in enumerate(d.get(k) or []):
+            _ident(x, f"{k}[{i}]")
+    for k, p in (d.get("positions") or {}).items():
+        _ident(k, "positions")
+        if p is None:
+            continue
+        if not isinstance(p, dict) or set(p) != {"x", "y"}:
+            raise FieldError(f"positions.{k}", "must be {x, y} (numbers) or null")
+        for c in ("x", "y"):
+            v = p[c]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not abs(v) < 1e9:
+                raise FieldError(f"positions.{k}.{c}", "must be a finite number (|v| < 1e9)")
+    for k, ids in (d.get("expanded_by") or {}).items():
+        _ident(k, "expanded_by")
+        if ids is not None:
+            if not isinstance(ids, list):
+                raise FieldError(f"expanded_by.{k}", "must be a list of node ids or null")
+            for i, x in enumerate(ids):
+                _ident(x, f"expanded_by.{k}[{i}]")
+    view = d.get("view") or {}
+    for k in view:
+        if k not in VIEW_KEYS:
+            raise FieldError(f"view.{k}", f"unknown; one of {', '.join(VIEW_KEYS)}")
+    for k in ("hidden", "pinned"):
+        if k in view:
+            if not isinstance(view[k], list):
+                raise FieldError(f"view.{k}", "must be a list of node ids")
+            for i, x in enumerate(view[k]):
+                _ident(x, f"view.{k}[{i}]")
+
+
+def apply_delta(graph: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
+    """The graph after the patch ``d`` (see ``patch_graph``); ``graph`` is not changed."""
+    if d.get("reset") or not isinstance(graph, dict):
+        graph = {}
+
+    def of(k: str, kind: type) -> Any:  # a stored part of the graph, if it has the expected shape
+        v = graph.get(k)
+        return v if isinstance(v, kind) else kind()
+
+    nodes = {n["id"]: n for n in of("nodes", list) if isinstance(n, dict) and isinstance(n.get("id"), str)}
+    edges = {edge_key(e): e for e in of("edges", list) if isinstance(e, dict)}
+    positions = dict(of("positions", dict))
+    expanded = dict(of("expandedBy", dict))
+    for n in d.get("nodes") or []:
+        nodes[n["id"]] = n
+    for e in d.get("edges") or []:
+        edges[edge_key(e)] = e
+    for x in d.get("remove_edges") or []:
+        edges.pop(x, None)
+    for x in d.get("remove_nodes") or []:
+        nodes.pop(x, None)
+        positions.pop(x, None)
+        expanded.pop(x, None)
+    if d.get("remove_nodes"):  # no edge is left without its ends
+        edges = {k: e for k, e in edges.items() if e.get("source") in nodes and e.get("target") in nodes}
+    for k, p in (d.get("positions") or {}).items():
+        if p is None:
+            positions.pop(k, None)
+        else:
+            positions[k] = p
+    for k, ids in (d.get("expanded_by") or {}).items():
+        if ids is None:
+            expanded.pop(k, None)
+        else:
+            expanded[k] = ids
+    out = {k: v for k, v in graph.items() if k not in ("nodes", "edges", "positions", "expandedBy")}
+    out.update(nodes=list(nodes.values()), edges=list(edges.values()), positions=positions, expandedBy=expanded)
+    out.update(d.get("view") or {})
+    return out
+
+
+def patch_graph(store: Store, cid: str, user: str, role: str, delta: dict[str, Any]) -> dict[str, Any]:
+    """Save changes to a case's graph: ``nodes`` / ``edges`` added or replaced (by ``id``; an edge without
+    one by source, target, chain and asset), ``remove_nodes`` / ``remove_edges`` (a removed node takes its
+    position, its ``expanded_by`` entry and its edges along), ``positions`` merged (null removes one),
+    ``expanded_by`` merged per node, ``view`` settings (``hidden``, ``pinned``, ``grouped``, ``follow``,
+    ``minAmount``, ``since``) replaced, and ``reset`` to start from an empty graph (the first request of a
+    graph saved in parts). The stored graph stays within ``MAX_GRAPH`` bytes. Concurrent patches of one case
+    are applied one after the other (each re-reads the graph if another was stored meanwhile)."""
+    _check_delta(delta)
+    for _ in range(20):
+        stamp = _access(store, cid, user, role)
+        rows = store.execute("SELECT graph FROM cases WHERE case_id = ?", (cid,))
+        if not rows:
+            raise NotFoundError(f"no case {cid!r}")
+        g = apply_delta(json.loads(rows[0][0]), delta)
+        text = json.dumps(g, separators=(",", ":"))
+        if len(text) > MAX_GRAPH:
+            raise FieldError("graph", f"the case's graph would be larger than {MAX_GRAPH} bytes ({len(text)})")
+        now = now_iso()
+        done = store.execute("UPDATE cases SET graph = ?, updated = ? WHERE case_id = ? AND updated = ? "
+                             "RETURNING case_id", (text, now, cid, stamp))
+        if done:
+            return {"case_id": cid, "updated": now, "nodes": len(g["nodes"]), "edges": len(g["edges"]),
+                    "positions": len(g["positions"]), "bytes": len(text)}
+    raise ConflictError(f"the case {cid!r} kept changing while this change was saved; try again")

@@ -38,6 +38,35 @@ class CaseUpdate(BaseModel):
     model: Literal["poison", "haircut", "fifo"] | None = None
 
 
+class GraphView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hidden: list[str] | None = Field(default=None, max_length=C.MAX_ITEMS)
+    pinned: list[str] | None = Field(default=None, max_length=C.MAX_ITEMS)
+    grouped: bool | None = None
+    follow: dict[str, Any] | None = None
+    minAmount: float | None = Field(default=None, ge=0)  # noqa: N815 - the graph's own key
+    since: str | None = Field(default=None, max_length=10, pattern=r"^(\d{4}-\d{2}-\d{2})?$")
+
+
+class GraphPatch(BaseModel):
+    """Changes to a case's graph (each request within the service's body limit; a big graph in several)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reset: bool = Field(default=False, description="start from an empty graph (the first part of a whole graph)")
+    nodes: list[dict[str, Any]] = Field(default_factory=list, max_length=C.MAX_ITEMS,
+                                        description="nodes added or replaced, by id")
+    edges: list[dict[str, Any]] = Field(default_factory=list, max_length=C.MAX_ITEMS,
+                                        description="edges added or replaced, by id (else source, target, chain, asset)")
+    remove_nodes: list[str] = Field(default_factory=list, max_length=C.MAX_ITEMS,
+                                    description="node ids removed (with their edges and positions)")
+    remove_edges: list[str] = Field(default_factory=list, max_length=C.MAX_ITEMS)
+    positions: dict[str, dict[str, Any] | None] = Field(default_factory=dict, max_length=C.MAX_ITEMS,
+                                                          description="node id -> {x, y} (null removes)")
+    expanded_by: dict[str, list[str] | None] = Field(default_factory=dict, max_length=C.MAX_ITEMS,
+                                                     description="node id -> the node ids its expansion added")
+    view: GraphView | None = Field(default=None, description="view settings, each replaced whole when given")
+
+
 class Share(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: str = Field(min_length=1, max_length=100)
@@ -72,6 +101,27 @@ def update(body: CaseUpdate, case_id: str = CaseId, c: Caller = require("investi
     what = ",".join(k for k in ("graph", "notes", "title", "model") if getattr(body, k) is not None)
     log_action(rt.store, c.name, "case.update", case_id, what or None)
     return case
+
+
+@router.patch("/v1/cases/{case_id}/graph", summary="Save changes to the case's graph (nodes, edges, positions, view)",
+              responses={404: {}, 409: {}, 413: {}, 422: {}})
+def patch_graph(body: GraphPatch, case_id: str = CaseId, c: Caller = require("investigator"),
+                rt=Depends(runtime)) -> dict:
+    """Apply changes to the case's stored graph: `nodes` and `edges` added or replaced (by `id`; an edge
+    without one by source, target, chain and asset), `remove_nodes` (with their edges, positions and
+    expansions) and `remove_edges`, `positions` and `expanded_by` merged per node (null removes one),
+    `view` settings replaced, `reset` to start from an empty graph. Each request is bounded by the service's
+    body limit (`FUNDTRAIL_MAX_BODY`, 413 above); a bigger change is sent in several requests, nodes before
+    the edges that need them. The stored graph is bounded too (32 MiB of JSON, about 45,000 nodes: 422 on
+    `graph` above). A bad item is a 422 naming its field (`nodes[3].id`, `positions.ID.x`); nothing of that
+    request is stored. Concurrent changes of one case are applied one after the other. Answers the counts
+    stored: `{case_id, updated, nodes, edges, positions, bytes}`."""
+    delta = body.model_dump(exclude_defaults=True)
+    if body.view is not None:
+        delta["view"] = body.view.model_dump(exclude_unset=True)
+    out = C.patch_graph(rt.store, case_id, c.name, c.role, delta)
+    log_action(rt.store, c.name, "case.update", case_id, "graph (changes)")
+    return out
 
 
 @router.post("/v1/cases/{case_id}/share", summary="Share the case with a user (or stop sharing)",

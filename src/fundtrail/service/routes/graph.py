@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from fundtrail.investigate import graph as G
+from fundtrail.investigate.clusters import cluster_labeler
 from fundtrail.model.trace import Seed
 from fundtrail.service.deps import Caller, require, runtime
 from fundtrail.service.routes.models import Addr, Chain
@@ -42,12 +43,13 @@ class FollowBody(BaseModel):
 
 def labeler(rt):
     """(chain, address) -> the index's label of the address (directly or through its cluster) and its cluster
-    id, or None when the index knows neither."""
+    id, or None when the index knows neither. Without an index loaded, the cluster id alone, from the
+    workspace's cluster tables (for "Group by cluster")."""
     s = rt.screener
+    if s is None:
+        return cluster_labeler(rt.ws)
 
     def label(chain: str, address: str):
-        if s is None:
-            return None
         try:
             p = s.profile(chain, address)
         except Exception:  # noqa: BLE001 - an address the index does not hold has no label

@@ -46,18 +46,21 @@
     return o;
   }
   const round = (p) => ({ x: Math.round(p.x), y: Math.round(p.y) });
-  const state = {
-    nodes: new Map((g.nodes || []).map((n) => [n.id, unpackNode(n)])),
-    edges: new Map((g.edges || []).map((e) => unpackEdge(e)).map((e) => [e.id, e])),
-    positions: g.positions || {},
-    hidden: new Set(g.hidden || []),
-    pinned: new Set(g.pinned || []),
-    grouped: !!g.grouped,
-    expandedBy: g.expandedBy || {},   // node id -> ids it added (for collapse)
-    follow: g.follow || null,          // the last follow answer: endpoints, unspent
-    minAmount: g.minAmount || 0,
-    since: g.since || "",
-  };
+  function stateOf(g) {
+    return {
+      nodes: new Map((g.nodes || []).map((n) => [n.id, unpackNode(n)])),
+      edges: new Map((g.edges || []).map((e) => unpackEdge(e)).map((e) => [e.id, e])),
+      positions: g.positions || {},
+      hidden: new Set(g.hidden || []),
+      pinned: new Set(g.pinned || []),
+      grouped: !!g.grouped,
+      expandedBy: g.expandedBy || {},   // node id -> ids it added (for collapse)
+      follow: g.follow || null,          // the last follow answer: endpoints, unspent
+      minAmount: g.minAmount || 0,
+      since: g.since || "",
+    };
+  }
+  const state = stateOf(g);
   let selected = null;
   const LAYERED_MAX = 400;
 
@@ -91,14 +94,36 @@
   seedNodes();
 
   // --- cytoscape -------------------------------------------------------------------------------------------
-  if (window.cytoscapeDagre && window.cytoscape) window.cytoscape.use(window.cytoscapeDagre);
+  // dagre (the layered layout of graphs up to LAYERED_MAX nodes) is loaded only for graphs that small: a big
+  // case opens without parsing it; a graph that needs it before it came uses the columns layout
+  let dagreLoading = null;
+  function loadDagre() {
+    if (window.cytoscapeDagre) return Promise.resolve();
+    const one = (src) => new Promise((ok, fail) => {
+      const el = document.createElement("script"); el.src = src; el.onload = ok;
+      el.onerror = () => fail(new Error("could not load " + src)); document.head.appendChild(el);
+    });
+    if (!dagreLoading) {
+      dagreLoading = one("/ui/static/vendor/dagre.min.js").then(() => one("/ui/static/vendor/cytoscape-dagre.js"))
+        .then(() => { if (window.cytoscapeDagre) window.cytoscape.use(window.cytoscapeDagre); });
+    }
+    return dagreLoading;
+  }
   const cy = window.cytoscape({
     container: $("cy"), wheelSensitivity: 0.3, minZoom: 0.02, maxZoom: 4,
     // big graphs: pan and zoom move a snapshot, labels too small to read are not drawn
     textureOnViewport: true, hideEdgesOnViewport: true, motionBlur: false, pixelRatio: 1,
+    // The style has no mappers or functions: every value comes from a selector (classes, data equality).
+    // Every element has the plain look (no label; an edge a straight haystack line without arrow: nothing to
+    // measure or curve; funds flow left to right in the layouts); the class "loud" adds labels and curved
+    // edges with arrows.
+    // In a graph of up to LAYERED_MAX nodes every element is loud; in a bigger one only the seeds, the
+    // entities and the selected node with its edges and neighbours (drawing 4,000 labels costs seconds;
+    // the tables list all of them). Fewer properties per element is less style work for each.
     style: [
-      { selector: "node", style: { "label": "data(label)", "text-wrap": "wrap", "font-size": 10, "min-zoomed-font-size": 7, "text-valign": "bottom",
-        "text-margin-y": 4, "background-color": "#8a94a6", "width": 26, "height": 26, "color": "#1d2430" } },
+      { selector: "node", style: { "background-color": "#8a94a6", "width": 26, "height": 26 } },
+      { selector: "node.loud", style: { "label": "data(label)", "text-wrap": "wrap", "font-size": 10, "min-zoomed-font-size": 8,
+        "text-valign": "bottom", "text-margin-y": 4, "color": "#1d2430" } },
       { selector: "node[kind = 'entity']", style: { "shape": "round-rectangle", "width": 34, "height": 26 } },
       { selector: "node[kind = 'holding']", style: { "background-color": "#d98a1c", "shape": "diamond" } },
       { selector: "node[?seed]", style: { "background-color": "#c0392b", "border-width": 3, "border-color": "#6b1a12" } },
@@ -111,15 +136,14 @@
       { selector: "node[?pinned]", style: { "border-width": 3, "border-style": "double", "border-color": "#111" } },
       { selector: "node:parent", style: { "background-opacity": 0.08, "label": "data(label)", "text-valign": "top" } },
       { selector: "node:selected", style: { "overlay-color": "#f5b700", "overlay-opacity": 0.35 } },
-      { selector: "edge", style: { "width": "data(w)", "curve-style": "bezier", "target-arrow-shape": "triangle",
-        "line-color": "#9aa5b8", "target-arrow-color": "#9aa5b8", "label": "data(label)", "font-size": 9,
-        "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.85, "min-zoomed-font-size": 7,
+      { selector: "edge", style: { "width": 1, "curve-style": "haystack", "haystack-radius": 0, "line-color": "#9aa5b8" } },
+      { selector: "edge.loud", style: { "curve-style": "bezier", "target-arrow-shape": "triangle", "target-arrow-color": "#9aa5b8", "label": "data(label)", "font-size": 9,
+        "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.85, "min-zoomed-font-size": 8,
         "text-background-padding": 1 } },
+      // the width says the amount (relative to the largest edge): six steps, each a rule
+      ...[2, 3, 4, 5, 6].map((w) => ({ selector: "edge[w = " + w + "]", style: { "width": w } })),
       { selector: "edge[reason = 'endpoint']", style: { "line-color": "#2e6fd8", "target-arrow-color": "#2e6fd8" } },
       { selector: "edge[reason = 'unspent']", style: { "line-style": "dashed", "line-color": "#d98a1c", "target-arrow-color": "#d98a1c" } },
-      // big graphs: labels (amounts, addresses) are drawn for the seeds, the entities and the selected node
-      // with its neighbours only (drawing 4,000 labels costs seconds); the tables list all of them
-      { selector: "edge.quiet, node.quiet", style: { "label": "" } },
     ],
   });
 
@@ -167,9 +191,10 @@
     let maxAmt = 1e-30;
     for (const e of edges) maxAmt = Math.max(maxAmt, parseFloat(e.amount) || 0);
     for (const e of edges) {
+      if (!els.has(e.source) || !els.has(e.target)) continue;  // an end not on the canvas (a partly saved case)
       const data = { id: e.id, source: e.source, target: e.target, reason: e.reason,
         label: trimAmount(e.amount) + " " + (e.symbol || short(e.asset)),
-        w: Math.round(10 * (1 + 5 * Math.sqrt((parseFloat(e.amount) || 0) / maxAmt))) / 10 };
+        w: 1 + Math.round(5 * Math.sqrt((parseFloat(e.amount) || 0) / maxAmt)) };
       els.set(e.id, { group: "edges", data, sig: JSON.stringify(data) });
     }
     return els;
@@ -212,38 +237,65 @@
   // The layout of big graphs, linear in its size: a column per hop from the seeds (funds sent to the
   // right, received to the left), nodes stacked in each column; a part no seed reaches is laid out the
   // same way from one of its nodes.
-  function columns() {
-    const ns = cy.nodes().filter((n) => !n.isParent());
+  function columns(els) {
+    const ids = [], seeds = [], out = new Map(), inc = new Map();
+    for (const [id, el] of els) {
+      if (el.group === "nodes") { if (el.data.kind !== "group") { ids.push(id); if (el.data.seed) seeds.push(id); } continue; }
+      const a = el.data.source, b = el.data.target;
+      (out.get(a) || out.set(a, []).get(a)).push(b);
+      (inc.get(b) || inc.set(b, []).get(b)).push(a);
+    }
     const depth = new Map();
     const queue = [];
-    ns.filter("[?seed]").forEach((n) => { depth.set(n.id(), 0); queue.push(n); });
+    for (const id of seeds) { depth.set(id, 0); queue.push(id); }
+    let next = 0;  // the first node not yet placed, for the parts no seed reaches
     for (let i = 0; ; i++) {
       if (i >= queue.length) {  // a part no seed reaches: its first node starts in the seeds' column
-        const rest = ns.filter((n) => !depth.has(n.id()));
-        if (!rest.length) break;
-        depth.set(rest[0].id(), 0); queue.push(rest[0]);
+        while (next < ids.length && depth.has(ids[next])) next++;
+        if (next >= ids.length) break;
+        depth.set(ids[next], 0); queue.push(ids[next]);
       }
-      const n = queue[i], d = depth.get(n.id());
-      n.outgoers("node").forEach((m) => { if (!depth.has(m.id())) { depth.set(m.id(), d + 1); queue.push(m); } });
-      n.incomers("node").forEach((m) => { if (!depth.has(m.id())) { depth.set(m.id(), d - 1); queue.push(m); } });
+      const n = queue[i], d = depth.get(n);
+      for (const m of out.get(n) || []) if (!depth.has(m)) { depth.set(m, d + 1); queue.push(m); }
+      for (const m of inc.get(n) || []) if (!depth.has(m)) { depth.set(m, d - 1); queue.push(m); }
     }
     const cols = new Map();
-    ns.forEach((n) => { const d = depth.get(n.id()); if (!cols.has(d)) cols.set(d, []); cols.get(d).push(n.id()); });
-    const pos = {};
-    for (const [d, ids] of cols) ids.forEach((id, i) => { pos[id] = { x: d * 220, y: (i - (ids.length - 1) / 2) * 38 }; });
-    cy.batch(() => ns.forEach((n) => { n.position(pos[n.id()]); }));
+    for (const id of ids) { const d = depth.get(id); if (!cols.has(d)) cols.set(d, []); cols.get(d).push(id); }
+    for (const [d, col] of cols) col.forEach((id, i) => { state.positions[id] = { x: d * 220, y: (i - (col.length - 1) / 2) * 38 }; });
+  }
+  function nodeCount(els) {
+    let n = 0;
+    for (const el of els.values()) if (el.group === "nodes" && el.data.kind !== "group") n++;
+    return n;
   }
 
+  // Which elements are drawn quietly (no label; edges as plain lines): in a big graph, all but the seeds, the
+  // entities and the selected node with its edges and neighbours. Returns the ids of the quiet ones.
+  function quietIds(els) {
+    const q = new Set();
+    if (nodeCount(els) <= LAYERED_MAX) return q;
+    const near = new Set(selected ? [selected] : []);
+    if (selected) for (const [id, el] of els) {
+      if (el.group === "edges" && (el.data.source === selected || el.data.target === selected)) { near.add(id); near.add(el.data.source); near.add(el.data.target); }
+    }
+    for (const [id, el] of els) {
+      if (near.has(id) || el.data.kind === "group") continue;
+      if (el.group === "nodes" && (el.data.seed || el.data.kind === "entity")) continue;
+      q.add(id);
+    }
+    return q;
+  }
+  let quietNow = new Set();  // ids drawn quietly now
+  let lastEls = new Map();   // what the last draw asked for
+  // Bring the classes to `quietIds` touching only the elements whose class changes (selecting a node in a
+  // graph of 4,000 elements changes a few dozen).
   function quiet() {
+    const want = quietIds(lastEls);
     cy.batch(() => {
-      const big = cy.nodes().length > LAYERED_MAX;
-      const sel = selected ? cy.getElementById(selected) : cy.collection();
-      const near = sel.closedNeighborhood();
-      cy.elements().forEach((x) => {
-        const loud = !big || near.has(x) || (x.isNode() && (x.data("seed") || x.data("kind") === "entity"));
-        if (loud) x.removeClass("quiet"); else x.addClass("quiet");
-      });
+      for (const id of quietNow) if (!want.has(id)) { const x = cy.getElementById(id); if (x.length) x.addClass("loud"); }
+      for (const id of want) if (!quietNow.has(id)) { const x = cy.getElementById(id); if (x.length) x.removeClass("loud"); }
     });
+    quietNow = want;
   }
 
   // Fit the graph into view from the node positions alone: cytoscape's fit measures every label first,
@@ -273,9 +325,20 @@
     }
     const positioned = Object.keys(state.positions).length > 0;
     if (!layout && positioned) placeNew(els);
+    lastEls = els;
+    const q = quietIds(els);
+    const missing = !positioned || layout;
+    const big = nodeCount(els) > LAYERED_MAX;
+    const layered = !big && !!window.cytoscapeDagre;  // dagre up to LAYERED_MAX nodes (when it loaded)
+    let t1 = performance.now();
+    // otherwise the layout is columns by hops from the seeds, computed before the nodes are added so that
+    // they are added where they belong (no second pass moving 2,000 nodes)
+    if (missing && !layered) columns(els);
+    let layoutMs = performance.now() - t1;
+    let moved = 0;
     const tb = performance.now();
     cy.batch(() => {
-      if (rebuild) { cy.elements().remove(); drawn.clear(); }
+      if (rebuild) { cy.elements().remove(); drawn.clear(); quietNow = new Set(); }
       const gone = cy.collection();
       for (const id of drawn.keys()) if (!els.has(id)) { gone.merge(cy.getElementById(id)); drawn.delete(id); }
       if (gone.length) cy.remove(gone);
@@ -283,7 +346,8 @@
       for (const [id, el] of els) {
         const sig = drawn.get(id);
         if (sig === undefined) {
-          const def = { group: el.group, data: Object.assign({}, el.data) };
+          const def = { group: el.group, data: Object.assign({}, el.data), classes: q.has(id) ? "" : "loud" };
+          if (q.has(id)) quietNow.add(id);
           if (el.group === "nodes" && el.data.kind !== "group" && state.positions[id]) def.position = Object.assign({}, state.positions[id]);
           add.push(def);
         } else if (sig !== el.sig) {
@@ -294,28 +358,31 @@
         }
         drawn.set(id, el.sig);
       }
-      if (add.length) cy.add(add).nodes().forEach((n) => { if (n.data("pinned")) n.lock(); });
+      if (add.length) {
+        const added = cy.add(add);
+        if (add.some((d) => d.data.pinned)) added.nodes("[?pinned]").lock();
+        moved = add.length;
+      }
+      for (const id of quietNow) if (!els.has(id)) quietNow.delete(id);
     });
     const tBatch = performance.now() - tb;
-    if (!straight && cy.nodes().length > LAYERED_MAX) {  // big graphs: straight edges draw much faster
-      straight = true;
-      cy.style().selector("edge").style("curve-style", "straight").update();
-    }
-    quiet();
-    const missing = !positioned || layout;
+    quiet();  // the elements already drawn whose class changes (the new ones came with theirs)
     if (missing) {
-      const t1 = performance.now();
-      // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, columns by hops from the seeds
-      if (window.cytoscapeDagre && cy.nodes().length <= LAYERED_MAX) {
+      t1 = performance.now();
+      // dagre (layered, left to right) up to LAYERED_MAX nodes; beyond, the columns computed above
+      if (layered) {
         cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 120, animate: false, fit: true }).run();
+        cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
       } else {
-        columns();
+        if (moved < els.size) {  // nodes drawn before (a new layout): moved in one pass
+          const ns = cy.nodes().filter((n) => !n.isParent());
+          cy.batch(() => ns.positions((n) => Object.assign({}, state.positions[n.id()] || n.position())));
+        }
         fitView();
       }
-      cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
-      $("cy").dataset.layoutMs = String(Math.round(performance.now() - t1));
+      $("cy").dataset.layoutMs = String(Math.round(layoutMs + performance.now() - t1));
     } else if (!drawnOnce) {
-      if (cy.nodes().length > LAYERED_MAX) fitView(); else cy.fit(undefined, 30);
+      if (big) fitView(); else cy.fit(undefined, 30);
     }
     drawnOnce = true;
     const tt = performance.now();
@@ -330,7 +397,6 @@
     box.groups = String(cy.nodes(":parent").length);
   }
   let drawnOnce = false;
-  let straight = false;
 
   function trimAmount(a) {
     if (a === undefined || a === null) return "";
@@ -573,19 +639,76 @@
     draw(false); save(); status("collapsed " + gone.size + " node(s)");
   }
 
-  let saveTimer = null;
+  // --- saving: only what changed since the last save, in parts ------------------------------------------
+  // PATCH /v1/cases/{id}/graph takes the nodes and edges added or changed, those removed, the positions that
+  // moved, the expansions and the view settings; a change that is big (a new layout of 10,000 nodes, a first
+  // save) goes in parts of at most SAVE_PART bytes, nodes before the edges that need them, each within the
+  // service's request limit. `saved` holds what the server has (per item, its JSON); a part that fails
+  // leaves its items unsaved, so the next save sends them again.
+  const SAVE_PART = 512 * 1024;
+  function current(state) {
+    const positions = new Map();
+    for (const [k, p] of Object.entries(state.positions)) if (state.nodes.has(k)) positions.set(k, JSON.stringify(round(p)));
+    const str = (m, f) => { const o = new Map(); for (const [k, v] of m) o.set(k, JSON.stringify(f(v))); return o; };
+    return {
+      nodes: str(state.nodes, packNode), edges: str(state.edges, packEdge), positions,
+      expanded_by: str(new Map(Object.entries(state.expandedBy)), (v) => v),
+      view: str(new Map([["hidden", [...state.hidden]], ["pinned", [...state.pinned]], ["grouped", state.grouped],
+        ["follow", state.follow], ["minAmount", state.minAmount], ["since", state.since]]), (v) => v),
+    };
+  }
+  // what the server has: the graph as loaded (read again from the page when first needed, so that opening a
+  // case does not pay for it)
+  let saved = null;
+  let saving = null, saveAgain = false, saveTimer = null;
+  function changes() {
+    if (!saved) saved = current(stateOf(JSON.parse($("case-data").textContent).graph || {}));
+    const now = current(state), parts = [];
+    let part = null, size = 0;
+    function put(kind, key, text, remove) {  // one item into the current part (a new part when it is full)
+      const n = (text ? text.length : 0) + key.length + 8;
+      if (!part || size + n > SAVE_PART) { part = { body: {}, done: [] }; parts.push(part); size = 64; }
+      size += n;
+      const b = part.body;
+      if (kind === "nodes" || kind === "edges") { if (remove) (b["remove_" + kind] = b["remove_" + kind] || []).push(key); else (b[kind] = b[kind] || []).push(JSON.parse(text)); }
+      else if (kind === "view") (b.view = b.view || {})[key] = JSON.parse(text);
+      else (b[kind] = b[kind] || {})[key] = remove ? null : JSON.parse(text);
+      part.done.push([kind, key, remove ? undefined : text]);
+    }
+    const upserts = (kind) => { for (const [k, t] of now[kind]) if (saved[kind].get(k) !== t) put(kind, k, t, false); };
+    const removals = (kind) => { for (const k of saved[kind].keys()) if (!now[kind].has(k)) put(kind, k, null, true); };
+    upserts("nodes"); upserts("edges"); removals("edges"); removals("nodes");
+    for (const kind of ["positions", "expanded_by"]) {
+      upserts(kind);
+      // a removed node's position and expansion go with it on the server
+      for (const k of saved[kind].keys()) if (!now[kind].has(k) && now.nodes.has(k)) put(kind, k, null, true);
+    }
+    upserts("view");
+    return parts;
+  }
+  async function saveNow() {
+    cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
+    const parts = changes();
+    for (const p of parts) {
+      await api("PATCH", "/v1/cases/" + data.case_id + "/graph", p.body);
+      for (const [kind, key, text] of p.done) {
+        if (text === undefined) saved[kind].delete(key); else saved[kind].set(key, text);
+      }
+      if (p.body.remove_nodes) for (const k of p.body.remove_nodes) { saved.positions.delete(k); saved.expanded_by.delete(k); }
+    }
+    const box = $("cy").dataset;
+    box.saved = String(Date.now());
+    box.savedParts = String(parts.length);
+  }
   function save() {
     if (!data.can_write) return;
     clearTimeout(saveTimer);
-    saveTimer = setTimeout(async () => {
-      cy.nodes().forEach((n) => { if (!n.isParent()) state.positions[n.id()] = Object.assign({}, n.position()); });
-      const positions = {};
-      for (const [k, p] of Object.entries(state.positions)) if (state.nodes.has(k)) positions[k] = round(p);
-      const graph = { nodes: [...state.nodes.values()].map(packNode), edges: [...state.edges.values()].map(packEdge), positions,
-        hidden: [...state.hidden], pinned: [...state.pinned], grouped: state.grouped, expandedBy: state.expandedBy,
-        follow: state.follow, minAmount: state.minAmount, since: state.since };
-      try { await api("PATCH", "/v1/cases/" + data.case_id, { graph }); $("cy").dataset.saved = String(Date.now()); }
-      catch (e) { status("could not save the case: " + e.message); }
+    saveTimer = setTimeout(() => {
+      if (saving) { saveAgain = true; return; }  // one save at a time; the next one starts when it ends
+      saving = saveNow().catch((e) => status("could not save the case: " + e.message)).finally(() => {
+        saving = null;
+        if (saveAgain) { saveAgain = false; save(); }
+      });
     }, 400);
   }
 
@@ -627,8 +750,10 @@
     draw(false); select(selected); save();
   });
   $("group").setAttribute("aria-pressed", String(state.grouped));
-  $("group").addEventListener("click", () => { state.grouped = !state.grouped; $("group").setAttribute("aria-pressed", String(state.grouped)); draw(true); save(); });
-  $("relayout").addEventListener("click", () => { state.positions = {}; draw(true); save(); });
+  // a new layout of a small graph waits for dagre (loaded once); a big one is laid out at once
+  const withLayout = (fn) => { if (nodeCount(lastEls) <= LAYERED_MAX && !window.cytoscapeDagre) loadDagre().then(fn, fn); else fn(); };
+  $("group").addEventListener("click", () => withLayout(() => { state.grouped = !state.grouped; $("group").setAttribute("aria-pressed", String(state.grouped)); draw(true); save(); }));
+  $("relayout").addEventListener("click", () => withLayout(() => { state.positions = {}; draw(true); save(); }));
   $("min-amount").value = state.minAmount || 0;
   $("since").value = state.since || "";
   $("min-amount").addEventListener("change", () => { state.minAmount = parseFloat($("min-amount").value) || 0; draw(false); save(); });
@@ -684,15 +809,30 @@
   });
   $("export-png").addEventListener("click", () => download(data.case_id + ".png", cy.png({ output: "blob", full: true, scale: 2, bg: "#ffffff" })));
   $("export-svg").addEventListener("click", () => download(data.case_id + ".svg", new Blob([svgPicture()], { type: "image/svg+xml" })));
+  // Keyboard moves of the view are short animations towards a target that each key moves on: while one runs,
+  // the canvas draws the nodes only (hideEdgesOnViewport), so keys pressed in a row cost a full frame once.
+  let viewTarget = null;
+  function moveView(dx, dy, factor) {
+    const cur = viewTarget || { zoom: cy.zoom(), pan: Object.assign({}, cy.pan()) };
+    const zoom = Math.max(cy.minZoom(), Math.min(cy.maxZoom(), cur.zoom * factor));
+    const cx = cy.width() / 2, cyy = cy.height() / 2, k = zoom / cur.zoom;  // zoom about the view's centre
+    const next = { zoom, pan: { x: cx - (cx - cur.pan.x) * k + dx, y: cyy - (cyy - cur.pan.y) * k + dy } };
+    viewTarget = next;
+    $("cy").dataset.moving = "1";  // for tests and benchmarks: the view is still moving
+    cy.stop();
+    cy.animate({ zoom: next.zoom, pan: next.pan }, { duration: 120, complete: () => {
+      if (viewTarget === next) { viewTarget = null; $("cy").dataset.moving = "0"; }
+    } });
+  }
   $("cy").addEventListener("keydown", (ev) => {
     // keyboard on the canvas: arrows pan, +/- zoom, Enter selects the next node
     const step = 40;
-    if (ev.key === "ArrowLeft") cy.panBy({ x: step, y: 0 });
-    else if (ev.key === "ArrowRight") cy.panBy({ x: -step, y: 0 });
-    else if (ev.key === "ArrowUp") cy.panBy({ x: 0, y: step });
-    else if (ev.key === "ArrowDown") cy.panBy({ x: 0, y: -step });
-    else if (ev.key === "+") cy.zoom(cy.zoom() * 1.2);
-    else if (ev.key === "-") cy.zoom(cy.zoom() / 1.2);
+    if (ev.key === "ArrowLeft") moveView(step, 0, 1);
+    else if (ev.key === "ArrowRight") moveView(-step, 0, 1);
+    else if (ev.key === "ArrowUp") moveView(0, step, 1);
+    else if (ev.key === "ArrowDown") moveView(0, -step, 1);
+    else if (ev.key === "+") moveView(0, 0, 1.2);
+    else if (ev.key === "-") moveView(0, 0, 1 / 1.2);
     else if (ev.key === "Enter") {
       const ns = cy.nodes().filter((n) => !n.isParent()); if (!ns.length) return;
       const i = ns.map((n) => n.id()).indexOf(selected);
@@ -700,7 +840,14 @@
     } else return;
     ev.preventDefault();
   });
-  draw(false);
-  $("cy").dataset.readyAt = String(Math.round(performance.now()));  // ms since the navigation started
-  $("cy").dataset.ready = "1";
+  function start() {
+    draw(false);
+    $("cy").dataset.readyAt = String(Math.round(performance.now()));  // ms since the navigation started
+    $("cy").dataset.ready = "1";
+    // when the first frame with the graph was painted (ms since the navigation started), for benchmarks
+    requestAnimationFrame(() => setTimeout(() => { $("cy").dataset.paintedAt = String(Math.round(performance.now())); }, 0));
+  }
+  if (nodeCount(wanted()) <= LAYERED_MAX) {  // a small graph: dagre first (it lays the graph out, now or later)
+    loadDagre().catch((e) => status(e.message)).then(start);
+  } else start();
 })();
