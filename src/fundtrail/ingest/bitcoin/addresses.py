@@ -95,8 +95,6 @@ def address_types(keys: np.ndarray) -> pa.Array:
     return pa.array(S.SCRIPT_TYPES, pa.string()).take(pa.array(code))
 
 
-# Parquet writer options of the dictionary table: zstd level 1; dictionary only on the low-cardinality
-# columns; statistics only on the id
 def _max_id(path: Path) -> int:
     """The largest address_id of a Parquet part, from its footer's statistics where it has them."""
     md = pq.ParquetFile(path).metadata
@@ -111,9 +109,13 @@ def _max_id(path: Path) -> int:
     return best
 
 
+# Parquet writer options of the dictionary table: zstd level 1 (the address strings shrink to about half;
+# lz4 would keep 80 % of them); dictionary only on the low-cardinality columns; statistics only on the id;
+# the ids of a part ascend one by one, which DELTA_BINARY_PACKED stores in almost nothing, cheaper than
+# zstd over plain int64s
 WRITE_OPTIONS = {
     "addresses": dict(compression="zstd", compression_level=1, use_dictionary=["chain", "script_type"],
-                      write_statistics=["address_id"]),
+                      write_statistics=["address_id"], column_encoding={"address_id": "DELTA_BINARY_PACKED"}),
 }
 
 
