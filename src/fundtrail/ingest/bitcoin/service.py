@@ -443,7 +443,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     ing = Ingester(ws, net, verify_merkle=verify_merkle, compression=compression,
                    index_memory=index_memory, write_threads=jobs)
     # the workers start now, before any thread of this ingest, and wait while the files are scanned
-    pool = ParseAhead(jobs, src, verify_merkle, ws.home) if jobs > 1 else None
+    pool = ParseAhead(jobs, src, verify_merkle, ws.home, batch_bytes=batch_bytes) if jobs > 1 else None
     try:
         if prevouts is not None:
             p = Path(prevouts)
