@@ -120,8 +120,9 @@ class BatchRows:
 
 def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo, out_addr: np.ndarray,
                in_value: np.ndarray, in_addr: np.ndarray, in_type: np.ndarray, in_found: np.ndarray,
-               in_mask: np.ndarray) -> BatchRows:
-    """``in_*``: resolution of the non-coinbase inputs (``in_mask`` selects them among all inputs)."""
+               in_mask: np.ndarray, prev_display: np.ndarray | None = None) -> BatchRows:
+    """``in_*``: resolution of the non-coinbase inputs (``in_mask`` selects them among all inputs);
+    ``prev_display``: their previous txids in display order when the caller has them already."""
     blocks, btimes = block_rows(chain, b, heights)
     nt = len(b.tx_start)
     tx_h = heights[b.tx_blk]
@@ -200,7 +201,7 @@ def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo
         "height": pa.array(tx_h[in_tx]),
         "txid": _binary32(_rows32(txid, in_tx)),
         "n": pa.array(in_n.astype(np.int32)),
-        "prev_txid": _binary32(display_txids(b.buf, b.in_prev[sel])),
+        "prev_txid": _binary32(display_txids(b.buf, b.in_prev[sel]) if prev_display is None else prev_display),
         "prev_n": pa.array(b.in_n[sel]),
         "value": pa.array(np.where(in_found, in_value, 0), mask=~in_found),
         "address_id": pa.array(np.where(in_found, in_addr, -1), mask=~in_found | (in_addr < 0)),
