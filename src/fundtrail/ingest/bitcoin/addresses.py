@@ -193,7 +193,10 @@ class AddressIndex:
         uid = vals[:, 0].copy()
         new_k = np.flatnonzero(~found)  # in key order
         if len(new_k):
-            new = new_k[np.argsort(firsts[new_k])]  # in order of first appearance
+            # in order of first appearance: the first rows are distinct positions, so a scatter sorts them
+            at = np.full(len(valid), -1, np.int64)
+            at[firsts[new_k]] = new_k
+            new = at[at >= 0]
             uid[new] = np.arange(self.next_id, self.next_id + len(new), dtype=np.int64)
             self.next_id += len(new)
             self.index.add(u1[new_k], u2[new_k], uid[new_k].reshape(-1, 1), order=np.arange(len(new_k)))
