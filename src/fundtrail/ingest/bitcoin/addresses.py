@@ -73,6 +73,22 @@ def fingerprints(keys, h1, h2):  # pragma: no cover - numba
         h2[i] = _fmix(b ^ a * _M2)
 
 
+@nb.njit(cache=True)
+def _unique_sorted(a1, a2, order, u1, u2, firsts, group):  # pragma: no cover - numba
+    """The distinct keys of (a1, a2) in ``order`` (a stable sort): each one's key into u1/u2 and its first
+    row into ``firsts``, and for every row the index of its key (``group``). Returns how many."""
+    m = 0
+    for i in range(order.shape[0]):
+        j = order[i]
+        if i == 0 or a1[j] != u1[m - 1] or a2[j] != u2[m - 1]:
+            u1[m] = a1[j]
+            u2[m] = a2[j]
+            firsts[m] = j
+            m += 1
+        group[j] = m - 1
+    return m
+
+
 def key_fingerprints(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keys = np.ascontiguousarray(keys, np.uint8)
     h1 = np.empty(len(keys), np.uint64)
@@ -182,12 +198,12 @@ class AddressIndex:
             return out
         a1, a2 = h1[valid], h2[valid]
         order = sort_order(a1, a2)  # stable: the first row of each key comes first
-        s1, s2 = a1[order], a2[order]
-        start = np.ones(len(order), np.bool_)
-        start[1:] = (s1[1:] != s1[:-1]) | (s2[1:] != s2[:-1])
-        group = np.cumsum(start) - 1  # group of each sorted row
-        firsts = order[start]  # row (within valid) of each unique key's first appearance (stable order)
-        u1, u2 = s1[start], s2[start]
+        nv = len(valid)
+        u1, u2 = np.empty(nv, np.uint64), np.empty(nv, np.uint64)
+        firsts = np.empty(nv, np.int64)  # row (within valid) of each unique key's first appearance
+        group = np.empty(nv, np.int64)  # unique key of each row
+        m = _unique_sorted(a1, a2, order, u1, u2, firsts, group)
+        u1, u2, firsts = u1[:m], u2[:m], firsts[:m]
         found, vals = self.index.lookup(u1, u2)
         found &= vals[:, 0] >= 0  # a tombstone (see forget_from) is not an id
         uid = vals[:, 0].copy()
@@ -201,9 +217,7 @@ class AddressIndex:
             self.next_id += len(new)
             self.index.add(u1[new_k], u2[new_k], uid[new_k].reshape(-1, 1), order=np.arange(len(new_k)))
             self._pending_keys.append(keys[valid[firsts[new]]])
-        res = np.empty(len(valid), np.int64)
-        res[order] = uid[group]
-        out[valid] = res
+        out[valid] = uid[group]
         return out
 
     def pending_count(self) -> int:
