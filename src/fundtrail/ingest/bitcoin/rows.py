@@ -34,9 +34,21 @@ def _binary32(raw: np.ndarray) -> pa.Array:
     return pa.FixedSizeBinaryArray.from_buffers(TXID, len(raw), [None, pa.py_buffer(raw)])
 
 
+@nb.njit(cache=True)
+def _gather_words(raw, idx, out):  # pragma: no cover - numba
+    for i in range(idx.shape[0]):
+        j = idx[i]
+        for k in range(raw.shape[1]):
+            out[i, k] = raw[j, k]
+
+
 def _rows32(raw: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """raw[idx] for a contiguous (n, 32) uint8 matrix, copying each row as one 32-byte item."""
-    return raw.view(np.dtype((np.void, 32))).reshape(-1)[idx].view(np.uint8).reshape(len(idx), 32)
+    """raw[idx] for a contiguous (n, 32) uint8 matrix, copying each row as four 64-bit words."""
+    raw = np.ascontiguousarray(raw, np.uint8)
+    out = np.empty((len(idx), 4), np.uint64)
+    if len(idx):
+        _gather_words(raw.view(np.uint64), np.ascontiguousarray(idx, np.int64), out)
+    return out.view(np.uint8).reshape(len(idx), 32)
 
 
 @nb.njit(cache=True)
