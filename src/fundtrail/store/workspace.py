@@ -600,11 +600,13 @@ class Transaction:
 
     def append(self, table: str, chain: str, data: pa.Table, *, compression: str = "zstd",
                compression_level: int | None = None, use_dictionary: bool | list[str] = True,
-               write_statistics: bool | list[str] = True) -> Part | None:
+               write_statistics: bool | list[str] = True,
+               column_encoding: dict[str, str] | None = None) -> Part | None:
         """Write ``data`` as a new part of ``table`` for ``chain`` (``GLOBAL`` for global tables).
 
         The keyword options go to the Parquet writer (e.g. a cheap codec level, dictionary encoding and
-        statistics only for the columns where they pay; the defaults are pyarrow's with zstd)."""
+        statistics only for the columns where they pay, a column's encoding such as DELTA_BINARY_PACKED for
+        ascending ids; the defaults are pyarrow's with zstd)."""
         if data.num_rows == 0:
             return None
         schema = S.schema_of(table)
@@ -615,7 +617,8 @@ class Transaction:
             lo, hi = mm["min"], mm["max"]
         rel, path, tmp = self._new_part(table, chain)
         pq.write_table(data, tmp, compression=compression, compression_level=compression_level,
-                       use_dictionary=use_dictionary, write_statistics=write_statistics, row_group_size=1 << 20)
+                       use_dictionary=use_dictionary, write_statistics=write_statistics, row_group_size=1 << 20,
+                       column_encoding=column_encoding)
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)  # made durable at commit, before the manifest names it
         self._written.append(path)

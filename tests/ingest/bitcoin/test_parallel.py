@@ -193,3 +193,46 @@ def test_cli_jobs_and_compression_options(tmp_path):
                         "--rpc", "http://127.0.0.1:1", "--jobs", "2"], capture_output=True, text=True, env=env,
                        timeout=120)
     assert r.returncode == 2 and "--jobs" in r.stderr + r.stdout
+
+
+def test_workers_hand_batches_over_in_shared_memory(tmp_path):
+    """Each batch a worker prepares arrives as arrays viewing the shared arena (nothing pickled), equal to
+    the ingesting process's own parse of the same bytes; every slot is free again at the end."""
+    import mmap
+    from dataclasses import fields
+
+    from fundtrail.ingest.bitcoin import blockfiles as BF
+    from fundtrail.ingest.bitcoin.parallel import ParseAhead
+    from fundtrail.ingest.bitcoin.parse import parse_blocks
+    from fundtrail.ingest.bitcoin.rows import classify_outputs
+    from fundtrail.model.chain import MAINNET
+
+    d = link(shared_path("bitcoin", "btcd", "blocks1-256.bz2"), tmp_path / "d")
+    src = BF.BlockSource(BF.list_block_files(d), BF.read_xor_key(d), tmp_dir=tmp_path / "tmp")
+    ahead = ParseAhead(2, src, True, tmp_path, batch_bytes=1 << 20)
+    try:
+        index = BF.build_index(src, MAINNET)
+
+        def read_block(row: int) -> bytes:
+            out = np.empty(int(index.size[row]), np.uint8)
+            src.read(int(index.file[row]), int(index.offset[row]), int(index.size[row]), out)
+            return out.tobytes()
+
+        chain = BF.best_chain(index, MAINNET, read_block)
+        shared = 0
+        for pos, prepared in ahead.run(index, BF.iter_batches(chain, index, 1 << 20, 40), chain.rows):
+            buf, starts, ends = BF.gather(src, index, chain.rows[pos])
+            ref = parse_blocks(buf, starts, ends)
+            if prepared is None:  # not started by a worker in time: the caller parses it (allowed)
+                continue
+            shared += isinstance(getattr(prepared.batch.buf.base, "obj", None), mmap.mmap)  # a view of the arena
+            for f in fields(ref):
+                assert np.array_equal(getattr(prepared.batch, f.name), getattr(ref, f.name)), f.name
+            info = classify_outputs(ref)
+            assert np.array_equal(prepared.info.types, info.types)
+            assert np.array_equal(prepared.info.keys, info.keys)
+        assert shared >= 1
+        assert sorted(ahead._free) == list(range(ahead.slots))
+    finally:
+        ahead.close()
+        src.close()

@@ -34,9 +34,21 @@ def _binary32(raw: np.ndarray) -> pa.Array:
     return pa.FixedSizeBinaryArray.from_buffers(TXID, len(raw), [None, pa.py_buffer(raw)])
 
 
+@nb.njit(cache=True)
+def _gather_words(raw, idx, out):  # pragma: no cover - numba
+    for i in range(idx.shape[0]):
+        j = idx[i]
+        for k in range(raw.shape[1]):
+            out[i, k] = raw[j, k]
+
+
 def _rows32(raw: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """raw[idx] for a contiguous (n, 32) uint8 matrix, copying each row as one 32-byte item."""
-    return raw.view(np.dtype((np.void, 32))).reshape(-1)[idx].view(np.uint8).reshape(len(idx), 32)
+    """raw[idx] for a contiguous (n, 32) uint8 matrix, copying each row as four 64-bit words."""
+    raw = np.ascontiguousarray(raw, np.uint8)
+    out = np.empty((len(idx), 4), np.uint64)
+    if len(idx):
+        _gather_words(raw.view(np.uint64), np.ascontiguousarray(idx, np.int64), out)
+    return out.view(np.uint8).reshape(len(idx), 32)
 
 
 @nb.njit(cache=True)
@@ -120,8 +132,9 @@ class BatchRows:
 
 def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo, out_addr: np.ndarray,
                in_value: np.ndarray, in_addr: np.ndarray, in_type: np.ndarray, in_found: np.ndarray,
-               in_mask: np.ndarray) -> BatchRows:
-    """``in_*``: resolution of the non-coinbase inputs (``in_mask`` selects them among all inputs)."""
+               in_mask: np.ndarray, prev_display: np.ndarray | None = None) -> BatchRows:
+    """``in_*``: resolution of the non-coinbase inputs (``in_mask`` selects them among all inputs);
+    ``prev_display``: their previous txids in display order when the caller has them already."""
     blocks, btimes = block_rows(chain, b, heights)
     nt = len(b.tx_start)
     tx_h = heights[b.tx_blk]
@@ -200,7 +213,7 @@ def build_rows(chain: str, b: ParsedBatch, heights: np.ndarray, info: OutputInfo
         "height": pa.array(tx_h[in_tx]),
         "txid": _binary32(_rows32(txid, in_tx)),
         "n": pa.array(in_n.astype(np.int32)),
-        "prev_txid": _binary32(display_txids(b.buf, b.in_prev[sel])),
+        "prev_txid": _binary32(display_txids(b.buf, b.in_prev[sel]) if prev_display is None else prev_display),
         "prev_n": pa.array(b.in_n[sel]),
         "value": pa.array(np.where(in_found, in_value, 0), mask=~in_found),
         "address_id": pa.array(np.where(in_found, in_addr, -1), mask=~in_found | (in_addr < 0)),

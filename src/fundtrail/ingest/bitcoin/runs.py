@@ -205,11 +205,68 @@ def _fix_ties(k1s, k2, order):  # pragma: no cover - numba
         i = j
 
 
+@nb.njit(cache=True)
+def _bucket_sort(k1, k2, shift, nbuckets, order):  # pragma: no cover - numba
+    """The stable (k1, k2, position) order of the records into ``order``: a counting sort on the top bits
+    of k1 (``k1 >> shift``, ``nbuckets`` buckets; keys are hash outputs, so buckets hold a few records
+    each), then an insertion sort inside each bucket, or a merge sort and :func:`_fix_ties` where a
+    bucket is large (the outputs of one transaction share k1; skewed keys fall back to this too)."""
+    n = k1.shape[0]
+    start = np.zeros(nbuckets + 1, np.int64)
+    for i in range(n):
+        start[(k1[i] >> shift) + np.uint64(1)] += 1
+    for b in range(nbuckets):
+        start[b + 1] += start[b]
+    fill = start[:nbuckets].copy()
+    for i in range(n):  # in position order: each bucket lists its records by position (stable)
+        b = k1[i] >> shift
+        order[fill[b]] = i
+        fill[b] += 1
+    for b in range(nbuckets):
+        s = start[b]
+        e = start[b + 1]
+        m = e - s
+        if m > 64:
+            seg = order[s:e].copy()
+            kk = np.empty(m, np.uint64)
+            for t in range(m):
+                kk[t] = k1[seg[t]]
+            o = np.argsort(kk, kind="mergesort")
+            sub = np.empty(m, np.int64)
+            ks = np.empty(m, np.uint64)
+            for t in range(m):
+                sub[t] = seg[o[t]]
+                ks[t] = kk[o[t]]
+            _fix_ties(ks, k2, sub)
+            for t in range(m):
+                order[s + t] = sub[t]
+        elif m > 1:
+            for t in range(s + 1, e):
+                pp = order[t]
+                a1 = k1[pp]
+                a2 = k2[pp]
+                u = t - 1
+                while u >= s:
+                    q = order[u]
+                    if k1[q] > a1 or (k1[q] == a1 and (k2[q] > a2 or (k2[q] == a2 and q > pp))):
+                        order[u + 1] = q
+                        u -= 1
+                    else:
+                        break
+                order[u + 1] = pp
+
+
 def sort_order(k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
-    """The stable order sorting by (k1, k2): a quicksort on k1, then each group of equal k1 (the outputs
-    of one transaction, the repeats of one key) sorted by (k2, position) in numba."""
-    order = np.argsort(k1, kind="quicksort")
-    _fix_ties(k1[order], k2, order)
+    """The stable order sorting by (k1, k2) (equal keys keep their positions' order): a counting sort on
+    the top bits of k1 and small sorts inside the buckets (:func:`_bucket_sort`), linear for the
+    uniformly spread hash keys of both indexes."""
+    n = len(k1)
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    bits = min(max(int(n).bit_length() - 2, 1), 22)  # about 4 records a bucket, at most 4 M buckets
+    order = np.empty(n, np.int64)
+    _bucket_sort(np.ascontiguousarray(k1, np.uint64), np.ascontiguousarray(k2, np.uint64), np.uint64(64 - bits),
+                 1 << bits, order)
     return order
 
 

@@ -209,6 +209,17 @@ _GEN = np.array([0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3], dt
 # bech32 polymod: the xor of the generators selected by the 5 bits shifted out, for each of the 32 values
 _GEN32 = np.array([np.bitwise_xor.reduce(np.append(_GEN[[g for g in range(5) if (t >> g) & 1]], 0))
                    for t in range(32)], dtype=np.int64)
+
+
+def _polymod_steps(c: int, steps: int) -> int:
+    for _ in range(steps):
+        c = ((c & 0x1FFFFFF) << 5) ^ int(_GEN32[c >> 25])
+    return c
+
+
+# two polymod steps at once (the polymod is linear): the contribution of the state's top 10 bits, so a pair of
+# symbols costs one dependent table lookup instead of two
+_GEN1024 = np.array([_polymod_steps(x << 20, 2) for x in range(1024)], dtype=np.int64)
 OUTW = 96  # widest address string (bech32 limit is 90)
 
 
@@ -216,7 +227,7 @@ _B58_5 = 58 ** 5  # 656356768 < 2**32: base58 digits five at a time
 
 
 @nb.njit(cache=True)
-def _encode_keys(keys, chk, p2pkh, p2sh, hrp, out, offsets, B58, B32, GEN):  # pragma: no cover - numba
+def _encode_keys(keys, chk, p2pkh, p2sh, hrp, out, offsets, B58, B32, GEN, GEN2):  # pragma: no cover - numba
     """Address strings of ``keys`` into one byte buffer ``out`` (string i is out[offsets[i]:offsets[i+1]]).
 
     ``chk``: (n, 32) SHA-256d of the 21-byte base58check payload of each key (only the first 4 bytes are
@@ -294,9 +305,15 @@ def _encode_keys(keys, chk, p2pkh, p2sh, hrp, out, offsets, B58, B32, GEN):  # p
                 data[nd] = (acc << (5 - bits)) & 31
                 nd += 1
             chk_ = hrp_state  # the polymod after the hrp expansion (the same for every address)
-            for j in range(nd + 6):
-                v = data[j] if j < nd else 0
-                chk_ = (((chk_ & 0x1FFFFFF) << 5) ^ v) ^ GEN[chk_ >> 25]
+            for j in range(nd, nd + 6):  # the checksum's six zero symbols
+                data[j] = 0
+            m = nd + 6
+            j = 0
+            while j + 1 < m:  # two symbols a step (GEN2: the two steps' table)
+                chk_ = ((chk_ & 0xFFFFF) << 10) ^ (data[j] << 5) ^ data[j + 1] ^ GEN2[chk_ >> 20]
+                j += 2
+            if j < m:
+                chk_ = (((chk_ & 0x1FFFFFF) << 5) ^ data[j]) ^ GEN[chk_ >> 25]
             chk_ ^= 1 if ver == 0 else 0x2BC830A3
             for j in range(nh):
                 out[pos] = hrp[j]
@@ -330,7 +347,8 @@ def encode_keys(keys: np.ndarray, network: BitcoinNetwork):
     out = np.empty(OUTW * n, np.uint8)
     offsets = np.zeros(n + 1, np.int32)
     hrp = np.frombuffer(network.hrp.encode(), np.uint8).copy()
-    _encode_keys(keys, chk, network.p2pkh_prefix, network.p2sh_prefix, hrp, out, offsets, _B58, _B32, _GEN32)
+    _encode_keys(keys, chk, network.p2pkh_prefix, network.p2sh_prefix, hrp, out, offsets, _B58, _B32, _GEN32,
+                 _GEN1024)
     valid = keys[:, 0] != KIND_NONE
     validity = None
     nulls = int(n - valid.sum())

@@ -30,13 +30,14 @@ from fundtrail.ingest.bitcoin.addresses import WRITE_OPTIONS as ADDRESS_WRITE_OP
 from fundtrail.ingest.bitcoin.addresses import AddressIndex
 from fundtrail.ingest.bitcoin.hashing import sha256d_spans
 from fundtrail.ingest.bitcoin.parallel import ParseAhead, Prepared, default_jobs
-from fundtrail.ingest.bitcoin.parse import ParseFailure, gather_spans, merkle_roots, parse_blocks
-from fundtrail.ingest.bitcoin.rows import build_rows, classify_outputs
+from fundtrail.ingest.bitcoin.parse import ParseFailure, merkle_roots, parse_blocks
+from fundtrail.ingest.bitcoin.rows import build_rows, classify_outputs, display_txids
 from fundtrail.ingest.bitcoin.rpc import CORE_CHAIN_NAMES, HttpRpc, RpcClient, raw_block_of, sat
 from fundtrail.ingest.bitcoin.utxo import (
     UtxoIndex,
     outpoint_keys,
     outpoint_keys_at,
+    outpoint_keys_display,
     read_btcd_utxostore,
     txids_internal,
 )
@@ -237,7 +238,10 @@ class Ingester:
         o = np.flatnonzero(spendable)
         txid_flat = np.ascontiguousarray(b.txid).reshape(-1)
         ok1, ok2 = outpoint_keys_at(txid_flat, b.out_tx[o].astype(np.int64) * 32, out_n[o])
-        ik1, ik2 = outpoint_keys_at(b.buf, b.in_prev[sel], b.in_n[sel])
+        # the previous txids in display order (the inputs' prev_txid column) and their outpoint keys, from
+        # one gather of the scattered 32-byte fields
+        prev_display = display_txids(b.buf, b.in_prev[sel])
+        ik1, ik2 = outpoint_keys_display(prev_display, b.in_n[sel])
         tip_hex = sha256d_spans(b.buf, starts[-1:], 80)[0, ::-1].tobytes().hex()
         tip_h = int(heights[-1])
         try:
@@ -246,9 +250,9 @@ class Ingester:
                                                                    replaces=tx_index[b.out_tx[o]] == 0)
             if nin and not in_found.all() and (known or resolve_missing):
                 self._fill_known(known or {}, in_value, in_addr, in_type, in_found,
-                                 gather_spans(b.buf, b.in_prev[sel], 32), b.in_n[sel], resolve_missing)
+                                 prev_display[:, ::-1], b.in_n[sel], resolve_missing)
             rows = build_rows(self.chain, b, heights, info, out_addr, in_value, in_addr, in_type, in_found,
-                              in_mask)
+                              in_mask, prev_display)
             with self.ws.transaction() as txn:
                 tables = zip(TABLES, (rows.blocks, rows.transactions, rows.outputs, rows.inputs), strict=True)
                 if self.write_threads > 1:
@@ -443,7 +447,7 @@ def ingest_block_files(ws: Workspace, blocks_dir: Path | str, network: BitcoinNe
     ing = Ingester(ws, net, verify_merkle=verify_merkle, compression=compression,
                    index_memory=index_memory, write_threads=jobs)
     # the workers start now, before any thread of this ingest, and wait while the files are scanned
-    pool = ParseAhead(jobs, src, verify_merkle, ws.home) if jobs > 1 else None
+    pool = ParseAhead(jobs, src, verify_merkle, ws.home, batch_bytes=batch_bytes) if jobs > 1 else None
     try:
         if prevouts is not None:
             p = Path(prevouts)

@@ -62,6 +62,17 @@ def outpoint_keys_at(buf: np.ndarray, offs: np.ndarray, n: np.ndarray) -> tuple[
     return k1, k2
 
 
+def outpoint_keys_display(display: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k1, k2) of outpoints given as a contiguous (m, 32) matrix of display-order txids: the internal
+    order's little-endian words are the display order's big-endian ones, read from the end."""
+    d = np.ascontiguousarray(display, np.uint8)
+    if len(d) == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    k1 = d.view(">u8")[:, 3].astype(np.uint64)
+    k2 = (d.view(">u4")[:, 5].astype(np.uint64) << np.uint64(32)) | np.asarray(n, np.int64).astype(np.uint64)
+    return k1, k2
+
+
 def outpoint_keys(txids_internal: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(k1, k2) of outpoints: (m, 32) txids in internal byte order and their output indexes."""
     t = np.ascontiguousarray(txids_internal[:, :16])
